@@ -1,0 +1,88 @@
+package model
+
+import "time"
+
+// LicenseKind says whom a license is assigned to.
+type LicenseKind string
+
+const (
+	LicenseKindDevice LicenseKind = "DEVICE" // to a serial number; needs no Apple Account
+	LicenseKindUser   LicenseKind = "USER"   // to a registered user (clientUserId)
+)
+
+// AssignmentStatus is an assignment's place in its life.
+//
+//	PENDING ──Apple confirms──▶ ASSIGNED ──reclaim──▶ RECLAIMING ──Apple confirms──▶ RECLAIMED
+//	   └──Apple refuses──▶ FAILED          └──a full pass finds it gone at Apple──▶ REMOVED_AT_APPLE
+type AssignmentStatus string
+
+const (
+	AssignmentPending        AssignmentStatus = "PENDING"
+	AssignmentAssigned       AssignmentStatus = "ASSIGNED"
+	AssignmentReclaiming     AssignmentStatus = "RECLAIMING"
+	AssignmentReclaimed      AssignmentStatus = "RECLAIMED"
+	AssignmentFailed         AssignmentStatus = "FAILED"
+	AssignmentRemovedAtApple AssignmentStatus = "REMOVED_AT_APPLE"
+)
+
+// Active reports whether an assignment in this status holds (or is about to hold) a license.
+func (s AssignmentStatus) Active() bool {
+	return s == AssignmentPending || s == AssignmentAssigned || s == AssignmentReclaiming
+}
+
+// AssignmentOrigin says why an assignment exists.
+type AssignmentOrigin string
+
+const (
+	OriginAdmin        AssignmentOrigin = "ADMIN"          // an API call
+	OriginLabel        AssignmentOrigin = "LABEL"          // a license label's policy
+	OriginConversion   AssignmentOrigin = "CONVERSION"     // an unmanaged app converted to managed (R6)
+	OriginFoundAtApple AssignmentOrigin = "FOUND_AT_APPLE" // held at Apple, unknown here (drift)
+)
+
+// LicenseAssignment is one license of a pool held by (or on its way to) one device or user.
+// Apple has no license ids: at Apple an assignment is (asset, serial number) or (asset,
+// clientUserId), which SerialNumber and ClientUserID keep even when no Device or User row
+// here matches.
+type LicenseAssignment struct {
+	ID        int64 `gorm:"primaryKey"`
+	PoolID    int64
+	AccountID int64
+	AppID     int64
+	Kind      LicenseKind
+	// SerialNumber is set for DEVICE licenses, ClientUserID for USER licenses.
+	SerialNumber *string
+	ClientUserID *string
+	DeviceID     *int64
+	UserID       *int64
+	// HolderKey is "D:<serial>" or "U:<clientUserId>" while the assignment is active and NULL
+	// afterwards; a unique index on (pool_id, holder_key) allows one active assignment per pool
+	// and holder.
+	HolderKey *string
+	Status    AssignmentStatus
+	Origin    AssignmentOrigin
+	// Reason is a human explanation of why the assignment was made; CausedBy names who or what
+	// made it ("api-key:12", "label:4", "sync").
+	Reason   string
+	CausedBy string
+	// ErrorNumber and ErrorMessage carry Apple's refusal of a FAILED assignment.
+	ErrorNumber  *int
+	ErrorMessage *string
+	// ReclaimReason and ReclaimedBy say why and by whom the license was taken back.
+	ReclaimReason *string
+	ReclaimedBy   *string
+	AssignedAt    *time.Time
+	ReclaimedAt   *time.Time
+	// RemovedAtAppleAt records drift: when a full pass found the license gone at Apple.
+	RemovedAtAppleAt *time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// HolderKeyFor returns the holder key of a device or user holder.
+func HolderKeyFor(kind LicenseKind, serialNumber, clientUserID string) string {
+	if kind == LicenseKindDevice {
+		return "D:" + serialNumber
+	}
+	return "U:" + clientUserID
+}
