@@ -1,0 +1,193 @@
+// Package db opens Orchard's database (SQLite or MySQL/MariaDB), applies its versioned
+// migrations, and holds every query: it is the only package that writes SQL. Every function
+// takes the caller's context, so a cancelled request stops its queries.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/mysql"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// DB is Orchard's handle on its database.
+type DB struct {
+	gorm    *gorm.DB
+	sql     *sql.DB
+	dialect Dialect
+	target  *Target
+}
+
+// Options tune Open.
+type Options struct {
+	Logger *slog.Logger
+	// SlowQuery logs statements slower than this at WARN; 0 means 500ms.
+	SlowQuery time.Duration
+}
+
+// Open connects to the target and checks that the database answers. It does not migrate;
+// call Migrate (the server does so at start, under a lock).
+func Open(ctx context.Context, t *Target, opts Options) (*DB, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.SlowQuery == 0 {
+		opts.SlowQuery = 500 * time.Millisecond
+	}
+	var dialector gorm.Dialector
+	switch t.Dialect {
+	case SQLite:
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		// Writers take the lock at BEGIN: a deferred transaction that upgrades from read to
+		// write in WAL mode fails with SQLITE_BUSY instead of waiting.
+		q.Set("_txlock", "immediate")
+		q.Set("_time_format", "sqlite")
+		dialector = sqlite.Open("file:" + t.Path + "?" + q.Encode())
+	case MySQL:
+		dialector = mysql.New(mysql.Config{DSNConfig: t.MySQL, DefaultStringSize: 255})
+	default:
+		return nil, fmt.Errorf("unsupported dialect %q", t.Dialect)
+	}
+	g, err := openGorm(dialector, opts)
+	if err != nil && t.Dialect == MySQL && strings.Contains(err.Error(), "Unknown system variable 'transaction_isolation'") {
+		// MariaDB before 11.1 names the variable tx_isolation.
+		cfg := *t.MySQL
+		cfg.Params = maps.Clone(cfg.Params)
+		cfg.Params["tx_isolation"] = cfg.Params["transaction_isolation"]
+		delete(cfg.Params, "transaction_isolation")
+		t.MySQL = &cfg
+		g, err = openGorm(mysql.New(mysql.Config{DSNConfig: t.MySQL, DefaultStringSize: 255}), opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", t, err)
+	}
+	sqlDB, err := g.DB()
+
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", t, err)
+	}
+	sqlDB.SetMaxOpenConns(t.MaxOpenConns)
+	sqlDB.SetMaxIdleConns(t.MaxIdleConns)
+	if t.ConnMaxLifetime > 0 {
+		sqlDB.SetConnMaxLifetime(t.ConnMaxLifetime)
+	}
+	if err := registerCounter(g); err != nil {
+		return nil, err
+	}
+	d := &DB{gorm: g, sql: sqlDB, dialect: t.Dialect, target: t}
+	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("cannot reach database %s: %w", t, err)
+	}
+	return d, nil
+}
+
+func openGorm(d gorm.Dialector, opts Options) (*gorm.DB, error) {
+	return gorm.Open(d, &gorm.Config{
+		SkipDefaultTransaction: true,
+		TranslateError:         true,
+		NowFunc:                func() time.Time { return Now() },
+		Logger:                 newGormLogger(opts.Logger, opts.SlowQuery),
+	})
+}
+
+// Close closes the pool.
+func (d *DB) Close() error { return d.sql.Close() }
+
+// Dialect is the engine in use.
+func (d *DB) Dialect() Dialect { return d.dialect }
+
+// Target is what was opened.
+func (d *DB) Target() *Target { return d.target }
+
+// Ping checks that the database answers.
+func (d *DB) Ping(ctx context.Context) error { return d.sql.PingContext(ctx) }
+
+// SQL exposes the pool for benchmarks that compare Orchard with bare statements.
+func (d *DB) SQL() *sql.DB { return d.sql }
+
+// Now is the time Orchard writes: UTC, truncated to the microsecond both engines keep, so a
+// value read back equals the value written.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// utc normalises a time parameter. SQLite stores times as text, which sorts chronologically
+// only when every value has the same offset.
+func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func (d *DB) with(ctx context.Context) *gorm.DB { return d.gorm.WithContext(ctx) }
+
+// Tx runs fn in a transaction; a returned error (or panic) rolls it back.
+func (d *DB) Tx(ctx context.Context, fn func(tx *DB) error) error {
+	return d.gorm.WithContext(ctx).Transaction(func(g *gorm.DB) error {
+		return fn(&DB{gorm: g, sql: d.sql, dialect: d.dialect, target: d.target})
+	})
+}
+
+// isDuplicate reports a unique-constraint violation.
+func isDuplicate(err error) bool { return errors.Is(err, gorm.ErrDuplicatedKey) }
+
+// notFound maps GORM's record-not-found onto model.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return errNotFound
+	}
+	return err
+}
+
+// gormLogger sends GORM's slow-query and error logs to slog, without statement parameters
+// (they may hold personal data) and without the noise of "record not found".
+type gormLogger struct {
+	log  *slog.Logger
+	slow time.Duration
+}
+
+func newGormLogger(l *slog.Logger, slow time.Duration) logger.Interface {
+	return &gormLogger{log: l, slow: slow}
+}
+
+func (g *gormLogger) LogMode(logger.LogLevel) logger.Interface { return g }
+func (g *gormLogger) Info(ctx context.Context, msg string, args ...any) {
+	g.log.InfoContext(ctx, fmt.Sprintf(msg, args...))
+}
+func (g *gormLogger) Warn(ctx context.Context, msg string, args ...any) {
+	g.log.WarnContext(ctx, fmt.Sprintf(msg, args...))
+}
+func (g *gormLogger) Error(ctx context.Context, msg string, args ...any) {
+	g.log.ErrorContext(ctx, fmt.Sprintf(msg, args...))
+}
+func (g *gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
+	elapsed := time.Since(begin)
+	if elapsed >= g.slow {
+		sql, rows := fc()
+		g.log.WarnContext(ctx, "slow query", "elapsed_ms", elapsed.Milliseconds(), "rows", rows, "sql", truncate(sql, 300))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// ExecAdmin runs an administrative statement (CREATE/DROP DATABASE) for test harnesses and
+// the migrate command.
+func (d *DB) ExecAdmin(ctx context.Context, stmt string) error {
+	return d.with(ctx).Exec(stmt).Error
+}
