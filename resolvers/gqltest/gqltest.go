@@ -1,0 +1,179 @@
+// Package gqltest runs Orchard's GraphQL endpoint over real HTTP against a real database for
+// tests and benchmarks, with API keys of every role and a count of the SQL statements each
+// request issues.
+package gqltest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"orchard/db"
+	"orchard/db/dbtest"
+	"orchard/license"
+	"orchard/model"
+	"orchard/resolvers"
+)
+
+// Server is a running GraphQL endpoint.
+type Server struct {
+	URL     string
+	DB      *db.DB
+	License *license.Service
+	// Keys holds one key secret per role.
+	Keys map[model.Role]string
+	// Statements counts the SQL statements of the last request sent with Do.
+	Statements int64
+	client     *http.Client
+}
+
+// Options adjust the server.
+type Options struct {
+	Limits resolvers.Limits
+	// Wrap, if set, wraps the GraphQL handler (e.g. to add routes).
+	Wrap func(http.Handler) http.Handler
+}
+
+// New starts a server over d with an ADMIN, an OPERATOR and a VIEWER key.
+func New(t testing.TB, d *db.DB, opts ...Options) *Server {
+	t.Helper()
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	svc := license.New(d, license.Options{Logger: dbtest.Quiet()})
+	h := resolvers.NewHandler(resolvers.Config{
+		DB: d, License: svc, Auth: resolvers.NewAuthenticator(d, db.Now),
+		Log: dbtest.Quiet(), Introspection: true, Limits: o.Limits,
+	})
+	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := r.Context().Value(counterKey{}).(*db.StatementCounter)
+		if c == nil {
+			c = &db.StatementCounter{}
+		}
+		h.ServeHTTP(w, r.WithContext(db.WithStatementCounter(r.Context(), c)))
+	})
+	if o.Wrap != nil {
+		handler = o.Wrap(handler)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", handler)
+	ts := httptest.NewServer(counting(mux))
+	t.Cleanup(ts.Close)
+	s := &Server{URL: ts.URL + "/graphql", DB: d, License: svc, Keys: map[model.Role]string{}, client: ts.Client()}
+	for _, role := range []model.Role{model.RoleAdmin, model.RoleOperator, model.RoleViewer} {
+		_, secret, err := svc.CreateAPIKey(context.Background(), license.SystemActor, "test "+string(role), role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Keys[role] = secret
+	}
+	return s
+}
+
+type counterKey struct{}
+
+// counting puts a statement counter in each request's context; the handler adds it to the
+// database context, and the client reads it back through the response header.
+func counting(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := &db.StatementCounter{}
+		next.ServeHTTP(&headerOnWrite{ResponseWriter: w, c: c}, r.WithContext(context.WithValue(r.Context(), counterKey{}, c)))
+	})
+}
+
+type headerOnWrite struct {
+	http.ResponseWriter
+	c       *db.StatementCounter
+	written bool
+}
+
+func (h *headerOnWrite) WriteHeader(code int) {
+	if !h.written {
+		h.written = true
+		h.Header().Set("X-Statements", fmt.Sprint(h.c.Count()))
+	}
+	h.ResponseWriter.WriteHeader(code)
+}
+
+func (h *headerOnWrite) Write(b []byte) (int, error) {
+	if !h.written {
+		h.WriteHeader(http.StatusOK)
+	}
+	return h.ResponseWriter.Write(b)
+}
+
+// Response is a GraphQL response.
+type Response struct {
+	Status int
+	Data   json.RawMessage
+	Errors []Error
+}
+
+// Error is a GraphQL error.
+type Error struct {
+	Message    string         `json:"message"`
+	Path       []any          `json:"path"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+// Code is the error's extensions.code.
+func (e Error) Code() string { s, _ := e.Extensions["code"].(string); return s }
+
+// Do sends a query with the given key (empty: no Authorization header) and decodes the answer.
+func (s *Server) Do(t testing.TB, key, query string, vars map[string]any) *Response {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	resp, err := s.Raw(key, bytes.NewReader(body), "application/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.decode(t, resp)
+}
+
+// Raw posts a body as it is.
+func (s *Server) Raw(key string, body io.Reader, contentType string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, s.URL, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	return s.client.Do(req)
+}
+
+func (s *Server) decode(t testing.TB, resp *http.Response) *Response {
+	t.Helper()
+	defer resp.Body.Close()
+	var out struct {
+		Data   json.RawMessage `json:"data"`
+		Errors []Error         `json:"errors"`
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("response is not JSON (status %d): %s", resp.StatusCode, b)
+	}
+	fmt.Sscan(resp.Header.Get("X-Statements"), &s.Statements)
+	return &Response{Status: resp.StatusCode, Data: out.Data, Errors: out.Errors}
+}
+
+// MustData decodes the data of an answer that must have no errors.
+func (r *Response) MustData(t testing.TB, into any) {
+	t.Helper()
+	if len(r.Errors) > 0 {
+		t.Fatalf("unexpected errors: %+v", r.Errors)
+	}
+	if err := json.Unmarshal(r.Data, into); err != nil {
+		t.Fatalf("decode data: %v\n%s", err, r.Data)
+	}
+}

@@ -1,0 +1,107 @@
+package resolvers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"orchard/db"
+	"orchard/graph"
+	"orchard/license"
+	"orchard/resolvers/loaders"
+)
+
+// Limits of the GraphQL endpoint.
+type Limits struct {
+	// Complexity is the highest allowed query complexity (see complexityRoot).
+	Complexity int
+	// Depth is the deepest allowed nesting of fields.
+	Depth int
+	// Tokens bounds the lexer, before any parsing work is done.
+	Tokens int
+	// BodyBytes bounds request bodies.
+	BodyBytes int64
+}
+
+// DefaultLimits suit an admin console and integrations: a 100-item page of assignments with
+// their pool, account, app, device and user costs about 1,500; a page of 100 devices with 100
+// assignments each, about 50,000, is refused.
+var DefaultLimits = Limits{Complexity: 20000, Depth: 12, Tokens: 15000, BodyBytes: 1 << 20}
+
+// Config configures the GraphQL handler.
+type Config struct {
+	DB            *db.DB
+	License       *license.Service
+	Auth          *Authenticator
+	Log           *slog.Logger
+	Limits        Limits
+	Introspection bool
+	Now           func() time.Time
+}
+
+// NewHandler returns the /graphql endpoint: authentication, per-request loaders and the
+// gqlgen server with explicit transports (POST; GET for queries only; WebSocket for
+// subscriptions), the query cache, limits, the error presenter and panic recovery.
+func NewHandler(cfg Config) http.Handler {
+	if cfg.Now == nil {
+		cfg.Now = db.Now
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits
+	}
+	res := &Resolver{DB: cfg.DB, License: cfg.License, Log: cfg.Log, Auth: cfg.Auth, Now: cfg.Now}
+	schema := graph.NewExecutableSchema(graph.Config{
+		Resolvers:  res,
+		Directives: graph.DirectiveRoot{HasRole: hasRole},
+		Complexity: complexityRoot(),
+	})
+	srv := handler.New(schema)
+	srv.AddTransport(transport.Websocket{
+		KeepAlivePingInterval: 15 * time.Second,
+		InitFunc: func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+			k, err := cfg.Auth.Authenticate(ctx, p.Authorization())
+			if err != nil {
+				return ctx, nil, err
+			}
+			return loaders.NewContext(WithKey(ctx, k), cfg.DB), nil, nil
+		},
+	})
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetParserTokenLimit(cfg.Limits.Tokens)
+	srv.SetDisableSuggestion(true)
+	if cfg.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	srv.Use(depthLimit{Max: cfg.Limits.Depth})
+	srv.Use(extension.FixedComplexityLimit(cfg.Limits.Complexity))
+	srv.SetErrorPresenter(presentError)
+	srv.SetRecoverFunc(recoverPanic)
+	srv.AroundResponses(observeResponses)
+
+	var h http.Handler = srv
+	h = loaders.Middleware(cfg.DB, h)
+	h = cfg.Auth.Middleware(h)
+	h = LimitBody(cfg.Limits.BodyBytes, h)
+	return h
+}
+
+// GraphiQL serves the in-browser IDE. The key goes in its Headers tab, pre-filled with the
+// header to complete.
+func GraphiQL(endpoint string) http.Handler {
+	return playground.Handler("Orchard", endpoint,
+		playground.WithGraphiqlUiHeaders(map[string]string{"Authorization": "Bearer <paste your API key>"}),
+		playground.WithGraphiqlEnablePluginExplorer(true),
+		playground.WithStoragePrefix("orchard"),
+	)
+}

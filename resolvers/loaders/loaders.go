@@ -1,0 +1,288 @@
+// Package loaders holds the per-request dataloaders through which every relation between
+// GraphQL types is read, so that a page of any size costs a small, constant number of SQL
+// statements: the loads of one level of the query are collected for a short wait and served
+// by one statement per relation.
+//
+// A request gets fresh loaders (Middleware); resolvers reach them with For(ctx). Batches are
+// bounded, results come back in key order, and a failed load is not cached, so a retry within
+// the same request asks the database again.
+package loaders
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/graph-gophers/dataloader/v7"
+
+	"orchard/db"
+	"orchard/model"
+)
+
+const (
+	// wait is how long a loader collects keys before it queries: long enough for the
+	// concurrently running resolvers of one query level to join the batch.
+	wait = 2 * time.Millisecond
+	// maxBatch bounds one statement's IN list or UNION.
+	maxBatch = 100
+)
+
+// Loaders are one request's dataloaders.
+type Loaders struct {
+	Account    *dataloader.Loader[int64, *model.Account]
+	App        *dataloader.Loader[int64, *model.App]
+	Pool       *dataloader.Loader[int64, *model.LicensePool]
+	Assignment *dataloader.Loader[int64, *model.LicenseAssignment]
+	Device     *dataloader.Loader[int64, *model.Device]
+	User       *dataloader.Loader[int64, *model.User]
+	Group      *dataloader.Loader[int64, *model.Group]
+	AuditEvent *dataloader.Loader[int64, *model.AuditEvent]
+	SyncRun    *dataloader.Loader[int64, *model.SyncRun]
+	Command    *dataloader.Loader[int64, *model.DeviceCommand]
+	APIKey     *dataloader.Loader[int64, *model.APIKey]
+	// AppCountries gives the countries an app is known to be sold in.
+	AppCountries *dataloader.Loader[int64, []string]
+
+	// Nested connections: one page of children per parent, and counts per parent.
+	AssignmentsOf      map[db.AssignmentParent]*dataloader.Loader[ChildKey, *Children[model.LicenseAssignment]]
+	AssignmentCountsOf map[db.AssignmentParent]*dataloader.Loader[ChildKey, int]
+	PoolsOf            map[db.PoolParent]*dataloader.Loader[ChildKey, *Children[model.LicensePool]]
+	PoolCountsOf       map[db.PoolParent]*dataloader.Loader[ChildKey, int]
+	DeviceApps         *dataloader.Loader[ChildKey, *Children[model.DeviceApp]]
+	DeviceAppCounts    *dataloader.Loader[ChildKey, int]
+	DevicesOfUser      *dataloader.Loader[ChildKey, *Children[model.Device]]
+	DeviceCountsOfUser *dataloader.Loader[ChildKey, int]
+	GroupsOfUser       *dataloader.Loader[ChildKey, *Children[model.Group]]
+	GroupCountsOfUser  *dataloader.Loader[ChildKey, int]
+	Members            *dataloader.Loader[ChildKey, *Children[model.User]]
+	MemberCounts       *dataloader.Loader[ChildKey, int]
+}
+
+// New builds a request's loaders over d.
+func New(d *db.DB) *Loaders {
+	l := &Loaders{
+		Account:      byID(d.AccountsByID, func(v *model.Account) int64 { return v.ID }),
+		App:          byID(d.AppsByID, func(v *model.App) int64 { return v.ID }),
+		Pool:         byID(d.PoolsByID, func(v *model.LicensePool) int64 { return v.ID }),
+		Assignment:   byID(d.AssignmentsByID, func(v *model.LicenseAssignment) int64 { return v.ID }),
+		Device:       byID(d.DevicesByID, func(v *model.Device) int64 { return v.ID }),
+		User:         byID(d.UsersByID, func(v *model.User) int64 { return v.ID }),
+		Group:        byID(d.GroupsByID, func(v *model.Group) int64 { return v.ID }),
+		AuditEvent:   byID(d.AuditEventsByID, func(v *model.AuditEvent) int64 { return v.ID }),
+		SyncRun:      byID(d.SyncRunsByID, func(v *model.SyncRun) int64 { return v.ID }),
+		Command:      byID(d.CommandsByID, func(v *model.DeviceCommand) int64 { return v.ID }),
+		APIKey:       byID(d.APIKeysByID, func(v *model.APIKey) int64 { return v.ID }),
+		AppCountries: newLoader(mapped(d.CountriesByApp)),
+
+		AssignmentsOf:      map[db.AssignmentParent]*dataloader.Loader[ChildKey, *Children[model.LicenseAssignment]]{},
+		AssignmentCountsOf: map[db.AssignmentParent]*dataloader.Loader[ChildKey, int]{},
+		PoolsOf:            map[db.PoolParent]*dataloader.Loader[ChildKey, *Children[model.LicensePool]]{},
+		PoolCountsOf:       map[db.PoolParent]*dataloader.Loader[ChildKey, int]{},
+	}
+	for _, p := range []db.AssignmentParent{db.AssignmentsOfAccount, db.AssignmentsOfPool, db.AssignmentsOfDevice, db.AssignmentsOfUser} {
+		l.AssignmentsOf[p] = children(func(ctx context.Context, filter string, first int, pages []db.ChildPage) (map[int64][]*model.LicenseAssignment, error) {
+			return d.AssignmentsByParent(ctx, p, statuses(filter), first, pages)
+		})
+		l.AssignmentCountsOf[p] = counts(func(ctx context.Context, filter string, parents []int64) (map[int64]int, error) {
+			return d.CountAssignmentsByParent(ctx, p, statuses(filter), parents)
+		})
+	}
+	for _, p := range []db.PoolParent{db.PoolsOfAccount, db.PoolsOfApp} {
+		l.PoolsOf[p] = children(func(ctx context.Context, _ string, first int, pages []db.ChildPage) (map[int64][]*model.LicensePool, error) {
+			return d.PoolsByParent(ctx, p, first, pages)
+		})
+		l.PoolCountsOf[p] = counts(func(ctx context.Context, _ string, parents []int64) (map[int64]int, error) {
+			return d.CountPoolsByParent(ctx, p, parents)
+		})
+	}
+	l.DeviceApps = children(unfiltered(d.DeviceAppsByDevice))
+	l.DeviceAppCounts = counts(unfilteredCount(d.CountDeviceAppsByDevice))
+	l.DevicesOfUser = children(unfiltered(d.DevicesByUser))
+	l.DeviceCountsOfUser = counts(unfilteredCount(d.CountDevicesByUser))
+	l.GroupsOfUser = children(unfiltered(d.GroupsByUser))
+	l.GroupCountsOfUser = counts(unfilteredCount(d.CountGroupsByUser))
+	l.Members = children(unfiltered(d.MembersByGroup))
+	l.MemberCounts = counts(unfilteredCount(d.CountMembersByGroup))
+	return l
+}
+
+type ctxKey struct{}
+
+// Middleware gives each request its own loaders, so nothing loaded is shared between
+// requests (or callers).
+func Middleware(d *db.DB, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), d)))
+	})
+}
+
+// NewContext returns ctx carrying fresh loaders (also used for WebSocket operations and tests).
+func NewContext(ctx context.Context, d *db.DB) context.Context {
+	return context.WithValue(ctx, ctxKey{}, New(d))
+}
+
+// For returns the request's loaders.
+func For(ctx context.Context) *Loaders {
+	l, _ := ctx.Value(ctxKey{}).(*Loaders)
+	if l == nil {
+		panic("loaders: no loaders in context; wrap the handler with loaders.Middleware")
+	}
+	return l
+}
+
+// Load loads one key and forgets a failure, so that errors are not cached.
+func Load[K comparable, V any](ctx context.Context, l *dataloader.Loader[K, V], key K) (V, error) {
+	v, err := l.Load(ctx, key)()
+	if err != nil {
+		l.Clear(ctx, key)
+	}
+	return v, err
+}
+
+func newLoader[K comparable, V any](fetch func(ctx context.Context, keys []K) []*dataloader.Result[V]) *dataloader.Loader[K, V] {
+	return dataloader.NewBatchedLoader(fetch, dataloader.WithWait[K, V](wait), dataloader.WithBatchCapacity[K, V](maxBatch))
+}
+
+// byID makes a loader of rows by id. Ids without a row load as nil (a dangling reference reads
+// as null, not as an error).
+func byID[T any](fetch func(context.Context, []int64) ([]*T, error), id func(*T) int64) *dataloader.Loader[int64, *T] {
+	return newLoader(func(ctx context.Context, keys []int64) []*dataloader.Result[*T] {
+		rows, err := fetch(ctx, keys)
+		out := make([]*dataloader.Result[*T], len(keys))
+		if err != nil {
+			for i := range out {
+				out[i] = &dataloader.Result[*T]{Error: err}
+			}
+			return out
+		}
+		m := make(map[int64]*T, len(rows))
+		for _, r := range rows {
+			m[id(r)] = r
+		}
+		for i, k := range keys {
+			out[i] = &dataloader.Result[*T]{Data: m[k]}
+		}
+		return out
+	})
+}
+
+// mapped makes a batch function from a query that answers with a map by key.
+func mapped[V any](fetch func(context.Context, []int64) (map[int64]V, error)) func(context.Context, []int64) []*dataloader.Result[V] {
+	return func(ctx context.Context, keys []int64) []*dataloader.Result[V] {
+		m, err := fetch(ctx, keys)
+		out := make([]*dataloader.Result[V], len(keys))
+		for i, k := range keys {
+			out[i] = &dataloader.Result[V]{Data: m[k], Error: err}
+		}
+		return out
+	}
+}
+
+// ChildKey asks for one parent's page of children: First items after the id After, among the
+// children that pass Filter (for assignments, a sorted comma-separated status list).
+type ChildKey struct {
+	Parent int64
+	First  int
+	After  int64
+	Filter string
+}
+
+// Children is one parent's page of children and whether more follow.
+type Children[T any] struct {
+	Items []*T
+	More  bool
+}
+
+// StatusFilter renders an assignment status filter as a ChildKey filter.
+func StatusFilter(s []model.AssignmentStatus) string {
+	parts := make([]string, len(s))
+	for i, v := range s {
+		parts[i] = string(v)
+	}
+	slices.Sort(parts)
+	return strings.Join(slices.Compact(parts), ",")
+}
+
+func statuses(filter string) []model.AssignmentStatus {
+	if filter == "" {
+		return nil
+	}
+	var out []model.AssignmentStatus
+	for _, s := range strings.Split(filter, ",") {
+		out = append(out, model.AssignmentStatus(s))
+	}
+	return out
+}
+
+type childFetch[T any] func(ctx context.Context, filter string, first int, pages []db.ChildPage) (map[int64][]*T, error)
+
+func unfiltered[T any](f func(context.Context, int, []db.ChildPage) (map[int64][]*T, error)) childFetch[T] {
+	return func(ctx context.Context, _ string, first int, pages []db.ChildPage) (map[int64][]*T, error) {
+		return f(ctx, first, pages)
+	}
+}
+
+func unfilteredCount(f func(context.Context, []int64) (map[int64]int, error)) func(context.Context, string, []int64) (map[int64]int, error) {
+	return func(ctx context.Context, _ string, parents []int64) (map[int64]int, error) { return f(ctx, parents) }
+}
+
+// children makes a nested-connection loader: keys that share a page size and filter are
+// served by one statement.
+func children[T any](fetch childFetch[T]) *dataloader.Loader[ChildKey, *Children[T]] {
+	return newLoader(func(ctx context.Context, keys []ChildKey) []*dataloader.Result[*Children[T]] {
+		out := make([]*dataloader.Result[*Children[T]], len(keys))
+		type group struct {
+			first  int
+			filter string
+		}
+		byGroup := map[group][]int{}
+		for i, k := range keys {
+			g := group{k.First, k.Filter}
+			byGroup[g] = append(byGroup[g], i)
+		}
+		for g, idx := range byGroup {
+			pages := make([]db.ChildPage, len(idx))
+			for j, i := range idx {
+				pages[j] = db.ChildPage{ParentID: keys[i].Parent, After: keys[i].After}
+			}
+			m, err := fetch(ctx, g.filter, g.first, pages)
+			for _, i := range idx {
+				if err != nil {
+					out[i] = &dataloader.Result[*Children[T]]{Error: err}
+					continue
+				}
+				items := m[keys[i].Parent]
+				c := &Children[T]{Items: items}
+				if len(items) > g.first {
+					c.Items, c.More = items[:g.first], true
+				}
+				out[i] = &dataloader.Result[*Children[T]]{Data: c}
+			}
+		}
+		return out
+	})
+}
+
+// counts makes a loader of child counts per parent; Key.First and Key.After are ignored.
+func counts(fetch func(ctx context.Context, filter string, parents []int64) (map[int64]int, error)) *dataloader.Loader[ChildKey, int] {
+	return newLoader(func(ctx context.Context, keys []ChildKey) []*dataloader.Result[int] {
+		out := make([]*dataloader.Result[int], len(keys))
+		byFilter := map[string][]int{}
+		for i, k := range keys {
+			byFilter[k.Filter] = append(byFilter[k.Filter], i)
+		}
+		for f, idx := range byFilter {
+			parents := make([]int64, len(idx))
+			for j, i := range idx {
+				parents[j] = keys[i].Parent
+			}
+			m, err := fetch(ctx, f, parents)
+			for _, i := range idx {
+				out[i] = &dataloader.Result[int]{Data: m[keys[i].Parent], Error: err}
+			}
+		}
+		return out
+	})
+}
