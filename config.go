@@ -1,0 +1,234 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"orchard/db"
+)
+
+// Config is the service's configuration, from ORCHARD_* environment variables and the flags
+// of the same names (flags win). Every value is checked before anything starts; a bad one
+// stops the start with one line naming the setting.
+type Config struct {
+	Listen              string
+	Database            *db.Target
+	AppleURL            string
+	LookupURL           string
+	SyncInterval        time.Duration
+	IncrementalInterval time.Duration
+	// SecretKey is the AES-256 key that seals content tokens at rest.
+	SecretKey []byte
+	// SecretKeySource says where the key came from (never the key itself), for the log.
+	SecretKeySource string
+	PublicURL       string
+	Introspection   bool
+	LogLevel        slog.Level
+	ShutdownTimeout time.Duration
+	Demo            bool
+}
+
+// setting describes one configuration value.
+type setting struct {
+	env, flag, def, help string
+}
+
+var settings = []setting{
+	{"ORCHARD_LISTEN", "listen", ":8080", "address to listen on"},
+	{"ORCHARD_DATABASE", "database", "sqlite:orchard.db", "sqlite:PATH or mysql://USER:PASS@HOST:PORT/DB"},
+	{"ORCHARD_APPLE_URL", "apple-url", "https://vpp.itunes.apple.com/mdm/v2", "base URL of Apple's license API (v2)"},
+	{"ORCHARD_LOOKUP_URL", "lookup-url", "https://uclient-api.itunes.apple.com/WebObjects/MZStorePlatform.woa/wa/lookup", "app metadata lookup URL"},
+	{"ORCHARD_SYNC_INTERVAL", "sync-interval", "30m", "time between full reconciles of an account"},
+	{"ORCHARD_INCREMENTAL_INTERVAL", "incremental-interval", "5m", "time between incremental (sinceVersionId) passes"},
+	{"ORCHARD_SECRET_KEY", "secret-key", "", "32-byte key (64 hex chars or base64) sealing tokens at rest; with SQLite, a key file beside the database is created when unset"},
+	{"ORCHARD_PUBLIC_URL", "public-url", "", "public https URL of this service, for Apple notifications; unset: no notifications"},
+	{"ORCHARD_INTROSPECTION", "introspection", "true", "allow GraphQL introspection (GraphiQL needs it)"},
+	{"ORCHARD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
+	{"ORCHARD_SHUTDOWN_TIMEOUT", "shutdown-timeout", "20s", "time to finish requests and background work on shutdown"},
+}
+
+// loadConfig reads the configuration of the serve command from env and args.
+func loadConfig(args []string, env []string, stderr io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet("orchard", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	vals := map[string]*string{}
+	envMap := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			envMap[k] = v
+		}
+	}
+	known := map[string]bool{}
+	for _, s := range settings {
+		known[s.env] = true
+		def := s.def
+		if v, ok := envMap[s.env]; ok {
+			def = v
+		}
+		vals[s.env] = fs.String(s.flag, def, s.help+" ("+s.env+")")
+	}
+	demo := fs.Bool("demo", false, "start an in-process Apple simulator with generated accounts, add them and sync (for trying Orchard out)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (commands: serve, migrate, apikey, applesim)", fs.Arg(0))
+	}
+	var unknown []string
+	for k := range envMap {
+		if strings.HasPrefix(k, "ORCHARD_") && !known[k] && !strings.HasPrefix(k, "ORCHARD_TEST_") {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("unknown setting %s (known: %s)", strings.Join(unknown, ", "), knownNames())
+	}
+	get := func(name string) string { return strings.TrimSpace(*vals[name]) }
+
+	c := &Config{Demo: *demo}
+	var err error
+	if c.Listen, err = parseListen(get("ORCHARD_LISTEN")); err != nil {
+		return nil, fmt.Errorf("ORCHARD_LISTEN: %w", err)
+	}
+	if c.Database, err = db.ParseTarget(get("ORCHARD_DATABASE")); err != nil {
+		return nil, fmt.Errorf("ORCHARD_DATABASE: %w", err)
+	}
+	if c.AppleURL, err = parseURL(get("ORCHARD_APPLE_URL"), false); err != nil {
+		return nil, fmt.Errorf("ORCHARD_APPLE_URL: %w", err)
+	}
+	if c.LookupURL, err = parseURL(get("ORCHARD_LOOKUP_URL"), false); err != nil {
+		return nil, fmt.Errorf("ORCHARD_LOOKUP_URL: %w", err)
+	}
+	if c.SyncInterval, err = parseInterval(get("ORCHARD_SYNC_INTERVAL"), time.Minute, 24*time.Hour); err != nil {
+		return nil, fmt.Errorf("ORCHARD_SYNC_INTERVAL: %w", err)
+	}
+	if c.IncrementalInterval, err = parseInterval(get("ORCHARD_INCREMENTAL_INTERVAL"), 10*time.Second, 24*time.Hour); err != nil {
+		return nil, fmt.Errorf("ORCHARD_INCREMENTAL_INTERVAL: %w", err)
+	}
+	if c.IncrementalInterval > c.SyncInterval {
+		return nil, fmt.Errorf("ORCHARD_INCREMENTAL_INTERVAL (%s) must not be longer than ORCHARD_SYNC_INTERVAL (%s)", c.IncrementalInterval, c.SyncInterval)
+	}
+	if c.SecretKey, c.SecretKeySource, err = secretKey(get("ORCHARD_SECRET_KEY"), c.Database); err != nil {
+		return nil, fmt.Errorf("ORCHARD_SECRET_KEY: %w", err)
+	}
+	if v := get("ORCHARD_PUBLIC_URL"); v != "" {
+		if c.PublicURL, err = parseURL(v, true); err != nil {
+			return nil, fmt.Errorf("ORCHARD_PUBLIC_URL: %w", err)
+		}
+	}
+	if c.Introspection, err = strconv.ParseBool(get("ORCHARD_INTROSPECTION")); err != nil {
+		return nil, fmt.Errorf("ORCHARD_INTROSPECTION: %q is not true or false", get("ORCHARD_INTROSPECTION"))
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(get("ORCHARD_LOG_LEVEL"))); err != nil {
+		return nil, fmt.Errorf("ORCHARD_LOG_LEVEL: %q is not debug, info, warn or error", get("ORCHARD_LOG_LEVEL"))
+	}
+	if c.ShutdownTimeout, err = parseInterval(get("ORCHARD_SHUTDOWN_TIMEOUT"), time.Second, 10*time.Minute); err != nil {
+		return nil, fmt.Errorf("ORCHARD_SHUTDOWN_TIMEOUT: %w", err)
+	}
+	return c, nil
+}
+
+func knownNames() string {
+	var names []string
+	for _, s := range settings {
+		names = append(names, s.env)
+	}
+	return strings.Join(names, ", ")
+}
+
+func parseListen(s string) (string, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", fmt.Errorf("%q is not HOST:PORT or :PORT", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", fmt.Errorf("%q has no valid port", s)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func parseURL(s string, public bool) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return "", fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	if public && u.Scheme != "https" && !isLocal(u.Hostname()) {
+		return "", fmt.Errorf("%q must be https: Apple delivers notifications only to https URLs", s)
+	}
+	return strings.TrimRight(s, "/"), nil
+}
+
+func isLocal(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func parseInterval(s string, min, max time.Duration) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration such as 30m or 1h", s)
+	}
+	if d < min || d > max {
+		return 0, fmt.Errorf("%s is out of range (%s to %s)", d, min, max)
+	}
+	return d, nil
+}
+
+// secretKey decodes the key, or with SQLite and no key uses (creating it once) a key file
+// beside the database, so that `go run .` works with no set-up. MySQL deployments run several
+// replicas that must share one key, so there it must be given.
+func secretKey(s string, t *db.Target) ([]byte, string, error) {
+	if s != "" {
+		k, err := decodeKey(s)
+		return k, "ORCHARD_SECRET_KEY", err
+	}
+	if t.Dialect != db.SQLite {
+		return nil, "", errors.New("required with MySQL (32 bytes as 64 hex characters or base64; e.g. `openssl rand -hex 32`)")
+	}
+	path := t.Path + ".key"
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := decodeKey(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, "", fmt.Errorf("key file %s: %w", path, err)
+		}
+		return k, "key file " + path, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, "", fmt.Errorf("read key file %s: %w", path, err)
+	}
+	k := make([]byte, 32)
+	if _, err := randRead(k); err != nil {
+		return nil, "", err
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+		return nil, "", fmt.Errorf("create key file %s: %w", path, err)
+	}
+	return k, "key file " + path + " (created)", nil
+}
+
+func decodeKey(s string) ([]byte, error) {
+	if k, err := hex.DecodeString(s); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(s); err == nil && len(k) == 32 {
+			return k, nil
+		}
+	}
+	return nil, errors.New("must be 32 bytes, as 64 hex characters or base64")
+}

@@ -1,0 +1,202 @@
+// Command orchard is Orchard's service: a GraphQL API that keeps an exact picture of every
+// Apple Apps and Books license account and hands licenses out and takes them back.
+//
+//	orchard [serve] [flags]        run the service (the default)
+//	orchard migrate [flags]        apply database migrations and exit
+//	orchard apikey create|list|revoke
+//	orchard applesim [flags]       run the Apple simulator standalone
+//
+// This file wires the packages together; the configuration is in config.go.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"orchard/db"
+	"orchard/license"
+	"orchard/resolvers"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "orchard:", err)
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+var randRead = rand.Read
+
+// run dispatches the subcommands.
+func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, env, stdout, stderr)
+	case "migrate":
+		return migrateCmd(ctx, args, env, stdout, stderr)
+	case "apikey":
+		return apikeyCmd(ctx, args, env, stdout, stderr)
+	case "applesim":
+		return applesimCmd(ctx, args, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "unknown command %q\n%s\n", cmd, usage)
+	return errUsage
+}
+
+const usage = `usage:
+  orchard [serve] [flags]              run the service (flags: orchard serve -h)
+  orchard migrate [flags]              apply database migrations and exit
+  orchard apikey create -name N -role ADMIN|OPERATOR|VIEWER
+  orchard apikey list
+  orchard apikey revoke ID
+  orchard applesim [flags]             run the Apple simulator (flags: orchard applesim -h)`
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// openDB opens and migrates the database (migrations run under a lock, so replicas that start
+// together do not race).
+func openDB(ctx context.Context, t *db.Target, log *slog.Logger) (*db.DB, error) {
+	d, err := db.Open(ctx, t, db.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	applied, err := d.Migrate(ctx)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("migrate %s: %w", t, err)
+	}
+	if len(applied) > 0 {
+		log.Info("migrations applied", "database", t.String(), "versions", applied)
+	}
+	return d, nil
+}
+
+// serve runs the service until ctx is cancelled, then shuts down gracefully.
+func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(args, env, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	d, err := openDB(ctx, cfg.Database, log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	svc := license.New(d, license.Options{Logger: log})
+	secret, created, err := svc.BootstrapAdminKey(ctx)
+	if err != nil {
+		return fmt.Errorf("create the first admin key: %w", err)
+	}
+
+	auth := resolvers.NewAuthenticator(d, db.Now)
+	mux := http.NewServeMux()
+	gql := resolvers.NewHandler(resolvers.Config{
+		DB: d, License: svc, Auth: auth, Log: log, Introspection: cfg.Introspection,
+	})
+	mux.Handle("/graphql", resolvers.RequestLog(log, "graphql", gql))
+	mux.Handle("GET /{$}", resolvers.RequestLog(log, "graphiql", resolvers.GraphiQL("/graphql")))
+	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, "ok")
+	}))
+	mux.Handle("GET /readyz", resolvers.RequestLog(log, "readyz", readyz(d)))
+	mux.Handle("GET /metrics", promhttp.Handler())
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("ORCHARD_LISTEN: cannot listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	base := "http://" + displayAddr(ln.Addr())
+	log.Info("orchard started", "listen", ln.Addr().String(), "database", cfg.Database.String(), "secret_key", cfg.SecretKeySource)
+	fmt.Fprintf(stdout, "Orchard is listening on %s\n", base)
+	fmt.Fprintf(stdout, "GraphiQL: %s/  (GraphQL endpoint: %s/graphql)\n", base, base)
+	if created {
+		fmt.Fprintf(stdout, "\nThis is a fresh install: an ADMIN API key was created. It is shown only this once;\nstore it now and send it as 'Authorization: Bearer <key>':\n\n    %s\n\n", secret)
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown did not finish in time", "error", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// readyz answers 200 when the database answers and its schema is current.
+func readyz(d *db.DB) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain")
+		if err := d.Ping(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "database unreachable")
+			return
+		}
+		st, err := d.Status(ctx)
+		if err != nil || !st.Current() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "database schema not current (applied %d, expected %d)\n", st.Applied, st.Latest)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+}
+
+func displayAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	if tcp.IP == nil || tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("localhost:%d", tcp.Port)
+	}
+	return tcp.String()
+}
