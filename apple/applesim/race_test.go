@@ -1,0 +1,5 @@
+//go:build race
+
+package applesim
+
+const raceEnabled = true
