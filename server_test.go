@@ -20,8 +20,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string               { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestServeFreshInstall is the README's first command: on a fresh SQLite database the service
 // starts, prints an ADMIN key once and the GraphiQL address, and `{ viewer { role } }` with
@@ -73,7 +77,9 @@ func TestServeFreshInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got struct{ Data struct{ Viewer struct{ Role string } } }
+	var got struct {
+		Data struct{ Viewer struct{ Role string } }
+	}
 	json.NewDecoder(resp.Body).Decode(&got)
 	resp.Body.Close()
 	if got.Data.Viewer.Role != "ADMIN" {

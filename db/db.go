@@ -191,3 +191,9 @@ func truncate(s string, n int) string {
 func (d *DB) ExecAdmin(ctx context.Context, stmt string) error {
 	return d.with(ctx).Exec(stmt).Error
 }
+
+// InsertRows inserts model rows as they are (a struct pointer or a slice of them), in
+// batches. It applies no domain rule: it is for test fixtures, benchmarks and the demo.
+func (d *DB) InsertRows(ctx context.Context, rows any) error {
+	return d.with(ctx).CreateInBatches(rows, 500).Error
+}

@@ -125,7 +125,9 @@ func TestErrorCodes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			var out struct{ Data struct{ Viewer struct{ Role string } } }
+			var out struct {
+				Data struct{ Viewer struct{ Role string } }
+			}
 			json.NewDecoder(resp.Body).Decode(&out)
 			if out.Data.Viewer.Role != "VIEWER" {
 				t.Fatalf("GET query: status %d, data %+v", resp.StatusCode, out)
