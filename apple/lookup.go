@@ -31,6 +31,9 @@ type AppMetadata struct {
 	DeviceBasedLicensing bool   `json:"deviceBasedLicensing,omitempty"`
 	MinimumOSVersion     string `json:"minimumOSVersion,omitempty"`
 	Version              string `json:"version,omitempty"`
+	// Free is set when the storefront offers the app at no cost (R5: its licenses are still
+	// counted, and more cost nothing in Apple Business Manager).
+	Free bool `json:"free,omitempty"`
 }
 
 // maxLookupBatch is how many ids one lookup request asks for.
@@ -166,10 +169,12 @@ type wireLookupApp struct {
 		URL string `json:"url"`
 	} `json:"artwork"`
 	Offers []struct {
+		Price   *float64 `json:"price"`
 		Version struct {
 			Display string `json:"display"`
 		} `json:"version"`
 	} `json:"offers"`
+	Price *float64 `json:"price"`
 	// §10.1
 	TrackID          flexString `json:"trackId"`
 	TrackName        string     `json:"trackName"`
@@ -244,6 +249,11 @@ func (a *wireLookupApp) metadata(key string) AppMetadata {
 	if len(a.Offers) > 0 && a.Offers[0].Version.Display != "" {
 		m.Version = a.Offers[0].Version.Display
 	}
+	price := a.Price
+	if len(a.Offers) > 0 && a.Offers[0].Price != nil {
+		price = a.Offers[0].Price
+	}
+	m.Free = price != nil && *price == 0
 	switch {
 	case a.Artwork != nil && a.Artwork.URL != "":
 		m.IconURL = strings.NewReplacer("{w}", "512", "{h}", "512", "{c}", "bb", "{f}", "png").Replace(a.Artwork.URL)

@@ -54,9 +54,9 @@ func TestLookupApps(t *testing.T) {
 	}
 	want := map[string]AppMetadata{
 		"1": {AdamID: "1", Name: "App 1", BundleID: "com.example.1", IconURL: "https://img.example/1/512x512bb.png", Kind: "iosSoftware",
-			Platforms: []string{"iOS", "iPadOS"}, DeviceBasedLicensing: true, MinimumOSVersion: "16.0", Version: "1.2"},
+			Platforms: []string{"iOS", "iPadOS"}, DeviceBasedLicensing: true, MinimumOSVersion: "16.0", Version: "1.2", Free: true},
 		"42": {AdamID: "42", Name: "App 42", BundleID: "com.example.42", IconURL: "https://img.example/42/512x512bb.png", Kind: "iosSoftware",
-			Platforms: []string{"iOS", "iPadOS"}, B2B: true, DeviceBasedLicensing: true, MinimumOSVersion: "16.0", Version: "1.2"},
+			Platforms: []string{"iOS", "iPadOS"}, B2B: true, DeviceBasedLicensing: true, MinimumOSVersion: "16.0", Version: "1.2", Free: true},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("LookupApps mismatch (-want +got):\n%s", diff)
