@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	mysqldrv "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -55,7 +56,9 @@ func Open(ctx context.Context, t *Target, opts Options) (*DB, error) {
 		// Writers take the lock at BEGIN: a deferred transaction that upgrades from read to
 		// write in WAL mode fails with SQLITE_BUSY instead of waiting.
 		q.Set("_txlock", "immediate")
-		q.Set("_time_format", "sqlite")
+		// Times are written as "2006-01-02 15:04:05.999999999-07:00" (the driver's default; do
+		// not pass _time_format: the driver stops reading parameters after it, and _txlock
+		// would be ignored). In UTC such strings sort chronologically.
 		dialector = sqlite.Open("file:" + t.Path + "?" + q.Encode())
 	case MySQL:
 		dialector = mysql.New(mysql.Config{DSNConfig: t.MySQL, DefaultStringSize: 255})
@@ -132,11 +135,41 @@ func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 func (d *DB) with(ctx context.Context) *gorm.DB { return d.gorm.WithContext(ctx) }
 
-// Tx runs fn in a transaction; a returned error (or panic) rolls it back.
+// Tx runs fn in a transaction; a returned error (or panic) rolls it back. A transaction that
+// MySQL chose as a deadlock victim (or that timed out waiting for a lock) is run again, up to
+// three times: fn must therefore not have effects outside the database. Nested calls run in
+// the enclosing transaction.
 func (d *DB) Tx(ctx context.Context, fn func(tx *DB) error) error {
-	return d.gorm.WithContext(ctx).Transaction(func(g *gorm.DB) error {
-		return fn(&DB{gorm: g, sql: d.sql, dialect: d.dialect, target: d.target})
-	})
+	if _, nested := d.gorm.Statement.ConnPool.(gorm.TxCommitter); nested {
+		return d.gorm.WithContext(ctx).Transaction(func(g *gorm.DB) error {
+			return fn(&DB{gorm: g, sql: d.sql, dialect: d.dialect, target: d.target})
+		})
+	}
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		err = d.gorm.WithContext(ctx).Transaction(func(g *gorm.DB) error {
+			return fn(&DB{gorm: g, sql: d.sql, dialect: d.dialect, target: d.target})
+		})
+		if !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	return err
+}
+
+// retryable reports a transaction error that a retry may not meet: a MySQL deadlock (1213) or
+// lock wait timeout (1205), or SQLite's busy error.
+func retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var me *mysqldrv.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1213 || me.Number == 1205
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
 }
 
 // isDuplicate reports a unique-constraint violation.
