@@ -93,6 +93,7 @@ var (
 	relDeviceApps    = Relation{Table: "device_apps", From: "device_apps", ParentExpr: "device_apps.device_id"}
 	relDevicesOfUser = Relation{Table: "devices", From: "devices", ParentExpr: "devices.user_id"}
 	relGroupsOfUser  = Relation{Table: "`groups`", From: "`groups` JOIN group_members ON group_members.group_id = `groups`.id", ParentExpr: "group_members.user_id"}
+	relRunsOfAccount = Relation{Table: "sync_runs", From: "sync_runs", ParentExpr: "sync_runs.account_id", Desc: true}
 	relMembers       = Relation{Table: "users", From: "users JOIN group_members ON group_members.user_id = users.id", ParentExpr: "group_members.group_id"}
 )
 
@@ -134,4 +135,14 @@ func (d *DB) MembersByGroup(ctx context.Context, first int, pages []ChildPage) (
 // CountMembersByGroup counts members per group.
 func (d *DB) CountMembersByGroup(ctx context.Context, parents []int64) (map[int64]int, error) {
 	return countChildren(ctx, d, relMembers, "", nil, parents)
+}
+
+// SyncRunsByAccount reads one page of sync runs (newest first) per account.
+func (d *DB) SyncRunsByAccount(ctx context.Context, first int, pages []ChildPage) (map[int64][]*model.SyncRun, error) {
+	return childrenOf[model.SyncRun](ctx, d, relRunsOfAccount, "", nil, first, pages)
+}
+
+// CountSyncRunsByAccount counts sync runs per account.
+func (d *DB) CountSyncRunsByAccount(ctx context.Context, parents []int64) (map[int64]int, error) {
+	return countChildren(ctx, d, relRunsOfAccount, "", nil, parents)
 }

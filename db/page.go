@@ -78,6 +78,8 @@ type Relation struct {
 	From  string
 	// ParentExpr is the SQL expression giving a child row's parent id.
 	ParentExpr string
+	// Desc lists newest first.
+	Desc bool
 }
 
 // withParent carries a child row and the parent it was read for.
@@ -101,14 +103,26 @@ func childrenOf[T any](ctx context.Context, d *DB, r Relation, where string, arg
 		if i > 0 {
 			sb.WriteString(" UNION ALL ")
 		}
-		fmt.Fprintf(&sb, "SELECT * FROM (SELECT %s.*, %s AS orchard_parent FROM %s WHERE %s = ? AND %s.id > ?",
-			r.Table, r.ParentExpr, r.From, r.ParentExpr, r.Table)
-		all = append(all, p.ParentID, p.After)
+		fmt.Fprintf(&sb, "SELECT * FROM (SELECT %s.*, %s AS orchard_parent FROM %s WHERE %s = ?",
+			r.Table, r.ParentExpr, r.From, r.ParentExpr)
+		all = append(all, p.ParentID)
+		switch {
+		case r.Desc && p.After > 0:
+			fmt.Fprintf(&sb, " AND %s.id < ?", r.Table)
+			all = append(all, p.After)
+		case !r.Desc:
+			fmt.Fprintf(&sb, " AND %s.id > ?", r.Table)
+			all = append(all, p.After)
+		}
 		if where != "" {
 			sb.WriteString(" AND (" + where + ")")
 			all = append(all, args...)
 		}
-		fmt.Fprintf(&sb, " ORDER BY %s.id LIMIT %d) AS c%d", r.Table, first+1, i)
+		order := "ASC"
+		if r.Desc {
+			order = "DESC"
+		}
+		fmt.Fprintf(&sb, " ORDER BY %s.id %s LIMIT %d) AS c%d", r.Table, order, first+1, i)
 	}
 	var rows []withParent[T]
 	if err := d.with(ctx).Raw(sb.String(), all...).Scan(&rows).Error; err != nil {

@@ -84,6 +84,8 @@ type Account struct {
 	UpdatedAt            time.Time
 	// RemovedAt marks an account removed by an admin; the row stays for the audit trail.
 	RemovedAt *time.Time
+	// RemovalRequestedAt marks a removal waiting for its licenses to be reclaimed first.
+	RemovalRequestedAt *time.Time
 }
 
 // EffectiveHealth is the health to show at now: a stored ACTIVE turns EXPIRING_SOON within

@@ -41,6 +41,8 @@ type App struct {
 	IsB2B            bool `gorm:"column:is_b2b"`
 	MinimumOSVersion string
 	Version          string
+	// IsFree marks apps offered at no cost; they still consume licenses (R5).
+	IsFree bool
 	// MetadataRefreshedAt is when name, icon and availability were last looked up (daily).
 	MetadataRefreshedAt *time.Time
 	CreatedAt           time.Time

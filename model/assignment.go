@@ -75,8 +75,10 @@ type LicenseAssignment struct {
 	ReclaimedAt   *time.Time
 	// RemovedAtAppleAt records drift: when a full pass found the license gone at Apple.
 	RemovedAtAppleAt *time.Time
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// SeenRunID is the last full sync pass that saw the license at Apple.
+	SeenRunID *int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // HolderKeyFor returns the holder key of a device or user holder.

@@ -32,8 +32,10 @@ type LicensePool struct {
 	// full pass no longer finds it (refunded or transferred away).
 	LastSeenAt    *time.Time
 	GoneAtAppleAt *time.Time
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// SeenRunID is the last full sync pass that saw the asset at Apple.
+	SeenRunID *int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Available is what can still be handed out: total − assigned − reserved, never negative.

@@ -24,6 +24,7 @@ const (
 type SyncRunStatus string
 
 const (
+	SyncRunQueued    SyncRunStatus = "QUEUED" // asked for (syncAccount, a notification); not started
 	SyncRunRunning   SyncRunStatus = "RUNNING"
 	SyncRunSucceeded SyncRunStatus = "SUCCEEDED"
 	SyncRunFailed    SyncRunStatus = "FAILED"

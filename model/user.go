@@ -51,6 +51,8 @@ type AppleUser struct {
 	InviteCode   *string
 	IDHash       *string `gorm:"column:id_hash"`
 	ErrorMessage *string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// SeenRunID is the last full sync pass that saw the user at Apple.
+	SeenRunID *int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }

@@ -1,0 +1,145 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"orchard/model"
+)
+
+// AppleUserRow is one of Apple's users of an account as a pass saw it.
+type AppleUserRow struct {
+	ClientUserID, Email, InviteCode, IDHash string
+	// Status is Apple's: Registered, Associated, Retired or Deleted.
+	Status string
+}
+
+// AppleUserStatusOf maps Apple's user status onto Orchard's.
+func AppleUserStatusOf(s string) model.AppleUserStatus {
+	switch strings.ToLower(s) {
+	case "associated":
+		return model.AppleUserAssociated
+	case "retired", "deleted":
+		return model.AppleUserRetired
+	}
+	return model.AppleUserRegistered
+}
+
+// UpsertAppleUsers applies one page of Apple's users of an account, linking them to the users
+// Orchard knows by clientUserId. A registration or retirement Orchard has in flight keeps its
+// state until its event completes; on a full pass (runID ≠ 0) every row seen is marked.
+func (d *DB) UpsertAppleUsers(ctx context.Context, accountID, runID int64, rows []AppleUserRow) (SyncCounts, error) {
+	var counts SyncCounts
+	if len(rows) == 0 {
+		return counts, nil
+	}
+	now := Now()
+	byID := map[string]AppleUserRow{}
+	var ids []string
+	for _, r := range rows {
+		if r.ClientUserID == "" {
+			continue
+		}
+		if _, dup := byID[r.ClientUserID]; !dup {
+			ids = append(ids, r.ClientUserID)
+		}
+		byID[r.ClientUserID] = r
+	}
+	err := d.Tx(ctx, func(tx *DB) error {
+		var existing []*model.AppleUser
+		if err := tx.with(ctx).Where("account_id = ? AND client_user_id IN ?", accountID, ids).Find(&existing).Error; err != nil {
+			return err
+		}
+		var seen []int64
+		for _, u := range existing {
+			r := byID[u.ClientUserID]
+			delete(byID, u.ClientUserID)
+			seen = append(seen, u.ID)
+			st := AppleUserStatusOf(r.Status)
+			if u.Status == model.AppleUserRetiring && st != model.AppleUserRetired {
+				st = u.Status
+			}
+			if u.Status == st && ptrEq(u.InviteCode, r.InviteCode) && ptrEq(u.IDHash, r.IDHash) && (r.Email == "" || u.Email == r.Email) {
+				continue
+			}
+			cols := map[string]any{"status": st, "invite_code": nilIfEmpty(r.InviteCode), "id_hash": nilIfEmpty(r.IDHash), "updated_at": now}
+			if r.Email != "" {
+				cols["email"] = r.Email
+			}
+			if err := tx.with(ctx).Model(&model.AppleUser{}).Where("id = ?", u.ID).UpdateColumns(cols).Error; err != nil {
+				return err
+			}
+			counts.Changed++
+		}
+		if len(byID) > 0 {
+			var newIDs []string
+			for id := range byID {
+				newIDs = append(newIDs, id)
+			}
+			var us []struct {
+				ID           int64
+				ClientUserID string
+			}
+			if err := tx.with(ctx).Model(&model.User{}).Select("id", "client_user_id").Where("client_user_id IN ?", newIDs).Find(&us).Error; err != nil {
+				return err
+			}
+			known := map[string]int64{}
+			for _, u := range us {
+				known[u.ClientUserID] = u.ID
+			}
+			var ins []*model.AppleUser
+			for id, r := range byID {
+				au := &model.AppleUser{AccountID: accountID, ClientUserID: id, Email: r.Email, Status: AppleUserStatusOf(r.Status),
+					InviteCode: strPtr(r.InviteCode), IDHash: strPtr(r.IDHash), CreatedAt: now, UpdatedAt: now}
+				if uid, ok := known[id]; ok {
+					au.UserID = &uid
+				}
+				if runID != 0 {
+					au.SeenRunID = &runID
+				}
+				ins = append(ins, au)
+			}
+			if err := tx.with(ctx).CreateInBatches(ins, 500).Error; err != nil {
+				return fmt.Errorf("insert apple users: %w", err)
+			}
+			counts.Added += len(ins)
+		}
+		if runID != 0 && len(seen) > 0 {
+			return tx.with(ctx).Model(&model.AppleUser{}).Where("id IN ?", seen).UpdateColumn("seen_run_id", runID).Error
+		}
+		return nil
+	})
+	return counts, err
+}
+
+// SweepAppleUsers ends a full pass over an account's active users: registered users Apple no
+// longer lists as active were retired there.
+func (d *DB) SweepAppleUsers(ctx context.Context, accountID, runID int64) (int, error) {
+	res := d.with(ctx).Model(&model.AppleUser{}).
+		Where("account_id = ? AND status IN ? AND (seen_run_id IS NULL OR seen_run_id <> ?)", accountID,
+			[]model.AppleUserStatus{model.AppleUserRegistered, model.AppleUserAssociated}, runID).
+		UpdateColumns(map[string]any{"status": model.AppleUserRetired, "updated_at": Now()})
+	return int(res.RowsAffected), res.Error
+}
+
+func ptrEq(p *string, s string) bool {
+	if p == nil {
+		return s == ""
+	}
+	return *p == s
+}
+
+func strPtr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

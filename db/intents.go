@@ -1,0 +1,225 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"orchard/model"
+)
+
+// The write path (DESIGN §2.1): a mutation checks the rules, reserves a license with a
+// conditional update, inserts the assignment and its outbox row, all in one transaction.
+
+// ErrHolderHasLicense is returned when the holder already has an active assignment in the pool
+// (the unique index on (pool_id, holder_key) refused a second one).
+var ErrHolderHasLicense = errors.New("the holder already has a license from this pool")
+
+// PoolByID reads one pool.
+func (d *DB) PoolByID(ctx context.Context, id int64) (*model.LicensePool, error) {
+	var p model.LicensePool
+	if err := d.with(ctx).Where("id = ?", id).Take(&p).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &p, nil
+}
+
+// PoolsOfApp reads every pool of an app in live accounts, by account id.
+func (d *DB) PoolsOfApp(ctx context.Context, appID int64) ([]*model.LicensePool, error) {
+	var out []*model.LicensePool
+	err := d.with(ctx).Where("app_id = ? AND account_id IN (SELECT id FROM accounts WHERE removed_at IS NULL)", appID).Order("account_id").Find(&out).Error
+	return out, err
+}
+
+// AppByID reads one app.
+func (d *DB) AppByID(ctx context.Context, id int64) (*model.App, error) {
+	var a model.App
+	if err := d.with(ctx).Where("id = ?", id).Take(&a).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &a, nil
+}
+
+// AppByBundleID reads the app with a bundle id.
+func (d *DB) AppByBundleID(ctx context.Context, bundleID string) (*model.App, error) {
+	var a model.App
+	if err := d.with(ctx).Where("bundle_id = ?", bundleID).Order("id").Take(&a).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &a, nil
+}
+
+// DeviceByID reads one device.
+func (d *DB) DeviceByID(ctx context.Context, id int64) (*model.Device, error) {
+	var x model.Device
+	if err := d.with(ctx).Where("id = ?", id).Take(&x).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &x, nil
+}
+
+// UserByID reads one user.
+func (d *DB) UserByID(ctx context.Context, id int64) (*model.User, error) {
+	var x model.User
+	if err := d.with(ctx).Where("id = ?", id).Take(&x).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &x, nil
+}
+
+// AssignmentByID reads one assignment.
+func (d *DB) AssignmentByID(ctx context.Context, id int64) (*model.LicenseAssignment, error) {
+	var x model.LicenseAssignment
+	if err := d.with(ctx).Where("id = ?", id).Take(&x).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &x, nil
+}
+
+var activeStatuses = []model.AssignmentStatus{model.AssignmentPending, model.AssignmentAssigned, model.AssignmentReclaiming}
+
+// ActiveAssignmentOfApp finds an active assignment of an app (in any pool) to a holder.
+func (d *DB) ActiveAssignmentOfApp(ctx context.Context, appID int64, kind model.LicenseKind, serialNumber, clientUserID string) (*model.LicenseAssignment, error) {
+	q := d.with(ctx).Where("app_id = ? AND status IN ?", appID, activeStatuses)
+	if kind == model.LicenseKindDevice {
+		q = q.Where("serial_number = ? AND kind = ?", serialNumber, kind)
+	} else {
+		q = q.Where("client_user_id = ? AND kind = ?", clientUserID, kind)
+	}
+	var a model.LicenseAssignment
+	if err := q.Order("id").Take(&a).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &a, nil
+}
+
+// UserLicenseByOrchard reports whether a user holds an active user license for an app that
+// Orchard assigned (not one it merely found at Apple): R9.
+func (d *DB) UserLicenseByOrchard(ctx context.Context, appID, userID int64) (bool, error) {
+	var n int64
+	err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("app_id = ? AND user_id = ? AND kind = ? AND status IN ? AND origin <> ?",
+		appID, userID, model.LicenseKindUser, activeStatuses, model.OriginFoundAtApple).Count(&n).Error
+	return n > 0, err
+}
+
+// AppAvailability reports whether an app is sold in a country, and whether that is known.
+func (d *DB) AppAvailability(ctx context.Context, appID int64, country string) (available, known bool, err error) {
+	var c model.AppCountry
+	err = d.with(ctx).Where("app_id = ? AND country_code = ?", appID, country).Take(&c).Error
+	if err != nil {
+		if errors.Is(notFound(err), model.ErrNotFound) {
+			return false, false, nil
+		}
+		return false, false, err
+	}
+	return c.Available, true, nil
+}
+
+// ReserveLicense takes one license of a pool for an assignment on its way to Apple, if one is
+// left: one conditional update, which the database serialises per pool, so concurrent callers
+// (and replicas) can never reserve more than the pool has (R13).
+func (d *DB) ReserveLicense(ctx context.Context, poolID int64) (bool, error) {
+	res := d.with(ctx).Exec(`UPDATE license_pools SET reserved_count = reserved_count + 1, updated_at = ?
+  WHERE id = ? AND (unlimited = ? OR assigned_count + reserved_count < total_count)`, Now(), poolID, true)
+	return res.RowsAffected == 1, res.Error
+}
+
+// InsertAssignment stores a new assignment.
+func (d *DB) InsertAssignment(ctx context.Context, a *model.LicenseAssignment) error {
+	err := d.with(ctx).Create(a).Error
+	if isDuplicate(err) {
+		return ErrHolderHasLicense
+	}
+	return err
+}
+
+// InsertOutbox queues work for Apple.
+func (d *DB) InsertOutbox(ctx context.Context, items ...*model.OutboxItem) error {
+	if len(items) == 0 {
+		return nil
+	}
+	return d.with(ctx).CreateInBatches(items, 500).Error
+}
+
+// AppleUserOf reads a user's registration in an account.
+func (d *DB) AppleUserOf(ctx context.Context, accountID int64, clientUserID string) (*model.AppleUser, error) {
+	var u model.AppleUser
+	if err := d.with(ctx).Where("account_id = ? AND client_user_id = ?", accountID, clientUserID).Take(&u).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &u, nil
+}
+
+// InsertAppleUser stores a registration; when a concurrent call stored it first, it reads
+// that one back (created reports which happened).
+func (d *DB) InsertAppleUser(ctx context.Context, u *model.AppleUser) (au *model.AppleUser, created bool, err error) {
+	err = d.with(ctx).Create(u).Error
+	if isDuplicate(err) {
+		au, err = d.AppleUserOf(ctx, u.AccountID, u.ClientUserID)
+		return au, false, err
+	}
+	return u, err == nil, err
+}
+
+// UpdateAppleUser sets columns of a registration.
+func (d *DB) UpdateAppleUser(ctx context.Context, id int64, cols map[string]any) error {
+	cols["updated_at"] = Now()
+	return d.with(ctx).Model(&model.AppleUser{}).Where("id = ?", id).UpdateColumns(cols).Error
+}
+
+// UpdateAssignment sets columns of an assignment.
+func (d *DB) UpdateAssignment(ctx context.Context, id int64, cols map[string]any) error {
+	for k, v := range cols {
+		if t, ok := v.(time.Time); ok {
+			cols[k] = utc(t)
+		}
+	}
+	cols["updated_at"] = Now()
+	return d.with(ctx).Model(&model.LicenseAssignment{}).Where("id = ?", id).UpdateColumns(cols).Error
+}
+
+// AdjustPoolCounts moves counts of a pool: assigned += da, reserved += dr.
+func (d *DB) AdjustPoolCounts(ctx context.Context, poolID int64, da, dr int64) error {
+	return d.with(ctx).Exec(`UPDATE license_pools SET assigned_count = CASE WHEN assigned_count + ? < 0 THEN 0 ELSE assigned_count + ? END,
+  reserved_count = CASE WHEN reserved_count + ? < 0 THEN 0 ELSE reserved_count + ? END, updated_at = ? WHERE id = ?`,
+		da, da, dr, dr, Now(), poolID).Error
+}
+
+// LockAssignment reads an assignment and locks it until the transaction ends.
+func (d *DB) LockAssignment(ctx context.Context, id int64) (*model.LicenseAssignment, error) {
+	var x model.LicenseAssignment
+	if err := d.forUpdate(d.with(ctx)).Where("id = ?", id).Take(&x).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &x, nil
+}
+
+// CancelQueuedAssociate cancels the associate of an assignment if it has not been sent to Apple
+// yet; it reports whether it did.
+func (d *DB) CancelQueuedAssociate(ctx context.Context, assignmentID int64) (bool, error) {
+	res := d.with(ctx).Model(&model.OutboxItem{}).Where("assignment_id = ? AND action = ? AND status = ?", assignmentID, model.OutboxAssociate, model.OutboxQueued).
+		UpdateColumns(map[string]any{"status": model.OutboxFailed, "last_error": "cancelled: the license was taken back before it reached Apple", "completed_at": Now()})
+	return res.RowsAffected > 0, res.Error
+}
+
+// ActiveAssignmentsIn reads a batch of active assignments of an account (optionally of one
+// app) with ids after after, locked until the transaction ends.
+func (d *DB) ActiveAssignmentsIn(ctx context.Context, accountID, appID, after int64, limit int) ([]*model.LicenseAssignment, error) {
+	q := d.forUpdate(d.with(ctx)).Where("account_id = ? AND status IN ? AND id > ?", accountID, activeStatuses, after)
+	if appID != 0 {
+		q = q.Where("app_id = ?", appID)
+	}
+	var out []*model.LicenseAssignment
+	err := q.Order("id").Limit(limit).Find(&out).Error
+	return out, err
+}
+
+// CountReclaimable counts an account's licenses that still stand between it and its removal:
+// pending or reclaiming ones, and assigned ones of revocable pools.
+func (d *DB) CountReclaimable(ctx context.Context, accountID int64) (int64, error) {
+	var n int64
+	err := d.with(ctx).Model(&model.LicenseAssignment{}).
+		Where("license_assignments.account_id = ? AND (license_assignments.status IN ? OR (license_assignments.status = ? AND EXISTS (SELECT 1 FROM license_pools p WHERE p.id = license_assignments.pool_id AND p.revocable = ?)))",
+			accountID, []model.AssignmentStatus{model.AssignmentPending, model.AssignmentReclaiming}, model.AssignmentAssigned, true).Count(&n).Error
+	return n, err
+}

@@ -1,0 +1,367 @@
+package db
+
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+
+	"orchard/model"
+)
+
+// CancelAccountWork cancels an account's work that has not reached Apple: its queued outbox
+// items fail; the assignments they were for fail (an associate: the reservation is released)
+// or go back to ASSIGNED (a reclaim that will not happen); queued passes are dropped. It
+// returns how many outbox items it cancelled.
+func (d *DB) CancelAccountWork(ctx context.Context, accountID int64, why string) (int, error) {
+	now := Now()
+	var items []model.OutboxItem
+	if err := d.with(ctx).Where("account_id = ? AND status = ?", accountID, model.OutboxQueued).Find(&items).Error; err != nil {
+		return 0, err
+	}
+	if len(items) == 0 {
+		return 0, d.with(ctx).Where("account_id = ? AND status = ?", accountID, model.SyncRunQueued).Delete(&model.SyncRun{}).Error
+	}
+	var ids, assoc, reclaim []int64
+	for _, it := range items {
+		ids = append(ids, it.ID)
+		if it.AssignmentID == nil {
+			continue
+		}
+		switch it.Action {
+		case model.OutboxAssociate:
+			assoc = append(assoc, *it.AssignmentID)
+		case model.OutboxDisassociate, model.OutboxRevoke:
+			reclaim = append(reclaim, *it.AssignmentID)
+		}
+	}
+	if err := d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", ids).
+		UpdateColumns(map[string]any{"status": model.OutboxFailed, "last_error": why, "completed_at": now}).Error; err != nil {
+		return 0, err
+	}
+	if len(assoc) > 0 {
+		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ? AND status = ?", assoc, model.AssignmentPending).
+			UpdateColumns(map[string]any{"status": model.AssignmentFailed, "holder_key": nil, "error_message": why, "updated_at": now}).Error; err != nil {
+			return 0, err
+		}
+	}
+	if len(reclaim) > 0 {
+		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ? AND status = ?", reclaim, model.AssignmentReclaiming).
+			UpdateColumns(map[string]any{"status": model.AssignmentAssigned, "reclaim_reason": nil, "reclaimed_by": nil, "updated_at": now}).Error; err != nil {
+			return 0, err
+		}
+	}
+	if err := d.with(ctx).Where("account_id = ? AND status = ?", accountID, model.SyncRunQueued).Delete(&model.SyncRun{}).Error; err != nil {
+		return 0, err
+	}
+	if _, err := d.RecountPools(ctx, accountID); err != nil {
+		return 0, err
+	}
+	return len(items), nil
+}
+
+// AccountsWithWork lists the accounts that have outbox items due or events due for a poll.
+func (d *DB) AccountsWithWork(ctx context.Context, now time.Time) ([]int64, error) {
+	now = utc(now)
+	var a, b []int64
+	if err := d.with(ctx).Model(&model.OutboxItem{}).Where("status = ? AND not_before <= ?", model.OutboxQueued, now).
+		Distinct("account_id").Pluck("account_id", &a).Error; err != nil {
+		return nil, err
+	}
+	if err := d.with(ctx).Model(&model.AppleEvent{}).Where("status = ? AND next_poll_at <= ?", model.EventPending, now).
+		Distinct("account_id").Pluck("account_id", &b).Error; err != nil {
+		return nil, err
+	}
+	return append(a, b...), nil
+}
+
+// QueuedOutbox reads an account's due outbox items, oldest first.
+func (d *DB) QueuedOutbox(ctx context.Context, accountID int64, now time.Time, limit int) ([]*model.OutboxItem, error) {
+	var out []*model.OutboxItem
+	err := d.with(ctx).Where("account_id = ? AND status = ? AND not_before <= ?", accountID, model.OutboxQueued, utc(now)).
+		Order("id").Limit(limit).Find(&out).Error
+	return out, err
+}
+
+// AppleUserStatuses reads the registration states of users in an account.
+func (d *DB) AppleUserStatuses(ctx context.Context, accountID int64, clientUserIDs []string) (map[string]*model.AppleUser, error) {
+	out := map[string]*model.AppleUser{}
+	if len(clientUserIDs) == 0 {
+		return out, nil
+	}
+	var rows []*model.AppleUser
+	if err := d.with(ctx).Where("account_id = ? AND client_user_id IN ?", accountID, clientUserIDs).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		out[r.ClientUserID] = r
+	}
+	return out, nil
+}
+
+// RecordSent stores an event Apple accepted and marks its outbox items SENT, together: the
+// completion can then always find what the event was for.
+func (d *DB) RecordSent(ctx context.Context, ev *model.AppleEvent, itemIDs []int64) error {
+	return d.Tx(ctx, func(tx *DB) error {
+		ev.SentAt = utc(ev.SentAt)
+		ev.NextPollAt = utc(ev.NextPollAt)
+		if ev.Failures == "" {
+			ev.Failures = "[]"
+		}
+		if err := tx.with(ctx).Create(ev).Error; err != nil {
+			return err
+		}
+		now := Now()
+		return tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ?", itemIDs, model.OutboxQueued).
+			UpdateColumns(map[string]any{"status": model.OutboxSent, "event_id": ev.EventID, "sent_at": now, "attempts": gorm.Expr("attempts + 1")}).Error
+	})
+}
+
+// RetryOutbox puts items back in the queue after a transient failure, not before notBefore.
+func (d *DB) RetryOutbox(ctx context.Context, itemIDs []int64, notBefore time.Time, why string) error {
+	if len(itemIDs) == 0 {
+		return nil
+	}
+	return d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", itemIDs).
+		UpdateColumns(map[string]any{"status": model.OutboxQueued, "not_before": utc(notBefore), "last_error": truncate(why, 1000),
+			"attempts": gorm.Expr("attempts + 1"), "event_id": nil}).Error
+}
+
+// DelayOutbox postpones items without counting an attempt (they wait for something, such as
+// their user's registration).
+func (d *DB) DelayOutbox(ctx context.Context, itemIDs []int64, notBefore time.Time) error {
+	if len(itemIDs) == 0 {
+		return nil
+	}
+	return d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", itemIDs).UpdateColumn("not_before", utc(notBefore)).Error
+}
+
+// DueEvents reads an account's events that are due for a status poll.
+func (d *DB) DueEvents(ctx context.Context, accountID int64, now time.Time, limit int) ([]*model.AppleEvent, error) {
+	var out []*model.AppleEvent
+	err := d.with(ctx).Where("account_id = ? AND status = ? AND next_poll_at <= ?", accountID, model.EventPending, utc(now)).
+		Order("next_poll_at").Limit(limit).Find(&out).Error
+	return out, err
+}
+
+// AppleEvent reads an event.
+func (d *DB) AppleEvent(ctx context.Context, eventID string) (*model.AppleEvent, error) {
+	var e model.AppleEvent
+	if err := d.with(ctx).Where("event_id = ?", eventID).Take(&e).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &e, nil
+}
+
+// UpdateAppleEvent sets columns of an event.
+func (d *DB) UpdateAppleEvent(ctx context.Context, eventID string, cols map[string]any) error {
+	for k, v := range cols {
+		if t, ok := v.(time.Time); ok {
+			cols[k] = utc(t)
+		}
+	}
+	return d.with(ctx).Model(&model.AppleEvent{}).Where("event_id = ?", eventID).UpdateColumns(cols).Error
+}
+
+// SentItemsOfEvent reads the outbox items an event is for that are still waiting for it.
+func (d *DB) SentItemsOfEvent(ctx context.Context, eventID string) ([]*model.OutboxItem, error) {
+	var out []*model.OutboxItem
+	err := d.with(ctx).Where("event_id = ? AND status = ?", eventID, model.OutboxSent).Order("id").Find(&out).Error
+	return out, err
+}
+
+// Outcome is what Apple said of one outbox item.
+type Outcome struct {
+	Item *model.OutboxItem
+	// OK: done. Else ErrorNumber/ErrorMessage say why not.
+	OK           bool
+	ErrorNumber  int
+	ErrorMessage string
+}
+
+// ApplyOutcomes completes outbox items and the assignments and registrations they were for,
+// moving the pools' counters with the rows they count, in one transaction. It returns the
+// assignments that became ASSIGNED (their device commands may now go ahead) and the
+// reclaims that must follow (licenses reclaimed while on their way to Apple).
+func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []int64, err error) {
+	if len(outcomes) == 0 {
+		return nil, nil
+	}
+	now := Now()
+	err = d.Tx(ctx, func(tx *DB) error {
+		assigned = assigned[:0]
+		for _, o := range outcomes {
+			it := o.Item
+			status, lastErr := model.OutboxDone, any(nil)
+			if !o.OK {
+				status, lastErr = model.OutboxFailed, truncate(o.ErrorMessage, 1000)
+			}
+			res := tx.with(ctx).Model(&model.OutboxItem{}).Where("id = ? AND status IN ?", it.ID, []model.OutboxStatus{model.OutboxSent, model.OutboxQueued}).
+				UpdateColumns(map[string]any{"status": status, "last_error": lastErr, "completed_at": now})
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				continue // completed already (by the other of notification and poll)
+			}
+			var err error
+			switch it.Action {
+			case model.OutboxAssociate:
+				var ok bool
+				ok, err = tx.completeAssociate(ctx, it, o, now)
+				if ok {
+					assigned = append(assigned, *it.AssignmentID)
+				}
+			case model.OutboxDisassociate, model.OutboxRevoke:
+				err = tx.completeDisassociate(ctx, it, o, now)
+			case model.OutboxCreateUser:
+				err = tx.completeRegistration(ctx, it, o, now)
+			case model.OutboxRetireUser:
+				if it.AppleUserID != nil && o.OK {
+					err = tx.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRetired})
+				}
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return assigned, err
+}
+
+// completeAssociate: Apple assigned the license (or refused it, releasing the reservation). A
+// license reclaimed while it was on its way goes on to its reclaim at once.
+func (d *DB) completeAssociate(ctx context.Context, it *model.OutboxItem, o Outcome, now time.Time) (bool, error) {
+	if it.AssignmentID == nil {
+		return false, nil
+	}
+	a, err := d.LockAssignment(ctx, *it.AssignmentID)
+	if err != nil {
+		return false, err
+	}
+	if a.Status != model.AssignmentPending {
+		return false, nil // a sync confirmed it first; its recount set the counters
+	}
+	if !o.OK {
+		if err := d.UpdateAssignment(ctx, a.ID, map[string]any{"status": model.AssignmentFailed, "holder_key": nil,
+			"error_number": o.ErrorNumber, "error_message": truncate(o.ErrorMessage, 1000)}); err != nil {
+			return false, err
+		}
+		return false, d.AdjustPoolCounts(ctx, a.PoolID, 0, -1)
+	}
+	if err := d.AdjustPoolCounts(ctx, a.PoolID, 1, -1); err != nil {
+		return false, err
+	}
+	if a.ReclaimReason != nil {
+		if err := d.UpdateAssignment(ctx, a.ID, map[string]any{"status": model.AssignmentReclaiming, "assigned_at": now}); err != nil {
+			return false, err
+		}
+		pool, err := d.PoolByID(ctx, a.PoolID)
+		if err != nil {
+			return false, err
+		}
+		id := a.ID
+		return false, d.InsertOutbox(ctx, &model.OutboxItem{AccountID: a.AccountID, Action: model.OutboxDisassociate, AssignmentID: &id,
+			AdamID: pool.AdamID, PricingParam: pool.PricingParam, SerialNumber: a.SerialNumber, ClientUserID: a.ClientUserID,
+			Status: model.OutboxQueued, NotBefore: now, CreatedAt: now})
+	}
+	if err := d.UpdateAssignment(ctx, a.ID, map[string]any{"status": model.AssignmentAssigned, "assigned_at": now}); err != nil {
+		return false, err
+	}
+	// Commands that waited for this license ("install only after Apple confirms") may go.
+	return true, d.with(ctx).Model(&model.DeviceCommand{}).Where("assignment_id = ? AND waits_for_assignment = ?", a.ID, true).
+		UpdateColumn("waits_for_assignment", false).Error
+}
+
+// completeDisassociate: the license came back (or Apple refused, and it stays held).
+func (d *DB) completeDisassociate(ctx context.Context, it *model.OutboxItem, o Outcome, now time.Time) error {
+	if it.AssignmentID == nil {
+		return nil
+	}
+	a, err := d.LockAssignment(ctx, *it.AssignmentID)
+	if err != nil {
+		return err
+	}
+	if a.Status != model.AssignmentReclaiming {
+		return nil
+	}
+	if !o.OK {
+		return d.UpdateAssignment(ctx, a.ID, map[string]any{"status": model.AssignmentAssigned,
+			"error_number": o.ErrorNumber, "error_message": "Apple refused to take the license back: " + truncate(o.ErrorMessage, 900)})
+	}
+	if err := d.UpdateAssignment(ctx, a.ID, map[string]any{"status": model.AssignmentReclaimed, "holder_key": nil, "reclaimed_at": now}); err != nil {
+		return err
+	}
+	return d.AdjustPoolCounts(ctx, a.PoolID, -1, 0)
+}
+
+// completeRegistration: the user is registered at Apple (their licenses can be sent), or
+// could not be, and the licenses waiting for it fail with the reason.
+func (d *DB) completeRegistration(ctx context.Context, it *model.OutboxItem, o Outcome, now time.Time) error {
+	if it.AppleUserID == nil {
+		return nil
+	}
+	if o.OK {
+		return d.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRegistered, "error_message": nil})
+	}
+	if err := d.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserFailed, "error_message": truncate(o.ErrorMessage, 1000)}); err != nil {
+		return err
+	}
+	var waiting []*model.OutboxItem
+	if err := d.with(ctx).Where("account_id = ? AND action = ? AND status = ? AND client_user_id = ?", it.AccountID, model.OutboxAssociate,
+		model.OutboxQueued, it.ClientUserID).Find(&waiting).Error; err != nil {
+		return err
+	}
+	for _, w := range waiting {
+		if err := d.with(ctx).Model(&model.OutboxItem{}).Where("id = ?", w.ID).
+			UpdateColumns(map[string]any{"status": model.OutboxFailed, "last_error": "user registration failed", "completed_at": now}).Error; err != nil {
+			return err
+		}
+		if _, err := d.completeAssociate(ctx, w, Outcome{Item: w, ErrorNumber: o.ErrorNumber,
+			ErrorMessage: "the user could not be registered at Apple: " + o.ErrorMessage}, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StalledEvents reads events pending for longer than before (Apple: retry the request after
+// ten minutes without an answer).
+func (d *DB) StalledEvents(ctx context.Context, accountID int64, before time.Time) ([]*model.AppleEvent, error) {
+	var out []*model.AppleEvent
+	err := d.with(ctx).Where("account_id = ? AND status = ? AND sent_at < ?", accountID, model.EventPending, utc(before)).Find(&out).Error
+	return out, err
+}
+
+// RequeueEvent gives up on an event and queues its unfinished items again (re-sending an
+// associate or disassociate is harmless: Apple treats it as done).
+func (d *DB) RequeueEvent(ctx context.Context, eventID, why string) error {
+	return d.Tx(ctx, func(tx *DB) error {
+		if err := tx.UpdateAppleEvent(ctx, eventID, map[string]any{"status": model.EventFailed, "completed_at": Now(), "failures": `[{"errorMessage":"` + why + `"}]`}); err != nil {
+			return err
+		}
+		return tx.with(ctx).Model(&model.OutboxItem{}).Where("event_id = ? AND status = ?", eventID, model.OutboxSent).
+			UpdateColumns(map[string]any{"status": model.OutboxQueued, "event_id": nil, "not_before": Now(), "last_error": why}).Error
+	})
+}
+
+// OutboxByIDs reads outbox items.
+func (d *DB) OutboxByIDs(ctx context.Context, ids []int64) ([]*model.OutboxItem, error) {
+	var out []*model.OutboxItem
+	if len(ids) == 0 {
+		return out, nil
+	}
+	err := d.with(ctx).Where("id IN ?", ids).Find(&out).Error
+	return out, err
+}
+
+// UserForRegistration reads the user an account registration is for.
+func (d *DB) UserForRegistration(ctx context.Context, it *model.OutboxItem) (*model.User, error) {
+	var u model.User
+	err := d.with(ctx).Where("client_user_id = ?", it.ClientUserID).Take(&u).Error
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return &u, nil
+}

@@ -1,0 +1,456 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm/clause"
+
+	"orchard/model"
+)
+
+// The reconcile's writes. A pass hands over Apple's pages one at a time; each page is applied
+// in one transaction with a handful of statements whatever its size, so memory stays bounded by
+// a page and a pass of 100 pages costs a few hundred statements. A full pass marks every row it
+// saw with its run id; what it did not see is found afterwards by a sweep, in the database.
+
+// AssetRow is one of Apple's assets as a pass saw it.
+type AssetRow struct {
+	AdamID, PricingParam, ProductType      string
+	Total, Assigned, Available, Retired    int64
+	Unlimited, DeviceAssignable, Revocable bool
+	// Platforms is a comma-separated list of model.Platform values.
+	Platforms string
+}
+
+// PoolRef names a pool of the account being synced.
+type PoolRef struct{ PoolID, AppID int64 }
+
+// AssetKey is the key of an asset within an account.
+func AssetKey(adamID, pricingParam string) string { return adamID + "/" + pricingParam }
+
+// SyncCounts are what a pass changed.
+type SyncCounts struct{ Added, Changed, Removed int }
+
+// Add adds c to s.
+func (s *SyncCounts) Add(c SyncCounts) {
+	s.Added += c.Added
+	s.Changed += c.Changed
+	s.Removed += c.Removed
+}
+
+// UpsertAssets applies one page of assets: apps are created for new adamIds, pools created or
+// updated with Apple's counts, and (on a full pass, runID ≠ 0) marked seen. It returns the
+// page's pools by AssetKey.
+func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []AssetRow) (map[string]PoolRef, SyncCounts, error) {
+	refs := map[string]PoolRef{}
+	var counts SyncCounts
+	if len(rows) == 0 {
+		return refs, counts, nil
+	}
+	now := Now()
+	err := d.Tx(ctx, func(tx *DB) error {
+		apps, err := tx.ensureApps(ctx, rows, now)
+		if err != nil {
+			return err
+		}
+		appIDs := make([]int64, 0, len(apps))
+		for _, id := range apps {
+			appIDs = append(appIDs, id)
+		}
+		var existing []*model.LicensePool
+		if err := tx.with(ctx).Where("account_id = ? AND app_id IN ?", accountID, appIDs).Find(&existing).Error; err != nil {
+			return err
+		}
+		byKey := make(map[string]*model.LicensePool, len(existing))
+		for _, p := range existing {
+			byKey[AssetKey(p.AdamID, p.PricingParam)] = p
+		}
+		var inserts []*model.LicensePool
+		var seen []int64
+		for _, r := range rows {
+			key := AssetKey(r.AdamID, r.PricingParam)
+			p, ok := byKey[key]
+			if !ok {
+				p = &model.LicensePool{AccountID: accountID, AppID: apps[r.AdamID], AdamID: r.AdamID, PricingParam: r.PricingParam,
+					TotalCount: r.Total, Unlimited: r.Unlimited, AppleAssignedCount: r.Assigned, AppleAvailableCount: r.Available,
+					RetiredCount: r.Retired, DeviceAssignable: r.DeviceAssignable, Revocable: r.Revocable, LastSeenAt: &now}
+				if runID != 0 {
+					p.SeenRunID = &runID
+				}
+				inserts = append(inserts, p)
+				byKey[key] = p
+				counts.Added++
+				continue
+			}
+			seen = append(seen, p.ID)
+			if p.TotalCount != r.Total || p.Unlimited != r.Unlimited || p.AppleAssignedCount != r.Assigned ||
+				p.AppleAvailableCount != r.Available || p.RetiredCount != r.Retired || p.DeviceAssignable != r.DeviceAssignable ||
+				p.Revocable != r.Revocable || p.GoneAtAppleAt != nil {
+				err := tx.with(ctx).Model(&model.LicensePool{}).Where("id = ?", p.ID).Updates(map[string]any{
+					"total_count": r.Total, "unlimited": r.Unlimited, "apple_assigned_count": r.Assigned,
+					"apple_available_count": r.Available, "retired_count": r.Retired, "device_assignable": r.DeviceAssignable,
+					"revocable": r.Revocable, "gone_at_apple_at": nil, "updated_at": now,
+				}).Error
+				if err != nil {
+					return err
+				}
+				counts.Changed++
+			}
+		}
+		if len(inserts) > 0 {
+			if err := tx.with(ctx).CreateInBatches(inserts, 500).Error; err != nil {
+				return fmt.Errorf("insert pools: %w", err)
+			}
+		}
+		if len(seen) > 0 {
+			cols := map[string]any{"last_seen_at": now}
+			if runID != 0 {
+				cols["seen_run_id"] = runID
+			}
+			if err := tx.with(ctx).Model(&model.LicensePool{}).Where("id IN ?", seen).UpdateColumns(cols).Error; err != nil {
+				return err
+			}
+		}
+		for k, p := range byKey {
+			refs[k] = PoolRef{PoolID: p.ID, AppID: p.AppID}
+		}
+		return nil
+	})
+	return refs, counts, err
+}
+
+// ensureApps returns the app ids of the rows' adamIds, creating the apps not known yet (their
+// names come later, from the metadata lookup). Concurrent passes of other accounts may create
+// the same app: the insert ignores the conflict and the ids are read back.
+func (d *DB) ensureApps(ctx context.Context, rows []AssetRow, now time.Time) (map[string]int64, error) {
+	want := map[string]AssetRow{}
+	ids := make([]string, 0, len(rows))
+	for _, r := range rows {
+		if _, ok := want[r.AdamID]; !ok {
+			want[r.AdamID] = r
+			ids = append(ids, r.AdamID)
+		}
+	}
+	found := map[string]int64{}
+	read := func() error {
+		var apps []struct {
+			ID     int64
+			AdamID string
+		}
+		if err := d.with(ctx).Model(&model.App{}).Select("id", "adam_id").Where("adam_id IN ?", ids).Find(&apps).Error; err != nil {
+			return err
+		}
+		for _, a := range apps {
+			found[a.AdamID] = a.ID
+		}
+		return nil
+	}
+	if err := read(); err != nil {
+		return nil, err
+	}
+	var missing []*model.App
+	for _, id := range ids {
+		if _, ok := found[id]; ok {
+			continue
+		}
+		r := want[id]
+		kind := model.AppKindApp
+		if strings.EqualFold(r.ProductType, "Book") {
+			kind = model.AppKindBook
+		}
+		missing = append(missing, &model.App{AdamID: id, Kind: kind, Platforms: r.Platforms, CreatedAt: now, UpdatedAt: now})
+	}
+	if len(missing) == 0 {
+		return found, nil
+	}
+	if err := d.with(ctx).Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(missing, 500).Error; err != nil {
+		return nil, fmt.Errorf("insert apps: %w", err)
+	}
+	if err := read(); err != nil {
+		return nil, err
+	}
+	return found, nil
+}
+
+// MarkGonePools records, after a full pass, the pools Apple no longer lists.
+func (d *DB) MarkGonePools(ctx context.Context, accountID, runID int64) (int, error) {
+	res := d.with(ctx).Model(&model.LicensePool{}).
+		Where("account_id = ? AND gone_at_apple_at IS NULL AND (seen_run_id IS NULL OR seen_run_id <> ?)", accountID, runID).
+		UpdateColumns(map[string]any{"gone_at_apple_at": Now(), "updated_at": Now()})
+	return int(res.RowsAffected), res.Error
+}
+
+// AppleAssignmentRow is one of Apple's assignments as a pass saw it.
+type AppleAssignmentRow struct{ AdamID, PricingParam, SerialNumber, ClientUserID string }
+
+func (r AppleAssignmentRow) holder() (model.LicenseKind, string) {
+	if r.SerialNumber != "" {
+		return model.LicenseKindDevice, model.HolderKeyFor(model.LicenseKindDevice, r.SerialNumber, "")
+	}
+	return model.LicenseKindUser, model.HolderKeyFor(model.LicenseKindUser, "", r.ClientUserID)
+}
+
+type activeRow struct {
+	ID        int64
+	PoolID    int64
+	HolderKey string
+	Status    model.AssignmentStatus
+}
+
+// ApplyAssignments applies one page of Apple's assignments. Assignments held at Apple but
+// unknown here are created (origin FOUND_AT_APPLE); PENDING ones Apple already holds are
+// confirmed; on a full pass (runID ≠ 0) every row seen is marked. pools maps AssetKey to the
+// account's pools; assignments of assets missing from it are skipped and counted in skipped.
+func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows []AppleAssignmentRow, pools map[string]PoolRef) (counts SyncCounts, skipped int, err error) {
+	if len(rows) == 0 {
+		return counts, 0, nil
+	}
+	wanted := make(map[[2]any]foundRow, len(rows))
+	pairs := make([][2]any, 0, len(rows))
+	for _, r := range rows {
+		ref, ok := pools[AssetKey(r.AdamID, r.PricingParam)]
+		if !ok || (r.SerialNumber == "" && r.ClientUserID == "") {
+			skipped++
+			continue
+		}
+		kind, key := r.holder()
+		k := [2]any{ref.PoolID, key}
+		if _, dup := wanted[k]; dup {
+			continue
+		}
+		wanted[k] = foundRow{r, kind, key, ref}
+		pairs = append(pairs, k)
+	}
+	if len(pairs) == 0 {
+		return counts, skipped, nil
+	}
+	now := Now()
+	err = d.Tx(ctx, func(tx *DB) error {
+		var found []activeRow
+		q, args := tx.pairIn("SELECT id, pool_id, holder_key, status FROM license_assignments WHERE (pool_id, holder_key) IN ", pairs)
+		if err := tx.with(ctx).Raw(q, args...).Scan(&found).Error; err != nil {
+			return fmt.Errorf("find assignments: %w", err)
+		}
+		var seen, confirm []int64
+		for _, f := range found {
+			k := [2]any{f.PoolID, f.HolderKey}
+			if _, ok := wanted[k]; !ok {
+				continue
+			}
+			delete(wanted, k)
+			seen = append(seen, f.ID)
+			if f.Status == model.AssignmentPending {
+				confirm = append(confirm, f.ID)
+			}
+		}
+		if len(confirm) > 0 {
+			// Apple holds what Orchard was waiting to hear about: the associate went through.
+			res := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ? AND status = ?", confirm, model.AssignmentPending).
+				UpdateColumns(map[string]any{"status": model.AssignmentAssigned, "assigned_at": now, "updated_at": now})
+			if res.Error != nil {
+				return res.Error
+			}
+			counts.Changed += int(res.RowsAffected)
+		}
+		if len(wanted) > 0 {
+			list := make([]foundRow, 0, len(wanted))
+			for _, w := range wanted {
+				list = append(list, w)
+			}
+			ins, err := tx.newFoundAssignments(ctx, accountID, runID, list, now)
+			if err != nil {
+				return err
+			}
+			counts.Added += ins
+		}
+		if runID != 0 && len(seen) > 0 {
+			if err := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", seen).UpdateColumn("seen_run_id", runID).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return counts, skipped, err
+}
+
+// foundRow is an assignment of a page with its holder and pool.
+type foundRow struct {
+	row  AppleAssignmentRow
+	kind model.LicenseKind
+	key  string
+	ref  PoolRef
+}
+
+// newFoundAssignments inserts assignments found at Apple, linked to the devices and users
+// Orchard knows by serial number and clientUserId.
+func (d *DB) newFoundAssignments(ctx context.Context, accountID, runID int64, list []foundRow, now time.Time) (int, error) {
+	var serials, cuids []string
+	for _, w := range list {
+		if w.kind == model.LicenseKindDevice {
+			serials = append(serials, w.row.SerialNumber)
+		} else {
+			cuids = append(cuids, w.row.ClientUserID)
+		}
+	}
+	devices := map[string]int64{}
+	if len(serials) > 0 {
+		var ds []struct {
+			ID           int64
+			SerialNumber string
+		}
+		if err := d.with(ctx).Model(&model.Device{}).Select("id", "serial_number").Where("serial_number IN ?", serials).Find(&ds).Error; err != nil {
+			return 0, err
+		}
+		for _, x := range ds {
+			devices[x.SerialNumber] = x.ID
+		}
+	}
+	users := map[string]int64{}
+	if len(cuids) > 0 {
+		var us []struct {
+			ID           int64
+			ClientUserID string
+		}
+		if err := d.with(ctx).Model(&model.User{}).Select("id", "client_user_id").Where("client_user_id IN ?", cuids).Find(&us).Error; err != nil {
+			return 0, err
+		}
+		for _, x := range us {
+			users[x.ClientUserID] = x.ID
+		}
+	}
+	out := make([]*model.LicenseAssignment, 0, len(list))
+	for _, w := range list {
+		a := &model.LicenseAssignment{PoolID: w.ref.PoolID, AccountID: accountID, AppID: w.ref.AppID, Kind: w.kind,
+			Status: model.AssignmentAssigned, Origin: model.OriginFoundAtApple, Reason: "held at Apple but unknown to Orchard when a sync found it",
+			CausedBy: "sync", AssignedAt: &now, CreatedAt: now, UpdatedAt: now}
+		key := w.key
+		a.HolderKey = &key
+		if w.kind == model.LicenseKindDevice {
+			s := w.row.SerialNumber
+			a.SerialNumber = &s
+			if id, ok := devices[s]; ok {
+				a.DeviceID = &id
+			}
+		} else {
+			c := w.row.ClientUserID
+			a.ClientUserID = &c
+			if id, ok := users[c]; ok {
+				a.UserID = &id
+			}
+		}
+		if runID != 0 {
+			a.SeenRunID = &runID
+		}
+		out = append(out, a)
+	}
+	if err := d.with(ctx).CreateInBatches(out, 500).Error; err != nil {
+		return 0, fmt.Errorf("insert found assignments: %w", err)
+	}
+	return len(out), nil
+}
+
+// SweepAssignments ends a full pass: assignments Orchard believed held at Apple that the pass
+// did not see are gone there. A RECLAIMING one was reclaimed (the disassociate went through);
+// an ASSIGNED one was removed at Apple (in Apple Business Manager, or by another tool) and is
+// kept as drift with the time it was found. Assignments confirmed after the pass started are
+// left for the next pass, which will have seen them.
+func (d *DB) SweepAssignments(ctx context.Context, accountID, runID int64, passStart time.Time) (int, error) {
+	now := Now()
+	passStart = utc(passStart)
+	removed := 0
+	err := d.Tx(ctx, func(tx *DB) error {
+		unseen := "account_id = ? AND status = ? AND (seen_run_id IS NULL OR seen_run_id <> ?) AND (assigned_at IS NULL OR assigned_at < ?)"
+		res := tx.with(ctx).Model(&model.LicenseAssignment{}).Where(unseen, accountID, model.AssignmentReclaiming, runID, passStart).
+			UpdateColumns(map[string]any{"status": model.AssignmentReclaimed, "holder_key": nil, "reclaimed_at": now, "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		removed += int(res.RowsAffected)
+		res = tx.with(ctx).Model(&model.LicenseAssignment{}).Where(unseen, accountID, model.AssignmentAssigned, runID, passStart).
+			UpdateColumns(map[string]any{"status": model.AssignmentRemovedAtApple, "holder_key": nil, "removed_at_apple_at": now,
+				"reclaim_reason": "no longer held at Apple (removed in Apple Business Manager or by another tool)", "reclaimed_by": "sync", "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		removed += int(res.RowsAffected)
+		return nil
+	})
+	return removed, err
+}
+
+// RecountPools recomputes Orchard's counts of an account's pools from the assignment rows
+// (DESIGN §2.1: the counters can always be recomputed, and a sync does so). The pool rows are
+// locked first, so a reservation cannot slip between the count and the update.
+func (d *DB) RecountPools(ctx context.Context, accountID int64) (int, error) {
+	changed := 0
+	err := d.Tx(ctx, func(tx *DB) error {
+		var pools []*model.LicensePool
+		if err := tx.forUpdate(tx.with(ctx)).Select("id", "assigned_count", "reserved_count").Where("account_id = ?", accountID).Find(&pools).Error; err != nil {
+			return err
+		}
+		var rows []struct {
+			PoolID int64
+			Status model.AssignmentStatus
+			N      int64
+		}
+		if err := tx.with(ctx).Model(&model.LicenseAssignment{}).Select("pool_id, status, COUNT(*) AS n").
+			Where("account_id = ? AND status IN ?", accountID, []model.AssignmentStatus{model.AssignmentPending, model.AssignmentAssigned, model.AssignmentReclaiming}).
+			Group("pool_id, status").Scan(&rows).Error; err != nil {
+			return err
+		}
+		type c struct{ assigned, reserved int64 }
+		counts := map[int64]*c{}
+		for _, r := range rows {
+			x := counts[r.PoolID]
+			if x == nil {
+				x = &c{}
+				counts[r.PoolID] = x
+			}
+			if r.Status == model.AssignmentPending {
+				x.reserved += r.N
+			} else {
+				x.assigned += r.N
+			}
+		}
+		for _, p := range pools {
+			x := counts[p.ID]
+			if x == nil {
+				x = &c{}
+			}
+			if x.assigned == p.AssignedCount && x.reserved == p.ReservedCount {
+				continue
+			}
+			if err := tx.SetPoolCounts(ctx, p.ID, x.assigned, x.reserved); err != nil {
+				return err
+			}
+			changed++
+		}
+		return nil
+	})
+	return changed, err
+}
+
+// pairIn renders "prefix (col1, col2) IN <list of pairs>" for the dialect: SQLite wants a
+// VALUES subquery on the right of a row-value IN, MySQL a list of rows.
+func (d *DB) pairIn(prefix string, pairs [][2]any) (string, []any) {
+	var sb strings.Builder
+	sb.WriteString(prefix)
+	args := make([]any, 0, 2*len(pairs))
+	if d.dialect == SQLite {
+		sb.WriteString("(VALUES ")
+	} else {
+		sb.WriteString("(")
+	}
+	for i, p := range pairs {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		sb.WriteString("(?,?)")
+		args = append(args, p[0], p[1])
+	}
+	sb.WriteString(")")
+	return sb.String(), args
+}
