@@ -47,3 +47,6 @@ func (a Actor) audit(e *model.AuditEvent) *model.AuditEvent {
 	e.ActorName = a.Name
 	return e
 }
+
+// RuleActor is a domain rule acting on its own (R4b retirement, R4c inventory, labels).
+func RuleActor(name string) Actor { return Actor{Kind: model.ActorRule, Name: name} }
