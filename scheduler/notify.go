@@ -1,0 +1,182 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"orchard/apple"
+	"orchard/db"
+	"orchard/model"
+)
+
+// NotificationHandler serves POST /apple/notifications/{accountID}: Apple's pushes for an
+// account, verified with the account's shared secret (compared in constant time), applied
+// once each (Apple delivers duplicates), and answered 2xx so Apple stops retrying. Where a
+// notification leaves doubt, an incremental pass is queued.
+func (s *Scheduler) NotificationHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("accountID"), 10, 64)
+		if err != nil || id <= 0 {
+			http.Error(w, "unknown account", http.StatusNotFound)
+			return
+		}
+		ctx := r.Context()
+		a, err := s.db.AccountByID(ctx, id)
+		if errors.Is(err, model.ErrNotFound) || (err == nil && a.RemovedAt != nil) {
+			http.Error(w, "unknown account", http.StatusNotFound)
+			return
+		}
+		if err != nil {
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
+		secret, err := s.svc.NotificationSecret(a)
+		if err != nil || secret == "" || !apple.VerifyNotificationAuth(r.Header.Get("Authorization"), secret) {
+			notifications.WithLabelValues("rejected").Inc()
+			http.Error(w, "bad credentials", http.StatusUnauthorized)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
+		if err != nil {
+			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		n, err := apple.ParseNotification(body)
+		if err != nil {
+			notifications.WithLabelValues("malformed").Inc()
+			http.Error(w, "malformed notification", http.StatusBadRequest)
+			return
+		}
+		if err := s.applyNotification(ctx, a, n); err != nil {
+			s.log.ErrorContext(ctx, "apply notification", "account", a.ID, "type", n.NotificationType, "error", err)
+			http.Error(w, "try again", http.StatusServiceUnavailable) // Apple retries
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+// applyNotification applies one notification, once.
+func (s *Scheduler) applyNotification(ctx context.Context, a *model.Account, n *apple.Notification) error {
+	if n.NotificationID != "" {
+		fresh, err := s.db.RememberNotification(ctx, n.NotificationID, a.ID, n.NotificationType)
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			notifications.WithLabelValues("duplicate").Inc()
+			return nil
+		}
+	}
+	notifications.WithLabelValues(n.NotificationType).Inc()
+	err := s.applyPayload(ctx, a, n)
+	if err != nil && n.NotificationID != "" {
+		// Let Apple's retry apply it.
+		_ = s.db.ForgetNotification(context.WithoutCancel(ctx), n.NotificationID)
+	}
+	return err
+}
+
+func (s *Scheduler) applyPayload(ctx context.Context, a *model.Account, n *apple.Notification) error {
+	switch {
+	case n.Test:
+		return nil
+	case n.AssetCount != nil:
+		c := n.AssetCount
+		found, err := s.db.AdjustPoolTotal(ctx, a.ID, c.AdamID, pricing(c.PricingParam), int64(c.CountDelta))
+		if err != nil {
+			return err
+		}
+		if !found {
+			// A new asset: the next pass lists it with its counts.
+			return s.queue(ctx, a.ID)
+		}
+		return nil
+	case n.AssetManagement != nil:
+		return s.applyAssetManagement(ctx, a, n.AssetManagement)
+	case n.UserManagement != nil:
+		return s.applyUsers(ctx, a, n.UserManagement.EventID, n.UserManagement.Result, n.UserManagement.Users, n.UserManagement.Error)
+	case n.UserAssociated != nil:
+		return s.applyUsers(ctx, a, "", apple.ResultSuccess, n.UserAssociated.AssociatedUsers, nil)
+	}
+	// Types Orchard does not use (subscriptions, UNLIMITED_ASSET): a pass will show their effect.
+	return s.queue(ctx, a.ID)
+}
+
+// applyAssetManagement applies an associate, disassociate or revoke that completed at Apple,
+// whether Orchard asked for it (its event completes) or not (drift, applied at once).
+func (s *Scheduler) applyAssetManagement(ctx context.Context, a *model.Account, m *apple.AssetManagementNotification) error {
+	if m.EventID != "" {
+		done, err := s.completeFromNotification(ctx, a, m)
+		if err != nil || done {
+			return err
+		}
+	}
+	if m.Result != apple.ResultSuccess {
+		return nil // a failure of something Orchard did not ask for changes nothing here
+	}
+	rows := make([]db.AppleAssignmentRow, 0, len(m.Assignments))
+	var adamIDs []string
+	for _, x := range m.Assignments {
+		rows = append(rows, db.AppleAssignmentRow{AdamID: x.AdamID, PricingParam: pricing(x.PricingParam), SerialNumber: x.SerialNumber, ClientUserID: x.ClientUserID})
+		adamIDs = append(adamIDs, x.AdamID)
+	}
+	pools, err := s.db.PoolRefs(ctx, a.ID, adamIDs)
+	if err != nil {
+		return err
+	}
+	switch m.Type {
+	case apple.EventTypeAssociate:
+		_, skipped, err := s.db.ApplyAssignments(ctx, a.ID, 0, rows, pools)
+		if err != nil {
+			return err
+		}
+		if skipped > 0 {
+			if err := s.queue(ctx, a.ID); err != nil {
+				return err
+			}
+		}
+		_, err = s.db.RecountPools(ctx, a.ID)
+		return err
+	case apple.EventTypeDisassociate, apple.EventTypeRevoke:
+		_, err := s.db.GoneAtApple(ctx, a.ID, rows, pools)
+		return err
+	}
+	return s.queue(ctx, a.ID)
+}
+
+// applyUsers applies user registrations, updates, retirements and invitation acceptances.
+func (s *Scheduler) applyUsers(ctx context.Context, a *model.Account, eventID, result string, users []apple.User, failure *apple.Error) error {
+	if eventID != "" {
+		stop, err := s.completeUsersFromNotification(ctx, a, eventID, result, users, failure)
+		if err != nil || stop {
+			return err
+		}
+	}
+	if result != apple.ResultSuccess {
+		return nil
+	}
+	rows := make([]db.AppleUserRow, 0, len(users))
+	for _, u := range users {
+		rows = append(rows, db.AppleUserRow{ClientUserID: u.ClientUserID, Email: u.Email, Status: u.Status, InviteCode: u.InviteCode, IDHash: u.IDHash})
+	}
+	_, err := s.db.UpsertAppleUsers(ctx, a.ID, 0, rows)
+	return err
+}
+
+// queue asks for an incremental pass of the account.
+func (s *Scheduler) queue(ctx context.Context, accountID int64) error {
+	_, err := s.svc.QueueSync(ctx, accountID, model.SyncIncremental, model.TriggerNotification)
+	return err
+}
+
+// pruneNotifications forgets old notification ids, once in a while.
+func (s *Scheduler) pruneNotifications(ctx context.Context) {
+	if err := s.db.PruneNotifications(ctx, time.Now().Add(-48*time.Hour)); err != nil {
+		s.log.Warn("prune notification ids", "error", err)
+	}
+}

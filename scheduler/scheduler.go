@@ -1,0 +1,283 @@
+// Package scheduler is Orchard's background work: the reconcile of every account with Apple
+// (a full pass every ORCHARD_SYNC_INTERVAL, incremental passes between, passes asked for by
+// admins and notifications), token health, Apple's Retry-After holds, and the handling of
+// Apple's notifications. Replicas share the work through lease rows in the database: an account
+// is worked on by the replica holding its lease, and a dead replica's accounts pass to the
+// others when its leases run out.
+package scheduler
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"orchard/apple"
+	"orchard/db"
+	"orchard/license"
+	"orchard/model"
+)
+
+// Config configures a Scheduler.
+type Config struct {
+	DB      *db.DB
+	License *license.Service
+	Apple   *apple.Client
+	Log     *slog.Logger
+	// SyncInterval is the time between full passes of an account (default 30m);
+	// IncrementalInterval the time between incremental passes (default 5m).
+	SyncInterval        time.Duration
+	IncrementalInterval time.Duration
+	// Jitter spreads due times by ± this fraction so that accounts added together do not stay in
+	// step (default 0.1).
+	Jitter float64
+	// Tick is how often the scheduler looks for due work (default 1s).
+	Tick time.Duration
+	// LeaseTTL is how long a lease lasts without renewal (default 30s); a dead replica's work
+	// passes to the others after it.
+	LeaseTTL time.Duration
+	// Concurrency bounds the accounts this replica works on at once (default 4).
+	Concurrency int
+	// PageParallel is how many Apple pages a pass fetches ahead while it writes (1–5, default 3).
+	PageParallel int
+	// PollInterval is the time between status polls of a pending event (default 30s, Apple's
+	// guidance); notifications usually complete events sooner.
+	PollInterval time.Duration
+	// MetadataRefresh is how old an app's metadata may get before it is looked up again
+	// (default 24h).
+	MetadataRefresh time.Duration
+	// Holder names this replica in lease rows (default host/pid/random).
+	Holder string
+}
+
+func (c *Config) defaults() {
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = 30 * time.Minute
+	}
+	if c.IncrementalInterval == 0 {
+		c.IncrementalInterval = 5 * time.Minute
+	}
+	if c.Jitter == 0 {
+		c.Jitter = 0.1
+	}
+	if c.Tick == 0 {
+		c.Tick = time.Second
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 30 * time.Second
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 4
+	}
+	if c.PageParallel == 0 {
+		c.PageParallel = 3
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 30 * time.Second
+	}
+	if c.MetadataRefresh == 0 {
+		c.MetadataRefresh = 24 * time.Hour
+	}
+	if c.Holder == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 4)
+		_, _ = crand.Read(b)
+		c.Holder = fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))
+	}
+}
+
+// Scheduler runs the background work of one replica.
+type Scheduler struct {
+	cfg  Config
+	db   *db.DB
+	svc  *license.Service
+	api  *apple.Client
+	log  *slog.Logger
+	kick chan struct{}
+
+	mu   sync.Mutex
+	busy map[string]bool // work keys this replica is running
+	wg   sync.WaitGroup
+	sem  chan struct{}
+}
+
+// New returns a Scheduler; call Run to start it.
+func New(cfg Config) *Scheduler {
+	cfg.defaults()
+	s := &Scheduler{cfg: cfg, db: cfg.DB, svc: cfg.License, api: cfg.Apple, log: cfg.Log,
+		kick: make(chan struct{}, 1), busy: map[string]bool{}, sem: make(chan struct{}, cfg.Concurrency)}
+	return s
+}
+
+// Kick wakes the scheduler at once (work was queued for an account).
+func (s *Scheduler) Kick(int64) {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run works until ctx is cancelled, then waits for the work in flight to stop.
+func (s *Scheduler) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.Tick)
+	defer t.Stop()
+	defer s.wg.Wait()
+	for {
+		if err := s.tick(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "scheduler tick", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-s.kick:
+		}
+	}
+}
+
+// tick starts the due work of every account this replica can lease.
+func (s *Scheduler) tick(ctx context.Context) error {
+	now, err := s.db.ClockNow(ctx)
+	if err != nil {
+		return err
+	}
+	accounts, err := s.db.ListLiveAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	queued, err := s.db.AccountsWithQueuedRuns(ctx)
+	if err != nil {
+		return err
+	}
+	hasQueued := map[int64]bool{}
+	for _, id := range queued {
+		hasQueued[id] = true
+	}
+	for _, a := range accounts {
+		if a.HeldAt(now) {
+			continue // R3: nothing for a held account before its time
+		}
+		if hasQueued[a.ID] || a.NextSyncAt == nil || !now.Before(*a.NextSyncAt) {
+			s.start(ctx, "sync", a.ID, s.syncAccount)
+		}
+		if a.RemovalRequestedAt != nil {
+			if _, err := s.svc.FinishRemoval(ctx, a.ID); err != nil {
+				s.log.WarnContext(ctx, "finish account removal", "account", a.ID, "error", err)
+			}
+		}
+	}
+	work, err := s.db.AccountsWithWork(ctx, now)
+	if err != nil {
+		return err
+	}
+	live := map[int64]*model.Account{}
+	for _, a := range accounts {
+		live[a.ID] = a
+	}
+	for _, id := range work {
+		if a := live[id]; a != nil && !a.HeldAt(now) {
+			s.start(ctx, "outbox", id, s.outboxWork)
+		}
+	}
+	return nil
+}
+
+// start runs work for an account in the background when this replica is not already running
+// it, a worker slot is free and the account's lease for that kind of work can be taken.
+func (s *Scheduler) start(ctx context.Context, kind string, accountID int64, work func(ctx context.Context, accountID int64) error) {
+	key := fmt.Sprintf("%s:%d", kind, accountID)
+	s.mu.Lock()
+	if s.busy[key] {
+		s.mu.Unlock()
+		return
+	}
+	s.busy[key] = true
+	s.mu.Unlock()
+	release := func() {
+		s.mu.Lock()
+		delete(s.busy, key)
+		s.mu.Unlock()
+	}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		release() // all workers busy; the next tick tries again
+		return
+	}
+	ok, err := s.db.AcquireLease(ctx, key, s.cfg.Holder, s.cfg.LeaseTTL)
+	if err != nil || !ok {
+		<-s.sem
+		release()
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "take lease", "lease", key, "error", err)
+		}
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() { <-s.sem }()
+		defer release()
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		lost := s.keepLease(wctx, cancel, key)
+		err := work(wctx, accountID)
+		cancel()
+		<-lost
+		if err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("background work failed", "work", kind, "account", accountID, "error", err)
+		}
+		// Give the lease back so that another replica may take the next due work at once.
+		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer rcancel()
+		if err := s.db.ReleaseLease(rctx, key, s.cfg.Holder); err != nil {
+			s.log.Warn("release lease", "lease", key, "error", err)
+		}
+	}()
+}
+
+// keepLease renews a lease while its work runs and cancels the work if the lease is lost (the
+// database was unreachable for longer than the lease: another replica may have taken it over).
+func (s *Scheduler) keepLease(ctx context.Context, cancel context.CancelFunc, key string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.cfg.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				ok, err := s.db.AcquireLease(ctx, key, s.cfg.Holder, s.cfg.LeaseTTL)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil || !ok {
+					s.log.Warn("lease lost; stopping its work", "lease", key, "error", err)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return done
+}
+
+// jitter spreads d by ± the configured fraction.
+func (s *Scheduler) jitter(d time.Duration) time.Duration {
+	f := 1 + s.cfg.Jitter*(2*rand.Float64()-1)
+	return time.Duration(float64(d) * f)
+}
+
+// token opens an account's token.
+func (s *Scheduler) token(a *model.Account) (*apple.Token, error) { return s.svc.Token(a) }

@@ -1,0 +1,231 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"orchard/apple"
+	"orchard/db"
+	"orchard/license"
+	"orchard/model"
+)
+
+var syncActor = license.Actor{Kind: model.ActorSync, Name: "sync"}
+
+// syncAccount runs one pass of an account, under its lease: the queued pass if an admin or a
+// notification asked for one, else the one that is due (full when the full pass is due). It
+// records the pass as a sync run and sets the account's next due times.
+func (s *Scheduler) syncAccount(ctx context.Context, accountID int64) error {
+	a, err := s.db.AccountByID(ctx, accountID)
+	if err != nil {
+		return err
+	}
+	now, err := s.db.ClockNow(ctx)
+	if err != nil {
+		return err
+	}
+	// Another replica may have run the pass between this replica's tick and its lease.
+	if a.RemovedAt != nil || a.HeldAt(now) {
+		return nil
+	}
+	// We hold the lease: a RUNNING pass of this account belongs to a replica that died.
+	if err := s.db.FailStaleRuns(ctx, a.ID, "the replica running this pass stopped"); err != nil {
+		return err
+	}
+	run, err := s.db.QueuedSyncRun(ctx, a.ID)
+	switch {
+	case errors.Is(err, model.ErrNotFound):
+		if a.NextSyncAt != nil && now.Before(*a.NextSyncAt) {
+			return nil // not due any more
+		}
+		kind := model.SyncIncremental
+		if a.LastFullSyncAt == nil || a.NextFullSyncAt == nil || !now.Before(*a.NextFullSyncAt) || a.AssignmentsVersionID == "" {
+			kind = model.SyncFull
+		}
+		run = &model.SyncRun{AccountID: a.ID, Kind: kind, Trigger: model.TriggerSchedule}
+	case err != nil:
+		return err
+	}
+	run.Status, run.StartedAt = model.SyncRunRunning, db.Now()
+	if run.ID == 0 {
+		err = s.db.InsertSyncRun(ctx, run)
+	} else {
+		err = s.db.UpdateSyncRun(ctx, run)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.db.UpdateAccount(ctx, a.ID, map[string]any{"sync_status": model.SyncStatusRunning}); err != nil {
+		return err
+	}
+	start := time.Now()
+	res, perr := s.pass(ctx, a, run)
+	s.finish(ctx, a, run, res, perr, now)
+	syncDuration.WithLabelValues(string(run.Kind), string(run.Status)).Observe(time.Since(start).Seconds())
+	syncRuns.WithLabelValues(fmt.Sprint(a.ID), string(run.Kind), string(run.Status)).Inc()
+	return nil
+}
+
+// passResult is what a pass learnt besides its counts.
+type passResult struct {
+	assetsVersion, assignmentsVersion, usersVersion string
+}
+
+// finish records a pass's outcome and the account's next due times.
+func (s *Scheduler) finish(ctx context.Context, a *model.Account, run *model.SyncRun, res passResult, perr error, started time.Time) {
+	ctx = context.WithoutCancel(ctx)
+	now := db.Now()
+	run.FinishedAt = &now
+	cols := map[string]any{}
+	var until time.Time
+	var held bool
+	switch {
+	case perr == nil:
+		run.Status = model.SyncRunSucceeded
+		cols["sync_status"] = model.SyncStatusOK
+		cols["last_synced_at"] = now
+		cols["last_error"] = nil
+		if res.assetsVersion != "" {
+			cols["assets_version_id"] = res.assetsVersion
+		}
+		if res.assignmentsVersion != "" {
+			cols["assignments_version_id"] = res.assignmentsVersion
+		}
+		if res.usersVersion != "" {
+			cols["users_version_id"] = res.usersVersion
+		}
+		nextFull := a.NextFullSyncAt
+		if run.Kind == model.SyncFull {
+			cols["last_full_sync_at"] = now
+			t := now.Add(s.jitter(s.cfg.SyncInterval))
+			nextFull = &t
+			cols["next_full_sync_at"] = t
+		}
+		next := now.Add(s.jitter(s.cfg.IncrementalInterval))
+		if nextFull != nil && nextFull.Before(next) {
+			next = *nextFull
+		}
+		cols["next_sync_at"] = next
+	default:
+		msg := perr.Error()
+		run.Error = &msg
+		if until, held = apple.ThrottledUntil(perr); held {
+			// R3: hold every action on this account until Apple's time; the pass is due again
+			// then (next_sync_at is left as it was).
+			run.Status = model.SyncRunHeld
+			cols["sync_status"] = model.SyncStatusHeld
+			if err := s.db.HoldAccount(ctx, a.ID, until, msg); err != nil {
+				s.log.Error("record hold", "account", a.ID, "error", err)
+			}
+			holds.WithLabelValues(fmt.Sprint(a.ID)).Inc()
+			s.log.Warn("Apple asked to wait; account held", "account", a.ID, "until", until, "reason", msg)
+		} else {
+			run.Status = model.SyncRunFailed
+			cols["sync_status"] = model.SyncStatusFailed
+			cols["last_error"] = truncate(msg, 1000)
+			// Try again soon, but not in a tight loop.
+			cols["next_sync_at"] = now.Add(min(s.cfg.IncrementalInterval, time.Minute))
+			s.log.Warn("sync failed", "account", a.ID, "kind", run.Kind, "error", msg)
+		}
+	}
+	if err := s.db.UpdateSyncRun(ctx, run); err != nil {
+		s.log.Error("record sync run", "run", run.ID, "error", err)
+	}
+	if err := s.db.UpdateAccount(ctx, a.ID, cols); err != nil {
+		s.log.Error("record sync outcome", "account", a.ID, "error", err)
+	}
+	if held {
+		s.wakeAt(until)
+	}
+}
+
+// wakeAt makes sure a tick runs soon after t (held work resumes by itself).
+func (s *Scheduler) wakeAt(t time.Time) {
+	d := time.Until(t) + 10*time.Millisecond
+	if d < 0 {
+		d = 0
+	}
+	time.AfterFunc(d, func() { s.Kick(0) })
+}
+
+// pass checks the account's token with Apple, then reconciles.
+func (s *Scheduler) pass(ctx context.Context, a *model.Account, run *model.SyncRun) (passResult, error) {
+	tok, err := s.token(a)
+	if err != nil {
+		return passResult{}, err
+	}
+	ok, err := s.checkHealth(ctx, a, tok)
+	if err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("token is %s; nothing is sent to Apple for this account until it is fixed", strings.ToLower(string(a.Health)))
+		}
+		return passResult{}, err
+	}
+	return s.reconcile(ctx, a, tok, run)
+}
+
+// checkHealth reads the client config (R12: token health and claim) and records the health.
+// It reports whether the account may be synced. A token nobody has claimed (an add that
+// crashed before its claim) is claimed.
+func (s *Scheduler) checkHealth(ctx context.Context, a *model.Account, tok *apple.Token) (bool, error) {
+	now := db.Now()
+	if tok.Expired(now) {
+		a.Health = model.TokenHealthExpired
+		return false, s.svc.SetHealth(ctx, a.ID, model.TokenHealthExpired, "the token expired on "+tok.ExpiresAt.Format(time.DateOnly), nil, syncActor)
+	}
+	cfg, err := s.api.ClientConfig(ctx, tok)
+	var claimed *apple.ClaimedError
+	switch {
+	case errors.As(err, &claimed):
+		a.Health = model.TokenHealthClaimedElsewhere
+		m := claimed.Manager
+		return false, s.svc.SetHealth(ctx, a.ID, model.TokenHealthClaimedElsewhere, fmt.Sprintf("claimed by %q (id %s)", m.Name, m.ID), &m, syncActor)
+	case errors.Is(err, apple.ErrTokenExpired):
+		a.Health = model.TokenHealthExpired
+		return false, s.svc.SetHealth(ctx, a.ID, model.TokenHealthExpired, "Apple says the token expired", nil, syncActor)
+	case errors.Is(err, apple.ErrTokenRevoked):
+		a.Health = model.TokenHealthRevoked
+		return false, s.svc.SetHealth(ctx, a.ID, model.TokenHealthRevoked, "Apple revoked the token", nil, syncActor)
+	case errors.Is(err, apple.ErrTokenInvalid):
+		a.Health = model.TokenHealthInvalid
+		return false, s.svc.SetHealth(ctx, a.ID, model.TokenHealthInvalid, "Apple does not accept the token", nil, syncActor)
+	case err != nil:
+		return false, err
+	}
+	if cfg.MDMInfo == nil || cfg.MDMInfo.ID == "" {
+		if _, err := s.api.Claim(ctx, tok); err != nil {
+			return false, fmt.Errorf("claim the account: %w", err)
+		}
+	}
+	if !cfg.TokenExpirationDate.IsZero() && !cfg.TokenExpirationDate.Equal(a.TokenExpiresAt) {
+		a.TokenExpiresAt = cfg.TokenExpirationDate.UTC()
+		if err := s.db.UpdateAccount(ctx, a.ID, map[string]any{"token_expires_at": a.TokenExpiresAt}); err != nil {
+			return false, err
+		}
+	}
+	cols := map[string]any{}
+	if cfg.LocationName != "" && cfg.LocationName != a.LocationName {
+		cols["location_name"] = cfg.LocationName
+	}
+	if cc := strings.ToUpper(cfg.CountryISO2ACode); cc != "" && cc != a.CountryCode {
+		cols["country_code"] = cc
+	}
+	if len(cols) > 0 {
+		if err := s.db.UpdateAccount(ctx, a.ID, cols); err != nil {
+			return false, err
+		}
+	}
+	h := a.EffectiveHealth(now)
+	a.Health = h
+	return true, s.svc.SetHealth(ctx, a.ID, h, "", nil, syncActor)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
