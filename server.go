@@ -26,9 +26,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"orchard/apple"
 	"orchard/db"
 	"orchard/license"
 	"orchard/resolvers"
+	"orchard/scheduler"
 )
 
 func main() {
@@ -112,7 +114,20 @@ func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer d.Close()
-	svc := license.New(d, license.Options{Logger: log})
+	sealer, err := license.NewSealer(cfg.SecretKey)
+	if err != nil {
+		return fmt.Errorf("ORCHARD_SECRET_KEY: %w", err)
+	}
+	mdm, err := instanceMDM(ctx, d)
+	if err != nil {
+		return err
+	}
+	api := apple.New(apple.Config{BaseURL: cfg.AppleURL, LookupURL: cfg.LookupURL, MDM: mdm,
+		Logger: log.With("component", "apple"), Observe: scheduler.ObserveApple})
+	svc := license.New(d, license.Options{Logger: log, Apple: api, Sealer: sealer, PublicURL: cfg.PublicURL})
+	sched := scheduler.New(scheduler.Config{DB: d, License: svc, Apple: api, Log: log.With("component", "scheduler"),
+		SyncInterval: cfg.SyncInterval, IncrementalInterval: cfg.IncrementalInterval})
+	svc.SetKick(sched.Kick)
 	secret, created, err := svc.BootstrapAdminKey(ctx)
 	if err != nil {
 		return fmt.Errorf("create the first admin key: %w", err)
@@ -131,6 +146,7 @@ func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) er
 	}))
 	mux.Handle("GET /readyz", resolvers.RequestLog(log, "readyz", readyz(d)))
 	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.Handle("POST /apple/notifications/{accountID}", resolvers.RequestLog(log, "apple_notifications", sched.NotificationHandler()))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -152,11 +168,18 @@ func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "\nThis is a fresh install: an ADMIN API key was created. It is shown only this once;\nstore it now and send it as 'Authorization: Bearer <key>':\n\n    %s\n\n", secret)
 	}
 
+	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
+	schedDone := make(chan struct{})
+	go func() {
+		defer close(schedDone)
+		_ = sched.Run(schedCtx)
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	var serveErr error
 	select {
 	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
+		serveErr = fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
@@ -165,8 +188,31 @@ func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) er
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown did not finish in time", "error", err)
 	}
+	// Background work stops at its next step; what it had not finished is picked up again at
+	// the next start (by this or another replica), since all of it lives in the database.
+	stopSched()
+	select {
+	case <-schedDone:
+	case <-sctx.Done():
+		log.Warn("background work did not stop in time")
+	}
 	log.Info("stopped")
-	return nil
+	return serveErr
+}
+
+// instanceMDM is this installation's claim on Apple accounts (mdmInfo): its id is created once
+// and shared by every replica through the database, so replicas never look like "another
+// manager" to each other.
+func instanceMDM(ctx context.Context, d *db.DB) (apple.MDMInfo, error) {
+	b := make([]byte, 16)
+	if _, err := randRead(b); err != nil {
+		return apple.MDMInfo{}, err
+	}
+	id, _, err := d.ClaimSetting(ctx, "mdm_id", fmt.Sprintf("orchard-%x", b))
+	if err != nil {
+		return apple.MDMInfo{}, fmt.Errorf("read this installation's id: %w", err)
+	}
+	return apple.MDMInfo{ID: id, Name: "Orchard", Metadata: "orchard/1"}, nil
 }
 
 // readyz answers 200 when the database answers and its schema is current.

@@ -4,4 +4,3 @@
 package graph
 
 // Regenerate with `go generate ./...` from the repository root (see generate.go there).
-

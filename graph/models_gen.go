@@ -15,6 +15,26 @@ type AccountFilter struct {
 	IncludeRemoved *bool `json:"includeRemoved,omitempty"`
 }
 
+// Input of addAccount.
+type AddAccountInput struct {
+	// A display name for the account, 1 to 200 characters.
+	Name string `json:"name"`
+	// The content token file's content, as downloaded from Apple Business or School Manager (Settings → Payments & Billing → Apps and Books).
+	Token string `json:"token"`
+	// Claim the account even if another device-management server manages it now (it will stop working with it). Default false: such an account is refused, naming that server.
+	TakeOver *bool `json:"takeOver,omitempty"`
+}
+
+// Result of addAccount.
+type AddAccountPayload struct {
+	// The new account, with its organisation, location, country and expiry.
+	Account *model.Account `json:"account,omitempty"`
+	// Its first sync, queued.
+	SyncRun *model.SyncRun `json:"syncRun,omitempty"`
+	// Why the account was not added, if it was not.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
 // Which apps to list.
 type AppFilter struct {
 	// Apps whose name or bundle id contains this text (case-insensitive).
@@ -139,6 +159,40 @@ type Mutation struct {
 type Query struct {
 }
 
+// Input of removeAccount.
+type RemoveAccountInput struct {
+	// The account.
+	AccountID string `json:"accountId"`
+	// Take back every license Orchard holds in the account at Apple first; the account is removed when that is done. Default false: removed at once, licenses left as they are at Apple.
+	ReclaimLicenses *bool `json:"reclaimLicenses,omitempty"`
+}
+
+// Result of removeAccount.
+type RemoveAccountPayload struct {
+	// The account; removedAt is set (or, when reclaiming first, removalPending).
+	Account *model.Account `json:"account,omitempty"`
+	// How many reclaims were queued.
+	ReclaimsQueued int `json:"reclaimsQueued"`
+	// Why the account was not removed, if it was not.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
+// Input of renewAccountToken.
+type RenewAccountTokenInput struct {
+	// The account.
+	AccountID string `json:"accountId"`
+	// The new content token file's content; it must be for the account's Apple location.
+	Token string `json:"token"`
+}
+
+// Result of renewAccountToken.
+type RenewAccountTokenPayload struct {
+	// The account, with its new expiry.
+	Account *model.Account `json:"account,omitempty"`
+	// Why the token was not renewed, if it was not.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
 // Input of revokeApiKey.
 type RevokeAPIKeyInput struct {
 	// The key to revoke.
@@ -153,12 +207,48 @@ type RevokeAPIKeyPayload struct {
 	UserErrors []*model.Error `json:"userErrors"`
 }
 
+// Input of syncAccount.
+type SyncAccountInput struct {
+	// The account.
+	AccountID string `json:"accountId"`
+	// FULL (default) or INCREMENTAL.
+	Kind *model.SyncKind `json:"kind,omitempty"`
+}
+
+// Result of syncAccount.
+type SyncAccountPayload struct {
+	// The queued pass; follow it with node(id:) or syncRuns. A pass already queued is reused.
+	SyncRun *model.SyncRun `json:"syncRun,omitempty"`
+	// Why no pass was queued, if none was.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
 // Which sync runs to list.
 type SyncRunFilter struct {
 	// Runs of this account.
 	AccountID *string `json:"accountId,omitempty"`
 	// Runs with this outcome.
 	Status *model.SyncRunStatus `json:"status,omitempty"`
+}
+
+// Input of takeOverAccount.
+type TakeOverAccountInput struct {
+	// The account.
+	AccountID string `json:"accountId"`
+	// Claim it. Default false: only show who holds it now; nothing changes.
+	Confirm *bool `json:"confirm,omitempty"`
+}
+
+// Result of takeOverAccount.
+type TakeOverAccountPayload struct {
+	// The account; its licenses as last synced show what is held at Apple.
+	Account *model.Account `json:"account,omitempty"`
+	// The manager that held the account at Apple when asked (null if none did).
+	PreviousManager *Manager `json:"previousManager,omitempty"`
+	// Whether the account was claimed for Orchard.
+	TookOver bool `json:"tookOver"`
+	// Why nothing was done, if nothing was.
+	UserErrors []*model.Error `json:"userErrors"`
 }
 
 // Which users to list.

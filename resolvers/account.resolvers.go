@@ -9,6 +9,7 @@ import (
 	"context"
 	"orchard/db"
 	"orchard/graph"
+	"orchard/license"
 	"orchard/model"
 	"orchard/resolvers/loaders"
 )
@@ -47,6 +48,17 @@ func (r *accountResolver) DataAge(ctx context.Context, obj *model.Account) (*int
 	return &age, nil
 }
 
+// RemovalPending is the resolver for the removalPending field.
+func (r *accountResolver) RemovalPending(ctx context.Context, obj *model.Account) (bool, error) {
+	return obj.RemovalRequestedAt != nil && obj.RemovedAt == nil, nil
+}
+
+// SyncRuns is the resolver for the syncRuns field.
+func (r *accountResolver) SyncRuns(ctx context.Context, obj *model.Account, first *int, after *string) (*graph.Connection[model.SyncRun], error) {
+	l := loaders.For(ctx)
+	return nested(ctx, l.RunsOfAccount, l.RunCountsOfAccount, obj.ID, first, after, "", syncRunID)
+}
+
 // LicensePools is the resolver for the licensePools field.
 func (r *accountResolver) LicensePools(ctx context.Context, obj *model.Account, first *int, after *string) (*graph.Connection[model.LicensePool], error) {
 	l := loaders.For(ctx)
@@ -57,6 +69,96 @@ func (r *accountResolver) LicensePools(ctx context.Context, obj *model.Account, 
 func (r *accountResolver) LicenseAssignments(ctx context.Context, obj *model.Account, first *int, after *string, status []model.AssignmentStatus) (*graph.Connection[model.LicenseAssignment], error) {
 	l := loaders.For(ctx)
 	return nested(ctx, l.AssignmentsOf[db.AssignmentsOfAccount], l.AssignmentCountsOf[db.AssignmentsOfAccount], obj.ID, first, after, loaders.StatusFilter(status), assignmentID)
+}
+
+// AddAccount is the resolver for the addAccount field.
+func (r *mutationResolver) AddAccount(ctx context.Context, input graph.AddAccountInput) (*graph.AddAccountPayload, error) {
+	a, run, err := r.License.AddAccount(ctx, actor(ctx), license.AddAccountInput{Name: input.Name, Token: input.Token, TakeOver: input.TakeOver != nil && *input.TakeOver})
+	if err != nil {
+		ue, ok := userErrors(err)
+		if !ok {
+			return nil, err
+		}
+		return &graph.AddAccountPayload{UserErrors: ue}, nil
+	}
+	return &graph.AddAccountPayload{Account: a, SyncRun: run, UserErrors: []*model.Error{}}, nil
+}
+
+// RenewAccountToken is the resolver for the renewAccountToken field.
+func (r *mutationResolver) RenewAccountToken(ctx context.Context, input graph.RenewAccountTokenInput) (*graph.RenewAccountTokenPayload, error) {
+	id, err := decodeID(input.AccountID, typeAccount, "input", "accountId")
+	if err != nil {
+		return &graph.RenewAccountTokenPayload{UserErrors: inputErrors(err)}, nil
+	}
+	a, err := r.License.RenewAccountToken(ctx, actor(ctx), id, input.Token)
+	if err != nil {
+		ue, ok := userErrors(err)
+		if !ok {
+			return nil, err
+		}
+		return &graph.RenewAccountTokenPayload{UserErrors: ue}, nil
+	}
+	return &graph.RenewAccountTokenPayload{Account: a, UserErrors: []*model.Error{}}, nil
+}
+
+// RemoveAccount is the resolver for the removeAccount field.
+func (r *mutationResolver) RemoveAccount(ctx context.Context, input graph.RemoveAccountInput) (*graph.RemoveAccountPayload, error) {
+	id, err := decodeID(input.AccountID, typeAccount, "input", "accountId")
+	if err != nil {
+		return &graph.RemoveAccountPayload{UserErrors: inputErrors(err)}, nil
+	}
+	a, n, err := r.License.RemoveAccount(ctx, actor(ctx), id, input.ReclaimLicenses != nil && *input.ReclaimLicenses)
+	if err != nil {
+		ue, ok := userErrors(err)
+		if !ok {
+			return nil, err
+		}
+		return &graph.RemoveAccountPayload{UserErrors: ue}, nil
+	}
+	return &graph.RemoveAccountPayload{Account: a, ReclaimsQueued: n, UserErrors: []*model.Error{}}, nil
+}
+
+// SyncAccount is the resolver for the syncAccount field.
+func (r *mutationResolver) SyncAccount(ctx context.Context, input graph.SyncAccountInput) (*graph.SyncAccountPayload, error) {
+	id, err := decodeID(input.AccountID, typeAccount, "input", "accountId")
+	if err != nil {
+		return &graph.SyncAccountPayload{UserErrors: inputErrors(err)}, nil
+	}
+	kind := model.SyncFull
+	if input.Kind != nil {
+		kind = *input.Kind
+	}
+	run, err := r.License.SyncAccount(ctx, actor(ctx), id, kind)
+	if err != nil {
+		ue, ok := userErrors(err)
+		if !ok {
+			return nil, err
+		}
+		return &graph.SyncAccountPayload{UserErrors: ue}, nil
+	}
+	return &graph.SyncAccountPayload{SyncRun: run, UserErrors: []*model.Error{}}, nil
+}
+
+// TakeOverAccount is the resolver for the takeOverAccount field.
+func (r *mutationResolver) TakeOverAccount(ctx context.Context, input graph.TakeOverAccountInput) (*graph.TakeOverAccountPayload, error) {
+	id, err := decodeID(input.AccountID, typeAccount, "input", "accountId")
+	if err != nil {
+		return &graph.TakeOverAccountPayload{UserErrors: inputErrors(err)}, nil
+	}
+	confirm := input.Confirm != nil && *input.Confirm
+	a, preview, err := r.License.TakeOverAccount(ctx, actor(ctx), id, confirm)
+	if err != nil {
+		ue, ok := userErrors(err)
+		if !ok {
+			return nil, err
+		}
+		return &graph.TakeOverAccountPayload{UserErrors: ue}, nil
+	}
+	out := &graph.TakeOverAccountPayload{Account: a, TookOver: confirm, UserErrors: []*model.Error{}}
+	if preview.Previous != nil {
+		out.PreviousManager = &graph.Manager{ID: preview.Previous.ID, Name: preview.Previous.Name}
+	}
+	return out, nil
 }
 
 // Accounts is the resolver for the accounts field.

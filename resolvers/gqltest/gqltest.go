@@ -23,6 +23,7 @@ import (
 // Server is a running GraphQL endpoint.
 type Server struct {
 	URL     string
+	handler http.Handler
 	DB      *db.DB
 	License *license.Service
 	// Keys holds one key secret per role.
@@ -46,7 +47,18 @@ func New(t testing.TB, d *db.DB, opts ...Options) *Server {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	svc := license.New(d, license.Options{Logger: dbtest.Quiet()})
+	s := newServer(t, d, license.New(d, license.Options{Logger: dbtest.Quiet()}), o)
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", s.handler)
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	s.URL, s.client = ts.URL+"/graphql", ts.Client()
+	return s
+}
+
+// newServer builds the GraphQL handler (with statement counting) and the keys.
+func newServer(t testing.TB, d *db.DB, svc *license.Service, o Options) *Server {
+	t.Helper()
 	h := resolvers.NewHandler(resolvers.Config{
 		DB: d, License: svc, Auth: resolvers.NewAuthenticator(d, db.Now),
 		Log: dbtest.Quiet(), Introspection: true, Limits: o.Limits,
@@ -61,11 +73,7 @@ func New(t testing.TB, d *db.DB, opts ...Options) *Server {
 	if o.Wrap != nil {
 		handler = o.Wrap(handler)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/graphql", handler)
-	ts := httptest.NewServer(counting(mux))
-	t.Cleanup(ts.Close)
-	s := &Server{URL: ts.URL + "/graphql", DB: d, License: svc, Keys: map[model.Role]string{}, client: ts.Client()}
+	s := &Server{handler: counting(handler), DB: d, License: svc, Keys: map[model.Role]string{}}
 	for _, role := range []model.Role{model.RoleAdmin, model.RoleOperator, model.RoleViewer} {
 		_, secret, err := svc.CreateAPIKey(context.Background(), license.SystemActor, "test "+string(role), role)
 		if err != nil {

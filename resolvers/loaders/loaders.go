@@ -58,6 +58,8 @@ type Loaders struct {
 	GroupCountsOfUser  *dataloader.Loader[ChildKey, int]
 	Members            *dataloader.Loader[ChildKey, *Children[model.User]]
 	MemberCounts       *dataloader.Loader[ChildKey, int]
+	RunsOfAccount      *dataloader.Loader[ChildKey, *Children[model.SyncRun]]
+	RunCountsOfAccount *dataloader.Loader[ChildKey, int]
 }
 
 // New builds a request's loaders over d.
@@ -105,6 +107,8 @@ func New(d *db.DB) *Loaders {
 	l.GroupCountsOfUser = counts(unfilteredCount(d.CountGroupsByUser))
 	l.Members = children(unfiltered(d.MembersByGroup))
 	l.MemberCounts = counts(unfilteredCount(d.CountMembersByGroup))
+	l.RunsOfAccount = children(unfiltered(d.SyncRunsByAccount))
+	l.RunCountsOfAccount = counts(unfilteredCount(d.CountSyncRunsByAccount))
 	return l
 }
 

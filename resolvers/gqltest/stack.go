@@ -1,0 +1,184 @@
+package gqltest
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"orchard/apple"
+	"orchard/apple/applesim"
+	"orchard/db"
+	"orchard/db/dbtest"
+	"orchard/license"
+	"orchard/model"
+	"orchard/scheduler"
+)
+
+// Stack is Orchard end to end, in process but over real HTTP: the GraphQL endpoint and the
+// Apple notification endpoint on one server, the scheduler running, and Apple played by the
+// simulator on another server.
+type Stack struct {
+	*Server
+	Sim       *applesim.Sim
+	SimURL    string
+	Apple     *apple.Client
+	Scheduler *scheduler.Scheduler
+	// BaseURL is the Orchard server's root (also the public URL Apple notifies).
+	BaseURL string
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// StackOptions adjust a Stack.
+type StackOptions struct {
+	Sim applesim.Options
+	// Scheduler settings (tests want them fast); zero values get test defaults.
+	Scheduler scheduler.Config
+	// NoNotifications leaves ORCHARD_PUBLIC_URL unset: Apple sends no notifications, and
+	// completion relies on status polling.
+	NoNotifications bool
+	// NoScheduler does not start the scheduler (tests that run passes by hand).
+	NoScheduler bool
+}
+
+// NewStack starts a Stack over d.
+func NewStack(t testing.TB, d *db.DB, opts StackOptions) *Stack {
+	t.Helper()
+	if opts.Sim.EventDelay == 0 {
+		opts.Sim.EventDelay = 20 * time.Millisecond
+	}
+	if opts.Sim.NotificationRetryBackoff == 0 {
+		opts.Sim.NotificationRetryBackoff = 20 * time.Millisecond
+	}
+	sim := applesim.New(opts.Sim)
+	sim.SetLimits(applesim.Limits{MaxRequestPerSecond: 10000})
+	simSrv := httptest.NewServer(sim)
+	t.Cleanup(func() { simSrv.Close(); sim.Close() })
+
+	st := &Stack{Sim: sim, SimURL: simSrv.URL, done: make(chan struct{})}
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	st.BaseURL = srv.URL
+
+	mdmID, _, err := d.ClaimSetting(context.Background(), "mdm_id", "orchard-test-instance")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Apple = apple.New(apple.Config{BaseURL: simSrv.URL + "/mdm/v2", LookupURL: simSrv.URL + "/lookup",
+		MDM: apple.MDMInfo{ID: mdmID, Name: "Orchard", Metadata: "test"}, BackoffBase: 50 * time.Millisecond})
+	sealer, err := license.NewSealer([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	public := srv.URL
+	if opts.NoNotifications {
+		public = ""
+	}
+	svc := license.New(d, license.Options{Logger: dbtest.Quiet(), Apple: st.Apple, Sealer: sealer, PublicURL: public})
+	sc := opts.Scheduler
+	sc.DB, sc.License, sc.Apple = d, svc, st.Apple
+	if sc.Log == nil {
+		sc.Log = dbtest.Quiet()
+	}
+	if sc.Tick == 0 {
+		sc.Tick = 50 * time.Millisecond
+	}
+	if sc.PollInterval == 0 {
+		sc.PollInterval = 100 * time.Millisecond
+	}
+	if sc.LeaseTTL == 0 {
+		sc.LeaseTTL = 3 * time.Second
+	}
+	st.Scheduler = scheduler.New(sc)
+	svc.SetKick(st.Scheduler.Kick)
+
+	st.Server = newServer(t, d, svc, Options{})
+	mux.Handle("/graphql", st.Server.handler)
+	mux.Handle("POST /apple/notifications/{accountID}", st.Scheduler.NotificationHandler())
+	st.Server.URL = srv.URL + "/graphql"
+	st.Server.client = srv.Client()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	st.stop = cancel
+	if opts.NoScheduler {
+		close(st.done)
+	} else {
+		go func() {
+			defer close(st.done)
+			_ = st.Scheduler.Run(ctx)
+		}()
+	}
+	t.Cleanup(st.Stop)
+	return st
+}
+
+// Stop stops the scheduler and waits for it.
+func (st *Stack) Stop() {
+	st.stop()
+	<-st.done
+}
+
+// AddAccount adds a simulator token through the API and returns the account's global id.
+func (st *Stack) AddAccount(t testing.TB, name, tokenFile string) string {
+	t.Helper()
+	var out struct {
+		AddAccount struct {
+			Account    *struct{ ID string }
+			UserErrors []struct{ Code, Message string }
+		}
+	}
+	st.Do(t, st.Keys[model.RoleAdmin], `mutation($in: AddAccountInput!) { addAccount(input: $in) { account { id } userErrors { code message } } }`,
+		map[string]any{"in": map[string]any{"name": name, "token": tokenFile}}).MustData(t, &out)
+	if len(out.AddAccount.UserErrors) > 0 || out.AddAccount.Account == nil {
+		t.Fatalf("addAccount refused: %+v", out.AddAccount.UserErrors)
+	}
+	return out.AddAccount.Account.ID
+}
+
+// WaitFor polls cond until it holds or the deadline passes.
+func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// WaitSynced waits until the account has a successful pass that started after since.
+func (st *Stack) WaitSynced(t testing.TB, accountGID string, since time.Time) {
+	t.Helper()
+	WaitFor(t, "a successful sync of "+accountGID, 30*time.Second, func() bool {
+		var out struct {
+			Account struct {
+				SyncRuns struct {
+					Nodes []struct {
+						Status    string
+						StartedAt time.Time
+						Error     *string
+					}
+				}
+			}
+		}
+		st.Do(t, st.Keys[model.RoleViewer], `query($id: ID!) { account(id: $id) { syncRuns(first: 5) { nodes { status startedAt error } } } }`,
+			map[string]any{"id": accountGID}).MustData(t, &out)
+		for _, r := range out.Account.SyncRuns.Nodes {
+			if r.Status == "SUCCEEDED" && !r.StartedAt.Before(since.Add(-time.Second)) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// JSON pretty-prints v for failure messages.
+func JSON(v any) string {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}
