@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"orchard/model"
@@ -222,4 +223,81 @@ func (d *DB) CountReclaimable(ctx context.Context, accountID int64) (int64, erro
 		Where("license_assignments.account_id = ? AND (license_assignments.status IN ? OR (license_assignments.status = ? AND EXISTS (SELECT 1 FROM license_pools p WHERE p.id = license_assignments.pool_id AND p.revocable = ?)))",
 			accountID, []model.AssignmentStatus{model.AssignmentPending, model.AssignmentReclaiming}, model.AssignmentAssigned, true).Count(&n).Error
 	return n, err
+}
+
+// HoldersWithApp returns the holder keys among the given serial numbers or clientUserIds that
+// have an active license for the app.
+func (d *DB) HoldersWithApp(ctx context.Context, appID int64, kind model.LicenseKind, serials, clientUserIDs []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	var rows []struct {
+		SerialNumber *string
+		ClientUserID *string
+	}
+	q := d.with(ctx).Model(&model.LicenseAssignment{}).Select("serial_number", "client_user_id").Where("app_id = ? AND kind = ? AND status IN ?", appID, kind, activeStatuses)
+	switch {
+	case kind == model.LicenseKindDevice && len(serials) > 0:
+		q = q.Where("serial_number IN ?", serials)
+	case kind == model.LicenseKindUser && len(clientUserIDs) > 0:
+		q = q.Where("client_user_id IN ?", clientUserIDs)
+	default:
+		return out, nil
+	}
+	if err := q.Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		if r.SerialNumber != nil {
+			out[model.HolderKeyFor(model.LicenseKindDevice, *r.SerialNumber, "")] = true
+		}
+		if r.ClientUserID != nil {
+			out[model.HolderKeyFor(model.LicenseKindUser, "", *r.ClientUserID)] = true
+		}
+	}
+	return out, nil
+}
+
+// UsersWithOrchardUserLicense returns which of the users hold an active user license for the
+// app that Orchard assigned (R9).
+func (d *DB) UsersWithOrchardUserLicense(ctx context.Context, appID int64, userIDs []int64) (map[int64]bool, error) {
+	out := map[int64]bool{}
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	var ids []int64
+	err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("app_id = ? AND kind = ? AND status IN ? AND origin <> ? AND user_id IN ?",
+		appID, model.LicenseKindUser, activeStatuses, model.OriginFoundAtApple, userIDs).Distinct("user_id").Pluck("user_id", &ids).Error
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, err
+}
+
+// ActiveAssignmentIDs reads back the ids of just-inserted active assignments, in the order
+// given, by their (pool, holder) key.
+func (d *DB) ActiveAssignmentIDs(ctx context.Context, rows []*model.LicenseAssignment) ([]int64, error) {
+	pairs := make([][2]any, len(rows))
+	for i, r := range rows {
+		pairs[i] = [2]any{r.PoolID, *r.HolderKey}
+	}
+	byKey := map[[2]any]int64{}
+	for start := 0; start < len(pairs); start += 500 {
+		end := min(start+500, len(pairs))
+		q, args := d.pairIn("SELECT id, pool_id, holder_key, status FROM license_assignments WHERE (pool_id, holder_key) IN ", pairs[start:end])
+		var found []activeRow
+		if err := d.with(ctx).Raw(q, args...).Scan(&found).Error; err != nil {
+			return nil, err
+		}
+		for _, f := range found {
+			byKey[[2]any{f.PoolID, f.HolderKey}] = f.ID
+		}
+	}
+	out := make([]int64, len(rows))
+	for i, p := range pairs {
+		id, ok := byKey[[2]any{p[0], p[1]}]
+		if !ok {
+			return nil, fmt.Errorf("assignment %v not found after insert", p)
+		}
+		out[i] = id
+	}
+	return out, nil
 }

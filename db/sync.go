@@ -114,6 +114,18 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 				return err
 			}
 		}
+		if len(inserts) > 0 {
+			// Read the new pools' ids back rather than trusting the batch insert to have
+			// filled them: ids of a multi-row insert need not be consecutive (MySQL's
+			// interleaved auto-increment, distributed engines).
+			var fresh []*model.LicensePool
+			if err := tx.with(ctx).Select("id", "app_id", "adam_id", "pricing_param").Where("account_id = ? AND app_id IN ?", accountID, appIDs).Find(&fresh).Error; err != nil {
+				return err
+			}
+			for _, p := range fresh {
+				byKey[AssetKey(p.AdamID, p.PricingParam)] = p
+			}
+		}
 		for k, p := range byKey {
 			refs[k] = PoolRef{PoolID: p.ID, AppID: p.AppID}
 		}

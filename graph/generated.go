@@ -33,6 +33,7 @@ type ResolverRoot interface {
 	Account() AccountResolver
 	ApiKey() ApiKeyResolver
 	App() AppResolver
+	AppleRegistration() AppleRegistrationResolver
 	AuditEvent() AuditEventResolver
 	Device() DeviceResolver
 	DeviceApp() DeviceAppResolver
@@ -42,6 +43,7 @@ type ResolverRoot interface {
 	LicensePool() LicensePoolResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 	SyncRun() SyncRunResolver
 	User() UserResolver
 }
@@ -88,6 +90,11 @@ type ComplexityRoot struct {
 	AccountEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	AcknowledgeDeviceCommandsPayload struct {
+		Commands   func(childComplexity int) int
+		UserErrors func(childComplexity int) int
 	}
 
 	AddAccountPayload struct {
@@ -147,6 +154,34 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	AppleRegistration struct {
+		Account      func(childComplexity int) int
+		ErrorMessage func(childComplexity int) int
+		InviteURL    func(childComplexity int) int
+		Status       func(childComplexity int) int
+	}
+
+	AssignLicensePayload struct {
+		Account    func(childComplexity int) int
+		Assignment func(childComplexity int) int
+		HeldUntil  func(childComplexity int) int
+		Note       func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	AssignLicenseResult struct {
+		Assignment func(childComplexity int) int
+		Index      func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	AssignLicensesPayload struct {
+		AssignedCount func(childComplexity int) int
+		FailedCount   func(childComplexity int) int
+		Results       func(childComplexity int) int
+		UserErrors    func(childComplexity int) int
+	}
+
 	AuditEvent struct {
 		Account     func(childComplexity int) int
 		Action      func(childComplexity int) int
@@ -171,6 +206,17 @@ type ComplexityRoot struct {
 	AuditEventEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	ConversionCandidate struct {
+		App   func(childComplexity int) int
+		Pools func(childComplexity int) int
+	}
+
+	ConvertAppToManagedPayload struct {
+		Assignment func(childComplexity int) int
+		Command    func(childComplexity int) int
+		UserErrors func(childComplexity int) int
 	}
 
 	CreateApiKeyPayload struct {
@@ -317,6 +363,14 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	LicenseEvent struct {
+		Account    func(childComplexity int) int
+		Assignment func(childComplexity int) int
+		At         func(childComplexity int) int
+		Kind       func(childComplexity int) int
+		SyncRun    func(childComplexity int) int
+	}
+
 	LicensePool struct {
 		Account             func(childComplexity int) int
 		AdamID              func(childComplexity int) int
@@ -357,13 +411,25 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AddAccount        func(childComplexity int, input AddAccountInput) int
-		CreateAPIKey      func(childComplexity int, input CreateAPIKeyInput) int
-		RemoveAccount     func(childComplexity int, input RemoveAccountInput) int
-		RenewAccountToken func(childComplexity int, input RenewAccountTokenInput) int
-		RevokeAPIKey      func(childComplexity int, input RevokeAPIKeyInput) int
-		SyncAccount       func(childComplexity int, input SyncAccountInput) int
-		TakeOverAccount   func(childComplexity int, input TakeOverAccountInput) int
+		AcknowledgeDeviceCommands func(childComplexity int, input AcknowledgeDeviceCommandsInput) int
+		AddAccount                func(childComplexity int, input AddAccountInput) int
+		AssignLicense             func(childComplexity int, input AssignLicenseInput) int
+		AssignLicenses            func(childComplexity int, input AssignLicensesInput) int
+		ConvertAppToManaged       func(childComplexity int, input ConvertAppToManagedInput) int
+		CreateAPIKey              func(childComplexity int, input CreateAPIKeyInput) int
+		ReclaimLicense            func(childComplexity int, input ReclaimLicenseInput) int
+		ReclaimLicenses           func(childComplexity int, input ReclaimLicensesInput) int
+		RemoveAccount             func(childComplexity int, input RemoveAccountInput) int
+		RemoveUser                func(childComplexity int, input RemoveUserInput) int
+		RenewAccountToken         func(childComplexity int, input RenewAccountTokenInput) int
+		ReportDeviceApps          func(childComplexity int, input ReportDeviceAppsInput) int
+		RetireDevice              func(childComplexity int, input RetireDeviceInput) int
+		RevokeAPIKey              func(childComplexity int, input RevokeAPIKeyInput) int
+		SendInstallRequest        func(childComplexity int, input SendInstallRequestInput) int
+		SyncAccount               func(childComplexity int, input SyncAccountInput) int
+		TakeOverAccount           func(childComplexity int, input TakeOverAccountInput) int
+		UpsertDevices             func(childComplexity int, input UpsertDevicesInput) int
+		UpsertUsers               func(childComplexity int, input UpsertUsersInput) int
 	}
 
 	PageInfo struct {
@@ -395,9 +461,25 @@ type ComplexityRoot struct {
 		Viewer             func(childComplexity int) int
 	}
 
+	ReclaimLicensePayload struct {
+		Assignment func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	ReclaimLicensesPayload struct {
+		ReclaimsQueued func(childComplexity int) int
+		UserErrors     func(childComplexity int) int
+	}
+
 	RemoveAccountPayload struct {
 		Account        func(childComplexity int) int
 		ReclaimsQueued func(childComplexity int) int
+		UserErrors     func(childComplexity int) int
+	}
+
+	RemoveUserPayload struct {
+		ReclaimsQueued func(childComplexity int) int
+		User           func(childComplexity int) int
 		UserErrors     func(childComplexity int) int
 	}
 
@@ -406,9 +488,31 @@ type ComplexityRoot struct {
 		UserErrors func(childComplexity int) int
 	}
 
+	ReportDeviceAppsPayload struct {
+		ConversionCandidates func(childComplexity int) int
+		Device               func(childComplexity int) int
+		ReclaimsQueued       func(childComplexity int) int
+		UserErrors           func(childComplexity int) int
+	}
+
+	RetireDevicePayload struct {
+		Device         func(childComplexity int) int
+		ReclaimsQueued func(childComplexity int) int
+		UserErrors     func(childComplexity int) int
+	}
+
 	RevokeApiKeyPayload struct {
 		APIKey     func(childComplexity int) int
 		UserErrors func(childComplexity int) int
+	}
+
+	SendInstallRequestPayload struct {
+		Commands   func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	Subscription struct {
+		LicenseEvents func(childComplexity int, accountID *string, appID *string) int
 	}
 
 	SyncAccountPayload struct {
@@ -451,19 +555,31 @@ type ComplexityRoot struct {
 		UserErrors      func(childComplexity int) int
 	}
 
+	UpsertDevicesPayload struct {
+		Devices           func(childComplexity int) int
+		ReinstallCommands func(childComplexity int) int
+		UserErrors        func(childComplexity int) int
+	}
+
+	UpsertUsersPayload struct {
+		UserErrors func(childComplexity int) int
+		Users      func(childComplexity int) int
+	}
+
 	User struct {
-		Assignments    func(childComplexity int, first *int, after *string, status []model.AssignmentStatus) int
-		ClientUserID   func(childComplexity int) int
-		CreatedAt      func(childComplexity int) int
-		Devices        func(childComplexity int, first *int, after *string) int
-		Email          func(childComplexity int) int
-		ExternalID     func(childComplexity int) int
-		Groups         func(childComplexity int, first *int, after *string) int
-		ID             func(childComplexity int) int
-		ManagedAppleID func(childComplexity int) int
-		Name           func(childComplexity int) int
-		RemovedAt      func(childComplexity int) int
-		Status         func(childComplexity int) int
+		AppleRegistrations func(childComplexity int) int
+		Assignments        func(childComplexity int, first *int, after *string, status []model.AssignmentStatus) int
+		ClientUserID       func(childComplexity int) int
+		CreatedAt          func(childComplexity int) int
+		Devices            func(childComplexity int, first *int, after *string) int
+		Email              func(childComplexity int) int
+		ExternalID         func(childComplexity int) int
+		Groups             func(childComplexity int, first *int, after *string) int
+		ID                 func(childComplexity int) int
+		ManagedAppleID     func(childComplexity int) int
+		Name               func(childComplexity int) int
+		RemovedAt          func(childComplexity int) int
+		Status             func(childComplexity int) int
 	}
 
 	UserConnection struct {
@@ -517,6 +633,11 @@ type AppResolver interface {
 
 	LicensePools(ctx context.Context, obj *model.App, first *int, after *string) (*Connection[model.LicensePool], error)
 }
+type AppleRegistrationResolver interface {
+	Account(ctx context.Context, obj *model.AppleUser) (*model.Account, error)
+
+	InviteURL(ctx context.Context, obj *model.AppleUser) (*string, error)
+}
 type AuditEventResolver interface {
 	ID(ctx context.Context, obj *model.AuditEvent) (string, error)
 
@@ -569,6 +690,18 @@ type MutationResolver interface {
 	TakeOverAccount(ctx context.Context, input TakeOverAccountInput) (*TakeOverAccountPayload, error)
 	CreateAPIKey(ctx context.Context, input CreateAPIKeyInput) (*CreateAPIKeyPayload, error)
 	RevokeAPIKey(ctx context.Context, input RevokeAPIKeyInput) (*RevokeAPIKeyPayload, error)
+	AcknowledgeDeviceCommands(ctx context.Context, input AcknowledgeDeviceCommandsInput) (*AcknowledgeDeviceCommandsPayload, error)
+	AssignLicense(ctx context.Context, input AssignLicenseInput) (*AssignLicensePayload, error)
+	AssignLicenses(ctx context.Context, input AssignLicensesInput) (*AssignLicensesPayload, error)
+	ReclaimLicense(ctx context.Context, input ReclaimLicenseInput) (*ReclaimLicensePayload, error)
+	ReclaimLicenses(ctx context.Context, input ReclaimLicensesInput) (*ReclaimLicensesPayload, error)
+	UpsertDevices(ctx context.Context, input UpsertDevicesInput) (*UpsertDevicesPayload, error)
+	UpsertUsers(ctx context.Context, input UpsertUsersInput) (*UpsertUsersPayload, error)
+	RemoveUser(ctx context.Context, input RemoveUserInput) (*RemoveUserPayload, error)
+	RetireDevice(ctx context.Context, input RetireDeviceInput) (*RetireDevicePayload, error)
+	ReportDeviceApps(ctx context.Context, input ReportDeviceAppsInput) (*ReportDeviceAppsPayload, error)
+	ConvertAppToManaged(ctx context.Context, input ConvertAppToManagedInput) (*ConvertAppToManagedPayload, error)
+	SendInstallRequest(ctx context.Context, input SendInstallRequestInput) (*SendInstallRequestPayload, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (Node, error)
@@ -591,6 +724,9 @@ type QueryResolver interface {
 	User(ctx context.Context, id *string, externalID *string) (*model.User, error)
 	Groups(ctx context.Context, first *int, after *string, filter *GroupFilter) (*Connection[model.Group], error)
 }
+type SubscriptionResolver interface {
+	LicenseEvents(ctx context.Context, accountID *string, appID *string) (<-chan *LicenseEvent, error)
+}
 type SyncRunResolver interface {
 	ID(ctx context.Context, obj *model.SyncRun) (string, error)
 	Account(ctx context.Context, obj *model.SyncRun) (*model.Account, error)
@@ -601,6 +737,7 @@ type UserResolver interface {
 	Devices(ctx context.Context, obj *model.User, first *int, after *string) (*Connection[model.Device], error)
 	Assignments(ctx context.Context, obj *model.User, first *int, after *string, status []model.AssignmentStatus) (*Connection[model.LicenseAssignment], error)
 	Groups(ctx context.Context, obj *model.User, first *int, after *string) (*Connection[model.Group], error)
+	AppleRegistrations(ctx context.Context, obj *model.User) ([]*model.AppleUser, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -818,6 +955,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AccountEdge.Node(childComplexity), true
+
+	case "AcknowledgeDeviceCommandsPayload.commands":
+		if e.ComplexityRoot.AcknowledgeDeviceCommandsPayload.Commands == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AcknowledgeDeviceCommandsPayload.Commands(childComplexity), true
+	case "AcknowledgeDeviceCommandsPayload.userErrors":
+		if e.ComplexityRoot.AcknowledgeDeviceCommandsPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AcknowledgeDeviceCommandsPayload.UserErrors(childComplexity), true
 
 	case "AddAccountPayload.account":
 		if e.ComplexityRoot.AddAccountPayload.Account == nil {
@@ -1047,6 +1197,106 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AppEdge.Node(childComplexity), true
 
+	case "AppleRegistration.account":
+		if e.ComplexityRoot.AppleRegistration.Account == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppleRegistration.Account(childComplexity), true
+	case "AppleRegistration.error":
+		if e.ComplexityRoot.AppleRegistration.ErrorMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppleRegistration.ErrorMessage(childComplexity), true
+	case "AppleRegistration.inviteUrl":
+		if e.ComplexityRoot.AppleRegistration.InviteURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppleRegistration.InviteURL(childComplexity), true
+	case "AppleRegistration.status":
+		if e.ComplexityRoot.AppleRegistration.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppleRegistration.Status(childComplexity), true
+
+	case "AssignLicensePayload.account":
+		if e.ComplexityRoot.AssignLicensePayload.Account == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AssignLicensePayload.Account(childComplexity), true
+	case "AssignLicensePayload.assignment":
+		if e.ComplexityRoot.AssignLicensePayload.Assignment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AssignLicensePayload.Assignment(childComplexity), true
+	case "AssignLicensePayload.heldUntil":
+		if e.ComplexityRoot.AssignLicensePayload.HeldUntil == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AssignLicensePayload.HeldUntil(childComplexity), true
+	case "AssignLicensePayload.note":
+		if e.ComplexityRoot.AssignLicensePayload.Note == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AssignLicensePayload.Note(childComplexity), true
+	case "AssignLicensePayload.userErrors":
+		if e.ComplexityRoot.AssignLicensePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AssignLicensePayload.UserErrors(childComplexity), true
+
+	case "AssignLicenseResult.assignment":
+		if e.ComplexityRoot.AssignLicenseResult.Assignment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AssignLicenseResult.Assignment(childComplexity), true
+	case "AssignLicenseResult.index":
+		if e.ComplexityRoot.AssignLicenseResult.Index == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AssignLicenseResult.Index(childComplexity), true
+	case "AssignLicenseResult.userErrors":
+		if e.ComplexityRoot.AssignLicenseResult.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AssignLicenseResult.UserErrors(childComplexity), true
+
+	case "AssignLicensesPayload.assignedCount":
+		if e.ComplexityRoot.AssignLicensesPayload.AssignedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AssignLicensesPayload.AssignedCount(childComplexity), true
+	case "AssignLicensesPayload.failedCount":
+		if e.ComplexityRoot.AssignLicensesPayload.FailedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AssignLicensesPayload.FailedCount(childComplexity), true
+	case "AssignLicensesPayload.results":
+		if e.ComplexityRoot.AssignLicensesPayload.Results == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AssignLicensesPayload.Results(childComplexity), true
+	case "AssignLicensesPayload.userErrors":
+		if e.ComplexityRoot.AssignLicensesPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AssignLicensesPayload.UserErrors(childComplexity), true
+
 	case "AuditEvent.account":
 		if e.ComplexityRoot.AuditEvent.Account == nil {
 			break
@@ -1151,6 +1401,38 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditEventEdge.Node(childComplexity), true
+
+	case "ConversionCandidate.app":
+		if e.ComplexityRoot.ConversionCandidate.App == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConversionCandidate.App(childComplexity), true
+	case "ConversionCandidate.pools":
+		if e.ComplexityRoot.ConversionCandidate.Pools == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConversionCandidate.Pools(childComplexity), true
+
+	case "ConvertAppToManagedPayload.assignment":
+		if e.ComplexityRoot.ConvertAppToManagedPayload.Assignment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConvertAppToManagedPayload.Assignment(childComplexity), true
+	case "ConvertAppToManagedPayload.command":
+		if e.ComplexityRoot.ConvertAppToManagedPayload.Command == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConvertAppToManagedPayload.Command(childComplexity), true
+	case "ConvertAppToManagedPayload.userErrors":
+		if e.ComplexityRoot.ConvertAppToManagedPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConvertAppToManagedPayload.UserErrors(childComplexity), true
 
 	case "CreateApiKeyPayload.apiKey":
 		if e.ComplexityRoot.CreateApiKeyPayload.APIKey == nil {
@@ -1759,6 +2041,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.LicenseAssignmentEdge.Node(childComplexity), true
 
+	case "LicenseEvent.account":
+		if e.ComplexityRoot.LicenseEvent.Account == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseEvent.Account(childComplexity), true
+	case "LicenseEvent.assignment":
+		if e.ComplexityRoot.LicenseEvent.Assignment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseEvent.Assignment(childComplexity), true
+	case "LicenseEvent.at":
+		if e.ComplexityRoot.LicenseEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseEvent.At(childComplexity), true
+	case "LicenseEvent.kind":
+		if e.ComplexityRoot.LicenseEvent.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseEvent.Kind(childComplexity), true
+	case "LicenseEvent.syncRun":
+		if e.ComplexityRoot.LicenseEvent.SyncRun == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseEvent.SyncRun(childComplexity), true
+
 	case "LicensePool.account":
 		if e.ComplexityRoot.LicensePool.Account == nil {
 			break
@@ -1930,6 +2243,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Manager.Name(childComplexity), true
 
+	case "Mutation.acknowledgeDeviceCommands":
+		if e.ComplexityRoot.Mutation.AcknowledgeDeviceCommands == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_acknowledgeDeviceCommands_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AcknowledgeDeviceCommands(childComplexity, args["input"].(AcknowledgeDeviceCommandsInput)), true
 	case "Mutation.addAccount":
 		if e.ComplexityRoot.Mutation.AddAccount == nil {
 			break
@@ -1941,6 +2265,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AddAccount(childComplexity, args["input"].(AddAccountInput)), true
+	case "Mutation.assignLicense":
+		if e.ComplexityRoot.Mutation.AssignLicense == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_assignLicense_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AssignLicense(childComplexity, args["input"].(AssignLicenseInput)), true
+	case "Mutation.assignLicenses":
+		if e.ComplexityRoot.Mutation.AssignLicenses == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_assignLicenses_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AssignLicenses(childComplexity, args["input"].(AssignLicensesInput)), true
+	case "Mutation.convertAppToManaged":
+		if e.ComplexityRoot.Mutation.ConvertAppToManaged == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_convertAppToManaged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConvertAppToManaged(childComplexity, args["input"].(ConvertAppToManagedInput)), true
 	case "Mutation.createApiKey":
 		if e.ComplexityRoot.Mutation.CreateAPIKey == nil {
 			break
@@ -1952,6 +2309,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateAPIKey(childComplexity, args["input"].(CreateAPIKeyInput)), true
+	case "Mutation.reclaimLicense":
+		if e.ComplexityRoot.Mutation.ReclaimLicense == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_reclaimLicense_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReclaimLicense(childComplexity, args["input"].(ReclaimLicenseInput)), true
+	case "Mutation.reclaimLicenses":
+		if e.ComplexityRoot.Mutation.ReclaimLicenses == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_reclaimLicenses_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReclaimLicenses(childComplexity, args["input"].(ReclaimLicensesInput)), true
 	case "Mutation.removeAccount":
 		if e.ComplexityRoot.Mutation.RemoveAccount == nil {
 			break
@@ -1963,6 +2342,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveAccount(childComplexity, args["input"].(RemoveAccountInput)), true
+	case "Mutation.removeUser":
+		if e.ComplexityRoot.Mutation.RemoveUser == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeUser_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveUser(childComplexity, args["input"].(RemoveUserInput)), true
 	case "Mutation.renewAccountToken":
 		if e.ComplexityRoot.Mutation.RenewAccountToken == nil {
 			break
@@ -1974,6 +2364,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RenewAccountToken(childComplexity, args["input"].(RenewAccountTokenInput)), true
+	case "Mutation.reportDeviceApps":
+		if e.ComplexityRoot.Mutation.ReportDeviceApps == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_reportDeviceApps_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReportDeviceApps(childComplexity, args["input"].(ReportDeviceAppsInput)), true
+	case "Mutation.retireDevice":
+		if e.ComplexityRoot.Mutation.RetireDevice == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_retireDevice_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RetireDevice(childComplexity, args["input"].(RetireDeviceInput)), true
 	case "Mutation.revokeApiKey":
 		if e.ComplexityRoot.Mutation.RevokeAPIKey == nil {
 			break
@@ -1985,6 +2397,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokeAPIKey(childComplexity, args["input"].(RevokeAPIKeyInput)), true
+	case "Mutation.sendInstallRequest":
+		if e.ComplexityRoot.Mutation.SendInstallRequest == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sendInstallRequest_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SendInstallRequest(childComplexity, args["input"].(SendInstallRequestInput)), true
 	case "Mutation.syncAccount":
 		if e.ComplexityRoot.Mutation.SyncAccount == nil {
 			break
@@ -2007,6 +2430,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.TakeOverAccount(childComplexity, args["input"].(TakeOverAccountInput)), true
+	case "Mutation.upsertDevices":
+		if e.ComplexityRoot.Mutation.UpsertDevices == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_upsertDevices_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpsertDevices(childComplexity, args["input"].(UpsertDevicesInput)), true
+	case "Mutation.upsertUsers":
+		if e.ComplexityRoot.Mutation.UpsertUsers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_upsertUsers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpsertUsers(childComplexity, args["input"].(UpsertUsersInput)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -2239,6 +2684,32 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Viewer(childComplexity), true
 
+	case "ReclaimLicensePayload.assignment":
+		if e.ComplexityRoot.ReclaimLicensePayload.Assignment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReclaimLicensePayload.Assignment(childComplexity), true
+	case "ReclaimLicensePayload.userErrors":
+		if e.ComplexityRoot.ReclaimLicensePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReclaimLicensePayload.UserErrors(childComplexity), true
+
+	case "ReclaimLicensesPayload.reclaimsQueued":
+		if e.ComplexityRoot.ReclaimLicensesPayload.ReclaimsQueued == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReclaimLicensesPayload.ReclaimsQueued(childComplexity), true
+	case "ReclaimLicensesPayload.userErrors":
+		if e.ComplexityRoot.ReclaimLicensesPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReclaimLicensesPayload.UserErrors(childComplexity), true
+
 	case "RemoveAccountPayload.account":
 		if e.ComplexityRoot.RemoveAccountPayload.Account == nil {
 			break
@@ -2258,6 +2729,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RemoveAccountPayload.UserErrors(childComplexity), true
 
+	case "RemoveUserPayload.reclaimsQueued":
+		if e.ComplexityRoot.RemoveUserPayload.ReclaimsQueued == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoveUserPayload.ReclaimsQueued(childComplexity), true
+	case "RemoveUserPayload.user":
+		if e.ComplexityRoot.RemoveUserPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoveUserPayload.User(childComplexity), true
+	case "RemoveUserPayload.userErrors":
+		if e.ComplexityRoot.RemoveUserPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoveUserPayload.UserErrors(childComplexity), true
+
 	case "RenewAccountTokenPayload.account":
 		if e.ComplexityRoot.RenewAccountTokenPayload.Account == nil {
 			break
@@ -2271,6 +2761,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RenewAccountTokenPayload.UserErrors(childComplexity), true
 
+	case "ReportDeviceAppsPayload.conversionCandidates":
+		if e.ComplexityRoot.ReportDeviceAppsPayload.ConversionCandidates == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReportDeviceAppsPayload.ConversionCandidates(childComplexity), true
+	case "ReportDeviceAppsPayload.device":
+		if e.ComplexityRoot.ReportDeviceAppsPayload.Device == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReportDeviceAppsPayload.Device(childComplexity), true
+	case "ReportDeviceAppsPayload.reclaimsQueued":
+		if e.ComplexityRoot.ReportDeviceAppsPayload.ReclaimsQueued == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReportDeviceAppsPayload.ReclaimsQueued(childComplexity), true
+	case "ReportDeviceAppsPayload.userErrors":
+		if e.ComplexityRoot.ReportDeviceAppsPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReportDeviceAppsPayload.UserErrors(childComplexity), true
+
+	case "RetireDevicePayload.device":
+		if e.ComplexityRoot.RetireDevicePayload.Device == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetireDevicePayload.Device(childComplexity), true
+	case "RetireDevicePayload.reclaimsQueued":
+		if e.ComplexityRoot.RetireDevicePayload.ReclaimsQueued == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetireDevicePayload.ReclaimsQueued(childComplexity), true
+	case "RetireDevicePayload.userErrors":
+		if e.ComplexityRoot.RetireDevicePayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetireDevicePayload.UserErrors(childComplexity), true
+
 	case "RevokeApiKeyPayload.apiKey":
 		if e.ComplexityRoot.RevokeApiKeyPayload.APIKey == nil {
 			break
@@ -2283,6 +2817,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RevokeApiKeyPayload.UserErrors(childComplexity), true
+
+	case "SendInstallRequestPayload.commands":
+		if e.ComplexityRoot.SendInstallRequestPayload.Commands == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SendInstallRequestPayload.Commands(childComplexity), true
+	case "SendInstallRequestPayload.userErrors":
+		if e.ComplexityRoot.SendInstallRequestPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SendInstallRequestPayload.UserErrors(childComplexity), true
+
+	case "Subscription.licenseEvents":
+		if e.ComplexityRoot.Subscription.LicenseEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_licenseEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.LicenseEvents(childComplexity, args["accountId"].(*string), args["appId"].(*string)), true
 
 	case "SyncAccountPayload.syncRun":
 		if e.ComplexityRoot.SyncAccountPayload.SyncRun == nil {
@@ -2439,6 +2998,44 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.TakeOverAccountPayload.UserErrors(childComplexity), true
 
+	case "UpsertDevicesPayload.devices":
+		if e.ComplexityRoot.UpsertDevicesPayload.Devices == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpsertDevicesPayload.Devices(childComplexity), true
+	case "UpsertDevicesPayload.reinstallCommands":
+		if e.ComplexityRoot.UpsertDevicesPayload.ReinstallCommands == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpsertDevicesPayload.ReinstallCommands(childComplexity), true
+	case "UpsertDevicesPayload.userErrors":
+		if e.ComplexityRoot.UpsertDevicesPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpsertDevicesPayload.UserErrors(childComplexity), true
+
+	case "UpsertUsersPayload.userErrors":
+		if e.ComplexityRoot.UpsertUsersPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpsertUsersPayload.UserErrors(childComplexity), true
+	case "UpsertUsersPayload.users":
+		if e.ComplexityRoot.UpsertUsersPayload.Users == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpsertUsersPayload.Users(childComplexity), true
+
+	case "User.appleRegistrations":
+		if e.ComplexityRoot.User.AppleRegistrations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.AppleRegistrations(childComplexity), true
 	case "User.assignments":
 		if e.ComplexityRoot.User.Assignments == nil {
 			break
@@ -2607,22 +3204,39 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AccountFilter", ec.unmarshalInputAccountFilter),
+			graphql.NewInputUnmarshaler("AcknowledgeDeviceCommandsInput", ec.unmarshalInputAcknowledgeDeviceCommandsInput),
 			graphql.NewInputUnmarshaler("AddAccountInput", ec.unmarshalInputAddAccountInput),
 			graphql.NewInputUnmarshaler("AppFilter", ec.unmarshalInputAppFilter),
+			graphql.NewInputUnmarshaler("AssignLicenseInput", ec.unmarshalInputAssignLicenseInput),
+			graphql.NewInputUnmarshaler("AssignLicensesInput", ec.unmarshalInputAssignLicensesInput),
 			graphql.NewInputUnmarshaler("AuditEventFilter", ec.unmarshalInputAuditEventFilter),
+			graphql.NewInputUnmarshaler("ConvertAppToManagedInput", ec.unmarshalInputConvertAppToManagedInput),
 			graphql.NewInputUnmarshaler("CreateApiKeyInput", ec.unmarshalInputCreateApiKeyInput),
+			graphql.NewInputUnmarshaler("DeviceAppInput", ec.unmarshalInputDeviceAppInput),
 			graphql.NewInputUnmarshaler("DeviceCommandFilter", ec.unmarshalInputDeviceCommandFilter),
 			graphql.NewInputUnmarshaler("DeviceFilter", ec.unmarshalInputDeviceFilter),
+			graphql.NewInputUnmarshaler("DeviceInput", ec.unmarshalInputDeviceInput),
+			graphql.NewInputUnmarshaler("DeviceRefInput", ec.unmarshalInputDeviceRefInput),
 			graphql.NewInputUnmarshaler("GroupFilter", ec.unmarshalInputGroupFilter),
 			graphql.NewInputUnmarshaler("LicenseAssignmentFilter", ec.unmarshalInputLicenseAssignmentFilter),
 			graphql.NewInputUnmarshaler("LicensePoolFilter", ec.unmarshalInputLicensePoolFilter),
+			graphql.NewInputUnmarshaler("LicenseTargetInput", ec.unmarshalInputLicenseTargetInput),
+			graphql.NewInputUnmarshaler("ReclaimLicenseInput", ec.unmarshalInputReclaimLicenseInput),
+			graphql.NewInputUnmarshaler("ReclaimLicensesInput", ec.unmarshalInputReclaimLicensesInput),
 			graphql.NewInputUnmarshaler("RemoveAccountInput", ec.unmarshalInputRemoveAccountInput),
+			graphql.NewInputUnmarshaler("RemoveUserInput", ec.unmarshalInputRemoveUserInput),
 			graphql.NewInputUnmarshaler("RenewAccountTokenInput", ec.unmarshalInputRenewAccountTokenInput),
+			graphql.NewInputUnmarshaler("ReportDeviceAppsInput", ec.unmarshalInputReportDeviceAppsInput),
+			graphql.NewInputUnmarshaler("RetireDeviceInput", ec.unmarshalInputRetireDeviceInput),
 			graphql.NewInputUnmarshaler("RevokeApiKeyInput", ec.unmarshalInputRevokeApiKeyInput),
+			graphql.NewInputUnmarshaler("SendInstallRequestInput", ec.unmarshalInputSendInstallRequestInput),
 			graphql.NewInputUnmarshaler("SyncAccountInput", ec.unmarshalInputSyncAccountInput),
 			graphql.NewInputUnmarshaler("SyncRunFilter", ec.unmarshalInputSyncRunFilter),
 			graphql.NewInputUnmarshaler("TakeOverAccountInput", ec.unmarshalInputTakeOverAccountInput),
+			graphql.NewInputUnmarshaler("UpsertDevicesInput", ec.unmarshalInputUpsertDevicesInput),
+			graphql.NewInputUnmarshaler("UpsertUsersInput", ec.unmarshalInputUpsertUsersInput),
 			graphql.NewInputUnmarshaler("UserFilter", ec.unmarshalInputUserFilter),
+			graphql.NewInputUnmarshaler("UserInput", ec.unmarshalInputUserInput),
 		)
 	}
 	first := true
@@ -2673,6 +3287,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 				Data: buf.Bytes(),
 			}
 		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
 
 	default:
 		return graphql.OneShot(graphql.ErrorResponse(ctx, "unsupported GraphQL operation"))
@@ -2698,7 +3329,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "account.graphqls" "apikey.graphqls" "app.graphqls" "audit.graphqls" "command.graphqls" "device.graphqls" "license.graphqls" "schema.graphqls" "sync.graphqls" "user.graphqls"
+//go:embed "account.graphqls" "apikey.graphqls" "app.graphqls" "audit.graphqls" "command.graphqls" "device.graphqls" "license.graphqls" "lifecycle.graphqls" "schema.graphqls" "subscription.graphqls" "sync.graphqls" "user.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -2717,7 +3348,9 @@ var sources = []*ast.Source{
 	{Name: "command.graphqls", Input: sourceData("command.graphqls"), BuiltIn: false},
 	{Name: "device.graphqls", Input: sourceData("device.graphqls"), BuiltIn: false},
 	{Name: "license.graphqls", Input: sourceData("license.graphqls"), BuiltIn: false},
+	{Name: "lifecycle.graphqls", Input: sourceData("lifecycle.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
+	{Name: "subscription.graphqls", Input: sourceData("subscription.graphqls"), BuiltIn: false},
 	{Name: "sync.graphqls", Input: sourceData("sync.graphqls"), BuiltIn: false},
 	{Name: "user.graphqls", Input: sourceData("user.graphqls"), BuiltIn: false},
 }
@@ -2803,6 +3436,16 @@ func (ec *executionContext) childFields_AccountEdge(ctx context.Context, field g
 		return ec.fieldContext_AccountEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AccountEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_AcknowledgeDeviceCommandsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "commands":
+		return ec.fieldContext_AcknowledgeDeviceCommandsPayload_commands(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_AcknowledgeDeviceCommandsPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AcknowledgeDeviceCommandsPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_AddAccountPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2919,6 +3562,62 @@ func (ec *executionContext) childFields_AppEdge(ctx context.Context, field graph
 	return nil, fmt.Errorf("no field named %q was found under type AppEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_AppleRegistration(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "account":
+		return ec.fieldContext_AppleRegistration_account(ctx, field)
+	case "status":
+		return ec.fieldContext_AppleRegistration_status(ctx, field)
+	case "inviteUrl":
+		return ec.fieldContext_AppleRegistration_inviteUrl(ctx, field)
+	case "error":
+		return ec.fieldContext_AppleRegistration_error(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AppleRegistration", field.Name)
+}
+
+func (ec *executionContext) childFields_AssignLicensePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "assignment":
+		return ec.fieldContext_AssignLicensePayload_assignment(ctx, field)
+	case "account":
+		return ec.fieldContext_AssignLicensePayload_account(ctx, field)
+	case "heldUntil":
+		return ec.fieldContext_AssignLicensePayload_heldUntil(ctx, field)
+	case "note":
+		return ec.fieldContext_AssignLicensePayload_note(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_AssignLicensePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AssignLicensePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_AssignLicenseResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "index":
+		return ec.fieldContext_AssignLicenseResult_index(ctx, field)
+	case "assignment":
+		return ec.fieldContext_AssignLicenseResult_assignment(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_AssignLicenseResult_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AssignLicenseResult", field.Name)
+}
+
+func (ec *executionContext) childFields_AssignLicensesPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "results":
+		return ec.fieldContext_AssignLicensesPayload_results(ctx, field)
+	case "assignedCount":
+		return ec.fieldContext_AssignLicensesPayload_assignedCount(ctx, field)
+	case "failedCount":
+		return ec.fieldContext_AssignLicensesPayload_failedCount(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_AssignLicensesPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AssignLicensesPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_AuditEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -2969,6 +3668,28 @@ func (ec *executionContext) childFields_AuditEventEdge(ctx context.Context, fiel
 		return ec.fieldContext_AuditEventEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuditEventEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ConversionCandidate(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "app":
+		return ec.fieldContext_ConversionCandidate_app(ctx, field)
+	case "pools":
+		return ec.fieldContext_ConversionCandidate_pools(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConversionCandidate", field.Name)
+}
+
+func (ec *executionContext) childFields_ConvertAppToManagedPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "assignment":
+		return ec.fieldContext_ConvertAppToManagedPayload_assignment(ctx, field)
+	case "command":
+		return ec.fieldContext_ConvertAppToManagedPayload_command(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ConvertAppToManagedPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConvertAppToManagedPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_CreateApiKeyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3259,6 +3980,22 @@ func (ec *executionContext) childFields_LicenseAssignmentEdge(ctx context.Contex
 	return nil, fmt.Errorf("no field named %q was found under type LicenseAssignmentEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_LicenseEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_LicenseEvent_kind(ctx, field)
+	case "at":
+		return ec.fieldContext_LicenseEvent_at(ctx, field)
+	case "assignment":
+		return ec.fieldContext_LicenseEvent_assignment(ctx, field)
+	case "syncRun":
+		return ec.fieldContext_LicenseEvent_syncRun(ctx, field)
+	case "account":
+		return ec.fieldContext_LicenseEvent_account(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LicenseEvent", field.Name)
+}
+
 func (ec *executionContext) childFields_LicensePool(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -3351,6 +4088,26 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
 }
 
+func (ec *executionContext) childFields_ReclaimLicensePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "assignment":
+		return ec.fieldContext_ReclaimLicensePayload_assignment(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ReclaimLicensePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReclaimLicensePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ReclaimLicensesPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "reclaimsQueued":
+		return ec.fieldContext_ReclaimLicensesPayload_reclaimsQueued(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ReclaimLicensesPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReclaimLicensesPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_RemoveAccountPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "account":
@@ -3363,6 +4120,18 @@ func (ec *executionContext) childFields_RemoveAccountPayload(ctx context.Context
 	return nil, fmt.Errorf("no field named %q was found under type RemoveAccountPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_RemoveUserPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_RemoveUserPayload_user(ctx, field)
+	case "reclaimsQueued":
+		return ec.fieldContext_RemoveUserPayload_reclaimsQueued(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_RemoveUserPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RemoveUserPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_RenewAccountTokenPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "account":
@@ -3373,6 +4142,32 @@ func (ec *executionContext) childFields_RenewAccountTokenPayload(ctx context.Con
 	return nil, fmt.Errorf("no field named %q was found under type RenewAccountTokenPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_ReportDeviceAppsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "device":
+		return ec.fieldContext_ReportDeviceAppsPayload_device(ctx, field)
+	case "reclaimsQueued":
+		return ec.fieldContext_ReportDeviceAppsPayload_reclaimsQueued(ctx, field)
+	case "conversionCandidates":
+		return ec.fieldContext_ReportDeviceAppsPayload_conversionCandidates(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_ReportDeviceAppsPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReportDeviceAppsPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RetireDevicePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "device":
+		return ec.fieldContext_RetireDevicePayload_device(ctx, field)
+	case "reclaimsQueued":
+		return ec.fieldContext_RetireDevicePayload_reclaimsQueued(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_RetireDevicePayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RetireDevicePayload", field.Name)
+}
+
 func (ec *executionContext) childFields_RevokeApiKeyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "apiKey":
@@ -3381,6 +4176,16 @@ func (ec *executionContext) childFields_RevokeApiKeyPayload(ctx context.Context,
 		return ec.fieldContext_RevokeApiKeyPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RevokeApiKeyPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_SendInstallRequestPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "commands":
+		return ec.fieldContext_SendInstallRequestPayload_commands(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_SendInstallRequestPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SendInstallRequestPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_SyncAccountPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3463,6 +4268,28 @@ func (ec *executionContext) childFields_TakeOverAccountPayload(ctx context.Conte
 	return nil, fmt.Errorf("no field named %q was found under type TakeOverAccountPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_UpsertDevicesPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "devices":
+		return ec.fieldContext_UpsertDevicesPayload_devices(ctx, field)
+	case "reinstallCommands":
+		return ec.fieldContext_UpsertDevicesPayload_reinstallCommands(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_UpsertDevicesPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UpsertDevicesPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_UpsertUsersPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "users":
+		return ec.fieldContext_UpsertUsersPayload_users(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_UpsertUsersPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UpsertUsersPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -3489,6 +4316,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_assignments(ctx, field)
 	case "groups":
 		return ec.fieldContext_User_groups(ctx, field)
+	case "appleRegistrations":
+		return ec.fieldContext_User_appleRegistrations(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }
@@ -3869,12 +4698,68 @@ func (ec *executionContext) field_LicensePool_assignments_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_acknowledgeDeviceCommands_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (AcknowledgeDeviceCommandsInput, error) {
+			return ec.unmarshalNAcknowledgeDeviceCommandsInput2orchardᚋgraphᚐAcknowledgeDeviceCommandsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_addAccount_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (AddAccountInput, error) {
 			return ec.unmarshalNAddAccountInput2orchardᚋgraphᚐAddAccountInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_assignLicense_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (AssignLicenseInput, error) {
+			return ec.unmarshalNAssignLicenseInput2orchardᚋgraphᚐAssignLicenseInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_assignLicenses_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (AssignLicensesInput, error) {
+			return ec.unmarshalNAssignLicensesInput2orchardᚋgraphᚐAssignLicensesInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_convertAppToManaged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ConvertAppToManagedInput, error) {
+			return ec.unmarshalNConvertAppToManagedInput2orchardᚋgraphᚐConvertAppToManagedInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3897,12 +4782,54 @@ func (ec *executionContext) field_Mutation_createApiKey_args(ctx context.Context
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_reclaimLicense_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ReclaimLicenseInput, error) {
+			return ec.unmarshalNReclaimLicenseInput2orchardᚋgraphᚐReclaimLicenseInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_reclaimLicenses_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ReclaimLicensesInput, error) {
+			return ec.unmarshalNReclaimLicensesInput2orchardᚋgraphᚐReclaimLicensesInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_removeAccount_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (RemoveAccountInput, error) {
 			return ec.unmarshalNRemoveAccountInput2orchardᚋgraphᚐRemoveAccountInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_removeUser_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (RemoveUserInput, error) {
+			return ec.unmarshalNRemoveUserInput2orchardᚋgraphᚐRemoveUserInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3925,12 +4852,54 @@ func (ec *executionContext) field_Mutation_renewAccountToken_args(ctx context.Co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_reportDeviceApps_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ReportDeviceAppsInput, error) {
+			return ec.unmarshalNReportDeviceAppsInput2orchardᚋgraphᚐReportDeviceAppsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_retireDevice_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (RetireDeviceInput, error) {
+			return ec.unmarshalNRetireDeviceInput2orchardᚋgraphᚐRetireDeviceInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_revokeApiKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (RevokeAPIKeyInput, error) {
 			return ec.unmarshalNRevokeApiKeyInput2orchardᚋgraphᚐRevokeAPIKeyInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_sendInstallRequest_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (SendInstallRequestInput, error) {
+			return ec.unmarshalNSendInstallRequestInput2orchardᚋgraphᚐSendInstallRequestInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3959,6 +4928,34 @@ func (ec *executionContext) field_Mutation_takeOverAccount_args(ctx context.Cont
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (TakeOverAccountInput, error) {
 			return ec.unmarshalNTakeOverAccountInput2orchardᚋgraphᚐTakeOverAccountInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_upsertDevices_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (UpsertDevicesInput, error) {
+			return ec.unmarshalNUpsertDevicesInput2orchardᚋgraphᚐUpsertDevicesInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_upsertUsers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (UpsertUsersInput, error) {
+			return ec.unmarshalNUpsertUsersInput2orchardᚋgraphᚐUpsertUsersInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4430,6 +5427,28 @@ func (ec *executionContext) field_Query_users_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["filter"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_licenseEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "accountId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["accountId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "appId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["appId"] = arg1
 	return args, nil
 }
 
@@ -5374,6 +6393,70 @@ func (ec *executionContext) fieldContext_AccountEdge_node(_ context.Context, fie
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AcknowledgeDeviceCommandsPayload_commands(ctx context.Context, field graphql.CollectedField, obj *AcknowledgeDeviceCommandsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AcknowledgeDeviceCommandsPayload_commands(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Commands, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.DeviceCommand) graphql.Marshaler {
+			return ec.marshalNDeviceCommand2ᚕᚖorchardᚋmodelᚐDeviceCommandᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AcknowledgeDeviceCommandsPayload_commands(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AcknowledgeDeviceCommandsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeviceCommand(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AcknowledgeDeviceCommandsPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *AcknowledgeDeviceCommandsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AcknowledgeDeviceCommandsPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AcknowledgeDeviceCommandsPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AcknowledgeDeviceCommandsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
 		},
 	}
 	return fc, nil
@@ -6327,6 +7410,446 @@ func (ec *executionContext) fieldContext_AppEdge_node(_ context.Context, field g
 	return fc, nil
 }
 
+func (ec *executionContext) _AppleRegistration_account(ctx context.Context, field graphql.CollectedField, obj *model.AppleUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppleRegistration_account(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AppleRegistration().Account(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
+			return ec.marshalNAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppleRegistration_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AppleRegistration",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AppleRegistration_status(ctx context.Context, field graphql.CollectedField, obj *model.AppleUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppleRegistration_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.AppleUserStatus) graphql.Marshaler {
+			return ec.marshalNAppleRegistrationStatus2orchardᚋmodelᚐAppleUserStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppleRegistration_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppleRegistration", field, false, false, "AppleRegistrationStatus")
+}
+
+func (ec *executionContext) _AppleRegistration_inviteUrl(ctx context.Context, field graphql.CollectedField, obj *model.AppleUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppleRegistration_inviteUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AppleRegistration().InviteURL(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AppleRegistration_inviteUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppleRegistration", field, true, true, "String")
+}
+
+func (ec *executionContext) _AppleRegistration_error(ctx context.Context, field graphql.CollectedField, obj *model.AppleUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppleRegistration_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErrorMessage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AppleRegistration_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppleRegistration", field, false, false, "String")
+}
+
+func (ec *executionContext) _AssignLicensePayload_assignment(ctx context.Context, field graphql.CollectedField, obj *AssignLicensePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AssignLicensePayload_assignment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Assignment, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
+			return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AssignLicensePayload_assignment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AssignLicensePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseAssignment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AssignLicensePayload_account(ctx context.Context, field graphql.CollectedField, obj *AssignLicensePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AssignLicensePayload_account(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Account, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
+			return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AssignLicensePayload_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AssignLicensePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AssignLicensePayload_heldUntil(ctx context.Context, field graphql.CollectedField, obj *AssignLicensePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AssignLicensePayload_heldUntil(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HeldUntil, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AssignLicensePayload_heldUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AssignLicensePayload", field, false, false, "Time")
+}
+
+func (ec *executionContext) _AssignLicensePayload_note(ctx context.Context, field graphql.CollectedField, obj *AssignLicensePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AssignLicensePayload_note(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Note, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AssignLicensePayload_note(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AssignLicensePayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _AssignLicensePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *AssignLicensePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AssignLicensePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AssignLicensePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AssignLicensePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AssignLicenseResult_index(ctx context.Context, field graphql.CollectedField, obj *AssignLicenseResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AssignLicenseResult_index(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Index, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AssignLicenseResult_index(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AssignLicenseResult", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AssignLicenseResult_assignment(ctx context.Context, field graphql.CollectedField, obj *AssignLicenseResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AssignLicenseResult_assignment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Assignment, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
+			return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AssignLicenseResult_assignment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AssignLicenseResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseAssignment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AssignLicenseResult_userErrors(ctx context.Context, field graphql.CollectedField, obj *AssignLicenseResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AssignLicenseResult_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AssignLicenseResult_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AssignLicenseResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AssignLicensesPayload_results(ctx context.Context, field graphql.CollectedField, obj *AssignLicensesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AssignLicensesPayload_results(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Results, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*AssignLicenseResult) graphql.Marshaler {
+			return ec.marshalNAssignLicenseResult2ᚕᚖorchardᚋgraphᚐAssignLicenseResultᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AssignLicensesPayload_results(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AssignLicensesPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AssignLicenseResult(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AssignLicensesPayload_assignedCount(ctx context.Context, field graphql.CollectedField, obj *AssignLicensesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AssignLicensesPayload_assignedCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AssignedCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AssignLicensesPayload_assignedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AssignLicensesPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AssignLicensesPayload_failedCount(ctx context.Context, field graphql.CollectedField, obj *AssignLicensesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AssignLicensesPayload_failedCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FailedCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AssignLicensesPayload_failedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AssignLicensesPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AssignLicensesPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *AssignLicensesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AssignLicensesPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AssignLicensesPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AssignLicensesPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _AuditEvent_id(ctx context.Context, field graphql.CollectedField, obj *model.AuditEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6758,6 +8281,166 @@ func (ec *executionContext) fieldContext_AuditEventEdge_node(_ context.Context, 
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_AuditEvent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConversionCandidate_app(ctx context.Context, field graphql.CollectedField, obj *ConversionCandidate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConversionCandidate_app(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.App, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
+			return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConversionCandidate_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConversionCandidate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_App(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConversionCandidate_pools(ctx context.Context, field graphql.CollectedField, obj *ConversionCandidate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConversionCandidate_pools(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Pools, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.LicensePool) graphql.Marshaler {
+			return ec.marshalNLicensePool2ᚕᚖorchardᚋmodelᚐLicensePoolᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConversionCandidate_pools(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConversionCandidate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicensePool(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConvertAppToManagedPayload_assignment(ctx context.Context, field graphql.CollectedField, obj *ConvertAppToManagedPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConvertAppToManagedPayload_assignment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Assignment, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
+			return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ConvertAppToManagedPayload_assignment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConvertAppToManagedPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseAssignment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConvertAppToManagedPayload_command(ctx context.Context, field graphql.CollectedField, obj *ConvertAppToManagedPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConvertAppToManagedPayload_command(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Command, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeviceCommand) graphql.Marshaler {
+			return ec.marshalODeviceCommand2ᚖorchardᚋmodelᚐDeviceCommand(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ConvertAppToManagedPayload_command(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConvertAppToManagedPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeviceCommand(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConvertAppToManagedPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *ConvertAppToManagedPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConvertAppToManagedPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConvertAppToManagedPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConvertAppToManagedPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
 		},
 	}
 	return fc, nil
@@ -9322,6 +11005,148 @@ func (ec *executionContext) fieldContext_LicenseAssignmentEdge_node(_ context.Co
 	return fc, nil
 }
 
+func (ec *executionContext) _LicenseEvent_kind(ctx context.Context, field graphql.CollectedField, obj *LicenseEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseEvent_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v LicenseEventKind) graphql.Marshaler {
+			return ec.marshalNLicenseEventKind2orchardᚋgraphᚐLicenseEventKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseEvent", field, false, false, "LicenseEventKind")
+}
+
+func (ec *executionContext) _LicenseEvent_at(ctx context.Context, field graphql.CollectedField, obj *LicenseEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseEvent_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _LicenseEvent_assignment(ctx context.Context, field graphql.CollectedField, obj *LicenseEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseEvent_assignment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Assignment, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
+			return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseEvent_assignment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseAssignment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseEvent_syncRun(ctx context.Context, field graphql.CollectedField, obj *LicenseEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseEvent_syncRun(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SyncRun, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SyncRun) graphql.Marshaler {
+			return ec.marshalOSyncRun2ᚖorchardᚋmodelᚐSyncRun(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseEvent_syncRun(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncRun(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseEvent_account(ctx context.Context, field graphql.CollectedField, obj *LicenseEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseEvent_account(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Account, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
+			return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseEvent_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _LicensePool_id(ctx context.Context, field graphql.CollectedField, obj *model.LicensePool) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10446,6 +12271,750 @@ func (ec *executionContext) fieldContext_Mutation_revokeApiKey(ctx context.Conte
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_revokeApiKey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_acknowledgeDeviceCommands(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_acknowledgeDeviceCommands(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AcknowledgeDeviceCommands(ctx, fc.Args["input"].(AcknowledgeDeviceCommandsInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *AcknowledgeDeviceCommandsPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *AcknowledgeDeviceCommandsPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *AcknowledgeDeviceCommandsPayload) graphql.Marshaler {
+			return ec.marshalNAcknowledgeDeviceCommandsPayload2ᚖorchardᚋgraphᚐAcknowledgeDeviceCommandsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_acknowledgeDeviceCommands(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AcknowledgeDeviceCommandsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_acknowledgeDeviceCommands_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_assignLicense(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_assignLicense(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AssignLicense(ctx, fc.Args["input"].(AssignLicenseInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *AssignLicensePayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *AssignLicensePayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *AssignLicensePayload) graphql.Marshaler {
+			return ec.marshalNAssignLicensePayload2ᚖorchardᚋgraphᚐAssignLicensePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_assignLicense(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AssignLicensePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_assignLicense_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_assignLicenses(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_assignLicenses(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AssignLicenses(ctx, fc.Args["input"].(AssignLicensesInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *AssignLicensesPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *AssignLicensesPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *AssignLicensesPayload) graphql.Marshaler {
+			return ec.marshalNAssignLicensesPayload2ᚖorchardᚋgraphᚐAssignLicensesPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_assignLicenses(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AssignLicensesPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_assignLicenses_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_reclaimLicense(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_reclaimLicense(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReclaimLicense(ctx, fc.Args["input"].(ReclaimLicenseInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *ReclaimLicensePayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *ReclaimLicensePayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *ReclaimLicensePayload) graphql.Marshaler {
+			return ec.marshalNReclaimLicensePayload2ᚖorchardᚋgraphᚐReclaimLicensePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_reclaimLicense(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReclaimLicensePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_reclaimLicense_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_reclaimLicenses(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_reclaimLicenses(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReclaimLicenses(ctx, fc.Args["input"].(ReclaimLicensesInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *ReclaimLicensesPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *ReclaimLicensesPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *ReclaimLicensesPayload) graphql.Marshaler {
+			return ec.marshalNReclaimLicensesPayload2ᚖorchardᚋgraphᚐReclaimLicensesPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_reclaimLicenses(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReclaimLicensesPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_reclaimLicenses_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_upsertDevices(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_upsertDevices(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpsertDevices(ctx, fc.Args["input"].(UpsertDevicesInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *UpsertDevicesPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *UpsertDevicesPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *UpsertDevicesPayload) graphql.Marshaler {
+			return ec.marshalNUpsertDevicesPayload2ᚖorchardᚋgraphᚐUpsertDevicesPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_upsertDevices(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UpsertDevicesPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_upsertDevices_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_upsertUsers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_upsertUsers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpsertUsers(ctx, fc.Args["input"].(UpsertUsersInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *UpsertUsersPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *UpsertUsersPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *UpsertUsersPayload) graphql.Marshaler {
+			return ec.marshalNUpsertUsersPayload2ᚖorchardᚋgraphᚐUpsertUsersPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_upsertUsers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UpsertUsersPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_upsertUsers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_removeUser(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_removeUser(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RemoveUser(ctx, fc.Args["input"].(RemoveUserInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *RemoveUserPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *RemoveUserPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *RemoveUserPayload) graphql.Marshaler {
+			return ec.marshalNRemoveUserPayload2ᚖorchardᚋgraphᚐRemoveUserPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_removeUser(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RemoveUserPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_removeUser_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_retireDevice(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_retireDevice(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RetireDevice(ctx, fc.Args["input"].(RetireDeviceInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *RetireDevicePayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *RetireDevicePayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *RetireDevicePayload) graphql.Marshaler {
+			return ec.marshalNRetireDevicePayload2ᚖorchardᚋgraphᚐRetireDevicePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_retireDevice(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RetireDevicePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_retireDevice_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_reportDeviceApps(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_reportDeviceApps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReportDeviceApps(ctx, fc.Args["input"].(ReportDeviceAppsInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *ReportDeviceAppsPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *ReportDeviceAppsPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *ReportDeviceAppsPayload) graphql.Marshaler {
+			return ec.marshalNReportDeviceAppsPayload2ᚖorchardᚋgraphᚐReportDeviceAppsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_reportDeviceApps(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReportDeviceAppsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_reportDeviceApps_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_convertAppToManaged(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_convertAppToManaged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ConvertAppToManaged(ctx, fc.Args["input"].(ConvertAppToManagedInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *ConvertAppToManagedPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *ConvertAppToManagedPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *ConvertAppToManagedPayload) graphql.Marshaler {
+			return ec.marshalNConvertAppToManagedPayload2ᚖorchardᚋgraphᚐConvertAppToManagedPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_convertAppToManaged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ConvertAppToManagedPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_convertAppToManaged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_sendInstallRequest(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_sendInstallRequest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SendInstallRequest(ctx, fc.Args["input"].(SendInstallRequestInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *SendInstallRequestPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *SendInstallRequestPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *SendInstallRequestPayload) graphql.Marshaler {
+			return ec.marshalNSendInstallRequestPayload2ᚖorchardᚋgraphᚐSendInstallRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_sendInstallRequest(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SendInstallRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_sendInstallRequest_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -11786,6 +14355,125 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _ReclaimLicensePayload_assignment(ctx context.Context, field graphql.CollectedField, obj *ReclaimLicensePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReclaimLicensePayload_assignment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Assignment, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
+			return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ReclaimLicensePayload_assignment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReclaimLicensePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseAssignment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReclaimLicensePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *ReclaimLicensePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReclaimLicensePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReclaimLicensePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReclaimLicensePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReclaimLicensesPayload_reclaimsQueued(ctx context.Context, field graphql.CollectedField, obj *ReclaimLicensesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReclaimLicensesPayload_reclaimsQueued(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReclaimsQueued, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReclaimLicensesPayload_reclaimsQueued(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReclaimLicensesPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ReclaimLicensesPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *ReclaimLicensesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReclaimLicensesPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReclaimLicensesPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReclaimLicensesPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _RemoveAccountPayload_account(ctx context.Context, field graphql.CollectedField, obj *RemoveAccountPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11873,6 +14561,93 @@ func (ec *executionContext) fieldContext_RemoveAccountPayload_userErrors(_ conte
 	return fc, nil
 }
 
+func (ec *executionContext) _RemoveUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *RemoveUserPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoveUserPayload_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoveUserPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoveUserPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RemoveUserPayload_reclaimsQueued(ctx context.Context, field graphql.CollectedField, obj *RemoveUserPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoveUserPayload_reclaimsQueued(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReclaimsQueued, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoveUserPayload_reclaimsQueued(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoveUserPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RemoveUserPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *RemoveUserPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoveUserPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoveUserPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoveUserPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _RenewAccountTokenPayload_account(ctx context.Context, field graphql.CollectedField, obj *RenewAccountTokenPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11927,6 +14702,212 @@ func (ec *executionContext) _RenewAccountTokenPayload_userErrors(ctx context.Con
 func (ec *executionContext) fieldContext_RenewAccountTokenPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "RenewAccountTokenPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReportDeviceAppsPayload_device(ctx context.Context, field graphql.CollectedField, obj *ReportDeviceAppsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReportDeviceAppsPayload_device(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Device, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Device) graphql.Marshaler {
+			return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ReportDeviceAppsPayload_device(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReportDeviceAppsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Device(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReportDeviceAppsPayload_reclaimsQueued(ctx context.Context, field graphql.CollectedField, obj *ReportDeviceAppsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReportDeviceAppsPayload_reclaimsQueued(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReclaimsQueued, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReportDeviceAppsPayload_reclaimsQueued(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReportDeviceAppsPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ReportDeviceAppsPayload_conversionCandidates(ctx context.Context, field graphql.CollectedField, obj *ReportDeviceAppsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReportDeviceAppsPayload_conversionCandidates(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConversionCandidates, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ConversionCandidate) graphql.Marshaler {
+			return ec.marshalNConversionCandidate2ᚕᚖorchardᚋgraphᚐConversionCandidateᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReportDeviceAppsPayload_conversionCandidates(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReportDeviceAppsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ConversionCandidate(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReportDeviceAppsPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *ReportDeviceAppsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReportDeviceAppsPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReportDeviceAppsPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReportDeviceAppsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RetireDevicePayload_device(ctx context.Context, field graphql.CollectedField, obj *RetireDevicePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetireDevicePayload_device(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Device, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Device) graphql.Marshaler {
+			return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RetireDevicePayload_device(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RetireDevicePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Device(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RetireDevicePayload_reclaimsQueued(ctx context.Context, field graphql.CollectedField, obj *RetireDevicePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetireDevicePayload_reclaimsQueued(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReclaimsQueued, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetireDevicePayload_reclaimsQueued(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RetireDevicePayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RetireDevicePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *RetireDevicePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetireDevicePayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetireDevicePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RetireDevicePayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -11997,6 +14978,132 @@ func (ec *executionContext) fieldContext_RevokeApiKeyPayload_userErrors(_ contex
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_UserError(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SendInstallRequestPayload_commands(ctx context.Context, field graphql.CollectedField, obj *SendInstallRequestPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SendInstallRequestPayload_commands(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Commands, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.DeviceCommand) graphql.Marshaler {
+			return ec.marshalNDeviceCommand2ᚕᚖorchardᚋmodelᚐDeviceCommandᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SendInstallRequestPayload_commands(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SendInstallRequestPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeviceCommand(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SendInstallRequestPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *SendInstallRequestPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SendInstallRequestPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SendInstallRequestPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SendInstallRequestPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_licenseEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_licenseEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().LicenseEvents(ctx, fc.Args["accountId"].(*string), fc.Args["appId"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "VIEWER")
+				if err != nil {
+					var zeroVal *LicenseEvent
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *LicenseEvent
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *LicenseEvent) graphql.Marshaler {
+			return ec.marshalNLicenseEvent2ᚖorchardᚋgraphᚐLicenseEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_licenseEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_licenseEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -12666,6 +15773,157 @@ func (ec *executionContext) fieldContext_TakeOverAccountPayload_userErrors(_ con
 	return fc, nil
 }
 
+func (ec *executionContext) _UpsertDevicesPayload_devices(ctx context.Context, field graphql.CollectedField, obj *UpsertDevicesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpsertDevicesPayload_devices(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Devices, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Device) graphql.Marshaler {
+			return ec.marshalNDevice2ᚕᚖorchardᚋmodelᚐDevice(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpsertDevicesPayload_devices(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UpsertDevicesPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Device(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UpsertDevicesPayload_reinstallCommands(ctx context.Context, field graphql.CollectedField, obj *UpsertDevicesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpsertDevicesPayload_reinstallCommands(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReinstallCommands, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpsertDevicesPayload_reinstallCommands(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UpsertDevicesPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _UpsertDevicesPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *UpsertDevicesPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpsertDevicesPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpsertDevicesPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UpsertDevicesPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UpsertUsersPayload_users(ctx context.Context, field graphql.CollectedField, obj *UpsertUsersPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpsertUsersPayload_users(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Users, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚕᚖorchardᚋmodelᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpsertUsersPayload_users(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UpsertUsersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UpsertUsersPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *UpsertUsersPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpsertUsersPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpsertUsersPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UpsertUsersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13001,6 +16259,38 @@ func (ec *executionContext) fieldContext_User_groups(ctx context.Context, field 
 	if fc.Args, err = ec.field_User_groups_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_appleRegistrations(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_appleRegistrations(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().AppleRegistrations(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.AppleUser) graphql.Marshaler {
+			return ec.marshalNAppleRegistration2ᚕᚖorchardᚋmodelᚐAppleUserᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_appleRegistrations(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AppleRegistration(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -14425,6 +17715,66 @@ func UnmarshalAccountFilter(ctx context.Context, raw any) (AccountFilter, error)
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputAcknowledgeDeviceCommandsInput(ctx context.Context, obj any) (AcknowledgeDeviceCommandsInput, error) {
+	var it AcknowledgeDeviceCommandsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["status"]; !present {
+		asMap["status"] = "ACKNOWLEDGED"
+	}
+
+	fieldsInOrder := [...]string{"ids", "status", "result"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ids":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ids"))
+			data, err := ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ids = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOCommandStatus2ᚖorchardᚋmodelᚐCommandStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		case "result":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("result"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Result = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAcknowledgeDeviceCommandsInput unmarshals raw into the AcknowledgeDeviceCommandsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAcknowledgeDeviceCommandsInput(ctx context.Context, raw any) (AcknowledgeDeviceCommandsInput, error) {
+	var out AcknowledgeDeviceCommandsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AcknowledgeDeviceCommandsInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputAddAccountInput(ctx context.Context, obj any) (AddAccountInput, error) {
 	var it AddAccountInput
 	if obj == nil {
@@ -14548,6 +17898,181 @@ func UnmarshalAppFilter(ctx context.Context, raw any) (AppFilter, error) {
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputAssignLicenseInput(ctx context.Context, obj any) (AssignLicenseInput, error) {
+	var it AssignLicenseInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"poolId", "appId", "adamId", "accountId", "kind", "target", "reason", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "poolId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("poolId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PoolID = data
+		case "appId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("appId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AppID = data
+		case "adamId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("adamId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AdamID = data
+		case "accountId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("accountId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AccountID = data
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalNLicenseKind2orchardᚋmodelᚐLicenseKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "target":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("target"))
+			data, err := ec.unmarshalNLicenseTargetInput2ᚖorchardᚋgraphᚐLicenseTargetInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Target = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAssignLicenseInput unmarshals raw into the AssignLicenseInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAssignLicenseInput(ctx context.Context, raw any) (AssignLicenseInput, error) {
+	var out AssignLicenseInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AssignLicenseInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputAssignLicensesInput(ctx context.Context, obj any) (AssignLicensesInput, error) {
+	var it AssignLicensesInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"appId", "adamId", "accountId", "kind", "targets", "reason", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "appId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("appId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AppID = data
+		case "adamId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("adamId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AdamID = data
+		case "accountId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("accountId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AccountID = data
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalNLicenseKind2orchardᚋmodelᚐLicenseKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "targets":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("targets"))
+			data, err := ec.unmarshalNLicenseTargetInput2ᚕᚖorchardᚋgraphᚐLicenseTargetInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Targets = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAssignLicensesInput unmarshals raw into the AssignLicensesInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAssignLicensesInput(ctx context.Context, raw any) (AssignLicensesInput, error) {
+	var out AssignLicensesInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AssignLicensesInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputAuditEventFilter(ctx context.Context, obj any) (AuditEventFilter, error) {
 	var it AuditEventFilter
 	if obj == nil {
@@ -14618,6 +18143,87 @@ func UnmarshalAuditEventFilter(ctx context.Context, raw any) (AuditEventFilter, 
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputConvertAppToManagedInput(ctx context.Context, obj any) (ConvertAppToManagedInput, error) {
+	var it ConvertAppToManagedInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["kind"]; !present {
+		asMap["kind"] = "DEVICE"
+	}
+
+	fieldsInOrder := [...]string{"device", "appId", "adamId", "accountId", "kind", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "device":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("device"))
+			data, err := ec.unmarshalNDeviceRefInput2ᚖorchardᚋgraphᚐDeviceRefInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Device = data
+		case "appId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("appId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AppID = data
+		case "adamId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("adamId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AdamID = data
+		case "accountId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("accountId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AccountID = data
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalOLicenseKind2ᚖorchardᚋmodelᚐLicenseKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalConvertAppToManagedInput unmarshals raw into the ConvertAppToManagedInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalConvertAppToManagedInput(ctx context.Context, raw any) (ConvertAppToManagedInput, error) {
+	var out ConvertAppToManagedInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ConvertAppToManagedInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCreateApiKeyInput(ctx context.Context, obj any) (CreateAPIKeyInput, error) {
 	var it CreateAPIKeyInput
 	if obj == nil {
@@ -14664,6 +18270,69 @@ func (ec *executionContext) unmarshalInputCreateApiKeyInput(ctx context.Context,
 func UnmarshalCreateApiKeyInput(ctx context.Context, raw any) (CreateAPIKeyInput, error) {
 	var out CreateAPIKeyInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateApiKeyInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputDeviceAppInput(ctx context.Context, obj any) (DeviceAppInput, error) {
+	var it DeviceAppInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"bundleId", "name", "version", "managed"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "bundleId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bundleId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BundleID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "version":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("version"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Version = data
+		case "managed":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("managed"))
+			data, err := ec.unmarshalNBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Managed = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDeviceAppInput unmarshals raw into the DeviceAppInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDeviceAppInput(ctx context.Context, raw any) (DeviceAppInput, error) {
+	var out DeviceAppInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DeviceAppInput", raw, &out)
 	return out, err
 }
 
@@ -14797,6 +18466,167 @@ func (ec *executionContext) unmarshalInputDeviceFilter(ctx context.Context, obj 
 func UnmarshalDeviceFilter(ctx context.Context, raw any) (DeviceFilter, error) {
 	var out DeviceFilter
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "DeviceFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputDeviceInput(ctx context.Context, obj any) (DeviceInput, error) {
+	var it DeviceInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"serialNumber", "udid", "name", "platform", "osVersion", "model", "countryCode", "sharedIPad", "supervised", "userExternalId", "restored"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "serialNumber":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("serialNumber"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SerialNumber = data
+		case "udid":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("udid"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Udid = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "platform":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("platform"))
+			data, err := ec.unmarshalNPlatform2orchardᚋmodelᚐPlatform(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Platform = data
+		case "osVersion":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("osVersion"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OsVersion = data
+		case "model":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("model"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Model = data
+		case "countryCode":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("countryCode"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CountryCode = data
+		case "sharedIPad":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sharedIPad"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SharedIPad = data
+		case "supervised":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("supervised"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Supervised = data
+		case "userExternalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userExternalId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserExternalID = data
+		case "restored":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("restored"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Restored = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDeviceInput unmarshals raw into the DeviceInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDeviceInput(ctx context.Context, raw any) (DeviceInput, error) {
+	var out DeviceInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DeviceInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputDeviceRefInput(ctx context.Context, obj any) (DeviceRefInput, error) {
+	var it DeviceRefInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"deviceId", "serialNumber"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "deviceId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deviceId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeviceID = data
+		case "serialNumber":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("serialNumber"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SerialNumber = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDeviceRefInput unmarshals raw into the DeviceRefInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDeviceRefInput(ctx context.Context, raw any) (DeviceRefInput, error) {
+	var out DeviceRefInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DeviceRefInput", raw, &out)
 	return out, err
 }
 
@@ -14996,6 +18826,188 @@ func UnmarshalLicensePoolFilter(ctx context.Context, raw any) (LicensePoolFilter
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputLicenseTargetInput(ctx context.Context, obj any) (LicenseTargetInput, error) {
+	var it LicenseTargetInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"deviceId", "serialNumber", "userId", "externalId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "deviceId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deviceId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeviceID = data
+		case "serialNumber":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("serialNumber"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SerialNumber = data
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "externalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalLicenseTargetInput unmarshals raw into the LicenseTargetInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalLicenseTargetInput(ctx context.Context, raw any) (LicenseTargetInput, error) {
+	var out LicenseTargetInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "LicenseTargetInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputReclaimLicenseInput(ctx context.Context, obj any) (ReclaimLicenseInput, error) {
+	var it ReclaimLicenseInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"assignmentId", "reason", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "assignmentId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("assignmentId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AssignmentID = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReclaimLicenseInput unmarshals raw into the ReclaimLicenseInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReclaimLicenseInput(ctx context.Context, raw any) (ReclaimLicenseInput, error) {
+	var out ReclaimLicenseInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReclaimLicenseInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputReclaimLicensesInput(ctx context.Context, obj any) (ReclaimLicensesInput, error) {
+	var it ReclaimLicensesInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"accountId", "appId", "reason", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "accountId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("accountId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AccountID = data
+		case "appId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("appId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AppID = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReclaimLicensesInput unmarshals raw into the ReclaimLicensesInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReclaimLicensesInput(ctx context.Context, raw any) (ReclaimLicensesInput, error) {
+	var out ReclaimLicensesInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReclaimLicensesInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputRemoveAccountInput(ctx context.Context, obj any) (RemoveAccountInput, error) {
 	var it RemoveAccountInput
 	if obj == nil {
@@ -15049,6 +19061,66 @@ func UnmarshalRemoveAccountInput(ctx context.Context, raw any) (RemoveAccountInp
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputRemoveUserInput(ctx context.Context, obj any) (RemoveUserInput, error) {
+	var it RemoveUserInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["reclaimLicenses"]; !present {
+		asMap["reclaimLicenses"] = true
+	}
+
+	fieldsInOrder := [...]string{"userId", "externalId", "reclaimLicenses"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "externalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalID = data
+		case "reclaimLicenses":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reclaimLicenses"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReclaimLicenses = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRemoveUserInput unmarshals raw into the RemoveUserInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRemoveUserInput(ctx context.Context, raw any) (RemoveUserInput, error) {
+	var out RemoveUserInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RemoveUserInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputRenewAccountTokenInput(ctx context.Context, obj any) (RenewAccountTokenInput, error) {
 	var it RenewAccountTokenInput
 	if obj == nil {
@@ -15098,6 +19170,111 @@ func UnmarshalRenewAccountTokenInput(ctx context.Context, raw any) (RenewAccount
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputReportDeviceAppsInput(ctx context.Context, obj any) (ReportDeviceAppsInput, error) {
+	var it ReportDeviceAppsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"device", "apps"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "device":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("device"))
+			data, err := ec.unmarshalNDeviceRefInput2ᚖorchardᚋgraphᚐDeviceRefInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Device = data
+		case "apps":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("apps"))
+			data, err := ec.unmarshalNDeviceAppInput2ᚕᚖorchardᚋgraphᚐDeviceAppInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Apps = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReportDeviceAppsInput unmarshals raw into the ReportDeviceAppsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReportDeviceAppsInput(ctx context.Context, raw any) (ReportDeviceAppsInput, error) {
+	var out ReportDeviceAppsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReportDeviceAppsInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRetireDeviceInput(ctx context.Context, obj any) (RetireDeviceInput, error) {
+	var it RetireDeviceInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"device", "reason", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "device":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("device"))
+			data, err := ec.unmarshalNDeviceRefInput2ᚖorchardᚋgraphᚐDeviceRefInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Device = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRetireDeviceInput unmarshals raw into the RetireDeviceInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRetireDeviceInput(ctx context.Context, raw any) (RetireDeviceInput, error) {
+	var out RetireDeviceInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RetireDeviceInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputRevokeApiKeyInput(ctx context.Context, obj any) (RevokeAPIKeyInput, error) {
 	var it RevokeAPIKeyInput
 	if obj == nil {
@@ -15137,6 +19314,80 @@ func (ec *executionContext) unmarshalInputRevokeApiKeyInput(ctx context.Context,
 func UnmarshalRevokeApiKeyInput(ctx context.Context, raw any) (RevokeAPIKeyInput, error) {
 	var out RevokeAPIKeyInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RevokeApiKeyInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputSendInstallRequestInput(ctx context.Context, obj any) (SendInstallRequestInput, error) {
+	var it SendInstallRequestInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["kind"]; !present {
+		asMap["kind"] = "UPDATE"
+	}
+
+	fieldsInOrder := [...]string{"appId", "adamId", "devices", "kind", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "appId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("appId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AppID = data
+		case "adamId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("adamId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AdamID = data
+		case "devices":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("devices"))
+			data, err := ec.unmarshalODeviceRefInput2ᚕᚖorchardᚋgraphᚐDeviceRefInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Devices = data
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalOCommandKind2ᚖorchardᚋmodelᚐCommandKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSendInstallRequestInput unmarshals raw into the SendInstallRequestInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSendInstallRequestInput(ctx context.Context, raw any) (SendInstallRequestInput, error) {
+	var out SendInstallRequestInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SendInstallRequestInput", raw, &out)
 	return out, err
 }
 
@@ -15295,6 +19546,90 @@ func UnmarshalTakeOverAccountInput(ctx context.Context, raw any) (TakeOverAccoun
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputUpsertDevicesInput(ctx context.Context, obj any) (UpsertDevicesInput, error) {
+	var it UpsertDevicesInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"devices"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "devices":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("devices"))
+			data, err := ec.unmarshalNDeviceInput2ᚕᚖorchardᚋgraphᚐDeviceInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Devices = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpsertDevicesInput unmarshals raw into the UpsertDevicesInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpsertDevicesInput(ctx context.Context, raw any) (UpsertDevicesInput, error) {
+	var out UpsertDevicesInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpsertDevicesInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputUpsertUsersInput(ctx context.Context, obj any) (UpsertUsersInput, error) {
+	var it UpsertUsersInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"users"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "users":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("users"))
+			data, err := ec.unmarshalNUserInput2ᚕᚖorchardᚋgraphᚐUserInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Users = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpsertUsersInput unmarshals raw into the UpsertUsersInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpsertUsersInput(ctx context.Context, raw any) (UpsertUsersInput, error) {
+	var out UpsertUsersInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpsertUsersInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUserFilter(ctx context.Context, obj any) (UserFilter, error) {
 	var it UserFilter
 	if obj == nil {
@@ -15348,6 +19683,69 @@ func (ec *executionContext) unmarshalInputUserFilter(ctx context.Context, obj an
 func UnmarshalUserFilter(ctx context.Context, raw any) (UserFilter, error) {
 	var out UserFilter
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "UserFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputUserInput(ctx context.Context, obj any) (UserInput, error) {
+	var it UserInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"externalId", "email", "name", "managedAppleId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "externalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalID = data
+		case "email":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Email = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "managedAppleId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("managedAppleId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ManagedAppleID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUserInput unmarshals raw into the UserInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUserInput(ctx context.Context, raw any) (UserInput, error) {
+	var out UserInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UserInput", raw, &out)
 	return out, err
 }
 
@@ -15672,6 +20070,44 @@ func (ec *executionContext) _AccountEdge(ctx context.Context, sel ast.SelectionS
 			}
 		case "node":
 			out.Values[i] = ec._AccountEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var acknowledgeDeviceCommandsPayloadImplementors = []string{"AcknowledgeDeviceCommandsPayload"}
+
+func (ec *executionContext) _AcknowledgeDeviceCommandsPayload(ctx context.Context, sel ast.SelectionSet, obj *AcknowledgeDeviceCommandsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, acknowledgeDeviceCommandsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AcknowledgeDeviceCommandsPayload")
+		case "commands":
+			out.Values[i] = ec._AcknowledgeDeviceCommandsPayload_commands(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._AcknowledgeDeviceCommandsPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -16074,6 +20510,200 @@ func (ec *executionContext) _AppEdge(ctx context.Context, sel ast.SelectionSet, 
 	return out
 }
 
+var appleRegistrationImplementors = []string{"AppleRegistration"}
+
+func (ec *executionContext) _AppleRegistration(ctx context.Context, sel ast.SelectionSet, obj *model.AppleUser) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, appleRegistrationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AppleRegistration")
+		case "account":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._AppleRegistration_account(ctx, field, obj)
+				})
+		case "status":
+			out.Values[i] = ec._AppleRegistration_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "inviteUrl":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._AppleRegistration_inviteUrl(ctx, field, obj)
+				})
+		case "error":
+			out.Values[i] = ec._AppleRegistration_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var assignLicensePayloadImplementors = []string{"AssignLicensePayload"}
+
+func (ec *executionContext) _AssignLicensePayload(ctx context.Context, sel ast.SelectionSet, obj *AssignLicensePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, assignLicensePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AssignLicensePayload")
+		case "assignment":
+			out.Values[i] = ec._AssignLicensePayload_assignment(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "account":
+			out.Values[i] = ec._AssignLicensePayload_account(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "heldUntil":
+			out.Values[i] = ec._AssignLicensePayload_heldUntil(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "note":
+			out.Values[i] = ec._AssignLicensePayload_note(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._AssignLicensePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var assignLicenseResultImplementors = []string{"AssignLicenseResult"}
+
+func (ec *executionContext) _AssignLicenseResult(ctx context.Context, sel ast.SelectionSet, obj *AssignLicenseResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, assignLicenseResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AssignLicenseResult")
+		case "index":
+			out.Values[i] = ec._AssignLicenseResult_index(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "assignment":
+			out.Values[i] = ec._AssignLicenseResult_assignment(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._AssignLicenseResult_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var assignLicensesPayloadImplementors = []string{"AssignLicensesPayload"}
+
+func (ec *executionContext) _AssignLicensesPayload(ctx context.Context, sel ast.SelectionSet, obj *AssignLicensesPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, assignLicensesPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AssignLicensesPayload")
+		case "results":
+			out.Values[i] = ec._AssignLicensesPayload_results(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "assignedCount":
+			out.Values[i] = ec._AssignLicensesPayload_assignedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failedCount":
+			out.Values[i] = ec._AssignLicensesPayload_failedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._AssignLicensesPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var auditEventImplementors = []string{"AuditEvent", "Node"}
 
 func (ec *executionContext) _AuditEvent(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEvent) graphql.Marshaler {
@@ -16227,6 +20857,87 @@ func (ec *executionContext) _AuditEventEdge(ctx context.Context, sel ast.Selecti
 			}
 		case "node":
 			out.Values[i] = ec._AuditEventEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var conversionCandidateImplementors = []string{"ConversionCandidate"}
+
+func (ec *executionContext) _ConversionCandidate(ctx context.Context, sel ast.SelectionSet, obj *ConversionCandidate) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, conversionCandidateImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConversionCandidate")
+		case "app":
+			out.Values[i] = ec._ConversionCandidate_app(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pools":
+			out.Values[i] = ec._ConversionCandidate_pools(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var convertAppToManagedPayloadImplementors = []string{"ConvertAppToManagedPayload"}
+
+func (ec *executionContext) _ConvertAppToManagedPayload(ctx context.Context, sel ast.SelectionSet, obj *ConvertAppToManagedPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, convertAppToManagedPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConvertAppToManagedPayload")
+		case "assignment":
+			out.Values[i] = ec._ConvertAppToManagedPayload_assignment(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "command":
+			out.Values[i] = ec._ConvertAppToManagedPayload_command(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ConvertAppToManagedPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -17197,6 +21908,59 @@ func (ec *executionContext) _LicenseAssignmentEdge(ctx context.Context, sel ast.
 	return out
 }
 
+var licenseEventImplementors = []string{"LicenseEvent"}
+
+func (ec *executionContext) _LicenseEvent(ctx context.Context, sel ast.SelectionSet, obj *LicenseEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, licenseEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LicenseEvent")
+		case "kind":
+			out.Values[i] = ec._LicenseEvent_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._LicenseEvent_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "assignment":
+			out.Values[i] = ec._LicenseEvent_assignment(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "syncRun":
+			out.Values[i] = ec._LicenseEvent_syncRun(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "account":
+			out.Values[i] = ec._LicenseEvent_account(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var licensePoolImplementors = []string{"LicensePool", "Node"}
 
 func (ec *executionContext) _LicensePool(ctx context.Context, sel ast.SelectionSet, obj *model.LicensePool) graphql.Marshaler {
@@ -17517,6 +22281,90 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "acknowledgeDeviceCommands":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_acknowledgeDeviceCommands(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "assignLicense":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_assignLicense(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "assignLicenses":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_assignLicenses(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reclaimLicense":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_reclaimLicense(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reclaimLicenses":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_reclaimLicenses(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "upsertDevices":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_upsertDevices(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "upsertUsers":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_upsertUsers(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "removeUser":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_removeUser(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retireDevice":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_retireDevice(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reportDeviceApps":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_reportDeviceApps(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "convertAppToManaged":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_convertAppToManaged(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sendInstallRequest":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_sendInstallRequest(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -17746,6 +22594,82 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	return out
 }
 
+var reclaimLicensePayloadImplementors = []string{"ReclaimLicensePayload"}
+
+func (ec *executionContext) _ReclaimLicensePayload(ctx context.Context, sel ast.SelectionSet, obj *ReclaimLicensePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reclaimLicensePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReclaimLicensePayload")
+		case "assignment":
+			out.Values[i] = ec._ReclaimLicensePayload_assignment(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ReclaimLicensePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reclaimLicensesPayloadImplementors = []string{"ReclaimLicensesPayload"}
+
+func (ec *executionContext) _ReclaimLicensesPayload(ctx context.Context, sel ast.SelectionSet, obj *ReclaimLicensesPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reclaimLicensesPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReclaimLicensesPayload")
+		case "reclaimsQueued":
+			out.Values[i] = ec._ReclaimLicensesPayload_reclaimsQueued(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ReclaimLicensesPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var removeAccountPayloadImplementors = []string{"RemoveAccountPayload"}
 
 func (ec *executionContext) _RemoveAccountPayload(ctx context.Context, sel ast.SelectionSet, obj *RemoveAccountPayload) graphql.Marshaler {
@@ -17769,6 +22693,49 @@ func (ec *executionContext) _RemoveAccountPayload(ctx context.Context, sel ast.S
 			}
 		case "userErrors":
 			out.Values[i] = ec._RemoveAccountPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var removeUserPayloadImplementors = []string{"RemoveUserPayload"}
+
+func (ec *executionContext) _RemoveUserPayload(ctx context.Context, sel ast.SelectionSet, obj *RemoveUserPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, removeUserPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RemoveUserPayload")
+		case "user":
+			out.Values[i] = ec._RemoveUserPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "reclaimsQueued":
+			out.Values[i] = ec._RemoveUserPayload_reclaimsQueued(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._RemoveUserPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -17827,6 +22794,97 @@ func (ec *executionContext) _RenewAccountTokenPayload(ctx context.Context, sel a
 	return out
 }
 
+var reportDeviceAppsPayloadImplementors = []string{"ReportDeviceAppsPayload"}
+
+func (ec *executionContext) _ReportDeviceAppsPayload(ctx context.Context, sel ast.SelectionSet, obj *ReportDeviceAppsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reportDeviceAppsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReportDeviceAppsPayload")
+		case "device":
+			out.Values[i] = ec._ReportDeviceAppsPayload_device(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "reclaimsQueued":
+			out.Values[i] = ec._ReportDeviceAppsPayload_reclaimsQueued(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "conversionCandidates":
+			out.Values[i] = ec._ReportDeviceAppsPayload_conversionCandidates(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._ReportDeviceAppsPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var retireDevicePayloadImplementors = []string{"RetireDevicePayload"}
+
+func (ec *executionContext) _RetireDevicePayload(ctx context.Context, sel ast.SelectionSet, obj *RetireDevicePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, retireDevicePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RetireDevicePayload")
+		case "device":
+			out.Values[i] = ec._RetireDevicePayload_device(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "reclaimsQueued":
+			out.Values[i] = ec._RetireDevicePayload_reclaimsQueued(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._RetireDevicePayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var revokeApiKeyPayloadImplementors = []string{"RevokeApiKeyPayload"}
 
 func (ec *executionContext) _RevokeApiKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *RevokeAPIKeyPayload) graphql.Marshaler {
@@ -17863,6 +22921,64 @@ func (ec *executionContext) _RevokeApiKeyPayload(ctx context.Context, sel ast.Se
 	}
 
 	return out
+}
+
+var sendInstallRequestPayloadImplementors = []string{"SendInstallRequestPayload"}
+
+func (ec *executionContext) _SendInstallRequestPayload(ctx context.Context, sel ast.SelectionSet, obj *SendInstallRequestPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, sendInstallRequestPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SendInstallRequestPayload")
+		case "commands":
+			out.Values[i] = ec._SendInstallRequestPayload_commands(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._SendInstallRequestPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "licenseEvents":
+		return ec._Subscription_licenseEvents(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var syncAccountPayloadImplementors = []string{"SyncAccountPayload"}
@@ -18133,6 +23249,87 @@ func (ec *executionContext) _TakeOverAccountPayload(ctx context.Context, sel ast
 	return out
 }
 
+var upsertDevicesPayloadImplementors = []string{"UpsertDevicesPayload"}
+
+func (ec *executionContext) _UpsertDevicesPayload(ctx context.Context, sel ast.SelectionSet, obj *UpsertDevicesPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, upsertDevicesPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UpsertDevicesPayload")
+		case "devices":
+			out.Values[i] = ec._UpsertDevicesPayload_devices(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reinstallCommands":
+			out.Values[i] = ec._UpsertDevicesPayload_reinstallCommands(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._UpsertDevicesPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var upsertUsersPayloadImplementors = []string{"UpsertUsersPayload"}
+
+func (ec *executionContext) _UpsertUsersPayload(ctx context.Context, sel ast.SelectionSet, obj *UpsertUsersPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, upsertUsersPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UpsertUsersPayload")
+		case "users":
+			out.Values[i] = ec._UpsertUsersPayload_users(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._UpsertUsersPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var userImplementors = []string{"User", "Node"}
 
 func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *model.User) graphql.Marshaler {
@@ -18207,6 +23404,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_groups(ctx, field, obj)
+				})
+		case "appleRegistrations":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_appleRegistrations(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -18811,6 +24014,19 @@ func (ec *executionContext) marshalNAccountEdge2ᚖorchardᚋgraphᚐEdge(ctx co
 	return ec._AccountEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNAcknowledgeDeviceCommandsInput2orchardᚋgraphᚐAcknowledgeDeviceCommandsInput(ctx context.Context, v any) (AcknowledgeDeviceCommandsInput, error) {
+	res, err := ec.unmarshalInputAcknowledgeDeviceCommandsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAcknowledgeDeviceCommandsPayload2ᚖorchardᚋgraphᚐAcknowledgeDeviceCommandsPayload(ctx context.Context, sel ast.SelectionSet, v *AcknowledgeDeviceCommandsPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AcknowledgeDeviceCommandsPayload!")
+		return graphql.Null
+	}
+	return ec._AcknowledgeDeviceCommandsPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNActorKind2orchardᚋmodelᚐActorKind(ctx context.Context, v any) (model.ActorKind, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := model.ActorKind(tmp)
@@ -18966,6 +24182,95 @@ func (ec *executionContext) marshalNAppKind2orchardᚋmodelᚐAppKind(ctx contex
 	return res
 }
 
+func (ec *executionContext) marshalNAppleRegistration2ᚕᚖorchardᚋmodelᚐAppleUserᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AppleUser) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAppleRegistration2ᚖorchardᚋmodelᚐAppleUser(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAppleRegistration2ᚖorchardᚋmodelᚐAppleUser(ctx context.Context, sel ast.SelectionSet, v *model.AppleUser) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AppleRegistration!")
+		return graphql.Null
+	}
+	return ec._AppleRegistration(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAppleRegistrationStatus2orchardᚋmodelᚐAppleUserStatus(ctx context.Context, v any) (model.AppleUserStatus, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := model.AppleUserStatus(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAppleRegistrationStatus2orchardᚋmodelᚐAppleUserStatus(ctx context.Context, sel ast.SelectionSet, v model.AppleUserStatus) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "AppleRegistrationStatus!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNAssignLicenseInput2orchardᚋgraphᚐAssignLicenseInput(ctx context.Context, v any) (AssignLicenseInput, error) {
+	res, err := ec.unmarshalInputAssignLicenseInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAssignLicensePayload2ᚖorchardᚋgraphᚐAssignLicensePayload(ctx context.Context, sel ast.SelectionSet, v *AssignLicensePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AssignLicensePayload!")
+		return graphql.Null
+	}
+	return ec._AssignLicensePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAssignLicenseResult2ᚕᚖorchardᚋgraphᚐAssignLicenseResultᚄ(ctx context.Context, sel ast.SelectionSet, v []*AssignLicenseResult) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAssignLicenseResult2ᚖorchardᚋgraphᚐAssignLicenseResult(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAssignLicenseResult2ᚖorchardᚋgraphᚐAssignLicenseResult(ctx context.Context, sel ast.SelectionSet, v *AssignLicenseResult) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AssignLicenseResult!")
+		return graphql.Null
+	}
+	return ec._AssignLicenseResult(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAssignLicensesInput2orchardᚋgraphᚐAssignLicensesInput(ctx context.Context, v any) (AssignLicensesInput, error) {
+	res, err := ec.unmarshalInputAssignLicensesInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAssignLicensesPayload2ᚖorchardᚋgraphᚐAssignLicensesPayload(ctx context.Context, sel ast.SelectionSet, v *AssignLicensesPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AssignLicensesPayload!")
+		return graphql.Null
+	}
+	return ec._AssignLicensesPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNAssignmentOrigin2orchardᚋmodelᚐAssignmentOrigin(ctx context.Context, v any) (model.AssignmentOrigin, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := model.AssignmentOrigin(tmp)
@@ -19096,6 +24401,43 @@ func (ec *executionContext) marshalNCommandStatus2orchardᚋmodelᚐCommandStatu
 	return res
 }
 
+func (ec *executionContext) marshalNConversionCandidate2ᚕᚖorchardᚋgraphᚐConversionCandidateᚄ(ctx context.Context, sel ast.SelectionSet, v []*ConversionCandidate) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNConversionCandidate2ᚖorchardᚋgraphᚐConversionCandidate(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNConversionCandidate2ᚖorchardᚋgraphᚐConversionCandidate(ctx context.Context, sel ast.SelectionSet, v *ConversionCandidate) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ConversionCandidate!")
+		return graphql.Null
+	}
+	return ec._ConversionCandidate(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNConvertAppToManagedInput2orchardᚋgraphᚐConvertAppToManagedInput(ctx context.Context, v any) (ConvertAppToManagedInput, error) {
+	res, err := ec.unmarshalInputConvertAppToManagedInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNConvertAppToManagedPayload2ᚖorchardᚋgraphᚐConvertAppToManagedPayload(ctx context.Context, sel ast.SelectionSet, v *ConvertAppToManagedPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ConvertAppToManagedPayload!")
+		return graphql.Null
+	}
+	return ec._ConvertAppToManagedPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNCreateApiKeyInput2orchardᚋgraphᚐCreateAPIKeyInput(ctx context.Context, v any) (CreateAPIKeyInput, error) {
 	res, err := ec.unmarshalInputCreateApiKeyInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -19107,6 +24449,16 @@ func (ec *executionContext) marshalNCreateApiKeyPayload2ᚖorchardᚋgraphᚐCre
 		return graphql.Null
 	}
 	return ec._CreateApiKeyPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDevice2ᚕᚖorchardᚋmodelᚐDevice(ctx context.Context, sel ast.SelectionSet, v []*model.Device) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, sel, v[i])
+	})
+
+	return ret
 }
 
 func (ec *executionContext) marshalNDevice2ᚕᚖorchardᚋmodelᚐDeviceᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Device) graphql.Marshaler {
@@ -19187,6 +24539,25 @@ func (ec *executionContext) marshalNDeviceAppEdge2ᚖorchardᚋgraphᚐEdge(ctx 
 		return graphql.Null
 	}
 	return ec._DeviceAppEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDeviceAppInput2ᚕᚖorchardᚋgraphᚐDeviceAppInputᚄ(ctx context.Context, v any) ([]*DeviceAppInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*DeviceAppInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNDeviceAppInput2ᚖorchardᚋgraphᚐDeviceAppInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNDeviceAppInput2ᚖorchardᚋgraphᚐDeviceAppInput(ctx context.Context, v any) (*DeviceAppInput, error) {
+	res, err := ec.unmarshalInputDeviceAppInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNDeviceCommand2ᚕᚖorchardᚋmodelᚐDeviceCommandᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DeviceCommand) graphql.Marshaler {
@@ -19275,6 +24646,30 @@ func (ec *executionContext) marshalNDeviceEdge2ᚖorchardᚋgraphᚐEdge(ctx con
 		return graphql.Null
 	}
 	return ec._DeviceEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDeviceInput2ᚕᚖorchardᚋgraphᚐDeviceInputᚄ(ctx context.Context, v any) ([]*DeviceInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*DeviceInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNDeviceInput2ᚖorchardᚋgraphᚐDeviceInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNDeviceInput2ᚖorchardᚋgraphᚐDeviceInput(ctx context.Context, v any) (*DeviceInput, error) {
+	res, err := ec.unmarshalInputDeviceInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNDeviceRefInput2ᚖorchardᚋgraphᚐDeviceRefInput(ctx context.Context, v any) (*DeviceRefInput, error) {
+	res, err := ec.unmarshalInputDeviceRefInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNDeviceStatus2orchardᚋmodelᚐDeviceStatus(ctx context.Context, v any) (model.DeviceStatus, error) {
@@ -19490,6 +24885,24 @@ func (ec *executionContext) marshalNLicenseAssignmentEdge2ᚖorchardᚋgraphᚐE
 	return ec._LicenseAssignmentEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNLicenseEvent2ᚖorchardᚋgraphᚐLicenseEvent(ctx context.Context, sel ast.SelectionSet, v *LicenseEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LicenseEvent!")
+		return graphql.Null
+	}
+	return ec._LicenseEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNLicenseEventKind2orchardᚋgraphᚐLicenseEventKind(ctx context.Context, v any) (LicenseEventKind, error) {
+	var res LicenseEventKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNLicenseEventKind2orchardᚋgraphᚐLicenseEventKind(ctx context.Context, sel ast.SelectionSet, v LicenseEventKind) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNLicenseKind2orchardᚋmodelᚐLicenseKind(ctx context.Context, v any) (model.LicenseKind, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := model.LicenseKind(tmp)
@@ -19561,6 +24974,25 @@ func (ec *executionContext) marshalNLicensePoolEdge2ᚖorchardᚋgraphᚐEdge(ct
 	return ec._LicensePoolEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNLicenseTargetInput2ᚕᚖorchardᚋgraphᚐLicenseTargetInputᚄ(ctx context.Context, v any) ([]*LicenseTargetInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*LicenseTargetInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNLicenseTargetInput2ᚖorchardᚋgraphᚐLicenseTargetInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNLicenseTargetInput2ᚖorchardᚋgraphᚐLicenseTargetInput(ctx context.Context, v any) (*LicenseTargetInput, error) {
+	res, err := ec.unmarshalInputLicenseTargetInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNNode2ᚕorchardᚋgraphᚐNode(ctx context.Context, sel ast.SelectionSet, v []Node) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -19624,6 +25056,32 @@ func (ec *executionContext) marshalNPlatform2ᚕorchardᚋmodelᚐPlatformᚄ(ct
 	return ret
 }
 
+func (ec *executionContext) unmarshalNReclaimLicenseInput2orchardᚋgraphᚐReclaimLicenseInput(ctx context.Context, v any) (ReclaimLicenseInput, error) {
+	res, err := ec.unmarshalInputReclaimLicenseInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNReclaimLicensePayload2ᚖorchardᚋgraphᚐReclaimLicensePayload(ctx context.Context, sel ast.SelectionSet, v *ReclaimLicensePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ReclaimLicensePayload!")
+		return graphql.Null
+	}
+	return ec._ReclaimLicensePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNReclaimLicensesInput2orchardᚋgraphᚐReclaimLicensesInput(ctx context.Context, v any) (ReclaimLicensesInput, error) {
+	res, err := ec.unmarshalInputReclaimLicensesInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNReclaimLicensesPayload2ᚖorchardᚋgraphᚐReclaimLicensesPayload(ctx context.Context, sel ast.SelectionSet, v *ReclaimLicensesPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ReclaimLicensesPayload!")
+		return graphql.Null
+	}
+	return ec._ReclaimLicensesPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNRemoveAccountInput2orchardᚋgraphᚐRemoveAccountInput(ctx context.Context, v any) (RemoveAccountInput, error) {
 	res, err := ec.unmarshalInputRemoveAccountInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -19637,6 +25095,19 @@ func (ec *executionContext) marshalNRemoveAccountPayload2ᚖorchardᚋgraphᚐRe
 	return ec._RemoveAccountPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNRemoveUserInput2orchardᚋgraphᚐRemoveUserInput(ctx context.Context, v any) (RemoveUserInput, error) {
+	res, err := ec.unmarshalInputRemoveUserInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRemoveUserPayload2ᚖorchardᚋgraphᚐRemoveUserPayload(ctx context.Context, sel ast.SelectionSet, v *RemoveUserPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RemoveUserPayload!")
+		return graphql.Null
+	}
+	return ec._RemoveUserPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNRenewAccountTokenInput2orchardᚋgraphᚐRenewAccountTokenInput(ctx context.Context, v any) (RenewAccountTokenInput, error) {
 	res, err := ec.unmarshalInputRenewAccountTokenInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -19648,6 +25119,32 @@ func (ec *executionContext) marshalNRenewAccountTokenPayload2ᚖorchardᚋgraph�
 		return graphql.Null
 	}
 	return ec._RenewAccountTokenPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNReportDeviceAppsInput2orchardᚋgraphᚐReportDeviceAppsInput(ctx context.Context, v any) (ReportDeviceAppsInput, error) {
+	res, err := ec.unmarshalInputReportDeviceAppsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNReportDeviceAppsPayload2ᚖorchardᚋgraphᚐReportDeviceAppsPayload(ctx context.Context, sel ast.SelectionSet, v *ReportDeviceAppsPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ReportDeviceAppsPayload!")
+		return graphql.Null
+	}
+	return ec._ReportDeviceAppsPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRetireDeviceInput2orchardᚋgraphᚐRetireDeviceInput(ctx context.Context, v any) (RetireDeviceInput, error) {
+	res, err := ec.unmarshalInputRetireDeviceInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRetireDevicePayload2ᚖorchardᚋgraphᚐRetireDevicePayload(ctx context.Context, sel ast.SelectionSet, v *RetireDevicePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RetireDevicePayload!")
+		return graphql.Null
+	}
+	return ec._RetireDevicePayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNRevokeApiKeyInput2orchardᚋgraphᚐRevokeAPIKeyInput(ctx context.Context, v any) (RevokeAPIKeyInput, error) {
@@ -19676,6 +25173,19 @@ func (ec *executionContext) marshalNRole2orchardᚋmodelᚐRole(ctx context.Cont
 		graphql.AddInvalidNullFromMarshaler(ctx, "Role!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNSendInstallRequestInput2orchardᚋgraphᚐSendInstallRequestInput(ctx context.Context, v any) (SendInstallRequestInput, error) {
+	res, err := ec.unmarshalInputSendInstallRequestInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSendInstallRequestPayload2ᚖorchardᚋgraphᚐSendInstallRequestPayload(ctx context.Context, sel ast.SelectionSet, v *SendInstallRequestPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SendInstallRequestPayload!")
+		return graphql.Null
+	}
+	return ec._SendInstallRequestPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -19892,6 +25402,42 @@ func (ec *executionContext) marshalNTokenHealth2orchardᚋmodelᚐTokenHealth(ct
 	return res
 }
 
+func (ec *executionContext) unmarshalNUpsertDevicesInput2orchardᚋgraphᚐUpsertDevicesInput(ctx context.Context, v any) (UpsertDevicesInput, error) {
+	res, err := ec.unmarshalInputUpsertDevicesInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUpsertDevicesPayload2ᚖorchardᚋgraphᚐUpsertDevicesPayload(ctx context.Context, sel ast.SelectionSet, v *UpsertDevicesPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "UpsertDevicesPayload!")
+		return graphql.Null
+	}
+	return ec._UpsertDevicesPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNUpsertUsersInput2orchardᚋgraphᚐUpsertUsersInput(ctx context.Context, v any) (UpsertUsersInput, error) {
+	res, err := ec.unmarshalInputUpsertUsersInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUpsertUsersPayload2ᚖorchardᚋgraphᚐUpsertUsersPayload(ctx context.Context, sel ast.SelectionSet, v *UpsertUsersPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "UpsertUsersPayload!")
+		return graphql.Null
+	}
+	return ec._UpsertUsersPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNUser2ᚕᚖorchardᚋmodelᚐUser(ctx context.Context, sel ast.SelectionSet, v []*model.User) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
 func (ec *executionContext) marshalNUser2ᚕᚖorchardᚋmodelᚐUserᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.User) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -19970,6 +25516,25 @@ func (ec *executionContext) marshalNUserError2ᚖorchardᚋmodelᚐError(ctx con
 		return graphql.Null
 	}
 	return ec._UserError(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNUserInput2ᚕᚖorchardᚋgraphᚐUserInputᚄ(ctx context.Context, v any) ([]*UserInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*UserInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNUserInput2ᚖorchardᚋgraphᚐUserInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNUserInput2ᚖorchardᚋgraphᚐUserInput(ctx context.Context, v any) (*UserInput, error) {
+	res, err := ec.unmarshalInputUserInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNUserStatus2orchardᚋmodelᚐUserStatus(ctx context.Context, v any) (model.UserStatus, error) {
@@ -20350,6 +25915,13 @@ func (ec *executionContext) marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx conte
 	return ec._Device(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalODeviceCommand2ᚖorchardᚋmodelᚐDeviceCommand(ctx context.Context, sel ast.SelectionSet, v *model.DeviceCommand) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DeviceCommand(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalODeviceCommandFilter2ᚖorchardᚋgraphᚐDeviceCommandFilter(ctx context.Context, v any) (*DeviceCommandFilter, error) {
 	if v == nil {
 		return nil, nil
@@ -20364,6 +25936,23 @@ func (ec *executionContext) unmarshalODeviceFilter2ᚖorchardᚋgraphᚐDeviceFi
 	}
 	res, err := ec.unmarshalInputDeviceFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalODeviceRefInput2ᚕᚖorchardᚋgraphᚐDeviceRefInputᚄ(ctx context.Context, v any) ([]*DeviceRefInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*DeviceRefInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNDeviceRefInput2ᚖorchardᚋgraphᚐDeviceRefInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) unmarshalODeviceStatus2ᚖorchardᚋmodelᚐDeviceStatus(ctx context.Context, v any) (*model.DeviceStatus, error) {

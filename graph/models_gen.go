@@ -3,7 +3,11 @@
 package graph
 
 import (
+	"bytes"
+	"fmt"
+	"io"
 	"orchard/model"
+	"strconv"
 	"time"
 )
 
@@ -13,6 +17,24 @@ type AccountFilter struct {
 	Health []model.TokenHealth `json:"health,omitempty"`
 	// Include removed accounts; default false.
 	IncludeRemoved *bool `json:"includeRemoved,omitempty"`
+}
+
+// Input of acknowledgeDeviceCommands.
+type AcknowledgeDeviceCommandsInput struct {
+	// The commands the MDM carried out (or failed to).
+	Ids []string `json:"ids"`
+	// ACKNOWLEDGED (default) or FAILED.
+	Status *model.CommandStatus `json:"status,omitempty"`
+	// What the MDM reports.
+	Result *string `json:"result,omitempty"`
+}
+
+// Result of acknowledgeDeviceCommands.
+type AcknowledgeDeviceCommandsPayload struct {
+	// The commands, updated.
+	Commands []*model.DeviceCommand `json:"commands"`
+	// Commands not found or not pending.
+	UserErrors []*model.Error `json:"userErrors"`
 }
 
 // Input of addAccount.
@@ -47,6 +69,80 @@ type AppFilter struct {
 	AccountID *string `json:"accountId,omitempty"`
 }
 
+// Input of assignLicense.
+type AssignLicenseInput struct {
+	// The pool to take the license from; or give appId/adamId (and optionally accountId).
+	PoolID *string `json:"poolId,omitempty"`
+	// The app (global id); Orchard chooses the account unless accountId is given.
+	AppID *string `json:"appId,omitempty"`
+	// The app by Apple's id, instead of appId.
+	AdamID *string `json:"adamId,omitempty"`
+	// The account to take the license from, with appId/adamId.
+	AccountID *string `json:"accountId,omitempty"`
+	// DEVICE or USER. A USER license to a device goes to the device's user.
+	Kind model.LicenseKind `json:"kind"`
+	// Whom the license is for.
+	Target *LicenseTargetInput `json:"target"`
+	// Why, for the audit trail.
+	Reason *string `json:"reason,omitempty"`
+	// Makes a retried call answer the same without assigning twice (scoped to the API key).
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// Result of assignLicense.
+type AssignLicensePayload struct {
+	// The assignment, PENDING until Apple confirms it (then ASSIGNED, or FAILED with Apple's error).
+	Assignment *model.LicenseAssignment `json:"assignment,omitempty"`
+	// The account the license comes from.
+	Account *model.Account `json:"account,omitempty"`
+	// Set when Apple asked Orchard to wait for this account: the assignment is kept and sent then.
+	HeldUntil *time.Time `json:"heldUntil,omitempty"`
+	// How Orchard chose the account, when it did.
+	Note *string `json:"note,omitempty"`
+	// Why nothing was assigned, if nothing was.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
+// What became of one target of assignLicenses.
+type AssignLicenseResult struct {
+	// The target's position in the input.
+	Index int `json:"index"`
+	// The assignment made for it.
+	Assignment *model.LicenseAssignment `json:"assignment,omitempty"`
+	// Why none was made.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
+// Input of assignLicenses.
+type AssignLicensesInput struct {
+	// The app (global id).
+	AppID *string `json:"appId,omitempty"`
+	// The app by Apple's id, instead of appId.
+	AdamID *string `json:"adamId,omitempty"`
+	// The account to take the licenses from; Orchard chooses per target when absent.
+	AccountID *string `json:"accountId,omitempty"`
+	// DEVICE or USER.
+	Kind model.LicenseKind `json:"kind"`
+	// Whom the licenses are for, at most 10,000.
+	Targets []*LicenseTargetInput `json:"targets"`
+	// Why, for the audit trail.
+	Reason *string `json:"reason,omitempty"`
+	// Makes a retried call answer the same without assigning twice.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// Result of assignLicenses.
+type AssignLicensesPayload struct {
+	// One result per target, in input order.
+	Results []*AssignLicenseResult `json:"results"`
+	// How many assignments were made.
+	AssignedCount int `json:"assignedCount"`
+	// How many targets were refused.
+	FailedCount int `json:"failedCount"`
+	// Problems with the request as a whole.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
 // Which audit events to list.
 type AuditEventFilter struct {
 	// Events about this account.
@@ -59,6 +155,40 @@ type AuditEventFilter struct {
 	ActorKind *model.ActorKind `json:"actorKind,omitempty"`
 	// Events at or after this instant.
 	Since *time.Time `json:"since,omitempty"`
+}
+
+// An unmanaged app on a device that Orchard has licenses for: it can be converted to managed.
+type ConversionCandidate struct {
+	// The app.
+	App *model.App `json:"app"`
+	// Pools it could be licensed from.
+	Pools []*model.LicensePool `json:"pools"`
+}
+
+// Input of convertAppToManaged.
+type ConvertAppToManagedInput struct {
+	// The device the app is on.
+	Device *DeviceRefInput `json:"device"`
+	// The app (global id); or adamId.
+	AppID *string `json:"appId,omitempty"`
+	// The app by Apple's id.
+	AdamID *string `json:"adamId,omitempty"`
+	// The account to license it from; Orchard chooses when absent.
+	AccountID *string `json:"accountId,omitempty"`
+	// DEVICE (default) or USER.
+	Kind *model.LicenseKind `json:"kind,omitempty"`
+	// Makes a retried call answer the same.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// Result of convertAppToManaged.
+type ConvertAppToManagedPayload struct {
+	// The license taken for the app (R6: managing it consumes a license).
+	Assignment *model.LicenseAssignment `json:"assignment,omitempty"`
+	// The command for the MDM to take management of the app; it waits until Apple confirms the license.
+	Command *model.DeviceCommand `json:"command,omitempty"`
+	// Why nothing was done, if nothing was.
+	UserErrors []*model.Error `json:"userErrors"`
 }
 
 // Input of createApiKey.
@@ -77,6 +207,18 @@ type CreateAPIKeyPayload struct {
 	Secret *string `json:"secret,omitempty"`
 	// Why the key was not created, if it was not.
 	UserErrors []*model.Error `json:"userErrors"`
+}
+
+// An app in a device's inventory, as reported.
+type DeviceAppInput struct {
+	// The bundle identifier.
+	BundleID string `json:"bundleId"`
+	// The name the device shows.
+	Name *string `json:"name,omitempty"`
+	// The installed version.
+	Version *string `json:"version,omitempty"`
+	// Whether the MDM manages it.
+	Managed bool `json:"managed"`
 }
 
 // Which device commands to list.
@@ -103,6 +245,40 @@ type DeviceFilter struct {
 	CountryCode *string `json:"countryCode,omitempty"`
 	// Devices whose serial number or name contains this text.
 	Search *string `json:"search,omitempty"`
+}
+
+// A device as the MDM reports it.
+type DeviceInput struct {
+	// The serial number (Apple knows devices by it).
+	SerialNumber string `json:"serialNumber"`
+	// The UDID.
+	Udid *string `json:"udid,omitempty"`
+	// The device's name.
+	Name *string `json:"name,omitempty"`
+	// The platform.
+	Platform model.Platform `json:"platform"`
+	// The OS version, e.g. 17.4.
+	OsVersion *string `json:"osVersion,omitempty"`
+	// The model, e.g. iPad13,18.
+	Model *string `json:"model,omitempty"`
+	// The country where the device is used (ISO 3166 alpha-2).
+	CountryCode *string `json:"countryCode,omitempty"`
+	// A shared iPad (device licenses only).
+	SharedIPad *bool `json:"sharedIPad,omitempty"`
+	// Whether the device is supervised.
+	Supervised *bool `json:"supervised,omitempty"`
+	// The directory's id of the device's owner or primary user; an empty string clears it.
+	UserExternalID *string `json:"userExternalId,omitempty"`
+	// The device was restored or re-enrolled: its device-licensed apps must be reinstalled (they are not in backups).
+	Restored *bool `json:"restored,omitempty"`
+}
+
+// Names a device: by global id or by serial number.
+type DeviceRefInput struct {
+	// The device's global id.
+	DeviceID *string `json:"deviceId,omitempty"`
+	// The device's serial number.
+	SerialNumber *string `json:"serialNumber,omitempty"`
 }
 
 // Which groups to list.
@@ -133,6 +309,20 @@ type LicenseAssignmentFilter struct {
 	Origin *model.AssignmentOrigin `json:"origin,omitempty"`
 }
 
+// A change streamed by licenseEvents.
+type LicenseEvent struct {
+	// What changed.
+	Kind LicenseEventKind `json:"kind"`
+	// When Orchard recorded it.
+	At time.Time `json:"at"`
+	// The assignment, for ASSIGNMENT events.
+	Assignment *model.LicenseAssignment `json:"assignment,omitempty"`
+	// The sync run, for SYNC_RUN events.
+	SyncRun *model.SyncRun `json:"syncRun,omitempty"`
+	// The account concerned.
+	Account *model.Account `json:"account,omitempty"`
+}
+
 // Which pools to list.
 type LicensePoolFilter struct {
 	// Pools of this account.
@@ -141,6 +331,18 @@ type LicensePoolFilter struct {
 	AppID *string `json:"appId,omitempty"`
 	// Only pools with no license left (true) or with some left (false).
 	NoLicensesLeft *bool `json:"noLicensesLeft,omitempty"`
+}
+
+// Whom a license is for: a device (by id or serial number) or a user (by id or the directory's external id). Give exactly one.
+type LicenseTargetInput struct {
+	// The device's global id.
+	DeviceID *string `json:"deviceId,omitempty"`
+	// The device's serial number.
+	SerialNumber *string `json:"serialNumber,omitempty"`
+	// The user's global id.
+	UserID *string `json:"userId,omitempty"`
+	// The directory's id of the user.
+	ExternalID *string `json:"externalId,omitempty"`
 }
 
 // Another device-management server, as it named itself at Apple.
@@ -157,6 +359,44 @@ type Mutation struct {
 
 // Reads. Every query reads Orchard's database only, never Apple.
 type Query struct {
+}
+
+// Input of reclaimLicense.
+type ReclaimLicenseInput struct {
+	// The assignment to take back.
+	AssignmentID string `json:"assignmentId"`
+	// Why, for the audit trail.
+	Reason *string `json:"reason,omitempty"`
+	// Makes a retried call answer the same.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// Result of reclaimLicense.
+type ReclaimLicensePayload struct {
+	// The assignment, RECLAIMING until Apple confirms (then RECLAIMED); RECLAIMED at once if it never reached Apple.
+	Assignment *model.LicenseAssignment `json:"assignment,omitempty"`
+	// Why nothing was done, if nothing was.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
+// Input of reclaimLicenses.
+type ReclaimLicensesInput struct {
+	// The account whose licenses to take back.
+	AccountID string `json:"accountId"`
+	// Only this app's licenses; all of the account's when absent.
+	AppID *string `json:"appId,omitempty"`
+	// Why, for the audit trail.
+	Reason *string `json:"reason,omitempty"`
+	// Makes a retried call answer the same.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// Result of reclaimLicenses.
+type ReclaimLicensesPayload struct {
+	// How many reclaims were queued (non-revocable licenses, such as books, are left).
+	ReclaimsQueued int `json:"reclaimsQueued"`
+	// Why nothing was done, if nothing was.
+	UserErrors []*model.Error `json:"userErrors"`
 }
 
 // Input of removeAccount.
@@ -177,6 +417,26 @@ type RemoveAccountPayload struct {
 	UserErrors []*model.Error `json:"userErrors"`
 }
 
+// Input of removeUser.
+type RemoveUserInput struct {
+	// The user (global id); or externalId.
+	UserID *string `json:"userId,omitempty"`
+	// The directory's id of the user.
+	ExternalID *string `json:"externalId,omitempty"`
+	// Take back the user's user licenses (default true).
+	ReclaimLicenses *bool `json:"reclaimLicenses,omitempty"`
+}
+
+// Result of removeUser.
+type RemoveUserPayload struct {
+	// The user, now REMOVED.
+	User *model.User `json:"user,omitempty"`
+	// How many reclaims were queued.
+	ReclaimsQueued int `json:"reclaimsQueued"`
+	// Why nothing was done, if nothing was.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
 // Input of renewAccountToken.
 type RenewAccountTokenInput struct {
 	// The account.
@@ -193,6 +453,46 @@ type RenewAccountTokenPayload struct {
 	UserErrors []*model.Error `json:"userErrors"`
 }
 
+// Input of reportDeviceApps.
+type ReportDeviceAppsInput struct {
+	// The device.
+	Device *DeviceRefInput `json:"device"`
+	// Every app on the device now (the whole inventory, which replaces the last one).
+	Apps []*DeviceAppInput `json:"apps"`
+}
+
+// Result of reportDeviceApps.
+type ReportDeviceAppsPayload struct {
+	// The device.
+	Device *model.Device `json:"device,omitempty"`
+	// Licenses taken back because their app left the device (R4c).
+	ReclaimsQueued int `json:"reclaimsQueued"`
+	// Unmanaged apps that can be converted to managed with convertAppToManaged.
+	ConversionCandidates []*ConversionCandidate `json:"conversionCandidates"`
+	// Why nothing was done, if nothing was.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
+// Input of retireDevice.
+type RetireDeviceInput struct {
+	// The device.
+	Device *DeviceRefInput `json:"device"`
+	// Why, for the audit trail.
+	Reason *string `json:"reason,omitempty"`
+	// Makes a retried call answer the same.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// Result of retireDevice.
+type RetireDevicePayload struct {
+	// The device, now RETIRED.
+	Device *model.Device `json:"device,omitempty"`
+	// How many of its device licenses are being taken back.
+	ReclaimsQueued int `json:"reclaimsQueued"`
+	// Why nothing was done, if nothing was.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
 // Input of revokeApiKey.
 type RevokeAPIKeyInput struct {
 	// The key to revoke.
@@ -205,6 +505,32 @@ type RevokeAPIKeyPayload struct {
 	APIKey *model.APIKey `json:"apiKey,omitempty"`
 	// Why the key was not revoked, if it was not.
 	UserErrors []*model.Error `json:"userErrors"`
+}
+
+// Input of sendInstallRequest.
+type SendInstallRequestInput struct {
+	// The app (global id); or adamId.
+	AppID *string `json:"appId,omitempty"`
+	// The app by Apple's id.
+	AdamID *string `json:"adamId,omitempty"`
+	// The devices; every device holding a device license for the app when absent.
+	Devices []*DeviceRefInput `json:"devices,omitempty"`
+	// INSTALL, UPDATE (default) or REINSTALL.
+	Kind *model.CommandKind `json:"kind,omitempty"`
+	// Makes a retried call answer the same.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// Result of sendInstallRequest.
+type SendInstallRequestPayload struct {
+	// The commands queued for the MDM.
+	Commands []*model.DeviceCommand `json:"commands"`
+	// Devices refused (no device license for the app, retired).
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
+// Streams over WebSocket (graphql-transport-ws or graphql-ws; send the API key in connection_init as {"Authorization": "Bearer <key>"}).
+type Subscription struct {
 }
 
 // Input of syncAccount.
@@ -251,6 +577,36 @@ type TakeOverAccountPayload struct {
 	UserErrors []*model.Error `json:"userErrors"`
 }
 
+// Input of upsertDevices.
+type UpsertDevicesInput struct {
+	// Devices to create or update, by serial number; at most 1,000.
+	Devices []*DeviceInput `json:"devices"`
+}
+
+// Result of upsertDevices.
+type UpsertDevicesPayload struct {
+	// The devices, in input order; null where the input was refused (see userErrors, whose field names the index).
+	Devices []*model.Device `json:"devices"`
+	// Reinstall commands queued for restored devices (R8).
+	ReinstallCommands int `json:"reinstallCommands"`
+	// Refused inputs.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
+// Input of upsertUsers.
+type UpsertUsersInput struct {
+	// Users to create or update, by external id; at most 1,000.
+	Users []*UserInput `json:"users"`
+}
+
+// Result of upsertUsers.
+type UpsertUsersPayload struct {
+	// The users, in input order; null where the input was refused.
+	Users []*model.User `json:"users"`
+	// Refused inputs.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
 // Which users to list.
 type UserFilter struct {
 	// Users whose email, name or external id contains this text.
@@ -261,10 +617,83 @@ type UserFilter struct {
 	Status *model.UserStatus `json:"status,omitempty"`
 }
 
+// A user as the directory reports them.
+type UserInput struct {
+	// The directory's id of the user.
+	ExternalID string `json:"externalId"`
+	// The user's email address.
+	Email *string `json:"email,omitempty"`
+	// The user's name.
+	Name *string `json:"name,omitempty"`
+	// The user's Managed Apple Account, if any.
+	ManagedAppleID *string `json:"managedAppleId,omitempty"`
+}
+
 // The caller, as identified by its API key.
 type Viewer struct {
 	// The API key the request was made with.
 	APIKey *model.APIKey `json:"apiKey"`
 	// The key's role.
 	Role model.Role `json:"role"`
+}
+
+// What a license event is about.
+type LicenseEventKind string
+
+const (
+	// An assignment changed state.
+	LicenseEventKindAssignment LicenseEventKind = "ASSIGNMENT"
+	// A sync pass started or finished.
+	LicenseEventKindSyncRun LicenseEventKind = "SYNC_RUN"
+	// An account's token health or Retry-After hold changed.
+	LicenseEventKindAccount LicenseEventKind = "ACCOUNT"
+)
+
+var AllLicenseEventKind = []LicenseEventKind{
+	LicenseEventKindAssignment,
+	LicenseEventKindSyncRun,
+	LicenseEventKindAccount,
+}
+
+func (e LicenseEventKind) IsValid() bool {
+	switch e {
+	case LicenseEventKindAssignment, LicenseEventKindSyncRun, LicenseEventKindAccount:
+		return true
+	}
+	return false
+}
+
+func (e LicenseEventKind) String() string {
+	return string(e)
+}
+
+func (e *LicenseEventKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = LicenseEventKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid LicenseEventKind", str)
+	}
+	return nil
+}
+
+func (e LicenseEventKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *LicenseEventKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e LicenseEventKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

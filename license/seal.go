@@ -61,3 +61,9 @@ const (
 	PurposeToken              = "orchard/account-token"
 	PurposeNotificationSecret = "orchard/notification-secret"
 )
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%x", b)
+}

@@ -5,11 +5,16 @@
 package license
 
 import (
+	"context"
+	"errors"
 	"log/slog"
+	"net/url"
+	"strings"
 	"time"
 
 	"orchard/apple"
 	"orchard/db"
+	"orchard/model"
 )
 
 // Service carries out domain operations.
@@ -57,3 +62,22 @@ func New(d *db.DB, opts Options) *Service {
 
 // SetKick sets the hook told about queued work (the scheduler is built after the service).
 func (s *Service) SetKick(kick func(accountID int64)) { s.kick = kick }
+
+// SettingInvitationURL names the setting that keeps Apple's invitation link template (from the
+// service configuration, where it contains %25inviteCode%25 or %inviteCode%).
+const SettingInvitationURL = "apple_invitation_url"
+
+// InvitationURL is the link a user opens to link their Apple Account to a registration, or ""
+// when Orchard has not read Apple's template yet.
+func (s *Service) InvitationURL(ctx context.Context, inviteCode string) (string, error) {
+	tmpl, err := s.db.Setting(ctx, SettingInvitationURL)
+	if errors.Is(err, model.ErrNotFound) || tmpl == "" {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	code := url.QueryEscape(inviteCode)
+	out := strings.ReplaceAll(tmpl, "%25inviteCode%25", code)
+	return strings.ReplaceAll(out, "%inviteCode%", code), nil
+}

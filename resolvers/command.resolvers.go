@@ -33,6 +33,38 @@ func (r *deviceCommandResolver) Assignment(ctx context.Context, obj *model.Devic
 	return ref(ctx, loaders.For(ctx).Assignment, obj.AssignmentID)
 }
 
+// AcknowledgeDeviceCommands is the resolver for the acknowledgeDeviceCommands field.
+func (r *mutationResolver) AcknowledgeDeviceCommands(ctx context.Context, input graph.AcknowledgeDeviceCommandsInput) (*graph.AcknowledgeDeviceCommandsPayload, error) {
+	fail := func(err error) (*graph.AcknowledgeDeviceCommandsPayload, error) {
+		ue, err := refusal(err)
+		return &graph.AcknowledgeDeviceCommandsPayload{Commands: []*model.DeviceCommand{}, UserErrors: ue}, err
+	}
+	ids := make([]int64, len(input.Ids))
+	for i, gid := range input.Ids {
+		id, err := decodeID(gid, typeDeviceCommand, "input", "ids", itoa(int64(i)))
+		if err != nil {
+			return fail(err)
+		}
+		ids[i] = id
+	}
+	status := model.CommandAcknowledged
+	if input.Status != nil {
+		status = *input.Status
+	}
+	done, errs, err := r.License.AcknowledgeCommands(ctx, actor(ctx), ids, status, strOr(input.Result))
+	if err != nil {
+		return fail(err)
+	}
+	cmds, err := r.DB.CommandsByID(ctx, done)
+	if err != nil {
+		return nil, err
+	}
+	if errs == nil {
+		errs = []*model.Error{}
+	}
+	return &graph.AcknowledgeDeviceCommandsPayload{Commands: cmds, UserErrors: errs}, nil
+}
+
 // DeviceCommands is the resolver for the deviceCommands field.
 func (r *queryResolver) DeviceCommands(ctx context.Context, first *int, after *string, filter *graph.DeviceCommandFilter) (*graph.Connection[model.DeviceCommand], error) {
 	p, err := pageArgs(first, after)

@@ -13,6 +13,23 @@ import (
 	"orchard/resolvers/loaders"
 )
 
+// Account is the resolver for the account field.
+func (r *appleRegistrationResolver) Account(ctx context.Context, obj *model.AppleUser) (*model.Account, error) {
+	return must(ctx, loaders.For(ctx).Account, obj.AccountID, "account")
+}
+
+// InviteURL is the resolver for the inviteUrl field.
+func (r *appleRegistrationResolver) InviteURL(ctx context.Context, obj *model.AppleUser) (*string, error) {
+	if obj.InviteCode == nil || obj.Status != model.AppleUserRegistered {
+		return nil, nil
+	}
+	u, err := r.License.InvitationURL(ctx, *obj.InviteCode)
+	if err != nil || u == "" {
+		return nil, err
+	}
+	return &u, nil
+}
+
 // ID is the resolver for the id field.
 func (r *groupResolver) ID(ctx context.Context, obj *model.Group) (string, error) {
 	return globalID(typeGroup, obj.ID), nil
@@ -105,6 +122,16 @@ func (r *userResolver) Groups(ctx context.Context, obj *model.User, first *int, 
 	return nested(ctx, l.GroupsOfUser, l.GroupCountsOfUser, obj.ID, first, after, "", groupID)
 }
 
+// AppleRegistrations is the resolver for the appleRegistrations field.
+func (r *userResolver) AppleRegistrations(ctx context.Context, obj *model.User) ([]*model.AppleUser, error) {
+	return r.DB.AppleUsersOfUser(ctx, obj.ID)
+}
+
+// AppleRegistration returns graph.AppleRegistrationResolver implementation.
+func (r *Resolver) AppleRegistration() graph.AppleRegistrationResolver {
+	return &appleRegistrationResolver{r}
+}
+
 // Group returns graph.GroupResolver implementation.
 func (r *Resolver) Group() graph.GroupResolver { return &groupResolver{r} }
 
@@ -112,6 +139,7 @@ func (r *Resolver) Group() graph.GroupResolver { return &groupResolver{r} }
 func (r *Resolver) User() graph.UserResolver { return &userResolver{r} }
 
 type (
-	groupResolver struct{ *Resolver }
-	userResolver  struct{ *Resolver }
+	appleRegistrationResolver struct{ *Resolver }
+	groupResolver             struct{ *Resolver }
+	userResolver              struct{ *Resolver }
 )

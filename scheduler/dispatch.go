@@ -101,6 +101,7 @@ func (s *Scheduler) dispatch(ctx context.Context, a *model.Account, tok *apple.T
 	if err != nil {
 		return err
 	}
+	s.rememberServiceConfig(ctx)
 	// Registrations go first: user licenses wait for them.
 	var creates, retires []*model.OutboxItem
 	var userIDs []string

@@ -104,10 +104,11 @@ type Scheduler struct {
 	log  *slog.Logger
 	kick chan struct{}
 
-	mu   sync.Mutex
-	busy map[string]bool // work keys this replica is running
-	wg   sync.WaitGroup
-	sem  chan struct{}
+	mu            sync.Mutex
+	busy          map[string]bool // work keys this replica is running
+	invitationURL string          // last invitation link template written
+	wg            sync.WaitGroup
+	sem           chan struct{}
 }
 
 // New returns a Scheduler; call Run to start it.

@@ -3,6 +3,7 @@ package gqltest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -26,10 +27,28 @@ type Stack struct {
 	SimURL    string
 	Apple     *apple.Client
 	Scheduler *scheduler.Scheduler
+	// Replicas are the schedulers sharing the database, as replicas of Orchard would
+	// (StackOptions.Replicas); Replicas[0] is Scheduler, which also serves notifications.
+	Replicas []*Replica
 	// BaseURL is the Orchard server's root (also the public URL Apple notifies).
 	BaseURL string
-	stop    context.CancelFunc
-	done    chan struct{}
+}
+
+// Replica is one of a Stack's schedulers, with an Apple client of its own (replicas share
+// nothing but the database).
+type Replica struct {
+	Holder    string
+	Scheduler *scheduler.Scheduler
+	Apple     *apple.Client
+	stop      context.CancelFunc
+	done      chan struct{}
+}
+
+// Stop stops the replica's scheduler (its context is cancelled, as at shutdown) and waits for
+// it. Stopping a stopped replica does nothing.
+func (r *Replica) Stop() {
+	r.stop()
+	<-r.done
 }
 
 // StackOptions adjust a Stack.
@@ -42,6 +61,10 @@ type StackOptions struct {
 	NoNotifications bool
 	// NoScheduler does not start the scheduler (tests that run passes by hand).
 	NoScheduler bool
+	// Replicas is the number of schedulers sharing the database (default 1); each gets the
+	// Holder "replica-N" (unless Scheduler.Holder is set, for a single one) and an Apple
+	// client of its own.
+	Replicas int
 }
 
 // NewStack starts a Stack over d.
@@ -58,7 +81,7 @@ func NewStack(t testing.TB, d *db.DB, opts StackOptions) *Stack {
 	simSrv := httptest.NewServer(sim)
 	t.Cleanup(func() { simSrv.Close(); sim.Close() })
 
-	st := &Stack{Sim: sim, SimURL: simSrv.URL, done: make(chan struct{})}
+	st := &Stack{Sim: sim, SimURL: simSrv.URL}
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -68,8 +91,11 @@ func NewStack(t testing.TB, d *db.DB, opts StackOptions) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.Apple = apple.New(apple.Config{BaseURL: simSrv.URL + "/mdm/v2", LookupURL: simSrv.URL + "/lookup",
-		MDM: apple.MDMInfo{ID: mdmID, Name: "Orchard", Metadata: "test"}, BackoffBase: 50 * time.Millisecond})
+	newClient := func() *apple.Client {
+		return apple.New(apple.Config{BaseURL: simSrv.URL + "/mdm/v2", LookupURL: simSrv.URL + "/lookup",
+			MDM: apple.MDMInfo{ID: mdmID, Name: "Orchard", Metadata: "test"}, BackoffBase: 50 * time.Millisecond})
+	}
+	st.Apple = newClient()
 	sealer, err := license.NewSealer([]byte("0123456789abcdef0123456789abcdef"))
 	if err != nil {
 		t.Fatal(err)
@@ -79,22 +105,36 @@ func NewStack(t testing.TB, d *db.DB, opts StackOptions) *Stack {
 		public = ""
 	}
 	svc := license.New(d, license.Options{Logger: dbtest.Quiet(), Apple: st.Apple, Sealer: sealer, PublicURL: public})
-	sc := opts.Scheduler
-	sc.DB, sc.License, sc.Apple = d, svc, st.Apple
-	if sc.Log == nil {
-		sc.Log = dbtest.Quiet()
+	n := max(opts.Replicas, 1)
+	for i := range n {
+		sc := opts.Scheduler
+		sc.DB, sc.License, sc.Apple = d, svc, st.Apple
+		if i > 0 {
+			sc.Apple = newClient()
+		}
+		if sc.Log == nil {
+			sc.Log = dbtest.Quiet()
+		}
+		if sc.Tick == 0 {
+			sc.Tick = 50 * time.Millisecond
+		}
+		if sc.PollInterval == 0 {
+			sc.PollInterval = 100 * time.Millisecond
+		}
+		if sc.LeaseTTL == 0 {
+			sc.LeaseTTL = 3 * time.Second
+		}
+		if sc.Holder == "" || n > 1 {
+			sc.Holder = fmt.Sprintf("replica-%d", i)
+		}
+		st.Replicas = append(st.Replicas, &Replica{Holder: sc.Holder, Scheduler: scheduler.New(sc), Apple: sc.Apple, done: make(chan struct{})})
 	}
-	if sc.Tick == 0 {
-		sc.Tick = 50 * time.Millisecond
-	}
-	if sc.PollInterval == 0 {
-		sc.PollInterval = 100 * time.Millisecond
-	}
-	if sc.LeaseTTL == 0 {
-		sc.LeaseTTL = 3 * time.Second
-	}
-	st.Scheduler = scheduler.New(sc)
-	svc.SetKick(st.Scheduler.Kick)
+	st.Scheduler = st.Replicas[0].Scheduler
+	svc.SetKick(func(id int64) {
+		for _, r := range st.Replicas {
+			r.Scheduler.Kick(id)
+		}
+	})
 
 	st.Server = newServer(t, d, svc, Options{})
 	mux.Handle("/graphql", st.Server.handler)
@@ -102,24 +142,30 @@ func NewStack(t testing.TB, d *db.DB, opts StackOptions) *Stack {
 	st.Server.URL = srv.URL + "/graphql"
 	st.Server.client = srv.Client()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	st.stop = cancel
-	if opts.NoScheduler {
-		close(st.done)
-	} else {
+	for _, r := range st.Replicas {
+		ctx, cancel := context.WithCancel(context.Background())
+		r.stop = cancel
+		if opts.NoScheduler {
+			close(r.done)
+			continue
+		}
 		go func() {
-			defer close(st.done)
-			_ = st.Scheduler.Run(ctx)
+			defer close(r.done)
+			_ = r.Scheduler.Run(ctx)
 		}()
 	}
 	t.Cleanup(st.Stop)
 	return st
 }
 
-// Stop stops the scheduler and waits for it.
+// Stop stops every scheduler and waits for them.
 func (st *Stack) Stop() {
-	st.stop()
-	<-st.done
+	for _, r := range st.Replicas {
+		r.stop()
+	}
+	for _, r := range st.Replicas {
+		<-r.done
+	}
 }
 
 // AddAccount adds a simulator token through the API and returns the account's global id.

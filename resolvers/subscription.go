@@ -1,0 +1,105 @@
+package resolvers
+
+import (
+	"context"
+	"time"
+
+	"orchard/db"
+	"orchard/graph"
+	"orchard/model"
+)
+
+// feedInterval is how often a licenseEvents subscription looks for changes.
+const feedInterval = 500 * time.Millisecond
+
+// licenseFeed streams changes to one subscriber until its context ends. It follows the
+// database, so it sees what every replica does; a slow subscriber makes the feed wait (nothing
+// is dropped).
+func (r *Resolver) licenseFeed(ctx context.Context, accountID, appID int64) (<-chan *graph.LicenseEvent, error) {
+	start, err := r.DB.ClockNow(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *graph.LicenseEvent, 64)
+	go func() {
+		defer close(out)
+		cursor := db.FeedCursor{At: start}
+		runsSince := start
+		type state struct {
+			health model.TokenHealth
+			held   string
+			sync   model.SyncStatus
+		}
+		accounts := map[int64]state{}
+		first := true
+		t := time.NewTicker(feedInterval)
+		defer t.Stop()
+		send := func(ev *graph.LicenseEvent) bool {
+			select {
+			case out <- ev:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for {
+			now, err := r.DB.ClockNow(ctx)
+			if err != nil {
+				return
+			}
+			// Accounts: health, holds and sync status, as they change.
+			as, err := r.DB.ListLiveAccounts(ctx)
+			if err != nil {
+				return
+			}
+			for _, a := range as {
+				if accountID != 0 && a.ID != accountID {
+					continue
+				}
+				held := ""
+				if a.ThrottledUntil != nil && a.ThrottledUntil.After(now) {
+					held = a.ThrottledUntil.String()
+				}
+				st := state{a.EffectiveHealth(now), held, a.SyncStatus}
+				if prev, ok := accounts[a.ID]; ok && prev != st || !ok && !first {
+					if !send(&graph.LicenseEvent{Kind: graph.LicenseEventKindAccount, At: now, Account: a}) {
+						return
+					}
+				}
+				accounts[a.ID] = st
+			}
+			first = false
+			runs, err := r.DB.SyncRunChanges(ctx, runsSince, accountID)
+			if err != nil {
+				return
+			}
+			for _, run := range runs {
+				if !send(&graph.LicenseEvent{Kind: graph.LicenseEventKindSyncRun, At: now, SyncRun: run}) {
+					return
+				}
+			}
+			runsSince = now
+			for {
+				changes, err := r.DB.AssignmentChanges(ctx, cursor, accountID, appID, 500)
+				if err != nil {
+					return
+				}
+				for _, a := range changes {
+					cursor = db.FeedCursor{At: a.UpdatedAt, ID: a.ID}
+					if !send(&graph.LicenseEvent{Kind: graph.LicenseEventKindAssignment, At: a.UpdatedAt, Assignment: a}) {
+						return
+					}
+				}
+				if len(changes) < 500 {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return out, nil
+}
