@@ -79,7 +79,7 @@ func loadConfig(args []string, env []string, stderr io.Writer) (*Config, error) 
 		}
 		vals[s.env] = fs.String(s.flag, def, s.help+" ("+s.env+")")
 	}
-	demo := fs.Bool("demo", false, "start an in-process Apple simulator with generated accounts, add them and sync (for trying Orchard out)")
+	demo := fs.Bool("demo", false, "start an in-process Apple simulator with three generated accounts, add them and sync (for trying Orchard out; database default: "+demoDatabase+")")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -95,6 +95,25 @@ func loadConfig(args []string, env []string, stderr io.Writer) (*Config, error) 
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
 		return nil, fmt.Errorf("unknown setting %s (known: %s)", strings.Join(unknown, ", "), knownNames())
+	}
+	if *demo {
+		// The settings given explicitly, by environment or flag.
+		set := map[string]bool{}
+		for _, s := range settings {
+			if strings.TrimSpace(envMap[s.env]) != "" {
+				set[s.env] = true
+			}
+		}
+		fs.Visit(func(f *flag.Flag) {
+			for _, s := range settings {
+				if s.flag == f.Name {
+					set[s.env] = true
+				}
+			}
+		})
+		if err := demoConfig(set, vals); err != nil {
+			return nil, err
+		}
 	}
 	get := func(name string) string { return strings.TrimSpace(*vals[name]) }
 

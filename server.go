@@ -109,6 +109,15 @@ func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) er
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	var dm *demo
+	if cfg.Demo {
+		// The simulator is started, and cfg pointed at it, before anything is built from cfg;
+		// it needs Orchard's address, so the demo opens Orchard's listener (demo.go).
+		if dm, err = startDemo(cfg, log); err != nil {
+			return err
+		}
+		defer dm.Close()
+	}
 	d, err := openDB(ctx, cfg.Database, log)
 	if err != nil {
 		return err
@@ -148,9 +157,11 @@ func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) er
 	mux.Handle("GET /metrics", promhttp.Handler())
 	mux.Handle("POST /apple/notifications/{accountID}", resolvers.RequestLog(log, "apple_notifications", sched.NotificationHandler()))
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("ORCHARD_LISTEN: cannot listen on %s: %w", cfg.Listen, err)
+	ln := dm.listener()
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("ORCHARD_LISTEN: cannot listen on %s: %w", cfg.Listen, err)
+		}
 	}
 	srv := &http.Server{
 		Handler:           mux,
@@ -168,19 +179,26 @@ func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "\nThis is a fresh install: an ADMIN API key was created. It is shown only this once;\nstore it now and send it as 'Authorization: Bearer <key>':\n\n    %s\n\n", secret)
 	}
 
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var serveErr error
+	if dm != nil {
+		// Once Orchard answers (the simulator notifies it while an account is added) and
+		// before the scheduler starts syncing (SQLite has one writer).
+		serveErr = dm.addAccounts(ctx, d, svc, stdout, cfg.Database, created)
+	}
 	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
 	schedDone := make(chan struct{})
 	go func() {
 		defer close(schedDone)
 		_ = sched.Run(schedCtx)
 	}()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	var serveErr error
-	select {
-	case err := <-errc:
-		serveErr = fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
+	if serveErr == nil {
+		select {
+		case err := <-errc:
+			serveErr = fmt.Errorf("http server: %w", err)
+		case <-ctx.Done():
+		}
 	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
