@@ -102,6 +102,11 @@ func (d *DB) Migrate(ctx context.Context) ([]int, error) {
 			return nil, fmt.Errorf("prepare migrations table: %w", err)
 		}
 	}
+	// Nothing to apply (every start of every replica): no lock. A process killed while holding
+	// the lock leaves it for staleLockAfter, so it is taken only when there is work.
+	if d.migrated(ctx, ms) {
+		return nil, nil
+	}
 	release, err := d.lockMigrations(ctx)
 	if err != nil {
 		return nil, err
@@ -149,6 +154,21 @@ func (d *DB) Status(ctx context.Context) (MigrationStatus, error) {
 		st.Applied = *v
 	}
 	return st, nil
+}
+
+// migrated reports whether exactly the embedded migrations are applied, unchanged. Anything
+// else (an error included) is left to Migrate's checks under the lock.
+func (d *DB) migrated(ctx context.Context, ms []Migration) bool {
+	applied, err := d.appliedMigrations(ctx)
+	if err != nil || len(applied) != len(ms) {
+		return false
+	}
+	for _, m := range ms {
+		if sum, ok := applied[m.Version]; !ok || sum != m.Checksum {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *DB) appliedMigrations(ctx context.Context) (map[int]string, error) {
