@@ -100,7 +100,7 @@ func (d *DB) UpsertAppleUsers(ctx context.Context, accountID, runID int64, rows 
 				}
 				ins = append(ins, au)
 			}
-			if err := tx.with(ctx).CreateInBatches(ins, 500).Error; err != nil {
+			if err := tx.with(ctx).CreateInBatches(ins, tx.batchOf(ins)).Error; err != nil {
 				return fmt.Errorf("insert apple users: %w", err)
 			}
 			counts.Added += len(ins)
@@ -119,6 +119,7 @@ func (d *DB) SweepAppleUsers(ctx context.Context, accountID, runID int64) (int, 
 	res := d.with(ctx).Model(&model.AppleUser{}).
 		Where("account_id = ? AND status IN ? AND (seen_run_id IS NULL OR seen_run_id <> ?)", accountID,
 			[]model.AppleUserStatus{model.AppleUserRegistered, model.AppleUserAssociated}, runID).
+		Where(runningFence, runID, model.SyncRunRunning).
 		UpdateColumns(map[string]any{"status": model.AppleUserRetired, "updated_at": Now()})
 	return int(res.RowsAffected), res.Error
 }

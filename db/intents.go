@@ -81,7 +81,10 @@ var activeStatuses = []model.AssignmentStatus{model.AssignmentPending, model.Ass
 
 // ActiveAssignmentOfApp finds an active assignment of an app (in any pool) to a holder.
 func (d *DB) ActiveAssignmentOfApp(ctx context.Context, appID int64, kind model.LicenseKind, serialNumber, clientUserID string) (*model.LicenseAssignment, error) {
-	q := d.with(ctx).Where("app_id = ? AND status IN ?", appID, activeStatuses)
+	// "+app_id": the holder's index (serial number or clientUserId) finds a handful of rows;
+	// SQLite, without statistics, would pick the app's index and read every assignment of
+	// the app (every assignLicense did, growing with the app's licenses).
+	q := d.with(ctx).Where("+app_id = ? AND status IN ?", appID, activeStatuses)
 	if kind == model.LicenseKindDevice {
 		q = q.Where("serial_number = ? AND kind = ?", serialNumber, kind)
 	} else {
@@ -139,7 +142,7 @@ func (d *DB) InsertOutbox(ctx context.Context, items ...*model.OutboxItem) error
 	if len(items) == 0 {
 		return nil
 	}
-	return d.with(ctx).CreateInBatches(items, 500).Error
+	return d.with(ctx).CreateInBatches(items, d.batchOf(items)).Error
 }
 
 // AppleUserOf reads a user's registration in an account.
@@ -282,9 +285,8 @@ func (d *DB) ActiveAssignmentIDs(ctx context.Context, rows []*model.LicenseAssig
 	byKey := map[[2]any]int64{}
 	for start := 0; start < len(pairs); start += 500 {
 		end := min(start+500, len(pairs))
-		q, args := d.pairIn("SELECT id, pool_id, holder_key, status FROM license_assignments WHERE (pool_id, holder_key) IN ", pairs[start:end])
 		var found []activeRow
-		if err := d.with(ctx).Raw(q, args...).Scan(&found).Error; err != nil {
+		if err := d.assignmentsByHolder(ctx, []string{"id", "pool_id", "holder_key", "status"}, pairs[start:end], &found); err != nil {
 			return nil, err
 		}
 		for _, f := range found {

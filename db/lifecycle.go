@@ -104,7 +104,7 @@ func (d *DB) ReplaceInventory(ctx context.Context, deviceID int64, apps []*model
 		ins = append(ins, a)
 	}
 	if len(ins) > 0 {
-		return d.with(ctx).CreateInBatches(ins, 500).Error
+		return d.with(ctx).CreateInBatches(ins, d.batchOf(ins)).Error
 	}
 	return nil
 }
@@ -151,7 +151,7 @@ func (d *DB) InsertCommands(ctx context.Context, cmds ...*model.DeviceCommand) e
 	if len(cmds) == 0 {
 		return nil
 	}
-	return d.with(ctx).CreateInBatches(cmds, 500).Error
+	return d.with(ctx).CreateInBatches(cmds, d.batchOf(cmds)).Error
 }
 
 // PendingCommand finds a pending command of a kind for a device and app.
@@ -191,7 +191,7 @@ func (d *DB) InsertAudits(ctx context.Context, events []*model.AuditEvent) error
 			e.Details = "{}"
 		}
 	}
-	return d.with(ctx).CreateInBatches(events, 500).Error
+	return d.with(ctx).CreateInBatches(events, d.batchOf(events)).Error
 }
 
 // InsertAssignments stores assignments in batches.
@@ -199,7 +199,7 @@ func (d *DB) InsertAssignments(ctx context.Context, as []*model.LicenseAssignmen
 	if len(as) == 0 {
 		return nil
 	}
-	err := d.with(ctx).CreateInBatches(as, 500).Error
+	err := d.with(ctx).CreateInBatches(as, d.batchOf(as)).Error
 	if isDuplicate(err) {
 		return ErrHolderHasLicense
 	}

@@ -217,8 +217,15 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 			case model.OutboxCreateUser:
 				err = tx.completeRegistration(ctx, it, o, now)
 			case model.OutboxRetireUser:
-				if it.AppleUserID != nil && o.OK {
-					err = tx.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRetired})
+				switch {
+				case it.AppleUserID == nil:
+				case o.OK:
+					err = tx.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRetired, "error_message": nil})
+				default:
+					// Still registered as far as Orchard knows (a pass corrects it); not stuck
+					// RETIRING, which would refuse the user's next registration.
+					err = tx.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRegistered,
+						"error_message": truncate("Apple refused to retire the user: "+o.ErrorMessage, 1000)})
 				}
 			}
 			if err != nil {
