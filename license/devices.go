@@ -289,8 +289,9 @@ func (s *Service) UpsertUsers(ctx context.Context, actor Actor, in []UserInput) 
 // registrations at Apple.
 func (s *Service) RemoveUser(ctx context.Context, actor Actor, userID int64, externalID string, reclaim bool) (*model.User, int, error) {
 	var user *model.User
-	n := 0
+	n, retired := 0, 0
 	err := s.db.Tx(ctx, func(tx *db.DB) error {
+		n, retired = 0, 0
 		var err error
 		if userID != 0 {
 			user, err = tx.UserByID(ctx, userID)
@@ -313,13 +314,45 @@ func (s *Service) RemoveUser(ctx context.Context, actor Actor, userID int64, ext
 				"the user was removed from the directory"); err != nil {
 				return err
 			}
+			if retired, err = s.retireRegistrations(ctx, tx, user); err != nil {
+				return err
+			}
 		}
-		return s.auditTx(ctx, tx, actor, "user.remove", "User", user.ID, nil, fmt.Sprintf("user %s removed; %d licenses taken back", user.ExternalID, n), nil)
+		return s.auditTx(ctx, tx, actor, "user.remove", "User", user.ID,
+			nil, fmt.Sprintf("user %s removed; %d licenses taken back, %d registrations at Apple retired", user.ExternalID, n, retired), nil)
 	})
-	if err == nil && n > 0 {
+	if err == nil && n+retired > 0 {
 		s.kick(0)
 	}
 	return user, n, err
+}
+
+// retireRegistrations queues the retirement at Apple (users/retire) of a removed user's
+// registrations, so that they no longer count as the organisation's users there. A
+// registration still on its way (REGISTERING) is left to complete: retiring it meanwhile
+// could be overtaken by its own creation.
+func (s *Service) retireRegistrations(ctx context.Context, tx *db.DB, u *model.User) (int, error) {
+	regs, err := tx.AppleUsersOfUser(ctx, u.ID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	now := s.now()
+	for _, au := range regs {
+		if au.Status != model.AppleUserRegistered && au.Status != model.AppleUserAssociated {
+			continue
+		}
+		if err := tx.UpdateAppleUser(ctx, au.ID, map[string]any{"status": model.AppleUserRetiring}); err != nil {
+			return n, err
+		}
+		id, cuid := au.ID, au.ClientUserID
+		if err := tx.InsertOutbox(ctx, &model.OutboxItem{AccountID: au.AccountID, Action: model.OutboxRetireUser, AppleUserID: &id,
+			ClientUserID: &cuid, Status: model.OutboxQueued, NotBefore: now, CreatedAt: now}); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // reclaimWhere reclaims the active revocable assignments matching f.

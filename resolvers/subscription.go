@@ -85,6 +85,11 @@ func (r *Resolver) licenseFeed(ctx context.Context, accountID, appID int64) (<-c
 					return
 				}
 				for _, a := range changes {
+					if p := pendingBefore(a, cursor); p != nil {
+						if !send(&graph.LicenseEvent{Kind: graph.LicenseEventKindAssignment, At: p.UpdatedAt, Assignment: p}) {
+							return
+						}
+					}
 					cursor = db.FeedCursor{At: a.UpdatedAt, ID: a.ID}
 					if !send(&graph.LicenseEvent{Kind: graph.LicenseEventKindAssignment, At: a.UpdatedAt, Assignment: a}) {
 						return
@@ -102,4 +107,21 @@ func (r *Resolver) licenseFeed(ctx context.Context, accountID, appID int64) (<-c
 		}
 	}()
 	return out, nil
+}
+
+// pendingBefore returns the PENDING state of an assignment Orchard created after the feed's
+// cursor and that moved on before the feed looked (Apple confirmed it, or refused it, between
+// two polls): the feed reads rows as they are now, so without it a subscriber would never see
+// that the assignment was PENDING. Assignments found at Apple are created ASSIGNED and have no
+// such state. An assignment created after the cursor was never streamed: a streamed row's
+// creation is at or before its change, which is at or before the cursor.
+func pendingBefore(a *model.LicenseAssignment, c db.FeedCursor) *model.LicenseAssignment {
+	if a.Status == model.AssignmentPending || a.Origin == model.OriginFoundAtApple || !a.CreatedAt.After(c.At) {
+		return nil
+	}
+	p := *a
+	p.Status, p.UpdatedAt = model.AssignmentPending, a.CreatedAt
+	p.AssignedAt, p.ReclaimedAt, p.RemovedAtAppleAt = nil, nil, nil
+	p.ErrorNumber, p.ErrorMessage, p.ReclaimReason, p.ReclaimedBy = nil, nil, nil, nil
+	return &p
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"orchard/db"
@@ -30,6 +31,7 @@ type Server struct {
 	Keys map[model.Role]string
 	// Statements counts the SQL statements of the last request sent with Do.
 	Statements int64
+	mu         sync.Mutex
 	client     *http.Client
 }
 
@@ -109,6 +111,9 @@ func (h *headerOnWrite) WriteHeader(code int) {
 	h.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets the WebSocket upgrade reach the connection.
+func (h *headerOnWrite) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
 func (h *headerOnWrite) Write(b []byte) (int, error) {
 	if !h.written {
 		h.WriteHeader(http.StatusOK)
@@ -171,7 +176,11 @@ func (s *Server) decode(t testing.TB, resp *http.Response) *Response {
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatalf("response is not JSON (status %d): %s", resp.StatusCode, b)
 	}
-	fmt.Sscan(resp.Header.Get("X-Statements"), &s.Statements)
+	var n int64
+	fmt.Sscan(resp.Header.Get("X-Statements"), &n)
+	s.mu.Lock() // parallel subtests may share a Server
+	s.Statements = n
+	s.mu.Unlock()
 	return &Response{Status: resp.StatusCode, Data: out.Data, Errors: out.Errors}
 }
 

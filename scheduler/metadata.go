@@ -1,0 +1,125 @@
+package scheduler
+
+import (
+	"context"
+	"strings"
+
+	"orchard/db"
+	"orchard/model"
+)
+
+// App metadata (DESIGN §2.3): after a successful pass, the apps of the account's pools whose
+// metadata is missing or older than Config.MetadataRefresh are looked up in the account's
+// storefront (name, icon, bundle id, platforms, B2B, free, minimum OS, version), and their
+// availability in every country in use (devices' and accounts' countries) is recorded for the
+// cross-country rule (R11). Apps whose availability in a newly used country is unknown are
+// looked up at the next pass. The lookup uses the account's token, so the account's custom
+// (B2B) apps are visible. A failed lookup changes nothing and is tried again at the next pass;
+// it never fails the pass, and it is never made for a held account.
+
+// metadataBatch bounds the apps one pass looks up (the rest follow at the next passes).
+const metadataBatch = 1000
+
+// refreshMetadata runs after a pass; perr is the pass's outcome (nothing is done after a
+// failed pass).
+func (s *Scheduler) refreshMetadata(ctx context.Context, acct *model.Account, perr error) {
+	if perr != nil || ctx.Err() != nil {
+		return
+	}
+	if err := s.lookupMetadata(ctx, acct.ID); err != nil && ctx.Err() == nil {
+		s.log.Warn("app metadata lookup failed; it is tried again at the next pass", "account", acct.ID, "error", err)
+	}
+}
+
+// RefreshMetadata looks up, now, what an account's apps are missing (as after a pass): metadata
+// missing or older than Config.MetadataRefresh, and availability in countries in use. It does
+// nothing for a held, removed or unusable account.
+func (s *Scheduler) RefreshMetadata(ctx context.Context, accountID int64) error {
+	return s.lookupMetadata(ctx, accountID)
+}
+
+func (s *Scheduler) lookupMetadata(ctx context.Context, accountID int64) error {
+	a, err := s.db.AccountByID(ctx, accountID) // fresh: the pass may have learnt its country
+	if err != nil {
+		return err
+	}
+	now, err := s.db.ClockNow(ctx)
+	if err != nil {
+		return err
+	}
+	if a.RemovedAt != nil || a.HeldAt(now) || !a.EffectiveHealth(now).Usable() {
+		return nil
+	}
+	tok, err := s.token(a)
+	if err != nil {
+		return err
+	}
+	stale, err := s.db.AppsNeedingMetadata(ctx, a.ID, now.Add(-s.cfg.MetadataRefresh), metadataBatch)
+	if err != nil {
+		return err
+	}
+	countries, err := s.db.CountriesInUse(ctx)
+	if err != nil {
+		return err
+	}
+	unknown, err := s.db.AppsMissingAvailability(ctx, a.ID, countries, metadataBatch)
+	if err != nil {
+		return err
+	}
+	if len(stale) == 0 && len(unknown) == 0 {
+		return nil
+	}
+	if len(stale) > 0 {
+		ids := make([]string, len(stale))
+		for i, app := range stale {
+			ids[i] = app.AdamID
+		}
+		found, err := s.api.LookupApps(ctx, tok, a.CountryCode, ids)
+		if err != nil {
+			return err
+		}
+		rows := make([]db.AppMetadata, 0, len(stale))
+		for _, app := range stale {
+			m, ok := found[app.AdamID]
+			r := db.AppMetadata{AppID: app.ID, Found: ok}
+			if ok {
+				r.Name, r.BundleID, r.IconURL = m.Name, m.BundleID, m.IconURL
+				r.MinimumOSVersion, r.Version = m.MinimumOSVersion, m.Version
+				r.IsB2B, r.IsFree = m.B2B, m.Free
+				r.Platforms = model.JoinPlatforms(platforms(m.Platforms))
+			}
+			rows = append(rows, r)
+		}
+		if err := s.db.SetAppMetadata(ctx, rows, now); err != nil {
+			return err
+		}
+	}
+	if len(countries) == 0 {
+		return nil
+	}
+	// Availability: the refreshed apps in every country, and the apps not known yet in some.
+	byAdam := map[string]int64{}
+	var ids []string
+	for _, app := range append(stale, unknown...) {
+		if _, dup := byAdam[app.AdamID]; !dup {
+			byAdam[app.AdamID] = app.ID
+			ids = append(ids, app.AdamID)
+		}
+	}
+	sold, err := s.api.Availability(ctx, tok, ids, countries)
+	if err != nil {
+		// Record nothing rather than a partial answer that would read as "not sold".
+		return err
+	}
+	rows := make([]model.AppCountry, 0, len(ids)*len(countries))
+	for _, adam := range ids {
+		in := map[string]bool{}
+		for _, c := range sold[adam] {
+			in[strings.ToUpper(c)] = true
+		}
+		for _, c := range countries {
+			rows = append(rows, model.AppCountry{AppID: byAdam[adam], CountryCode: c, Available: in[c], CheckedAt: now})
+		}
+	}
+	return s.db.SetAvailability(ctx, rows)
+}
