@@ -72,7 +72,13 @@ func (d *DB) AccountsWithWork(ctx context.Context, now time.Time) ([]int64, erro
 		Distinct("account_id").Pluck("account_id", &b).Error; err != nil {
 		return nil, err
 	}
-	return append(a, b...), nil
+	// Items a crash left claimed without an event (see RequeueUnrecorded).
+	var c []int64
+	if err := d.with(ctx).Model(&model.OutboxItem{}).Where("status = ? AND event_id IS NULL AND sent_at < ?", model.OutboxSent, now.Add(-2*time.Minute)).
+		Distinct("account_id").Pluck("account_id", &c).Error; err != nil {
+		return nil, err
+	}
+	return append(append(a, b...), c...), nil
 }
 
 // QueuedOutbox reads an account's due outbox items, oldest first.
@@ -111,10 +117,48 @@ func (d *DB) RecordSent(ctx context.Context, ev *model.AppleEvent, itemIDs []int
 		if err := tx.with(ctx).Create(ev).Error; err != nil {
 			return err
 		}
-		now := Now()
-		return tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ?", itemIDs, model.OutboxQueued).
-			UpdateColumns(map[string]any{"status": model.OutboxSent, "event_id": ev.EventID, "sent_at": now, "attempts": gorm.Expr("attempts + 1")}).Error
+		return tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ? AND event_id IS NULL", itemIDs, model.OutboxSent).
+			UpdateColumn("event_id", ev.EventID).Error
 	})
+}
+
+// ClaimOutbox marks queued items as being sent (SENT, no event yet) just before the request
+// that carries them goes to Apple, and returns the ids it claimed: items cancelled meanwhile
+// are not. A claimed item can no longer be cancelled; a reclaim waits for its outcome. Items
+// left claimed without an event by a crash are queued again by RequeueUnrecorded.
+func (d *DB) ClaimOutbox(ctx context.Context, ids []int64) ([]int64, error) {
+	var claimed []int64
+	err := d.Tx(ctx, func(tx *DB) error {
+		claimed = claimed[:0]
+		if err := tx.forUpdate(tx.with(ctx).Model(&model.OutboxItem{})).Where("id IN ? AND status = ?", ids, model.OutboxQueued).
+			Pluck("id", &claimed).Error; err != nil {
+			return err
+		}
+		if len(claimed) == 0 {
+			return nil
+		}
+		return tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", claimed).
+			UpdateColumns(map[string]any{"status": model.OutboxSent, "event_id": nil, "sent_at": Now(), "attempts": gorm.Expr("attempts + 1")}).Error
+	})
+	return claimed, err
+}
+
+// UnclaimOutbox queues claimed items again when their request did not reach Apple (the
+// account was held, or its token refused), without counting a failure.
+func (d *DB) UnclaimOutbox(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ? AND event_id IS NULL", ids, model.OutboxSent).
+		UpdateColumns(map[string]any{"status": model.OutboxQueued, "attempts": gorm.Expr("CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END")}).Error
+}
+
+// RequeueUnrecorded queues again the items a crash left claimed but without an event (Apple
+// may or may not have received them; sending again is harmless).
+func (d *DB) RequeueUnrecorded(ctx context.Context, accountID int64, before time.Time) (int, error) {
+	res := d.with(ctx).Model(&model.OutboxItem{}).Where("account_id = ? AND status = ? AND event_id IS NULL AND sent_at < ?", accountID, model.OutboxSent, utc(before)).
+		UpdateColumns(map[string]any{"status": model.OutboxQueued, "not_before": Now(), "last_error": "sent when the process stopped; sending again"})
+	return int(res.RowsAffected), res.Error
 }
 
 // RetryOutbox puts items back in the queue after a transient failure, not before notBefore.
@@ -180,61 +224,254 @@ type Outcome struct {
 }
 
 // ApplyOutcomes completes outbox items and the assignments and registrations they were for,
-// moving the pools' counters with the rows they count, in one transaction. It returns the
-// assignments that became ASSIGNED (their device commands may now go ahead) and the
-// reclaims that must follow (licenses reclaimed while on their way to Apple).
+// moving the pools' counters with the rows they count, in one transaction. Items already
+// completed (by the other of notification and poll) are skipped. Associates and
+// disassociates are applied in bulk — an event of a thousand items costs a handful of
+// statements — so that the pool rows it locks are soon free again. It returns the
+// assignments that became ASSIGNED.
 func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []int64, err error) {
 	if len(outcomes) == 0 {
 		return nil, nil
 	}
 	now := Now()
+	byID := make(map[int64]Outcome, len(outcomes))
+	ids := make([]int64, 0, len(outcomes))
+	for _, o := range outcomes {
+		if _, dup := byID[o.Item.ID]; !dup {
+			ids = append(ids, o.Item.ID)
+		}
+		byID[o.Item.ID] = o
+	}
 	err = d.Tx(ctx, func(tx *DB) error {
 		assigned = assigned[:0]
-		for _, o := range outcomes {
+		// The items still waiting, locked: each outcome applies once.
+		var live []int64
+		for _, chunk := range chunks(ids, 1000) {
+			var got []int64
+			if err := tx.forUpdate(tx.with(ctx).Model(&model.OutboxItem{})).Where("id IN ? AND status IN ?", chunk,
+				[]model.OutboxStatus{model.OutboxSent, model.OutboxQueued}).Pluck("id", &got).Error; err != nil {
+				return err
+			}
+			live = append(live, got...)
+		}
+		type failKey struct {
+			num int
+			msg string
+		}
+		var assocOK, disOK, done []int64
+		assocFail := map[failKey][]int64{}
+		disFail := map[failKey][]int64{}
+		itemFail := map[string][]int64{}
+		for _, id := range live {
+			o := byID[id]
 			it := o.Item
-			status, lastErr := model.OutboxDone, any(nil)
-			if !o.OK {
-				status, lastErr = model.OutboxFailed, truncate(o.ErrorMessage, 1000)
+			if o.OK {
+				done = append(done, id)
+			} else {
+				m := truncate(o.ErrorMessage, 1000)
+				itemFail[m] = append(itemFail[m], id)
 			}
-			res := tx.with(ctx).Model(&model.OutboxItem{}).Where("id = ? AND status IN ?", it.ID, []model.OutboxStatus{model.OutboxSent, model.OutboxQueued}).
-				UpdateColumns(map[string]any{"status": status, "last_error": lastErr, "completed_at": now})
-			if res.Error != nil {
-				return res.Error
-			}
-			if res.RowsAffected == 0 {
-				continue // completed already (by the other of notification and poll)
-			}
-			var err error
 			switch it.Action {
-			case model.OutboxAssociate:
-				var ok bool
-				ok, err = tx.completeAssociate(ctx, it, o, now)
-				if ok {
-					assigned = append(assigned, *it.AssignmentID)
+			case model.OutboxAssociate, model.OutboxDisassociate, model.OutboxRevoke:
+				if it.AssignmentID == nil {
+					continue
 				}
-			case model.OutboxDisassociate, model.OutboxRevoke:
-				err = tx.completeDisassociate(ctx, it, o, now)
+				a := *it.AssignmentID
+				k := failKey{o.ErrorNumber, truncate(o.ErrorMessage, 900)}
+				switch {
+				case it.Action == model.OutboxAssociate && o.OK:
+					assocOK = append(assocOK, a)
+				case it.Action == model.OutboxAssociate:
+					assocFail[k] = append(assocFail[k], a)
+				case o.OK:
+					disOK = append(disOK, a)
+				default:
+					disFail[k] = append(disFail[k], a)
+				}
 			case model.OutboxCreateUser:
-				err = tx.completeRegistration(ctx, it, o, now)
+				if err := tx.completeRegistration(ctx, it, o, now); err != nil {
+					return err
+				}
 			case model.OutboxRetireUser:
 				switch {
 				case it.AppleUserID == nil:
 				case o.OK:
-					err = tx.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRetired, "error_message": nil})
+					if err := tx.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRetired, "error_message": nil}); err != nil {
+						return err
+					}
 				default:
 					// Still registered as far as Orchard knows (a pass corrects it); not stuck
 					// RETIRING, which would refuse the user's next registration.
-					err = tx.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRegistered,
-						"error_message": truncate("Apple refused to retire the user: "+o.ErrorMessage, 1000)})
+					if err := tx.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRegistered,
+						"error_message": truncate("Apple refused to retire the user: "+o.ErrorMessage, 1000)}); err != nil {
+						return err
+					}
 				}
 			}
-			if err != nil {
+		}
+		for _, chunk := range chunks(done, 1000) {
+			if err := tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", chunk).
+				UpdateColumns(map[string]any{"status": model.OutboxDone, "last_error": nil, "completed_at": now}).Error; err != nil {
+				return err
+			}
+		}
+		for msg, ids := range itemFail {
+			for _, chunk := range chunks(ids, 1000) {
+				if err := tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", chunk).
+					UpdateColumns(map[string]any{"status": model.OutboxFailed, "last_error": msg, "completed_at": now}).Error; err != nil {
+					return err
+				}
+			}
+		}
+		ok, err := tx.confirmAssociates(ctx, assocOK, now)
+		if err != nil {
+			return err
+		}
+		assigned = ok
+		for k, ids := range assocFail {
+			if err := tx.failAssignments(ctx, ids, model.AssignmentPending, map[string]any{"status": model.AssignmentFailed, "holder_key": nil,
+				"error_number": k.num, "error_message": k.msg}, 0, -1); err != nil {
+				return err
+			}
+		}
+		if err := tx.failAssignments(ctx, disOK, model.AssignmentReclaiming, map[string]any{"status": model.AssignmentReclaimed,
+			"holder_key": nil, "reclaimed_at": now}, -1, 0); err != nil {
+			return err
+		}
+		for k, ids := range disFail {
+			if err := tx.failAssignments(ctx, ids, model.AssignmentReclaiming, map[string]any{"status": model.AssignmentAssigned,
+				"error_number": k.num, "error_message": "Apple refused to take the license back: " + k.msg}, 0, 0); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	return assigned, err
+}
+
+// lockedAssignment is what the bulk completion reads of an assignment.
+type lockedAssignment struct {
+	ID            int64
+	PoolID        int64
+	AccountID     int64
+	Status        model.AssignmentStatus
+	ReclaimReason *string
+	SerialNumber  *string
+	ClientUserID  *string
+}
+
+// lockAssignments reads assignments in a state, locked until the transaction ends.
+func (d *DB) lockAssignments(ctx context.Context, ids []int64, status model.AssignmentStatus) ([]lockedAssignment, error) {
+	var out []lockedAssignment
+	for _, chunk := range chunks(ids, 1000) {
+		var got []lockedAssignment
+		if err := d.forUpdate(d.with(ctx).Model(&model.LicenseAssignment{})).
+			Select("id", "pool_id", "account_id", "status", "reclaim_reason", "serial_number", "client_user_id").
+			Where("id IN ? AND status = ?", chunk, status).Scan(&got).Error; err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
+// failAssignments moves the assignments among ids that are in state from to cols, and each
+// pool's counters by (da, dr) per assignment moved.
+func (d *DB) failAssignments(ctx context.Context, ids []int64, from model.AssignmentStatus, cols map[string]any, da, dr int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := d.lockAssignments(ctx, ids, from)
+	if err != nil || len(rows) == 0 {
+		return err
+	}
+	perPool := map[int64]int64{}
+	var move []int64
+	for _, r := range rows {
+		move = append(move, r.ID)
+		perPool[r.PoolID]++
+	}
+	cols["updated_at"] = Now()
+	for _, chunk := range chunks(move, 1000) {
+		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", chunk).UpdateColumns(cols).Error; err != nil {
+			return err
+		}
+	}
+	if da == 0 && dr == 0 {
+		return nil
+	}
+	for pool, n := range perPool {
+		if err := d.AdjustPoolCounts(ctx, pool, da*n, dr*n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// confirmAssociates: Apple assigned these licenses. PENDING ones become ASSIGNED (their
+// waiting device commands may go), or RECLAIMING with a disassociate queued when a reclaim was
+// asked for while they were on their way. It returns the ones that became ASSIGNED.
+func (d *DB) confirmAssociates(ctx context.Context, ids []int64, now time.Time) ([]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := d.lockAssignments(ctx, ids, model.AssignmentPending)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	perPool := map[int64]int64{}
+	var assigned, reclaim []int64
+	var reclaimRows []lockedAssignment
+	for _, r := range rows {
+		perPool[r.PoolID]++
+		if r.ReclaimReason != nil {
+			reclaim = append(reclaim, r.ID)
+			reclaimRows = append(reclaimRows, r)
+		} else {
+			assigned = append(assigned, r.ID)
+		}
+	}
+	for _, chunk := range chunks(assigned, 1000) {
+		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", chunk).
+			UpdateColumns(map[string]any{"status": model.AssignmentAssigned, "assigned_at": now, "updated_at": now}).Error; err != nil {
+			return nil, err
+		}
+		// Commands that waited for these licenses ("install only after Apple confirms") may go.
+		if err := d.with(ctx).Model(&model.DeviceCommand{}).Where("assignment_id IN ? AND waits_for_assignment = ?", chunk, true).
+			UpdateColumn("waits_for_assignment", false).Error; err != nil {
+			return nil, err
+		}
+	}
+	if len(reclaim) > 0 {
+		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", reclaim).
+			UpdateColumns(map[string]any{"status": model.AssignmentReclaiming, "assigned_at": now, "updated_at": now}).Error; err != nil {
+			return nil, err
+		}
+		pools := map[int64]*model.LicensePool{}
+		var items []*model.OutboxItem
+		for _, r := range reclaimRows {
+			p := pools[r.PoolID]
+			if p == nil {
+				if p, err = d.PoolByID(ctx, r.PoolID); err != nil {
+					return nil, err
+				}
+				pools[r.PoolID] = p
+			}
+			id := r.ID
+			items = append(items, &model.OutboxItem{AccountID: r.AccountID, Action: model.OutboxDisassociate, AssignmentID: &id,
+				AdamID: p.AdamID, PricingParam: p.PricingParam, SerialNumber: r.SerialNumber, ClientUserID: r.ClientUserID,
+				Status: model.OutboxQueued, NotBefore: now, CreatedAt: now})
+		}
+		if err := d.InsertOutbox(ctx, items...); err != nil {
+			return nil, err
+		}
+	}
+	for pool, n := range perPool {
+		if err := d.AdjustPoolCounts(ctx, pool, n, -n); err != nil {
+			return nil, err
+		}
+	}
+	return assigned, nil
 }
 
 // completeAssociate: Apple assigned the license (or refused it, releasing the reservation). A
@@ -279,28 +516,6 @@ func (d *DB) completeAssociate(ctx context.Context, it *model.OutboxItem, o Outc
 	// Commands that waited for this license ("install only after Apple confirms") may go.
 	return true, d.with(ctx).Model(&model.DeviceCommand{}).Where("assignment_id = ? AND waits_for_assignment = ?", a.ID, true).
 		UpdateColumn("waits_for_assignment", false).Error
-}
-
-// completeDisassociate: the license came back (or Apple refused, and it stays held).
-func (d *DB) completeDisassociate(ctx context.Context, it *model.OutboxItem, o Outcome, now time.Time) error {
-	if it.AssignmentID == nil {
-		return nil
-	}
-	a, err := d.LockAssignment(ctx, *it.AssignmentID)
-	if err != nil {
-		return err
-	}
-	if a.Status != model.AssignmentReclaiming {
-		return nil
-	}
-	if !o.OK {
-		return d.UpdateAssignment(ctx, a.ID, map[string]any{"status": model.AssignmentAssigned,
-			"error_number": o.ErrorNumber, "error_message": "Apple refused to take the license back: " + truncate(o.ErrorMessage, 900)})
-	}
-	if err := d.UpdateAssignment(ctx, a.ID, map[string]any{"status": model.AssignmentReclaimed, "holder_key": nil, "reclaimed_at": now}); err != nil {
-		return err
-	}
-	return d.AdjustPoolCounts(ctx, a.PoolID, -1, 0)
 }
 
 // completeRegistration: the user is registered at Apple (their licenses can be sent), or
@@ -371,4 +586,28 @@ func (d *DB) UserForRegistration(ctx context.Context, it *model.OutboxItem) (*mo
 		return nil, notFound(err)
 	}
 	return &u, nil
+}
+
+// ReleaseOutbox lets the queued outbox items of the given assignments go now.
+func (d *DB) ReleaseOutbox(ctx context.Context, assignmentIDs []int64) error {
+	for _, chunk := range chunks(assignmentIDs, 1000) {
+		if err := d.with(ctx).Model(&model.OutboxItem{}).Where("assignment_id IN ? AND status = ?", chunk, model.OutboxQueued).
+			UpdateColumn("not_before", Now()).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chunks splits ids into slices of at most n.
+func chunks(ids []int64, n int) [][]int64 {
+	var out [][]int64
+	for len(ids) > n {
+		out = append(out, ids[:n])
+		ids = ids[n:]
+	}
+	if len(ids) > 0 {
+		out = append(out, ids)
+	}
+	return out
 }

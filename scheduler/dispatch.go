@@ -199,8 +199,19 @@ func (s *Scheduler) sendAssets(ctx context.Context, a *model.Account, tok *apple
 			ids = append(ids, byTarget["U:"+u].ID)
 			ids = append(ids, extra["U:"+u]...)
 		}
+		// Claim the items before Apple hears of them: from here on a reclaim cannot cancel them
+		// (it waits for their outcome instead), and what was cancelled meanwhile is left out.
+		claimed, err := s.db.ClaimOutbox(ctx, ids)
+		if err != nil {
+			return err
+		}
+		if len(claimed) < len(ids) {
+			part, ids = onlyClaimed(part, ids, claimed, byTarget, extra)
+			if len(ids) == 0 {
+				continue
+			}
+		}
 		var resp *apple.EventResponse
-		var err error
 		if action == model.OutboxAssociate {
 			resp, err = s.api.Associate(ctx, tok, part)
 		} else {
@@ -211,6 +222,38 @@ func (s *Scheduler) sendAssets(ctx context.Context, a *model.Account, tok *apple
 		}
 	}
 	return nil
+}
+
+// onlyClaimed narrows a request to the targets whose items were claimed.
+func onlyClaimed(part apple.ManageAssetsRequest, ids, claimed []int64, byTarget map[string]*model.OutboxItem, extra map[string][]int64) (apple.ManageAssetsRequest, []int64) {
+	ok := map[int64]bool{}
+	for _, id := range claimed {
+		ok[id] = true
+	}
+	keep := func(key string) (bool, []int64) {
+		var got []int64
+		for _, id := range append([]int64{byTarget[key].ID}, extra[key]...) {
+			if ok[id] {
+				got = append(got, id)
+			}
+		}
+		return len(got) > 0, got
+	}
+	out := apple.ManageAssetsRequest{Assets: part.Assets}
+	var outIDs []int64
+	for _, sn := range part.SerialNumbers {
+		if k, got := keep("D:" + sn); k {
+			out.SerialNumbers = append(out.SerialNumbers, sn)
+			outIDs = append(outIDs, got...)
+		}
+	}
+	for _, u := range part.ClientUserIDs {
+		if k, got := keep("U:" + u); k {
+			out.ClientUserIDs = append(out.ClientUserIDs, u)
+			outIDs = append(outIDs, got...)
+		}
+	}
+	return out, outIDs
 }
 
 func targetKey(it *model.OutboxItem) string {
@@ -247,8 +290,15 @@ func (s *Scheduler) sendUsers(ctx context.Context, a *model.Account, tok *apple.
 			}
 			users = append(users, u)
 		}
+		claimed, err := s.db.ClaimOutbox(ctx, ids)
+		if err != nil {
+			return err
+		}
+		if len(claimed) == 0 {
+			continue
+		}
+		ids = claimed
 		var resp *apple.EventResponse
-		var err error
 		if action == model.OutboxCreateUser {
 			resp, err = s.api.CreateUsers(ctx, tok, users)
 		} else {
@@ -284,7 +334,11 @@ func (s *Scheduler) settleSend(ctx context.Context, a *model.Account, action mod
 	}
 	switch {
 	case apple.IsTokenUnusable(err) || errors.Is(err, apple.ErrThrottled) || errors.As(err, &claimed):
-		return true, err // items stay queued; apply() records the hold or the health
+		// The items go back to the queue; apply() records the hold or the health.
+		if uerr := s.db.UnclaimOutbox(context.WithoutCancel(ctx), ids); uerr != nil {
+			return true, uerr
+		}
+		return true, err
 	case errors.Is(err, apple.ErrLimitExceeded):
 		// The client refreshed its limits; the next round splits anew.
 		return true, s.db.RetryOutbox(ctx, ids, db.Now(), err.Error())
@@ -298,7 +352,8 @@ func (s *Scheduler) settleSend(ctx context.Context, a *model.Account, action mod
 		s.log.Warn("sending to Apple failed; will retry", "account", a.ID, "action", action, "items", len(ids), "in", wait, "error", err)
 		return true, s.db.RetryOutbox(ctx, ids, db.Now().Add(wait), err.Error())
 	case errors.Is(err, context.Canceled):
-		return true, err
+		// Stopping: whether Apple got the request is unknown; sending again is harmless.
+		return true, s.db.RetryOutbox(context.WithoutCancel(ctx), ids, db.Now(), "interrupted while sending")
 	}
 	// Apple refused the request itself (validation): the items fail with its error.
 	items, lerr := s.db.OutboxByIDs(ctx, ids)
