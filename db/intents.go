@@ -228,15 +228,16 @@ func (d *DB) CountReclaimable(ctx context.Context, accountID int64) (int64, erro
 	return n, err
 }
 
-// HoldersWithApp returns the holder keys among the given serial numbers or clientUserIds that
-// have an active license for the app.
-func (d *DB) HoldersWithApp(ctx context.Context, appID int64, kind model.LicenseKind, serials, clientUserIDs []string) (map[string]bool, error) {
-	out := map[string]bool{}
+// HoldersWithApp returns, by holder key, the active assignment of the app held by each of the
+// given serial numbers or clientUserIds that has one.
+func (d *DB) HoldersWithApp(ctx context.Context, appID int64, kind model.LicenseKind, serials, clientUserIDs []string) (map[string]int64, error) {
+	out := map[string]int64{}
 	var rows []struct {
+		ID           int64
 		SerialNumber *string
 		ClientUserID *string
 	}
-	q := d.with(ctx).Model(&model.LicenseAssignment{}).Select("serial_number", "client_user_id").Where("app_id = ? AND kind = ? AND status IN ?", appID, kind, activeStatuses)
+	q := d.with(ctx).Model(&model.LicenseAssignment{}).Select("id", "serial_number", "client_user_id").Where("app_id = ? AND kind = ? AND status IN ?", appID, kind, activeStatuses)
 	switch {
 	case kind == model.LicenseKindDevice && len(serials) > 0:
 		q = q.Where("serial_number IN ?", serials)
@@ -250,10 +251,10 @@ func (d *DB) HoldersWithApp(ctx context.Context, appID int64, kind model.License
 	}
 	for _, r := range rows {
 		if r.SerialNumber != nil {
-			out[model.HolderKeyFor(model.LicenseKindDevice, *r.SerialNumber, "")] = true
+			out[model.HolderKeyFor(model.LicenseKindDevice, *r.SerialNumber, "")] = r.ID
 		}
 		if r.ClientUserID != nil {
-			out[model.HolderKeyFor(model.LicenseKindUser, "", *r.ClientUserID)] = true
+			out[model.HolderKeyFor(model.LicenseKindUser, "", *r.ClientUserID)] = r.ID
 		}
 	}
 	return out, nil

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"orchard/db"
 	"orchard/model"
@@ -22,6 +23,10 @@ import (
 const MaxBulkTargets = 10000
 
 const bulkChunk = 500
+
+// bulkGather is how long a bulk request's outbox items wait at most for the rest of the
+// request to be recorded.
+const bulkGather = 2 * time.Minute
 
 // AssignManyInput asks for licenses of one app for many targets.
 type AssignManyInput struct {
@@ -50,16 +55,25 @@ func (s *Service) AssignMany(ctx context.Context, actor Actor, in AssignManyInpu
 	// Chunks commit one by one (10,000 targets in one transaction would hold pool locks for
 	// long); a retry under the same key therefore replays the recorded answer, and a retry
 	// without a key finds the targets already assigned.
-	res, _, err := idempotentOutside(ctx, s, actor, idempotencyKey, "assignLicenses", in, func() ([]TargetResult, error) {
+	res, _, err := idempotentOutside(ctx, s, actor, idempotencyKey, "assignLicenses", in, func(resume bool) ([]TargetResult, error) {
 		out := make([]TargetResult, len(in.Targets))
 		for start := 0; start < len(in.Targets); start += bulkChunk {
 			end := min(start+bulkChunk, len(in.Targets))
 			err := s.db.Tx(ctx, func(tx *db.DB) error {
-				return s.assignChunk(ctx, tx, actor, in, start, end, out)
+				return s.assignChunk(ctx, tx, actor, in, start, end, out, resume)
 			})
 			if err != nil {
 				return nil, err
 			}
+		}
+		var ids []int64
+		for _, r := range out {
+			if r.AssignmentID != 0 {
+				ids = append(ids, r.AssignmentID)
+			}
+		}
+		if err := s.db.ReleaseOutbox(ctx, ids); err != nil {
+			return nil, err
 		}
 		return out, nil
 	})
@@ -70,7 +84,9 @@ func (s *Service) AssignMany(ctx context.Context, actor Actor, in AssignManyInpu
 }
 
 // assignChunk handles targets [start, end).
-func (s *Service) assignChunk(ctx context.Context, tx *db.DB, actor Actor, in AssignManyInput, start, end int, out []TargetResult) error {
+// With resume (a retry of a request that stopped half-way), a target that already holds the
+// license is answered with that assignment, as the first run would have.
+func (s *Service) assignChunk(ctx context.Context, tx *db.DB, actor Actor, in AssignManyInput, start, end int, out []TargetResult, resume bool) error {
 	fail := func(i int, e *model.Error) {
 		e.Field = []string{"input", "targets", strconv.Itoa(i)}
 		out[i] = TargetResult{Index: i, Error: e}
@@ -127,7 +143,12 @@ func (s *Service) assignChunk(ctx context.Context, tx *db.DB, actor Actor, in As
 		}
 		h := r.holder
 		key := h.key()
-		if held[key] || seenHolder[key] {
+		if id := held[key]; id != 0 && resume && !seenHolder[key] {
+			out[i] = TargetResult{Index: i, AssignmentID: id}
+			seenHolder[key] = true
+			continue
+		}
+		if held[key] != 0 || seenHolder[key] {
 			fail(i, &model.Error{Code: model.CodeAlreadyAssigned, Message: fmt.Sprintf("%s already has (or is getting) a license for %s", holderName(h), nameOf(app))})
 			continue
 		}
@@ -243,9 +264,12 @@ func (s *Service) assignChunk(ctx context.Context, tx *db.DB, actor Actor, in As
 		a.ID = id
 		p := assigned[k]
 		out[p.i].AssignmentID = id
+		// The items wait until the whole request is recorded (AssignMany releases them), so
+		// that the dispatcher packs all its targets together instead of chunk by chunk; a
+		// crash in between only delays them by bulkGather.
 		items = append(items, &model.OutboxItem{AccountID: a.AccountID, Action: model.OutboxAssociate, AssignmentID: &id,
 			AdamID: p.c.pool.AdamID, PricingParam: p.c.pool.PricingParam, SerialNumber: a.SerialNumber, ClientUserID: a.ClientUserID,
-			Status: model.OutboxQueued, NotBefore: now, CreatedAt: now})
+			Status: model.OutboxQueued, NotBefore: now.Add(bulkGather), CreatedAt: now})
 		acct := a.AccountID
 		audits = append(audits, actor.audit(&model.AuditEvent{At: now, Action: "license.assign", SubjectType: "LicenseAssignment", SubjectID: &id, AccountID: &acct,
 			Message: fmt.Sprintf("%s license for %s to %s from account %q: %s", strings.ToLower(string(a.Kind)), nameOf(app), holderName(p.h), p.c.account.Name, reason)}))

@@ -94,20 +94,43 @@ func idempotent[T any](ctx context.Context, s *Service, actor Actor, key, op str
 }
 
 // idempotentOutside is idempotent for work that runs its own transactions (bulk work done in
-// batches, which is safe to run again): an earlier answer under the key is replayed, else the
-// work runs and its answer is recorded afterwards.
-func idempotentOutside[T any](ctx context.Context, s *Service, actor Actor, key, op string, input any, do func() (T, error)) (T, bool, error) {
+// batches, safe to run again). The key is claimed first; an earlier answer under it is
+// replayed; a claim left without an answer (the process stopped half-way) makes the work run
+// again with resume=true, so that it can answer for what the first run already did.
+func idempotentOutside[T any](ctx context.Context, s *Service, actor Actor, key, op string, input any, do func(resume bool) (T, error)) (T, bool, error) {
 	key = strings.TrimSpace(key)
-	if key != "" {
-		if prev, err := s.db.IdempotencyRecord(ctx, string(actor.Kind)+":"+actor.ID, key); err == nil && prev.Response != "" {
-			return idempotent(ctx, s, actor, key, op, input, func(*db.DB) (T, error) { return do() })
-		}
-	}
-	res, err := do()
-	if err != nil || key == "" {
+	if key == "" {
+		res, err := do(false)
 		return res, false, err
 	}
-	return idempotent(ctx, s, actor, key, op, input, func(*db.DB) (T, error) { return res, nil })
+	scope := string(actor.Kind) + ":" + actor.ID
+	b, _ := json.Marshal(input)
+	sum := sha256.Sum256(append([]byte(op+"\x00"), b...))
+	hash := hex.EncodeToString(sum[:])
+	resume := false
+	prev, err := s.db.ClaimIdempotencyKey(ctx, scope, key, op, hash)
+	switch {
+	case errors.Is(err, db.ErrIdempotencyKeyUsed) && prev.Response != "":
+		return idempotent(ctx, s, actor, key, op, input, func(*db.DB) (T, error) { return *new(T), nil })
+	case errors.Is(err, db.ErrIdempotencyKeyUsed):
+		if prev.Operation != op || prev.RequestHash != hash {
+			return *new(T), false, &model.Error{Code: model.CodeIdempotencyKeyReused, Field: []string{"input", "idempotencyKey"},
+				Message: "this idempotency key was used before with a different input; use a new key for a new request"}
+		}
+		resume = true
+	case err != nil:
+		return *new(T), false, err
+	}
+	res, err := do(resume)
+	if err != nil {
+		return res, false, err
+	}
+	out, _ := json.Marshal(stored[T]{Result: res})
+	rec, err := s.db.IdempotencyRecord(ctx, scope, key)
+	if err != nil {
+		return res, false, err
+	}
+	return res, false, s.db.SetIdempotencyResponse(ctx, rec.ID, string(out))
 }
 
 // errReplayed carries a replayed answer out of the transaction (which is rolled back: it
