@@ -737,11 +737,10 @@ func crashRun(t *testing.T, bin string, e dbtest.Engine) {
 // given is a license the client was given: its assignment's global id and serial number.
 type given struct{ id, serial string }
 
-// crashReclaimInFlight lets the client reclaim licenses still on their way to Apple (PENDING).
-// Off until the race reported with this test is fixed: a reclaim that cancels an associate the
-// dispatcher has read but not yet recorded as sent (or that reached Apple just before a kill)
-// answers RECLAIMED while Apple assigns the license.
-const crashReclaimInFlight = false
+// crashReclaimInFlight lets the client reclaim licenses still on their way to Apple (PENDING):
+// the dispatcher claims outbox items before it sends them, so a reclaim cancels only an
+// associate Apple cannot have received, and otherwise waits for its outcome.
+const crashReclaimInFlight = true
 
 // pickAssigned picks a license to reclaim: with crashReclaimInFlight off, one that its query
 // shows ASSIGNED (those still on their way are put back for later).
