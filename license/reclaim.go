@@ -128,7 +128,7 @@ func (s *Service) ReclaimMany(ctx context.Context, actor Actor, scope ReclaimSco
 	// A bulk reclaim runs in batches of its own transactions (an account may hold hundreds of
 	// thousands of licenses); it is idempotent by nature — a second run takes back what is still
 	// held — so its key only records the answer, once the work is done.
-	n, _, err := idempotentOutside(ctx, s, actor, idempotencyKey, "reclaimLicenses", in, func() (int, error) {
+	n, _, err := idempotentOutside(ctx, s, actor, idempotencyKey, "reclaimLicenses", in, func(bool) (int, error) {
 		return s.reclaimScope(ctx, actor, scope, reasonOr(reason, actor))
 	})
 	if err == nil {
