@@ -49,13 +49,27 @@ type AssignResult struct {
 	HeldUntil *time.Time `json:"heldUntil,omitempty"`
 	// Note explains the choice of account when Orchard chose it.
 	Note string `json:"note,omitempty"`
+	// Assignment and Account are the rows as written (absent when the answer is replayed).
+	Assignment *model.LicenseAssignment `json:"-"`
+	Account    *model.Account           `json:"-"`
 }
 
 // Assign records an assignment intent. idempotencyKey (optional) makes a retried call answer
 // the same without assigning twice.
 func (s *Service) Assign(ctx context.Context, actor Actor, in AssignInput, idempotencyKey string) (*AssignResult, error) {
+	// The rules read outside the transaction; a refusal is answered (and recorded under the
+	// key) like any other.
+	plan, perr := s.planAssign(ctx, s.db, in)
+	if perr != nil {
+		if _, ok := model.AsError(perr); !ok {
+			return nil, perr
+		}
+	}
 	res, _, err := idempotent(ctx, s, actor, idempotencyKey, "assignLicense", in, func(tx *db.DB) (*AssignResult, error) {
-		return s.assignTx(ctx, tx, actor, in)
+		if perr != nil {
+			return nil, perr
+		}
+		return s.commitAssign(ctx, tx, actor, in, plan)
 	})
 	if err == nil {
 		s.kick(res.AccountID)
@@ -268,17 +282,34 @@ func nameOf(app *model.App) string {
 	return "app " + app.AdamID
 }
 
-// assignTx is the whole of an assignment, inside the caller's transaction.
-func (s *Service) assignTx(ctx context.Context, tx *db.DB, actor Actor, in AssignInput) (*AssignResult, error) {
-	h, err := s.resolveTarget(ctx, tx, in.Kind, in.Target, "input", "target")
+// assignPlan is what the rules decided for an assignment before anything is written: the
+// holder, the app, and the pools that may provide the license, in order of preference.
+type assignPlan struct {
+	h     holder
+	app   *model.App
+	cands []candidate
+	// rank is each eligible candidate's position among all candidates (for the note).
+	rank []int
+	all  int
+	// refusal is why no candidate is eligible.
+	refusal error
+}
+
+// planAssign checks every rule that reads (the holder, the app, what the holder holds
+// already, R9, R11, account health) and lists the eligible pools. It runs outside the writing
+// transaction, so that the transaction holds its locks only for the writes; what the reads
+// decided cannot go stale in a way that matters: the reservation is conditional (R13) and the
+// unique index refuses a second active assignment per pool and holder.
+func (s *Service) planAssign(ctx context.Context, q *db.DB, in AssignInput) (*assignPlan, error) {
+	h, err := s.resolveTarget(ctx, q, in.Kind, in.Target, "input", "target")
 	if err != nil {
 		return nil, err
 	}
-	cands, app, err := s.candidates(ctx, tx, in, h)
+	cands, app, err := s.candidates(ctx, q, in, h)
 	if err != nil {
 		return nil, err
 	}
-	if existing, err := tx.ActiveAssignmentOfApp(ctx, app.ID, h.kind, serialOf(h), clientIDOf(h)); err == nil {
+	if existing, err := q.ActiveAssignmentOfApp(ctx, app.ID, h.kind, serialOf(h), clientIDOf(h)); err == nil {
 		return nil, &model.Error{Code: model.CodeAlreadyAssigned, Field: []string{"input", "target"},
 			Message: fmt.Sprintf("%s already has (or is getting) a %s license for %s (assignment in state %s)", holderName(h), strings.ToLower(string(h.kind)), nameOf(app), existing.Status)}
 	} else if !errors.Is(err, model.ErrNotFound) {
@@ -286,7 +317,7 @@ func (s *Service) assignTx(ctx context.Context, tx *db.DB, actor Actor, in Assig
 	}
 	if h.kind == model.LicenseKindDevice && h.device.UserID != nil {
 		// R9: no device license over a user license Orchard assigned to the device's user.
-		has, err := tx.UserLicenseByOrchard(ctx, app.ID, *h.device.UserID)
+		has, err := q.UserLicenseByOrchard(ctx, app.ID, *h.device.UserID)
 		if err != nil {
 			return nil, err
 		}
@@ -295,44 +326,66 @@ func (s *Service) assignTx(ctx context.Context, tx *db.DB, actor Actor, in Assig
 				Message: fmt.Sprintf("the user of device %s already holds a user license for %s; a device license is not assigned over it", h.device.SerialNumber, nameOf(app))}
 		}
 	}
-	var firstErr error
-	var exhausted *candidate
-	for i := range cands {
-		c := cands[i]
-		if err := s.checkPool(ctx, tx, c, app, h, []string{"input", "target"}); err != nil {
-			if firstErr == nil {
-				firstErr = err
+	p := &assignPlan{h: h, app: app, all: len(cands)}
+	for i, c := range cands {
+		if err := s.checkPool(ctx, q, c, app, h, []string{"input", "target"}); err != nil {
+			if _, ok := model.AsError(err); !ok {
+				return nil, err
+			}
+			if p.refusal == nil {
+				p.refusal = err
 			}
 			continue
 		}
+		p.cands = append(p.cands, c)
+		p.rank = append(p.rank, i)
+	}
+	if len(p.cands) == 0 {
+		return nil, p.refusal
+	}
+	return p, nil
+}
+
+// commitAssign reserves a license from the first eligible pool that has one left and writes
+// the assignment, inside the caller's transaction.
+func (s *Service) commitAssign(ctx context.Context, tx *db.DB, actor Actor, in AssignInput, p *assignPlan) (*AssignResult, error) {
+	var exhausted *candidate
+	for k, c := range p.cands {
 		ok, err := tx.ReserveLicense(ctx, c.pool.ID)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
 			if exhausted == nil {
-				exhausted = &c
+				exhausted = &p.cands[k]
 			}
 			continue
 		}
-		a, err := s.writeAssignment(ctx, tx, actor, c, app, h, in.Reason, in.Origin)
+		a, err := s.writeAssignment(ctx, tx, actor, c, p.app, p.h, in.Reason, in.Origin)
 		if err != nil {
 			return nil, err
 		}
-		res := &AssignResult{AssignmentID: a.ID, AccountID: c.account.ID}
+		res := &AssignResult{AssignmentID: a.ID, AccountID: c.account.ID, Assignment: a, Account: c.account}
 		if c.account.HeldAt(s.now()) {
 			t := *c.account.ThrottledUntil
 			res.HeldUntil = &t
 		}
 		if in.PoolID == 0 && in.AccountID == 0 {
-			res.Note = fmt.Sprintf("licensed from account %q (%s)", c.account.Name, choiceReason(c, h, i, len(cands)))
+			res.Note = fmt.Sprintf("licensed from account %q (%s)", c.account.Name, choiceReason(c, p.h, p.rank[k], p.all))
 		}
 		return res, nil
 	}
-	if exhausted != nil {
-		return nil, noLicenses(exhausted, app)
+	return nil, noLicenses(exhausted, p.app)
+}
+
+// assignTx is the whole of an assignment inside the caller's transaction (for rules that
+// assign as part of a larger change, such as a conversion).
+func (s *Service) assignTx(ctx context.Context, tx *db.DB, actor Actor, in AssignInput) (*AssignResult, error) {
+	p, err := s.planAssign(ctx, tx, in)
+	if err != nil {
+		return nil, err
 	}
-	return nil, firstErr
+	return s.commitAssign(ctx, tx, actor, in, p)
 }
 
 func choiceReason(c candidate, h holder, i, n int) string {
