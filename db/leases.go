@@ -68,3 +68,21 @@ func (d *DB) after(ttl time.Duration) (string, []any) {
 	}
 	return "?", []any{Now().Add(ttl)}
 }
+
+// Lease is a lease row: who holds the named work, until when (database clock).
+type Lease struct {
+	Name, Holder string
+	ExpiresAt    time.Time
+}
+
+// Leases lists the leases, by name (who works on what, across replicas).
+func (d *DB) Leases(ctx context.Context) ([]Lease, error) {
+	var out []Lease
+	if err := d.with(ctx).Raw("SELECT name, holder, expires_at FROM leases ORDER BY name").Scan(&out).Error; err != nil {
+		return nil, fmt.Errorf("list leases: %w", err)
+	}
+	for i := range out {
+		out[i].ExpiresAt = out[i].ExpiresAt.UTC()
+	}
+	return out, nil
+}

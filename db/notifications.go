@@ -24,13 +24,122 @@ func (d *DB) PruneNotifications(ctx context.Context, before time.Time) error {
 }
 
 // AdjustPoolTotal applies an ASSET_COUNT notification: licenses bought, refunded or moved.
-// It reports false when the account has no such pool yet (a sync will create it).
-func (d *DB) AdjustPoolTotal(ctx context.Context, accountID int64, adamID, pricingParam string, delta int64) (bool, error) {
-	res := d.with(ctx).Exec(`UPDATE license_pools SET total_count = CASE WHEN total_count + ? < 0 THEN 0 ELSE total_count + ? END,
-  apple_available_count = CASE WHEN apple_available_count + ? < 0 THEN 0 ELSE apple_available_count + ? END, updated_at = ?
+// Apple's total and available counts move by delta; licenses taken away (a refund, a move to
+// another location) are counted as retired, as Apple's next listing counts them. It reports
+// applied=false when it changed nothing: the account has no such pool yet (a sync will create
+// it), or a pass of the account is under way (see passRunning); a pass is wanted then.
+func (d *DB) AdjustPoolTotal(ctx context.Context, accountID int64, adamID, pricingParam string, delta int64) (applied bool, err error) {
+	err = d.Tx(ctx, func(tx *DB) error {
+		if running, err := tx.passRunning(ctx, accountID); err != nil || running {
+			return err
+		}
+		retired := max(-delta, 0)
+		res := tx.with(ctx).Exec(`UPDATE license_pools SET total_count = CASE WHEN total_count + ? < 0 THEN 0 ELSE total_count + ? END,
+  apple_available_count = CASE WHEN apple_available_count + ? < 0 THEN 0 ELSE apple_available_count + ? END,
+  retired_count = retired_count + ?, updated_at = ?
   WHERE account_id = ? AND adam_id = ? AND pricing_param = ? AND unlimited = ?`,
-		delta, delta, delta, delta, Now(), accountID, adamID, pricingParam, false)
-	return res.RowsAffected > 0, res.Error
+			delta, delta, delta, delta, retired, Now(), accountID, adamID, pricingParam, false)
+		applied = res.RowsAffected > 0
+		return res.Error
+	})
+	return applied && err == nil, err
+}
+
+// passRunning reports whether a pass of the account is under way. A notification's change of
+// Apple's counts (a delta) is not applied then: the pass writes Apple's counts as it lists
+// them, and may already have listed the change, which would then count twice. The caller
+// asks for a pass instead, whose listing settles the counts.
+func (d *DB) passRunning(ctx context.Context, accountID int64) (bool, error) {
+	var n int64
+	err := d.with(ctx).Model(&model.SyncRun{}).Where("account_id = ? AND status = ?", accountID, model.SyncRunRunning).Count(&n).Error
+	return n > 0, err
+}
+
+// FoundAtApple applies Apple's word that assignments exist there (an associate Orchard did not
+// ask for, or one whose event it does not know): ApplyAssignments creates or confirms them, and
+// Apple's counts of each pool move by the licenses that were not held before, so that the pool
+// shows Apple's counts without waiting for a pass — unless a pass is under way (passRunning):
+// doubt is then true, and the caller asks for a pass.
+func (d *DB) FoundAtApple(ctx context.Context, accountID int64, rows []AppleAssignmentRow, pools map[string]PoolRef) (counts SyncCounts, skipped int, doubt bool, err error) {
+	err = d.Tx(ctx, func(tx *DB) error {
+		held, err := tx.heldPairs(ctx, rows, pools)
+		if err != nil {
+			return err
+		}
+		if counts, skipped, err = tx.ApplyAssignments(ctx, accountID, 0, rows, pools); err != nil {
+			return err
+		}
+		now, err := tx.heldPairs(ctx, rows, pools)
+		if err != nil {
+			return err
+		}
+		deltas := map[int64]int64{}
+		for k := range now {
+			if !held[k] {
+				deltas[k[0].(int64)]++
+			}
+		}
+		if len(deltas) > 0 {
+			running, err := tx.passRunning(ctx, accountID)
+			if err != nil {
+				return err
+			}
+			if doubt = running; !running {
+				if err := tx.adjustAppleAssigned(ctx, deltas); err != nil {
+					return err
+				}
+			}
+		}
+		_, err = tx.RecountPools(ctx, accountID)
+		return err
+	})
+	return counts, skipped, doubt, err
+}
+
+// heldPairs returns which of the rows' (pool, holder) pairs Orchard counts as held at Apple
+// (ASSIGNED or RECLAIMING).
+func (d *DB) heldPairs(ctx context.Context, rows []AppleAssignmentRow, pools map[string]PoolRef) (map[[2]any]bool, error) {
+	var pairs [][2]any
+	for _, r := range rows {
+		if ref, ok := pools[AssetKey(r.AdamID, r.PricingParam)]; ok && (r.SerialNumber != "" || r.ClientUserID != "") {
+			_, key := r.holder()
+			pairs = append(pairs, [2]any{ref.PoolID, key})
+		}
+	}
+	out := map[[2]any]bool{}
+	if len(pairs) == 0 {
+		return out, nil
+	}
+	var found []activeRow
+	q, args := d.pairIn("SELECT id, pool_id, holder_key, status FROM license_assignments WHERE (pool_id, holder_key) IN ", pairs)
+	if err := d.with(ctx).Raw(q, args...).Scan(&found).Error; err != nil {
+		return nil, err
+	}
+	for _, f := range found {
+		if f.Status == model.AssignmentAssigned || f.Status == model.AssignmentReclaiming {
+			out[[2]any{f.PoolID, f.HolderKey}] = true
+		}
+	}
+	return out, nil
+}
+
+// adjustAppleAssigned moves Apple's assigned count of each pool by its delta (and Apple's
+// available count the other way), never below zero.
+func (d *DB) adjustAppleAssigned(ctx context.Context, deltas map[int64]int64) error {
+	now := Now()
+	for poolID, n := range deltas {
+		if n == 0 {
+			continue
+		}
+		err := d.with(ctx).Exec(`UPDATE license_pools SET
+  apple_assigned_count = CASE WHEN apple_assigned_count + ? < 0 THEN 0 ELSE apple_assigned_count + ? END,
+  apple_available_count = CASE WHEN apple_available_count - ? < 0 THEN 0 ELSE apple_available_count - ? END, updated_at = ?
+  WHERE id = ?`, n, n, n, n, now, poolID).Error
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PoolRefs reads the account's pools of the given assets, by AssetKey.
@@ -51,9 +160,10 @@ func (d *DB) PoolRefs(ctx context.Context, accountID int64, adamIDs []string) (m
 
 // GoneAtApple applies Apple's word that assignments no longer exist there (a disassociate or
 // revoke that Orchard did not ask for, or one it did whose event it has not matched): an
-// ASSIGNED one is drift (REMOVED_AT_APPLE), a RECLAIMING one is reclaimed. It returns how many
-// rows changed.
-func (d *DB) GoneAtApple(ctx context.Context, accountID int64, rows []AppleAssignmentRow, pools map[string]PoolRef) (int, error) {
+// ASSIGNED one is drift (REMOVED_AT_APPLE), a RECLAIMING one is reclaimed, and Apple's counts
+// of their pools move with them — unless a pass is under way (passRunning): doubt is then
+// true, and the caller asks for a pass. It returns how many rows changed.
+func (d *DB) GoneAtApple(ctx context.Context, accountID int64, rows []AppleAssignmentRow, pools map[string]PoolRef) (n int, doubt bool, err error) {
 	var pairs [][2]any
 	for _, r := range rows {
 		ref, ok := pools[AssetKey(r.AdamID, r.PricingParam)]
@@ -64,23 +174,26 @@ func (d *DB) GoneAtApple(ctx context.Context, accountID int64, rows []AppleAssig
 		pairs = append(pairs, [2]any{ref.PoolID, key})
 	}
 	if len(pairs) == 0 {
-		return 0, nil
+		return 0, false, nil
 	}
 	now := Now()
-	n := 0
-	err := d.Tx(ctx, func(tx *DB) error {
+	err = d.Tx(ctx, func(tx *DB) error {
+		n = 0
 		var found []activeRow
 		q, args := tx.pairIn("SELECT id, pool_id, holder_key, status FROM license_assignments WHERE (pool_id, holder_key) IN ", pairs)
 		if err := tx.with(ctx).Raw(q, args...).Scan(&found).Error; err != nil {
 			return err
 		}
 		var assigned, reclaiming []int64
+		deltas := map[int64]int64{} // licenses no longer held at Apple, per pool
 		for _, f := range found {
 			switch f.Status {
 			case model.AssignmentAssigned:
 				assigned = append(assigned, f.ID)
+				deltas[f.PoolID]--
 			case model.AssignmentReclaiming:
 				reclaiming = append(reclaiming, f.ID)
+				deltas[f.PoolID]--
 			}
 		}
 		if len(assigned) > 0 {
@@ -100,13 +213,23 @@ func (d *DB) GoneAtApple(ctx context.Context, accountID int64, rows []AppleAssig
 			}
 			n += int(res.RowsAffected)
 		}
-		if n > 0 {
-			_, err := tx.RecountPools(ctx, accountID)
+		if n == 0 {
+			return nil
+		}
+		// Apple's counts move with the licenses it released (its next listing says so too).
+		running, err := tx.passRunning(ctx, accountID)
+		if err != nil {
 			return err
 		}
-		return nil
+		if doubt = running; !running {
+			if err := tx.adjustAppleAssigned(ctx, deltas); err != nil {
+				return err
+			}
+		}
+		_, err = tx.RecountPools(ctx, accountID)
+		return err
 	})
-	return n, err
+	return n, doubt, err
 }
 
 // ForgetNotification drops a notification id whose application failed, so a retry applies it.

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -101,7 +102,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 			}
 		}
 		if len(inserts) > 0 {
-			if err := tx.with(ctx).CreateInBatches(inserts, 500).Error; err != nil {
+			if err := tx.with(ctx).CreateInBatches(inserts, d.batchOf(inserts)).Error; err != nil {
 				return fmt.Errorf("insert pools: %w", err)
 			}
 		}
@@ -178,7 +179,7 @@ func (d *DB) ensureApps(ctx context.Context, rows []AssetRow, now time.Time) (ma
 	if len(missing) == 0 {
 		return found, nil
 	}
-	if err := d.with(ctx).Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(missing, 500).Error; err != nil {
+	if err := d.with(ctx).Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(missing, d.batchOf(missing)).Error; err != nil {
 		return nil, fmt.Errorf("insert apps: %w", err)
 	}
 	if err := read(); err != nil {
@@ -187,10 +188,16 @@ func (d *DB) ensureApps(ctx context.Context, rows []AssetRow, now time.Time) (ma
 	return found, nil
 }
 
+// runningFence is the condition that guards a full pass's sweeps: its run is still RUNNING.
+// A pass that another replica declared dead (it lost its lease; FailStaleRuns) may still be
+// going, and its sweep would take what the new pass saw for gone; fenced, it changes nothing.
+const runningFence = "EXISTS (SELECT 1 FROM sync_runs WHERE sync_runs.id = ? AND sync_runs.status = ?)"
+
 // MarkGonePools records, after a full pass, the pools Apple no longer lists.
 func (d *DB) MarkGonePools(ctx context.Context, accountID, runID int64) (int, error) {
 	res := d.with(ctx).Model(&model.LicensePool{}).
 		Where("account_id = ? AND gone_at_apple_at IS NULL AND (seen_run_id IS NULL OR seen_run_id <> ?)", accountID, runID).
+		Where(runningFence, runID, model.SyncRunRunning).
 		UpdateColumns(map[string]any{"gone_at_apple_at": Now(), "updated_at": Now()})
 	return int(res.RowsAffected), res.Error
 }
@@ -210,6 +217,9 @@ type activeRow struct {
 	PoolID    int64
 	HolderKey string
 	Status    model.AssignmentStatus
+	// ReclaimReason is set on a PENDING assignment reclaimed while on its way to Apple
+	// (selected only where it matters).
+	ReclaimReason *string
 }
 
 // ApplyAssignments applies one page of Apple's assignments. Assignments held at Apple but
@@ -240,13 +250,16 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 		return counts, skipped, nil
 	}
 	now := Now()
+	all := wanted
 	err = d.Tx(ctx, func(tx *DB) error {
+		// Tx runs this again after a deadlock: start from the whole page each time (a row
+		// matched by the rolled-back attempt must be matched, and marked seen, again).
+		wanted, counts = maps.Clone(all), SyncCounts{}
 		var found []activeRow
-		q, args := tx.pairIn("SELECT id, pool_id, holder_key, status FROM license_assignments WHERE (pool_id, holder_key) IN ", pairs)
-		if err := tx.with(ctx).Raw(q, args...).Scan(&found).Error; err != nil {
+		if err := tx.assignmentsByHolder(ctx, []string{"id", "pool_id", "holder_key", "status", "reclaim_reason"}, pairs, &found); err != nil {
 			return fmt.Errorf("find assignments: %w", err)
 		}
-		var seen, confirm []int64
+		var seen, confirm, reclaim []int64
 		for _, f := range found {
 			k := [2]any{f.PoolID, f.HolderKey}
 			if _, ok := wanted[k]; !ok {
@@ -255,7 +268,11 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 			delete(wanted, k)
 			seen = append(seen, f.ID)
 			if f.Status == model.AssignmentPending {
-				confirm = append(confirm, f.ID)
+				if f.ReclaimReason != nil {
+					reclaim = append(reclaim, f.ID)
+				} else {
+					confirm = append(confirm, f.ID)
+				}
 			}
 		}
 		if len(confirm) > 0 {
@@ -266,6 +283,21 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 				return res.Error
 			}
 			counts.Changed += int(res.RowsAffected)
+			// Commands that waited for these licenses may go, as when their events complete
+			// (completeAssociate, which then finds them confirmed and does nothing).
+			if err := tx.with(ctx).Model(&model.DeviceCommand{}).Where("assignment_id IN ? AND waits_for_assignment = ?", confirm, true).
+				Where("EXISTS (SELECT 1 FROM license_assignments la WHERE la.id = device_commands.assignment_id AND la.status = ?)", model.AssignmentAssigned).
+				UpdateColumn("waits_for_assignment", false).Error; err != nil {
+				return err
+			}
+		}
+		for _, id := range reclaim {
+			// Reclaimed while on its way: now that Apple holds it, the reclaim goes ahead, as
+			// when its event completes (confirming it as ASSIGNED would drop the reclaim).
+			if _, err := tx.completeAssociate(ctx, &model.OutboxItem{AssignmentID: &id}, Outcome{OK: true}, now); err != nil {
+				return err
+			}
+			counts.Changed++
 		}
 		if len(wanted) > 0 {
 			list := make([]foundRow, 0, len(wanted))
@@ -358,10 +390,25 @@ func (d *DB) newFoundAssignments(ctx context.Context, accountID, runID int64, li
 		}
 		out = append(out, a)
 	}
-	if err := d.with(ctx).CreateInBatches(out, 500).Error; err != nil {
-		return 0, fmt.Errorf("insert found assignments: %w", err)
+	// A notification of the same assignment (or a pass of another replica that lost its
+	// lease) may insert it between the look-up and this insert: such a row is left as it is
+	// (the unique (pool, holder) index refuses the second), and marked seen by this pass.
+	res := d.with(ctx).Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(out, d.batchOf(out))
+	if res.Error != nil {
+		return 0, fmt.Errorf("insert found assignments: %w", res.Error)
 	}
-	return len(out), nil
+	inserted := int(res.RowsAffected)
+	if inserted < len(out) && runID != 0 {
+		pairs := make([][2]any, 0, len(list))
+		for _, w := range list {
+			pairs = append(pairs, [2]any{w.ref.PoolID, w.key})
+		}
+		q, args := d.pairIn("UPDATE license_assignments SET seen_run_id = ? WHERE (pool_id, holder_key) IN ", pairs)
+		if err := d.with(ctx).Exec(q, append([]any{runID}, args...)...).Error; err != nil {
+			return 0, err
+		}
+	}
+	return inserted, nil
 }
 
 // SweepAssignments ends a full pass: assignments Orchard believed held at Apple that the pass
@@ -374,14 +421,14 @@ func (d *DB) SweepAssignments(ctx context.Context, accountID, runID int64, passS
 	passStart = utc(passStart)
 	removed := 0
 	err := d.Tx(ctx, func(tx *DB) error {
-		unseen := "account_id = ? AND status = ? AND (seen_run_id IS NULL OR seen_run_id <> ?) AND (assigned_at IS NULL OR assigned_at < ?)"
-		res := tx.with(ctx).Model(&model.LicenseAssignment{}).Where(unseen, accountID, model.AssignmentReclaiming, runID, passStart).
+		unseen := "account_id = ? AND status = ? AND (seen_run_id IS NULL OR seen_run_id <> ?) AND (assigned_at IS NULL OR assigned_at < ?) AND " + runningFence
+		res := tx.with(ctx).Model(&model.LicenseAssignment{}).Where(unseen, accountID, model.AssignmentReclaiming, runID, passStart, runID, model.SyncRunRunning).
 			UpdateColumns(map[string]any{"status": model.AssignmentReclaimed, "holder_key": nil, "reclaimed_at": now, "updated_at": now})
 		if res.Error != nil {
 			return res.Error
 		}
 		removed += int(res.RowsAffected)
-		res = tx.with(ctx).Model(&model.LicenseAssignment{}).Where(unseen, accountID, model.AssignmentAssigned, runID, passStart).
+		res = tx.with(ctx).Model(&model.LicenseAssignment{}).Where(unseen, accountID, model.AssignmentAssigned, runID, passStart, runID, model.SyncRunRunning).
 			UpdateColumns(map[string]any{"status": model.AssignmentRemovedAtApple, "holder_key": nil, "removed_at_apple_at": now,
 				"reclaim_reason": "no longer held at Apple (removed in Apple Business Manager or by another tool)", "reclaimed_by": "sync", "updated_at": now})
 		if res.Error != nil {
@@ -408,8 +455,12 @@ func (d *DB) RecountPools(ctx context.Context, accountID int64) (int, error) {
 			Status model.AssignmentStatus
 			N      int64
 		}
+		// By the account's pools rather than by account_id: the (pool_id, status) index covers
+		// the count, where the (account_id, status) one sends every row to the table for its
+		// pool_id (hundreds of milliseconds for 100,000 assignments on MySQL, at every pass).
 		if err := tx.with(ctx).Model(&model.LicenseAssignment{}).Select("pool_id, status, COUNT(*) AS n").
-			Where("account_id = ? AND status IN ?", accountID, []model.AssignmentStatus{model.AssignmentPending, model.AssignmentAssigned, model.AssignmentReclaiming}).
+			Where("pool_id IN (SELECT id FROM license_pools WHERE account_id = ?) AND status IN ?", accountID,
+				[]model.AssignmentStatus{model.AssignmentPending, model.AssignmentAssigned, model.AssignmentReclaiming}).
 			Group("pool_id, status").Scan(&rows).Error; err != nil {
 			return err
 		}

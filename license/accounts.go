@@ -71,6 +71,7 @@ func (s *Service) AddAccount(ctx context.Context, actor Actor, in AddAccountInpu
 	}
 
 	now := s.now()
+	firstPassAt := now.Add(time.Minute)
 	sealedToken, err := s.sealer.Seal([]byte(strings.TrimSpace(in.Token)), PurposeToken)
 	if err != nil {
 		return nil, nil, err
@@ -93,6 +94,10 @@ func (s *Service) AddAccount(ctx context.Context, actor Actor, in AddAccountInpu
 		TokenCiphertext: sealedToken, TokenFingerprint: tok.Fingerprint(), TokenExpiresAt: expires.UTC(),
 		NotificationSecretCiphertext: sealedSecret, Health: model.TokenHealthActive, HealthChangedAt: now,
 		SyncStatus: model.SyncStatusNever,
+		// Not due yet: the first pass is queued below, once the account is claimed (a pass
+		// started by the schedule meanwhile would race the claim and then run twice). Should
+		// the add stop half-way, the schedule takes the account then.
+		NextSyncAt: &firstPassAt,
 	}
 	a.Health = a.EffectiveHealth(now)
 	// The row exists before the claim so that Apple's test notification, sent while the claim
@@ -185,7 +190,9 @@ func (s *Service) RenewAccountToken(ctx context.Context, actor Actor, accountID 
 		return nil, err
 	}
 	a.TokenExpiresAt = expires.UTC()
-	if err := s.SetHealth(ctx, a.ID, a.EffectiveHealth(s.now()), "", nil, actor); err != nil {
+	// Apple accepted the new token: whatever was wrong with the old one (expired, revoked,
+	// invalid) is over.
+	if err := s.SetHealth(ctx, a.ID, UsableHealth(a, s.now()), "", nil, actor); err != nil {
 		return nil, err
 	}
 	if err := s.audit(ctx, actor, "account.renew_token", "Account", a.ID, &a.ID, fmt.Sprintf("token of account %q renewed; it expires %s", a.Name, expires.UTC().Format(time.DateOnly)), nil); err != nil {
@@ -250,10 +257,25 @@ func (s *Service) TakeOverAccount(ctx context.Context, actor Actor, accountID in
 	if !confirm {
 		return a, preview, nil
 	}
-	if _, err := s.apple.Claim(ctx, tok); err != nil && !errors.As(err, &claimed) {
+	// Claimed back, with Apple's notifications pointed at Orchard again (the other manager
+	// will have pointed them at itself).
+	req := apple.ClientConfigRequest{}
+	if a.NotificationsEnabled && s.publicURL != "" {
+		secret, err := s.NotificationSecret(a)
+		if err != nil {
+			return nil, nil, err
+		}
+		if secret != "" {
+			req.NotificationURL = s.publicURL + "/apple/notifications/" + fmt.Sprint(a.ID)
+			req.NotificationAuthToken = secret
+			req.NotificationTypes = NotificationTypes
+		}
+	}
+	if _, err := s.apple.SetClientConfig(ctx, tok, req); err != nil && !errors.As(err, &claimed) {
 		return nil, nil, s.holdOrError(ctx, a.ID, err, "input", "accountId")
 	}
-	if err := s.SetHealth(ctx, a.ID, a.EffectiveHealth(s.now()), "", nil, actor); err != nil {
+	// No longer CLAIMED_ELSEWHERE (EffectiveHealth would keep the stored state).
+	if err := s.SetHealth(ctx, a.ID, UsableHealth(a, s.now()), "", nil, actor); err != nil {
 		return nil, nil, err
 	}
 	msg := fmt.Sprintf("account %q claimed for Orchard", a.Name)
@@ -268,6 +290,14 @@ func (s *Service) TakeOverAccount(ctx context.Context, actor Actor, accountID in
 	}
 	a, err = s.db.AccountByID(ctx, a.ID)
 	return a, preview, err
+}
+
+// UsableHealth is the health of an account whose token Apple has just accepted, with Orchard's
+// claim: ACTIVE, or EXPIRING_SOON / EXPIRED by its expiry date, whatever was stored before.
+func UsableHealth(a *model.Account, now time.Time) model.TokenHealth {
+	fresh := *a
+	fresh.Health = model.TokenHealthActive
+	return fresh.EffectiveHealth(now)
 }
 
 // Token opens an account's sealed token.
@@ -342,14 +372,21 @@ func (s *Service) queueSync(ctx context.Context, accountID int64, kind model.Syn
 		q, err := tx.QueuedSyncRun(ctx, accountID)
 		switch {
 		case err == nil:
-			if kind == model.SyncFull && q.Kind != model.SyncFull {
-				q.Kind = model.SyncFull
-				if err := tx.UpdateSyncRun(ctx, q); err != nil {
-					return err
-				}
+			if kind != model.SyncFull || q.Kind == model.SyncFull {
+				run = q
+				return nil
 			}
-			run = q
-			return nil
+			// Made full only while it is still queued: the scheduler may be starting it
+			// (it does not lock the account), and a started pass keeps its kind.
+			ok, err := tx.MakeQueuedRunFull(ctx, q.ID)
+			if err != nil {
+				return err
+			}
+			if ok {
+				q.Kind = model.SyncFull
+				run = q
+				return nil
+			}
 		case !errors.Is(err, model.ErrNotFound):
 			return err
 		}

@@ -87,12 +87,13 @@ func (s *Scheduler) applyPayload(ctx context.Context, a *model.Account, n *apple
 		return nil
 	case n.AssetCount != nil:
 		c := n.AssetCount
-		found, err := s.db.AdjustPoolTotal(ctx, a.ID, c.AdamID, pricing(c.PricingParam), int64(c.CountDelta))
+		applied, err := s.db.AdjustPoolTotal(ctx, a.ID, c.AdamID, pricing(c.PricingParam), int64(c.CountDelta))
 		if err != nil {
 			return err
 		}
-		if !found {
-			// A new asset: the next pass lists it with its counts.
+		if !applied {
+			// A new asset, or a pass under way that may have listed the change already: a
+			// pass lists the counts.
 			return s.queue(ctx, a.ID)
 		}
 		return nil
@@ -131,19 +132,20 @@ func (s *Scheduler) applyAssetManagement(ctx context.Context, a *model.Account, 
 	}
 	switch m.Type {
 	case apple.EventTypeAssociate:
-		_, skipped, err := s.db.ApplyAssignments(ctx, a.ID, 0, rows, pools)
+		_, skipped, doubt, err := s.db.FoundAtApple(ctx, a.ID, rows, pools)
 		if err != nil {
 			return err
 		}
-		if skipped > 0 {
-			if err := s.queue(ctx, a.ID); err != nil {
-				return err
-			}
+		if skipped > 0 || doubt {
+			// An asset Orchard does not know yet, or Apple's counts left to a pass.
+			return s.queue(ctx, a.ID)
 		}
-		_, err = s.db.RecountPools(ctx, a.ID)
-		return err
+		return nil
 	case apple.EventTypeDisassociate, apple.EventTypeRevoke:
-		_, err := s.db.GoneAtApple(ctx, a.ID, rows, pools)
+		_, doubt, err := s.db.GoneAtApple(ctx, a.ID, rows, pools)
+		if err == nil && doubt {
+			err = s.queue(ctx, a.ID)
+		}
 		return err
 	}
 	return s.queue(ctx, a.ID)

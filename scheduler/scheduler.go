@@ -195,7 +195,7 @@ func (s *Scheduler) tick(ctx context.Context) error {
 // start runs work for an account in the background when this replica is not already running
 // it, a worker slot is free and the account's lease for that kind of work can be taken.
 func (s *Scheduler) start(ctx context.Context, kind string, accountID int64, work func(ctx context.Context, accountID int64) error) {
-	key := fmt.Sprintf("%s:%d", kind, accountID)
+	key := leaseName(kind, accountID)
 	s.mu.Lock()
 	if s.busy[key] {
 		s.mu.Unlock()
@@ -214,8 +214,19 @@ func (s *Scheduler) start(ctx context.Context, kind string, accountID int64, wor
 		release() // all workers busy; the next tick tries again
 		return
 	}
+	granted := time.Now()
 	ok, err := s.db.AcquireLease(ctx, key, s.cfg.Holder, s.cfg.LeaseTTL)
 	if err != nil || !ok {
+		if err != nil {
+			// The statement may have taken the lease all the same (a cancelled context — a
+			// replica stopping — ends the wait for the answer, not always the statement):
+			// give it back, or the account would wait for the lease to run out.
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if rerr := s.db.ReleaseLease(rctx, key, s.cfg.Holder); rerr != nil {
+				s.log.Warn("release lease", "lease", key, "error", rerr)
+			}
+			rcancel()
+		}
 		<-s.sem
 		release()
 		if err != nil && ctx.Err() == nil {
@@ -230,7 +241,7 @@ func (s *Scheduler) start(ctx context.Context, kind string, accountID int64, wor
 		defer release()
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		lost := s.keepLease(wctx, cancel, key)
+		lost := s.keepLease(wctx, cancel, key, granted)
 		err := work(wctx, accountID)
 		cancel()
 		<-lost
@@ -246,30 +257,68 @@ func (s *Scheduler) start(ctx context.Context, kind string, accountID int64, wor
 	}()
 }
 
-// keepLease renews a lease while its work runs and cancels the work if the lease is lost (the
-// database was unreachable for longer than the lease: another replica may have taken it over).
-func (s *Scheduler) keepLease(ctx context.Context, cancel context.CancelFunc, key string) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(s.cfg.LeaseTTL / 3)
+// leaseName names the lease of one kind of work ("sync", "outbox") of an account.
+func leaseName(kind string, accountID int64) string { return fmt.Sprintf("%s:%d", kind, accountID) }
+
+// keepLease renews a lease while its work runs, every third of its TTL, and cancels the work
+// when the lease may be lost: a renewal failed (another replica may hold it), or none got
+// through for too long (the database is slow or unreachable: a renewal can hang). The lease
+// is good until TTL after the last renewal was sent (by this process's clock; the database
+// dates it from later, when it runs the statement), and the work is stopped a quarter of the
+// TTL before that, so that it has ended before another replica may take the lease.
+func (s *Scheduler) keepLease(ctx context.Context, cancel context.CancelFunc, key string, granted time.Time) <-chan struct{} {
+	ttl := s.cfg.LeaseTTL
+	var mu sync.Mutex
+	validUntil := granted.Add(ttl)
+	var wg sync.WaitGroup
+	wg.Go(func() { // renewals
+		t := time.NewTicker(ttl / 3)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				ok, err := s.db.AcquireLease(ctx, key, s.cfg.Holder, s.cfg.LeaseTTL)
-				if ctx.Err() != nil {
-					return
-				}
-				if err != nil || !ok {
-					s.log.Warn("lease lost; stopping its work", "lease", key, "error", err)
-					cancel()
-					return
-				}
+			}
+			sent := time.Now()
+			ok, err := s.db.AcquireLease(ctx, key, s.cfg.Holder, ttl)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil || !ok {
+				s.log.Warn("lease lost; stopping its work", "lease", key, "error", err)
+				cancel()
+				return
+			}
+			mu.Lock()
+			validUntil = sent.Add(ttl)
+			mu.Unlock()
+		}
+	})
+	wg.Go(func() { // watchdog
+		for {
+			mu.Lock()
+			stopAt := validUntil.Add(-ttl / 4)
+			mu.Unlock()
+			d := time.Until(stopAt)
+			if d <= 0 {
+				s.log.Warn("lease not renewed in time; stopping its work", "lease", key)
+				cancel()
+				return
+			}
+			timer := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			case <-timer.C:
 			}
 		}
+	})
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
 	}()
 	return done
 }

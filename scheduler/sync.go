@@ -15,25 +15,44 @@ import (
 
 var syncActor = license.Actor{Kind: model.ActorSync, Name: "sync"}
 
+// stoppedMsg is the error of a pass whose replica stopped (or died) before it ended.
+const stoppedMsg = "the replica running this pass stopped before it ended; the next replica to take the account runs it again"
+
 // syncAccount runs one pass of an account, under its lease: the queued pass if an admin or a
 // notification asked for one, else the one that is due (full when the full pass is due). It
 // records the pass as a sync run and sets the account's next due times.
 func (s *Scheduler) syncAccount(ctx context.Context, accountID int64) error {
+	// We hold the lease: a RUNNING pass of this account belongs to a replica that died or
+	// lost the lease. Declared dead first, then the account is read: a pass that ended
+	// just before is seen with its outcome (FinishSyncRun), and one that had not cannot
+	// record it any more.
+	stale, err := s.db.FailStaleRuns(ctx, accountID, stoppedMsg)
+	if err != nil {
+		return err
+	}
 	a, err := s.db.AccountByID(ctx, accountID)
 	if err != nil {
 		return err
+	}
+	if a.RemovedAt != nil {
+		return nil
+	}
+	for _, r := range stale {
+		if r.Trigger != model.TriggerSchedule {
+			// What an admin, a notification or the account's addition asked for is not lost
+			// with the replica that was running it.
+			if _, err := s.svc.QueueSync(ctx, a.ID, r.Kind, r.Trigger); err != nil {
+				return err
+			}
+		}
 	}
 	now, err := s.db.ClockNow(ctx)
 	if err != nil {
 		return err
 	}
 	// Another replica may have run the pass between this replica's tick and its lease.
-	if a.RemovedAt != nil || a.HeldAt(now) {
+	if a.HeldAt(now) {
 		return nil
-	}
-	// We hold the lease: a RUNNING pass of this account belongs to a replica that died.
-	if err := s.db.FailStaleRuns(ctx, a.ID, "the replica running this pass stopped"); err != nil {
-		return err
 	}
 	run, err := s.db.QueuedSyncRun(ctx, a.ID)
 	switch {
@@ -49,20 +68,20 @@ func (s *Scheduler) syncAccount(ctx context.Context, accountID int64) error {
 	case err != nil:
 		return err
 	}
-	run.Status, run.StartedAt = model.SyncRunRunning, db.Now()
-	if run.ID == 0 {
-		err = s.db.InsertSyncRun(ctx, run)
-	} else {
-		err = s.db.UpdateSyncRun(ctx, run)
-	}
+	started, err := s.db.StartSyncRun(ctx, run, leaseName("sync", a.ID), s.cfg.Holder)
 	if err != nil {
 		return err
+	}
+	if !started {
+		s.log.Warn("lease ran out before the pass started; another replica has the account", "account", a.ID)
+		return nil
 	}
 	if err := s.db.UpdateAccount(ctx, a.ID, map[string]any{"sync_status": model.SyncStatusRunning}); err != nil {
 		return err
 	}
 	start := time.Now()
 	res, perr := s.pass(ctx, a, run)
+	s.refreshMetadata(ctx, a, perr)
 	s.finish(ctx, a, run, res, perr, now)
 	syncDuration.WithLabelValues(string(run.Kind), string(run.Status)).Observe(time.Since(start).Seconds())
 	syncRuns.WithLabelValues(fmt.Sprint(a.ID), string(run.Kind), string(run.Status)).Inc()
@@ -76,6 +95,7 @@ type passResult struct {
 
 // finish records a pass's outcome and the account's next due times.
 func (s *Scheduler) finish(ctx context.Context, a *model.Account, run *model.SyncRun, res passResult, perr error, started time.Time) {
+	stopped := ctx.Err() != nil && errors.Is(perr, context.Canceled)
 	ctx = context.WithoutCancel(ctx)
 	now := db.Now()
 	run.FinishedAt = &now
@@ -83,6 +103,14 @@ func (s *Scheduler) finish(ctx context.Context, a *model.Account, run *model.Syn
 	var until time.Time
 	var held bool
 	switch {
+	case perr != nil && stopped:
+		// This replica is stopping (or lost the lease): not the account's failure. The pass
+		// is recorded as stopped, and the account stays due (next_sync_at and last_error
+		// are left as they were) for whichever replica takes its lease next.
+		msg := stoppedMsg
+		run.Status, run.Error = model.SyncRunFailed, &msg
+		cols["sync_status"] = a.SyncStatus
+		s.log.Info("pass stopped with its replica", "account", a.ID, "kind", run.Kind)
 	case perr == nil:
 		run.Status = model.SyncRunSucceeded
 		cols["sync_status"] = model.SyncStatusOK
@@ -113,12 +141,16 @@ func (s *Scheduler) finish(ctx context.Context, a *model.Account, run *model.Syn
 		msg := perr.Error()
 		run.Error = &msg
 		if until, held = apple.ThrottledUntil(perr); held {
-			// R3: hold every action on this account until Apple's time; the pass is due again
-			// then (next_sync_at is left as it was).
+			// R3: hold every action on this account until Apple's time; then the pass runs
+			// again by itself: it is queued anew, with its kind and trigger, and the tick
+			// starts it once the hold is over (the account's next due time may be far off).
 			run.Status = model.SyncRunHeld
 			cols["sync_status"] = model.SyncStatusHeld
 			if err := s.db.HoldAccount(ctx, a.ID, until, msg); err != nil {
 				s.log.Error("record hold", "account", a.ID, "error", err)
+			}
+			if _, err := s.svc.QueueSync(ctx, a.ID, run.Kind, run.Trigger); err != nil {
+				s.log.Error("queue the held pass again", "account", a.ID, "error", err)
 			}
 			holds.WithLabelValues(fmt.Sprint(a.ID)).Inc()
 			s.log.Warn("Apple asked to wait; account held", "account", a.ID, "until", until, "reason", msg)
@@ -131,20 +163,28 @@ func (s *Scheduler) finish(ctx context.Context, a *model.Account, run *model.Syn
 			s.log.Warn("sync failed", "account", a.ID, "kind", run.Kind, "error", msg)
 		}
 	}
-	if err := s.db.UpdateSyncRun(ctx, run); err != nil {
-		s.log.Error("record sync run", "run", run.ID, "error", err)
-	}
-	if err := s.db.UpdateAccount(ctx, a.ID, cols); err != nil {
-		s.log.Error("record sync outcome", "account", a.ID, "error", err)
+	// The run and the account's due times together, and only if no other replica has
+	// declared this pass dead meanwhile (this one lost its lease): the account is then
+	// that replica's to record.
+	if ok, err := s.db.FinishSyncRun(ctx, run, cols); err != nil {
+		s.log.Error("record sync outcome", "account", a.ID, "run", run.ID, "error", err)
+	} else if !ok {
+		s.log.Warn("pass outcome not recorded: another replica took the account over", "account", a.ID, "run", run.ID)
+	} else if perr != nil && stopped && run.Trigger != model.TriggerSchedule {
+		// A pass asked for (not merely due) runs again, here or on another replica.
+		if _, err := s.svc.QueueSync(ctx, a.ID, run.Kind, run.Trigger); err != nil {
+			s.log.Error("queue the stopped pass again", "account", a.ID, "error", err)
+		}
 	}
 	if held {
 		s.wakeAt(until)
 	}
 }
 
-// wakeAt makes sure a tick runs soon after t (held work resumes by itself).
+// wakeAt makes sure a tick runs soon after the hold recorded for Apple's time t ends (held
+// work resumes by itself).
 func (s *Scheduler) wakeAt(t time.Time) {
-	d := time.Until(t) + 10*time.Millisecond
+	d := time.Until(t.Add(db.HoldMargin)) + 10*time.Millisecond
 	if d < 0 {
 		d = 0
 	}
@@ -218,7 +258,9 @@ func (s *Scheduler) checkHealth(ctx context.Context, a *model.Account, tok *appl
 			return false, err
 		}
 	}
-	h := a.EffectiveHealth(now)
+	// Apple accepted the token and the claim is Orchard's: a health stored earlier (a 9622
+	// that passed, a token Apple restored, a claim taken back) no longer holds.
+	h := license.UsableHealth(a, now)
 	a.Health = h
 	return true, s.svc.SetHealth(ctx, a.ID, h, "", nil, syncActor)
 }

@@ -40,8 +40,27 @@ type Replica struct {
 	Holder    string
 	Scheduler *scheduler.Scheduler
 	Apple     *apple.Client
-	stop      context.CancelFunc
-	done      chan struct{}
+	// DB is the replica's database handle: the Stack's, or one of its own with
+	// StackOptions.SeparateDBs.
+	DB    *db.DB
+	ownDB bool
+	stop  context.CancelFunc
+	done  chan struct{}
+}
+
+// Crash stops the replica as if its process died: its database handle is closed first, so
+// that it can neither record the end of the work it had under way nor give its leases back
+// (they run out), then its context is cancelled and it is waited for. It needs
+// StackOptions.SeparateDBs.
+func (r *Replica) Crash(t testing.TB) {
+	t.Helper()
+	if !r.ownDB {
+		t.Fatal("Replica.Crash needs StackOptions.SeparateDBs")
+	}
+	if err := r.DB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.Stop()
 }
 
 // Stop stops the replica's scheduler (its context is cancelled, as at shutdown) and waits for
@@ -65,6 +84,9 @@ type StackOptions struct {
 	// Holder "replica-N" (unless Scheduler.Holder is set, for a single one) and an Apple
 	// client of its own.
 	Replicas int
+	// SeparateDBs gives every replica a database handle of its own on the same database, as
+	// separate processes have (see Replica.Crash).
+	SeparateDBs bool
 }
 
 // NewStack starts a Stack over d.
@@ -112,6 +134,15 @@ func NewStack(t testing.TB, d *db.DB, opts StackOptions) *Stack {
 		if i > 0 {
 			sc.Apple = newClient()
 		}
+		own := false
+		if opts.SeparateDBs {
+			h, err := db.Open(context.Background(), d.Target(), db.Options{Logger: dbtest.Quiet()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = h.Close() })
+			sc.DB, own = h, true
+		}
 		if sc.Log == nil {
 			sc.Log = dbtest.Quiet()
 		}
@@ -122,12 +153,15 @@ func NewStack(t testing.TB, d *db.DB, opts StackOptions) *Stack {
 			sc.PollInterval = 100 * time.Millisecond
 		}
 		if sc.LeaseTTL == 0 {
-			sc.LeaseTTL = 3 * time.Second
+			// Long enough for the race detector's slow SQLite: a pass whose lease renewal
+			// is late is stopped (and run again).
+			sc.LeaseTTL = 10 * time.Second
 		}
 		if sc.Holder == "" || n > 1 {
 			sc.Holder = fmt.Sprintf("replica-%d", i)
 		}
-		st.Replicas = append(st.Replicas, &Replica{Holder: sc.Holder, Scheduler: scheduler.New(sc), Apple: sc.Apple, done: make(chan struct{})})
+		st.Replicas = append(st.Replicas, &Replica{Holder: sc.Holder, Scheduler: scheduler.New(sc), Apple: sc.Apple,
+			DB: sc.DB, ownDB: own, done: make(chan struct{})})
 	}
 	st.Scheduler = st.Replicas[0].Scheduler
 	svc.SetKick(func(id int64) {
