@@ -11,7 +11,6 @@ import (
 
 	"orchard/apple/applesim"
 	"orchard/db"
-	"orchard/db/dbtest"
 	"orchard/model"
 	"orchard/resolvers/gqltest"
 )
@@ -20,10 +19,10 @@ import (
 // of the account — every pool's counts, every assignment's holder — equals the simulator's.
 func TestAddAccountMirrorsApple(t *testing.T) {
 	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+	onEngines(t, func(t *testing.T, d *db.DB) {
 		// Small pages, so that the pass reads several pages of each listing.
-		st := gqltest.NewStack(t, d, gqltest.StackOptions{Sim: applesim.Options{PageSize: 50}})
-		g := gen(st.Sim, 1, 11)
+		st := newStack(t, d, gqltest.StackOptions{Sim: applesim.Options{PageSize: 50}})
+		g := st.Sim.Generate(applesim.GenSpec{Tokens: 1, AppsPerToken: 12, AssignmentsPerToken: 240, Seed: 11, Countries: []string{"US", "GB"}})
 		tok, want := g.TokenFiles[0], g.Tokens[0]
 		// A refund, so that Apple's retired count is not zero everywhere.
 		refundOne(t, st.Sim, tok)
@@ -53,13 +52,16 @@ func TestAddAccountMirrorsApple(t *testing.T) {
 			t.Errorf("Apple's mdmInfo after addAccount = %q %q, want Orchard's claim", id, name)
 		}
 
-		st.WaitSynced(t, a.ID, start)
+		waitSynced(t, st, a.ID, start)
 		checkMatchesSim(t, st, a.ID, tok)
 
 		// The first pass is recorded with what it read and added.
 		rs := runs(t, st, a.ID)
 		if len(rs) == 0 {
 			t.Fatal("no sync run recorded")
+		}
+		if len(rs) != 1 {
+			t.Errorf("%d sync runs after the first pass, want 1 (the first pass runs once): %+v", len(rs), rs)
 		}
 		first := rs[0]
 		assets, assigns, users := len(st.Sim.AssetStates(tok)), len(st.Sim.Assignments(tok)), activeUsers(st.Sim, tok)
@@ -102,8 +104,8 @@ func TestAddAccountMirrorsApple(t *testing.T) {
 // The account mutations' refusals, and what each accepted mutation does.
 func TestAccountMutations(t *testing.T) {
 	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, d *db.DB) {
-		st := gqltest.NewStack(t, d, gqltest.StackOptions{
+	onEngines(t, func(t *testing.T, d *db.DB) {
+		st := newStack(t, d, gqltest.StackOptions{
 			Scheduler: fastSchedule(),
 		})
 		g := gen(st.Sim, 2, 12)
@@ -156,7 +158,7 @@ func TestAccountMutations(t *testing.T) {
 			if id, name, _ := st.Sim.MDMInfo(tokB); id == "other-mdm-42" || name != "Orchard" {
 				t.Errorf("after takeOver, Apple's mdmInfo = %q %q, want Orchard's", id, name)
 			}
-			st.WaitSynced(t, a.ID, start)
+			waitSynced(t, st, a.ID, start)
 			checkMatchesSim(t, st, a.ID, tokB)
 			if got := account(t, st, a.ID).Health; got != "ACTIVE" {
 				t.Errorf("health after takeOver = %s, want ACTIVE", got)
@@ -184,7 +186,7 @@ func TestAccountMutations(t *testing.T) {
 				t.Errorf("after renew: tokenExpiresAt %v health %s, want %v ACTIVE", acc.TokenExpiresAt, acc.Health, later)
 			}
 			// A renewal queues a full pass.
-			st.WaitSynced(t, idA, start)
+			waitSynced(t, st, idA, start)
 			checkMatchesSim(t, st, idA, tokA)
 		})
 
@@ -217,7 +219,7 @@ func TestAccountMutations(t *testing.T) {
 			// A pass that was under way when the account was removed may still finish; wait
 			// for it, then give the scheduler many incremental intervals to (wrongly) sync.
 			var quiet time.Time
-			gqltest.WaitFor(t, "no pass of the removed account running", waitLong, func() bool {
+			waitFor(t, "no pass of the removed account running", waitLong, func() bool {
 				for _, r := range runs(t, st, idA) {
 					if r.Status == "RUNNING" || r.Status == "QUEUED" {
 						return false
@@ -226,7 +228,7 @@ func TestAccountMutations(t *testing.T) {
 				quiet = time.Now()
 				return true
 			})
-			time.Sleep(10 * fastSchedule().IncrementalInterval)
+			time.Sleep(3 * fastSchedule().IncrementalInterval)
 			if reqs := requestsSince(st.Sim, tokA, quiet); len(reqs) > 0 {
 				t.Errorf("%d requests for the removed account after it was removed (at %s), first %+v", len(reqs), removed.Format(time.RFC3339Nano), reqs[0])
 			}
@@ -261,10 +263,10 @@ func TestAccountMutations(t *testing.T) {
 	})
 }
 
-// fastSchedule is a scheduler configuration with passes due often, so that a test sees quickly
-// what the scheduler would (wrongly) do.
+// fastSchedule is a scheduler configuration with passes due every second, so that a test
+// sees quickly what the scheduler would (wrongly) do.
 func fastSchedule() schedulerConfig {
-	return schedulerConfig{IncrementalInterval: 300 * time.Millisecond, SyncInterval: 2 * time.Second, Jitter: 0.01}
+	return schedulerConfig{IncrementalInterval: time.Second, SyncInterval: 10 * time.Second, Jitter: 0.01}
 }
 
 func renew(t testing.TB, st *gqltest.Stack, gid, tok string) []userError {

@@ -1,15 +1,20 @@
 package scheduler_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"orchard/apple/applesim"
+	"orchard/db"
+	"orchard/db/dbtest"
 	"orchard/model"
 	"orchard/resolvers/gqltest"
 	"orchard/scheduler"
@@ -23,6 +28,9 @@ type schedulerConfig = scheduler.Config
 // waitLong bounds every wait for background work: generous, for a loaded 2-core machine
 // running the race detector. Tests never assert how fast something happens, only that it does.
 const waitLong = 30 * time.Second
+
+// pollEvery is how often waits look again (each look is a GraphQL request or two).
+const pollEvery = 100 * time.Millisecond
 
 // accountView is what an account shows through GraphQL.
 type accountView struct {
@@ -307,7 +315,7 @@ func syncAccount(t testing.TB, st *gqltest.Stack, gid, kind string) runView {
 func waitRun(t testing.TB, st *gqltest.Stack, id string) runView {
 	t.Helper()
 	var r runView
-	gqltest.WaitFor(t, "sync run "+id+" to finish", waitLong, func() bool {
+	waitFor(t, "sync run "+id+" to finish", waitLong, func() bool {
 		r = run(t, st, id)
 		return r.Status != "QUEUED" && r.Status != "RUNNING"
 	})
@@ -402,9 +410,32 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-// gen generates a small account's data: a few apps, a few hundred assignments.
+// gen generates small accounts' data: a few apps, some eighty assignments each (the race
+// detector makes the embedded SQLite slow; TestAddAccountMirrorsApple reads larger ones).
 func gen(sim *applesim.Sim, tokens int, seed int64) applesim.Generated {
-	return sim.Generate(applesim.GenSpec{Tokens: tokens, AppsPerToken: 12, AssignmentsPerToken: 240, Seed: seed, Countries: []string{"US", "GB", "DE"}})
+	return sim.Generate(applesim.GenSpec{Tokens: tokens, AppsPerToken: 6, AssignmentsPerToken: 80, Seed: seed, Countries: []string{"US", "GB", "DE"}})
+}
+
+// newStack starts Orchard over d with the scheduler ticking every 100ms (work that is asked
+// for wakes it at once; only passes that fall due wait for a tick).
+func newStack(t testing.TB, d *db.DB, opts gqltest.StackOptions) *gqltest.Stack {
+	t.Helper()
+	if opts.Scheduler.Tick == 0 {
+		opts.Scheduler.Tick = 100 * time.Millisecond
+	}
+	return gqltest.NewStack(t, d, opts)
+}
+
+// waitFor polls cond every pollEvery until it holds, or fails the test after timeout.
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(pollEvery)
+	}
 }
 
 // addSynced adds an account through the API and waits for its first pass.
@@ -412,6 +443,74 @@ func addSynced(t testing.TB, st *gqltest.Stack, name, tok string) string {
 	t.Helper()
 	start := time.Now()
 	gid := st.AddAccount(t, name, tok)
-	st.WaitSynced(t, gid, start)
+	waitSynced(t, st, gid, start)
 	return gid
+}
+
+// waitSynced waits for a successful pass of the account started after since.
+func waitSynced(t testing.TB, st *gqltest.Stack, gid string, since time.Time) runView {
+	t.Helper()
+	var got runView
+	waitFor(t, "a successful pass of "+gid, waitLong, func() bool {
+		for _, r := range runs(t, st, gid) {
+			if r.Status == "SUCCEEDED" && r.StartedAt.After(since) {
+				got = r
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
+
+// waitMatchesSim waits until Orchard's picture of an account equals the simulator's, and
+// reports the difference if it never does.
+func waitMatchesSim(t testing.TB, st *gqltest.Stack, gid, tok, what string) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for !matchesSim(t, st, gid, tok) {
+		if time.Now().After(deadline) {
+			checkMatchesSim(t, st, gid, tok)
+			t.Fatalf("timed out after %s waiting for %s", waitLong, what)
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+// dbID is the database id inside a global id (base64url of "Type:id").
+func dbID(t testing.TB, gid string) int64 {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(gid)
+	if err != nil {
+		t.Fatalf("global id %q: %v", gid, err)
+	}
+	_, num, _ := strings.Cut(string(b), ":")
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		t.Fatalf("global id %q: %v", gid, err)
+	}
+	return n
+}
+
+// onEngines runs fn on every database engine (dbtest.Engines: SQLite, and MySQL when
+// ORCHARD_TEST_MYSQL_DSN is set), each with a fresh database, at the same time: the tests
+// mostly wait for background work, and go test runs only GOMAXPROCS parallel tests at once.
+func onEngines(t *testing.T, fn func(t *testing.T, d *db.DB)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, e := range dbtest.Engines() {
+		wg.Go(func() { t.Run(e.Name, func(t *testing.T) { fn(t, e.Open(t)) }) })
+	}
+	wg.Wait()
+}
+
+// concurrently runs the named subtests at the same time (as plain subtests, which t.Run allows
+// from several goroutines) and returns when all are done.
+func concurrently(t *testing.T, names []string, fn func(t *testing.T, i int)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() { t.Run(name, func(t *testing.T) { fn(t, i) }) })
+	}
+	wg.Wait()
 }
