@@ -108,7 +108,6 @@ func (c *Client) exchange(ctx context.Context, r *request, decode decodeFunc) er
 		} else if waited {
 			continue
 		}
-		now := c.now()
 		start := time.Now()
 		ans, err := c.roundTrip(ctx, r)
 		dur := time.Since(start)
@@ -161,7 +160,9 @@ func (c *Client) exchange(ctx context.Context, r *request, decode decodeFunc) er
 			slog.Int("attempt", attempt), slog.Duration("duration", dur))
 
 		if isThrottleStatus(ans.status) || isThrottleNumber(num) {
-			h := c.recordThrottle(r, ans, num, now)
+			// Apple counts Retry-After from its answer, so the hold is dated from when the
+			// answer arrived, not from when the request left.
+			h := c.recordThrottle(r, ans, num, c.now())
 			te := &ThrottleError{Until: h.until, Reason: h.reason, HTTPStatus: ans.status, Number: num,
 				Scope: r.scope, Endpoint: name}
 			if apiErr != nil {

@@ -71,12 +71,11 @@ func (d *DB) UpdateAccount(ctx context.Context, id int64, cols map[string]any) e
 	return err
 }
 
-// HoldMargin is added to every hold HoldAccount records. Apple counts a Retry-After of N
-// seconds from its answer, while the Apple client dates the hold from when it sent the
-// request (earlier, by the request's time on the way); and replicas compare the hold, written
-// by one process's clock, with the database's clock. A request a little late is harmless; one
-// early may be refused "for even longer periods" (apple-api.md §9.6).
-const HoldMargin = 500 * time.Millisecond
+// HoldMargin is added to every hold HoldAccount records: the hold is computed on the clock of
+// the process that got Apple's answer and compared, by every replica, with the database's
+// clock. A request a little late is harmless; one early may be refused "for even longer
+// periods" (apple-api.md §9.6).
+const HoldMargin = 100 * time.Millisecond
 
 // HoldAccount records Apple's Retry-After: nothing is sent for the account before until (plus
 // HoldMargin). A hold only ever grows (two answers racing cannot shorten it).

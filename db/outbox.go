@@ -400,12 +400,14 @@ func (d *DB) failAssignments(ctx context.Context, ids []int64, from model.Assign
 	if da == 0 && dr == 0 {
 		return nil
 	}
+	apple := map[int64]int64{}
 	for pool, n := range perPool {
 		if err := d.AdjustPoolCounts(ctx, pool, da*n, dr*n); err != nil {
 			return err
 		}
+		apple[pool] = da * n // a license Apple held (da ≠ 0) came back there too
 	}
-	return nil
+	return d.adjustAppleAssigned(ctx, apple)
 }
 
 // confirmAssociates: Apple assigned these licenses. PENDING ones become ASSIGNED (their
@@ -471,7 +473,8 @@ func (d *DB) confirmAssociates(ctx context.Context, ids []int64, now time.Time) 
 			return nil, err
 		}
 	}
-	return assigned, nil
+	// Apple's own counts moved too; the next pass reads them exactly.
+	return assigned, d.adjustAppleAssigned(ctx, perPool)
 }
 
 // completeAssociate: Apple assigned the license (or refused it, releasing the reservation). A
