@@ -2,19 +2,53 @@ package db
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"orchard/model"
 )
 
-// RememberNotification records a notification id; it reports false when the id was seen
-// before (Apple delivers duplicates; each is applied once).
-func (d *DB) RememberNotification(ctx context.Context, id string, accountID int64, typ string) (bool, error) {
+// ErrNotificationInProgress is returned for a notification whose first delivery is being
+// applied right now; the caller answers so that Apple retries later.
+var ErrNotificationInProgress = errors.New("this notification is being applied")
+
+// notificationRetryAfter is how long a remembered but unapplied notification is taken to be in
+// progress; after it, the process that took it is presumed dead and a redelivery applies it.
+const notificationRetryAfter = 30 * time.Second
+
+// ClaimNotification records a notification id before its changes are applied. It reports false
+// for a notification already applied (Apple delivers duplicates; each applies once), and
+// ErrNotificationInProgress while another delivery of it is being applied.
+func (d *DB) ClaimNotification(ctx context.Context, id string, accountID int64, typ string) (bool, error) {
 	err := d.with(ctx).Create(&model.AppleNotification{NotificationID: id, AccountID: accountID, Type: typ, ReceivedAt: Now()}).Error
-	if isDuplicate(err) {
+	if err == nil {
+		return true, nil
+	}
+	if !isDuplicate(err) {
+		return false, err
+	}
+	var prev model.AppleNotification
+	if err := d.with(ctx).Where("notification_id = ?", id).Take(&prev).Error; err != nil {
+		return false, notFound(err)
+	}
+	if prev.AppliedAt != nil {
 		return false, nil
 	}
-	return err == nil, err
+	// Taken but never applied: by a delivery still at work, or by a process that died.
+	res := d.with(ctx).Model(&model.AppleNotification{}).Where("notification_id = ? AND applied_at IS NULL AND received_at < ?", id, Now().Add(-notificationRetryAfter)).
+		UpdateColumn("received_at", Now())
+	if res.Error != nil {
+		return false, res.Error
+	}
+	if res.RowsAffected == 0 {
+		return false, ErrNotificationInProgress
+	}
+	return true, nil
+}
+
+// MarkNotificationApplied records that a notification's changes are recorded.
+func (d *DB) MarkNotificationApplied(ctx context.Context, id string) error {
+	return d.with(ctx).Model(&model.AppleNotification{}).Where("notification_id = ?", id).UpdateColumn("applied_at", Now()).Error
 }
 
 // PruneNotifications forgets notification ids older than before (Apple retries for minutes,

@@ -83,4 +83,6 @@ type AppleNotification struct {
 	AccountID      int64
 	Type           string
 	ReceivedAt     time.Time
+	// AppliedAt is set once the notification's changes are recorded.
+	AppliedAt *time.Time
 }

@@ -63,9 +63,9 @@ func (s *Scheduler) NotificationHandler() http.Handler {
 // applyNotification applies one notification, once.
 func (s *Scheduler) applyNotification(ctx context.Context, a *model.Account, n *apple.Notification) error {
 	if n.NotificationID != "" {
-		fresh, err := s.db.RememberNotification(ctx, n.NotificationID, a.ID, n.NotificationType)
+		fresh, err := s.db.ClaimNotification(ctx, n.NotificationID, a.ID, n.NotificationType)
 		if err != nil {
-			return err
+			return err // in progress elsewhere: Apple's retry finds it applied
 		}
 		if !fresh {
 			notifications.WithLabelValues("duplicate").Inc()
@@ -74,11 +74,15 @@ func (s *Scheduler) applyNotification(ctx context.Context, a *model.Account, n *
 	}
 	notifications.WithLabelValues(n.NotificationType).Inc()
 	err := s.applyPayload(ctx, a, n)
-	if err != nil && n.NotificationID != "" {
+	if n.NotificationID == "" {
+		return err
+	}
+	if err != nil {
 		// Let Apple's retry apply it.
 		_ = s.db.ForgetNotification(context.WithoutCancel(ctx), n.NotificationID)
+		return err
 	}
-	return err
+	return s.db.MarkNotificationApplied(context.WithoutCancel(ctx), n.NotificationID)
 }
 
 func (s *Scheduler) applyPayload(ctx context.Context, a *model.Account, n *apple.Notification) error {
