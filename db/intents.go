@@ -198,10 +198,12 @@ func (d *DB) LockAssignment(ctx context.Context, id int64) (*model.LicenseAssign
 	return &x, nil
 }
 
-// CancelQueuedAssociate cancels the associate of an assignment if it has not been sent to Apple
-// yet; it reports whether it did.
+// CancelQueuedAssociate cancels the associate of an assignment if it was never sent to Apple;
+// it reports whether it did.
 func (d *DB) CancelQueuedAssociate(ctx context.Context, assignmentID int64) (bool, error) {
-	res := d.with(ctx).Model(&model.OutboxItem{}).Where("assignment_id = ? AND action = ? AND status = ?", assignmentID, model.OutboxAssociate, model.OutboxQueued).
+	// Only an item never attempted: one queued again after an attempt (a crash, a network
+	// error) may have reached Apple.
+	res := d.with(ctx).Model(&model.OutboxItem{}).Where("assignment_id = ? AND action = ? AND status = ? AND attempts = 0", assignmentID, model.OutboxAssociate, model.OutboxQueued).
 		UpdateColumns(map[string]any{"status": model.OutboxFailed, "last_error": "cancelled: the license was taken back before it reached Apple", "completed_at": Now()})
 	return res.RowsAffected > 0, res.Error
 }

@@ -14,7 +14,7 @@ var ErrNotificationInProgress = errors.New("this notification is being applied")
 
 // notificationRetryAfter is how long a remembered but unapplied notification is taken to be in
 // progress; after it, the process that took it is presumed dead and a redelivery applies it.
-const notificationRetryAfter = 30 * time.Second
+const notificationRetryAfter = 5 * time.Second
 
 // ClaimNotification records a notification id before its changes are applied. It reports false
 // for a notification already applied (Apple delivers duplicates; each applies once), and

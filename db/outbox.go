@@ -614,3 +614,53 @@ func chunks(ids []int64, n int) [][]int64 {
 	}
 	return out
 }
+
+// DropObsoleteOutbox completes, without sending them, the queued items whose assignment no
+// longer needs them: an associate for an assignment that is not PENDING any more (a pass or a
+// notification found it at Apple, or it was cancelled), a disassociate for one that is not
+// RECLAIMING. Sending them would undo what happened since: an associate re-sent after a crash
+// must not reach Apple after the license was reclaimed. It returns the ids it dropped.
+func (d *DB) DropObsoleteOutbox(ctx context.Context, items []*model.OutboxItem) ([]int64, error) {
+	var ids []int64
+	for _, it := range items {
+		if it.AssignmentID != nil && (it.Action == model.OutboxAssociate || it.Action == model.OutboxDisassociate) {
+			ids = append(ids, *it.AssignmentID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	status := map[int64]model.AssignmentStatus{}
+	for _, chunk := range chunks(ids, 1000) {
+		var rows []struct {
+			ID     int64
+			Status model.AssignmentStatus
+		}
+		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Select("id", "status").Where("id IN ?", chunk).Scan(&rows).Error; err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			status[r.ID] = r.Status
+		}
+	}
+	var drop []int64
+	for _, it := range items {
+		if it.AssignmentID == nil {
+			continue
+		}
+		st, ok := status[*it.AssignmentID]
+		switch {
+		case it.Action == model.OutboxAssociate && (!ok || st != model.AssignmentPending):
+			drop = append(drop, it.ID)
+		case it.Action == model.OutboxDisassociate && (!ok || st != model.AssignmentReclaiming):
+			drop = append(drop, it.ID)
+		}
+	}
+	for _, chunk := range chunks(drop, 1000) {
+		if err := d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ?", chunk, model.OutboxQueued).
+			UpdateColumns(map[string]any{"status": model.OutboxDone, "last_error": "no longer needed: the assignment moved on", "completed_at": Now()}).Error; err != nil {
+			return nil, err
+		}
+	}
+	return drop, nil
+}

@@ -97,6 +97,23 @@ func (s *Scheduler) dispatch(ctx context.Context, a *model.Account, tok *apple.T
 	if err != nil || len(items) == 0 {
 		return err
 	}
+	dropped, err := s.db.DropObsoleteOutbox(ctx, items)
+	if err != nil {
+		return err
+	}
+	if len(dropped) > 0 {
+		gone := map[int64]bool{}
+		for _, id := range dropped {
+			gone[id] = true
+		}
+		kept := items[:0]
+		for _, it := range items {
+			if !gone[it.ID] {
+				kept = append(kept, it)
+			}
+		}
+		items = kept
+	}
 	limits, err := s.api.Limits(ctx)
 	if err != nil {
 		return err

@@ -158,8 +158,10 @@ func TestRetryAfterHoldsOneAccount(t *testing.T) {
 					t.Fatal("no throttledUntil recorded for a backoff")
 				}
 			}
-			// Orchard holds a little longer than Apple asked (db.HoldMargin), never shorter.
-			if c.long && held.ThrottledUntil != nil && (held.ThrottledUntil.Before(end) || held.ThrottledUntil.After(end.Add(db.HoldMargin+time.Millisecond))) {
+			// Orchard holds a little longer than Apple asked, never shorter: db.HoldMargin, and
+			// the time Apple's answer took to arrive (a Retry-After in seconds counts from the
+			// answer; the simulator logs it when it sends it, Orchard dates it when it gets it).
+			if c.long && held.ThrottledUntil != nil && (held.ThrottledUntil.Before(end) || held.ThrottledUntil.After(end.Add(db.HoldMargin+500*time.Millisecond))) {
 				t.Errorf("throttledUntil %v, Apple's hold ends at %v", held.ThrottledUntil, end)
 			}
 			if !f.RetryAfterDate.IsZero() && held.ThrottledUntil != nil && !held.ThrottledUntil.Equal(end.Add(db.HoldMargin)) {

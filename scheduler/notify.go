@@ -51,7 +51,11 @@ func (s *Scheduler) NotificationHandler() http.Handler {
 			http.Error(w, "malformed notification", http.StatusBadRequest)
 			return
 		}
-		if err := s.applyNotification(ctx, a, n); err != nil {
+		if err := s.applyNotification(ctx, a, n); errors.Is(err, db.ErrNotificationInProgress) {
+			// Another delivery of it is being applied right now; Apple's retry will find it done.
+			http.Error(w, "being applied; retry later", http.StatusServiceUnavailable)
+			return
+		} else if err != nil {
 			s.log.ErrorContext(ctx, "apply notification", "account", a.ID, "type", n.NotificationType, "error", err)
 			http.Error(w, "try again", http.StatusServiceUnavailable) // Apple retries
 			return
