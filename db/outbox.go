@@ -72,9 +72,10 @@ func (d *DB) AccountsWithWork(ctx context.Context, now time.Time) ([]int64, erro
 		Distinct("account_id").Pluck("account_id", &b).Error; err != nil {
 		return nil, err
 	}
-	// Items a crash left claimed without an event (see RequeueUnrecorded).
+	// Items a crash left claimed without an event (see RequeueUnrecorded); a live worker
+	// records its event within a request's time.
 	var c []int64
-	if err := d.with(ctx).Model(&model.OutboxItem{}).Where("status = ? AND event_id IS NULL AND sent_at < ?", model.OutboxSent, now.Add(-2*time.Minute)).
+	if err := d.with(ctx).Model(&model.OutboxItem{}).Where("status = ? AND event_id IS NULL AND sent_at < ?", model.OutboxSent, now.Add(-10*time.Second)).
 		Distinct("account_id").Pluck("account_id", &c).Error; err != nil {
 		return nil, err
 	}

@@ -21,13 +21,12 @@ import (
 // the request after ten minutes without an answer).
 const stallAfter = 10 * time.Minute
 
-// unrecordedAfter is how long an item may stay claimed for sending without a recorded event
-// before it is queued again: far longer than any request takes, so only a crash leaves one.
-const unrecordedAfter = 2 * time.Minute
 
 // pollEvents polls the account's events that are due.
 func (s *Scheduler) pollEvents(ctx context.Context, a *model.Account, tok *apple.Token, now time.Time) error {
-	if n, err := s.db.RequeueUnrecorded(ctx, a.ID, now.Add(-unrecordedAfter)); err != nil {
+	// Under the account's outbox lease no other worker is sending: items claimed without an
+	// event are what a worker that died (or lost its lease) left. Sending again is harmless.
+	if n, err := s.db.RequeueUnrecorded(ctx, a.ID, db.Now()); err != nil {
 		return err
 	} else if n > 0 {
 		s.log.Warn("work claimed for Apple without a recorded event (a crash?); sending it again", "account", a.ID, "items", n)
