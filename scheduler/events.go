@@ -21,7 +21,6 @@ import (
 // the request after ten minutes without an answer).
 const stallAfter = 10 * time.Minute
 
-
 // pollEvents polls the account's events that are due.
 func (s *Scheduler) pollEvents(ctx context.Context, a *model.Account, tok *apple.Token, now time.Time) error {
 	// Under the account's outbox lease no other worker is sending: items claimed without an
