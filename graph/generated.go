@@ -31,7 +31,6 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Account() AccountResolver
-	ApiKey() ApiKeyResolver
 	App() AppResolver
 	AppleRegistration() AppleRegistrationResolver
 	AuditEvent() AuditEventResolver
@@ -60,7 +59,6 @@ type ComplexityRoot struct {
 		CreatedAt            func(childComplexity int) int
 		DataAge              func(childComplexity int) int
 		Health               func(childComplexity int) int
-		ID                   func(childComplexity int) int
 		LastError            func(childComplexity int) int
 		LastFullSyncAt       func(childComplexity int) int
 		LastSyncedAt         func(childComplexity int) int
@@ -69,6 +67,7 @@ type ComplexityRoot struct {
 		LocationName         func(childComplexity int) int
 		Name                 func(childComplexity int) int
 		NextSyncAt           func(childComplexity int) int
+		NodeID               func(childComplexity int) int
 		NotificationsEnabled func(childComplexity int) int
 		OrgName              func(childComplexity int) int
 		RemovalPending       func(childComplexity int) int
@@ -106,9 +105,9 @@ type ComplexityRoot struct {
 	ApiKey struct {
 		CreatedAt  func(childComplexity int) int
 		CreatedBy  func(childComplexity int) int
-		ID         func(childComplexity int) int
 		LastUsedAt func(childComplexity int) int
 		Name       func(childComplexity int) int
+		NodeID     func(childComplexity int) int
 		Prefix     func(childComplexity int) int
 		RevokedAt  func(childComplexity int) int
 		Role       func(childComplexity int) int
@@ -129,7 +128,6 @@ type ComplexityRoot struct {
 	App struct {
 		AdamID              func(childComplexity int) int
 		BundleID            func(childComplexity int) int
-		ID                  func(childComplexity int) int
 		IconURL             func(childComplexity int) int
 		IsB2B               func(childComplexity int) int
 		Kind                func(childComplexity int) int
@@ -137,6 +135,7 @@ type ComplexityRoot struct {
 		MetadataRefreshedAt func(childComplexity int) int
 		MinimumOSVersion    func(childComplexity int) int
 		Name                func(childComplexity int) int
+		NodeID              func(childComplexity int) int
 		PlatformList        func(childComplexity int) int
 		SoldIn              func(childComplexity int) int
 		Version             func(childComplexity int) int
@@ -190,8 +189,8 @@ type ComplexityRoot struct {
 		ActorName   func(childComplexity int) int
 		At          func(childComplexity int) int
 		Details     func(childComplexity int) int
-		ID          func(childComplexity int) int
 		Message     func(childComplexity int) int
+		NodeID      func(childComplexity int) int
 		SubjectID   func(childComplexity int) int
 		SubjectType func(childComplexity int) int
 	}
@@ -229,11 +228,11 @@ type ComplexityRoot struct {
 		Assignments   func(childComplexity int, first *int, after *string, status []model.AssignmentStatus) int
 		CountryCode   func(childComplexity int) int
 		CreatedAt     func(childComplexity int) int
-		ID            func(childComplexity int) int
 		InstalledApps func(childComplexity int, first *int, after *string) int
 		LastSeenAt    func(childComplexity int) int
 		Model         func(childComplexity int) int
 		Name          func(childComplexity int) int
+		NodeID        func(childComplexity int) int
 		OSVersion     func(childComplexity int) int
 		Platform      func(childComplexity int) int
 		RestoredAt    func(childComplexity int) int
@@ -274,8 +273,8 @@ type ComplexityRoot struct {
 		Assignment         func(childComplexity int) int
 		CreatedAt          func(childComplexity int) int
 		Device             func(childComplexity int) int
-		ID                 func(childComplexity int) int
 		Kind               func(childComplexity int) int
+		NodeID             func(childComplexity int) int
 		Reason             func(childComplexity int) int
 		Result             func(childComplexity int) int
 		Status             func(childComplexity int) int
@@ -309,9 +308,9 @@ type ComplexityRoot struct {
 	Group struct {
 		CreatedAt  func(childComplexity int) int
 		ExternalID func(childComplexity int) int
-		ID         func(childComplexity int) int
 		Members    func(childComplexity int, first *int, after *string) int
 		Name       func(childComplexity int) int
+		NodeID     func(childComplexity int) int
 	}
 
 	GroupConnection struct {
@@ -336,8 +335,8 @@ type ComplexityRoot struct {
 		Device           func(childComplexity int) int
 		ErrorMessage     func(childComplexity int) int
 		ErrorNumber      func(childComplexity int) int
-		ID               func(childComplexity int) int
 		Kind             func(childComplexity int) int
+		NodeID           func(childComplexity int) int
 		Origin           func(childComplexity int) int
 		Pool             func(childComplexity int) int
 		Reason           func(childComplexity int) int
@@ -382,8 +381,8 @@ type ComplexityRoot struct {
 		Available           func(childComplexity int) int
 		DeviceAssignable    func(childComplexity int) int
 		GoneAtAppleAt       func(childComplexity int) int
-		ID                  func(childComplexity int) int
 		LastSeenAt          func(childComplexity int) int
+		NodeID              func(childComplexity int) int
 		PricingParam        func(childComplexity int) int
 		ReservedCount       func(childComplexity int) int
 		RetiredCount        func(childComplexity int) int
@@ -526,9 +525,9 @@ type ComplexityRoot struct {
 		Changed    func(childComplexity int) int
 		Error      func(childComplexity int) int
 		FinishedAt func(childComplexity int) int
-		ID         func(childComplexity int) int
 		ItemsSeen  func(childComplexity int) int
 		Kind       func(childComplexity int) int
+		NodeID     func(childComplexity int) int
 		Pages      func(childComplexity int) int
 		Removed    func(childComplexity int) int
 		StartedAt  func(childComplexity int) int
@@ -575,9 +574,9 @@ type ComplexityRoot struct {
 		Email              func(childComplexity int) int
 		ExternalID         func(childComplexity int) int
 		Groups             func(childComplexity int, first *int, after *string) int
-		ID                 func(childComplexity int) int
 		ManagedAppleID     func(childComplexity int) int
 		Name               func(childComplexity int) int
+		NodeID             func(childComplexity int) int
 		RemovedAt          func(childComplexity int) int
 		Status             func(childComplexity int) int
 	}
@@ -611,8 +610,6 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type AccountResolver interface {
-	ID(ctx context.Context, obj *model.Account) (string, error)
-
 	Health(ctx context.Context, obj *model.Account) (model.TokenHealth, error)
 	ClaimedBy(ctx context.Context, obj *model.Account) (*Manager, error)
 
@@ -623,12 +620,7 @@ type AccountResolver interface {
 	LicensePools(ctx context.Context, obj *model.Account, first *int, after *string) (*Connection[model.LicensePool], error)
 	LicenseAssignments(ctx context.Context, obj *model.Account, first *int, after *string, status []model.AssignmentStatus) (*Connection[model.LicenseAssignment], error)
 }
-type ApiKeyResolver interface {
-	ID(ctx context.Context, obj *model.APIKey) (string, error)
-}
 type AppResolver interface {
-	ID(ctx context.Context, obj *model.App) (string, error)
-
 	SoldIn(ctx context.Context, obj *model.App) ([]string, error)
 
 	LicensePools(ctx context.Context, obj *model.App, first *int, after *string) (*Connection[model.LicensePool], error)
@@ -639,14 +631,10 @@ type AppleRegistrationResolver interface {
 	InviteURL(ctx context.Context, obj *model.AppleUser) (*string, error)
 }
 type AuditEventResolver interface {
-	ID(ctx context.Context, obj *model.AuditEvent) (string, error)
-
 	SubjectID(ctx context.Context, obj *model.AuditEvent) (*string, error)
 	Account(ctx context.Context, obj *model.AuditEvent) (*model.Account, error)
 }
 type DeviceResolver interface {
-	ID(ctx context.Context, obj *model.Device) (string, error)
-
 	User(ctx context.Context, obj *model.Device) (*model.User, error)
 
 	Assignments(ctx context.Context, obj *model.Device, first *int, after *string, status []model.AssignmentStatus) (*Connection[model.LicenseAssignment], error)
@@ -656,18 +644,14 @@ type DeviceAppResolver interface {
 	App(ctx context.Context, obj *model.DeviceApp) (*model.App, error)
 }
 type DeviceCommandResolver interface {
-	ID(ctx context.Context, obj *model.DeviceCommand) (string, error)
 	Device(ctx context.Context, obj *model.DeviceCommand) (*model.Device, error)
 	App(ctx context.Context, obj *model.DeviceCommand) (*model.App, error)
 	Assignment(ctx context.Context, obj *model.DeviceCommand) (*model.LicenseAssignment, error)
 }
 type GroupResolver interface {
-	ID(ctx context.Context, obj *model.Group) (string, error)
-
 	Members(ctx context.Context, obj *model.Group, first *int, after *string) (*Connection[model.User], error)
 }
 type LicenseAssignmentResolver interface {
-	ID(ctx context.Context, obj *model.LicenseAssignment) (string, error)
 	Pool(ctx context.Context, obj *model.LicenseAssignment) (*model.LicensePool, error)
 	Account(ctx context.Context, obj *model.LicenseAssignment) (*model.Account, error)
 	App(ctx context.Context, obj *model.LicenseAssignment) (*model.App, error)
@@ -676,7 +660,6 @@ type LicenseAssignmentResolver interface {
 	User(ctx context.Context, obj *model.LicenseAssignment) (*model.User, error)
 }
 type LicensePoolResolver interface {
-	ID(ctx context.Context, obj *model.LicensePool) (string, error)
 	Account(ctx context.Context, obj *model.LicensePool) (*model.Account, error)
 	App(ctx context.Context, obj *model.LicensePool) (*model.App, error)
 
@@ -728,12 +711,9 @@ type SubscriptionResolver interface {
 	LicenseEvents(ctx context.Context, accountID *string, appID *string) (<-chan *LicenseEvent, error)
 }
 type SyncRunResolver interface {
-	ID(ctx context.Context, obj *model.SyncRun) (string, error)
 	Account(ctx context.Context, obj *model.SyncRun) (*model.Account, error)
 }
 type UserResolver interface {
-	ID(ctx context.Context, obj *model.User) (string, error)
-
 	Devices(ctx context.Context, obj *model.User, first *int, after *string) (*Connection[model.Device], error)
 	Assignments(ctx context.Context, obj *model.User, first *int, after *string, status []model.AssignmentStatus) (*Connection[model.LicenseAssignment], error)
 	Groups(ctx context.Context, obj *model.User, first *int, after *string) (*Connection[model.Group], error)
@@ -794,12 +774,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Account.Health(childComplexity), true
-	case "Account.id":
-		if e.ComplexityRoot.Account.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Account.ID(childComplexity), true
 	case "Account.lastError":
 		if e.ComplexityRoot.Account.LastError == nil {
 			break
@@ -858,6 +832,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Account.NextSyncAt(childComplexity), true
+	case "Account.id":
+		if e.ComplexityRoot.Account.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Account.NodeID(childComplexity), true
 	case "Account.notificationsEnabled":
 		if e.ComplexityRoot.Account.NotificationsEnabled == nil {
 			break
@@ -1000,12 +980,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ApiKey.CreatedBy(childComplexity), true
-	case "ApiKey.id":
-		if e.ComplexityRoot.ApiKey.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.ApiKey.ID(childComplexity), true
 	case "ApiKey.lastUsedAt":
 		if e.ComplexityRoot.ApiKey.LastUsedAt == nil {
 			break
@@ -1018,6 +992,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ApiKey.Name(childComplexity), true
+	case "ApiKey.id":
+		if e.ComplexityRoot.ApiKey.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiKey.NodeID(childComplexity), true
 	case "ApiKey.prefix":
 		if e.ComplexityRoot.ApiKey.Prefix == nil {
 			break
@@ -1087,12 +1067,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.App.BundleID(childComplexity), true
-	case "App.id":
-		if e.ComplexityRoot.App.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.App.ID(childComplexity), true
 	case "App.iconUrl":
 		if e.ComplexityRoot.App.IconURL == nil {
 			break
@@ -1140,6 +1114,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.App.Name(childComplexity), true
+	case "App.id":
+		if e.ComplexityRoot.App.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.App.NodeID(childComplexity), true
 	case "App.platforms":
 		if e.ComplexityRoot.App.PlatformList == nil {
 			break
@@ -1339,18 +1319,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditEvent.Details(childComplexity), true
-	case "AuditEvent.id":
-		if e.ComplexityRoot.AuditEvent.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.AuditEvent.ID(childComplexity), true
 	case "AuditEvent.message":
 		if e.ComplexityRoot.AuditEvent.Message == nil {
 			break
 		}
 
 		return e.ComplexityRoot.AuditEvent.Message(childComplexity), true
+	case "AuditEvent.id":
+		if e.ComplexityRoot.AuditEvent.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEvent.NodeID(childComplexity), true
 	case "AuditEvent.subjectId":
 		if e.ComplexityRoot.AuditEvent.SubjectID == nil {
 			break
@@ -1476,12 +1456,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Device.CreatedAt(childComplexity), true
-	case "Device.id":
-		if e.ComplexityRoot.Device.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Device.ID(childComplexity), true
 	case "Device.installedApps":
 		if e.ComplexityRoot.Device.InstalledApps == nil {
 			break
@@ -1511,6 +1485,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Device.Name(childComplexity), true
+	case "Device.id":
+		if e.ComplexityRoot.Device.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Device.NodeID(childComplexity), true
 	case "Device.osVersion":
 		if e.ComplexityRoot.Device.OSVersion == nil {
 			break
@@ -1683,18 +1663,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DeviceCommand.Device(childComplexity), true
-	case "DeviceCommand.id":
-		if e.ComplexityRoot.DeviceCommand.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.DeviceCommand.ID(childComplexity), true
 	case "DeviceCommand.kind":
 		if e.ComplexityRoot.DeviceCommand.Kind == nil {
 			break
 		}
 
 		return e.ComplexityRoot.DeviceCommand.Kind(childComplexity), true
+	case "DeviceCommand.id":
+		if e.ComplexityRoot.DeviceCommand.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeviceCommand.NodeID(childComplexity), true
 	case "DeviceCommand.reason":
 		if e.ComplexityRoot.DeviceCommand.Reason == nil {
 			break
@@ -1808,12 +1788,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Group.ExternalID(childComplexity), true
-	case "Group.id":
-		if e.ComplexityRoot.Group.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Group.ID(childComplexity), true
 	case "Group.members":
 		if e.ComplexityRoot.Group.Members == nil {
 			break
@@ -1831,6 +1805,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Group.Name(childComplexity), true
+	case "Group.id":
+		if e.ComplexityRoot.Group.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.NodeID(childComplexity), true
 
 	case "GroupConnection.edges":
 		if e.ComplexityRoot.GroupConnection.Edges == nil {
@@ -1924,18 +1904,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LicenseAssignment.ErrorNumber(childComplexity), true
-	case "LicenseAssignment.id":
-		if e.ComplexityRoot.LicenseAssignment.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.LicenseAssignment.ID(childComplexity), true
 	case "LicenseAssignment.kind":
 		if e.ComplexityRoot.LicenseAssignment.Kind == nil {
 			break
 		}
 
 		return e.ComplexityRoot.LicenseAssignment.Kind(childComplexity), true
+	case "LicenseAssignment.id":
+		if e.ComplexityRoot.LicenseAssignment.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseAssignment.NodeID(childComplexity), true
 	case "LicenseAssignment.origin":
 		if e.ComplexityRoot.LicenseAssignment.Origin == nil {
 			break
@@ -2137,18 +2117,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LicensePool.GoneAtAppleAt(childComplexity), true
-	case "LicensePool.id":
-		if e.ComplexityRoot.LicensePool.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.LicensePool.ID(childComplexity), true
 	case "LicensePool.lastSeenAt":
 		if e.ComplexityRoot.LicensePool.LastSeenAt == nil {
 			break
 		}
 
 		return e.ComplexityRoot.LicensePool.LastSeenAt(childComplexity), true
+	case "LicensePool.id":
+		if e.ComplexityRoot.LicensePool.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicensePool.NodeID(childComplexity), true
 	case "LicensePool.pricingParam":
 		if e.ComplexityRoot.LicensePool.PricingParam == nil {
 			break
@@ -2886,12 +2866,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SyncRun.FinishedAt(childComplexity), true
-	case "SyncRun.id":
-		if e.ComplexityRoot.SyncRun.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.SyncRun.ID(childComplexity), true
 	case "SyncRun.itemsSeen":
 		if e.ComplexityRoot.SyncRun.ItemsSeen == nil {
 			break
@@ -2904,6 +2878,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SyncRun.Kind(childComplexity), true
+	case "SyncRun.id":
+		if e.ComplexityRoot.SyncRun.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncRun.NodeID(childComplexity), true
 	case "SyncRun.pages":
 		if e.ComplexityRoot.SyncRun.Pages == nil {
 			break
@@ -3093,12 +3073,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Groups(childComplexity, args["first"].(*int), args["after"].(*string)), true
-	case "User.id":
-		if e.ComplexityRoot.User.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.User.ID(childComplexity), true
 	case "User.managedAppleId":
 		if e.ComplexityRoot.User.ManagedAppleID == nil {
 			break
@@ -3111,6 +3085,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Name(childComplexity), true
+	case "User.id":
+		if e.ComplexityRoot.User.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.NodeID(childComplexity), true
 	case "User.removedAt":
 		if e.ComplexityRoot.User.RemovedAt == nil {
 			break
@@ -5609,7 +5589,7 @@ func (ec *executionContext) _Account_id(ctx context.Context, field graphql.Colle
 			return ec.fieldContext_Account_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Account().ID(ctx, obj)
+			return obj.NodeID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -5620,7 +5600,7 @@ func (ec *executionContext) _Account_id(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_Account_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Account", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Account", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Account_name(ctx context.Context, field graphql.CollectedField, obj *model.Account) (ret graphql.Marshaler) {
@@ -6567,7 +6547,7 @@ func (ec *executionContext) _ApiKey_id(ctx context.Context, field graphql.Collec
 			return ec.fieldContext_ApiKey_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.ApiKey().ID(ctx, obj)
+			return obj.NodeID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -6578,7 +6558,7 @@ func (ec *executionContext) _ApiKey_id(ctx context.Context, field graphql.Collec
 	)
 }
 func (ec *executionContext) fieldContext_ApiKey_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ApiKey", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("ApiKey", field, true, false, "ID")
 }
 
 func (ec *executionContext) _ApiKey_name(ctx context.Context, field graphql.CollectedField, obj *model.APIKey) (ret graphql.Marshaler) {
@@ -6925,7 +6905,7 @@ func (ec *executionContext) _App_id(ctx context.Context, field graphql.Collected
 			return ec.fieldContext_App_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.App().ID(ctx, obj)
+			return obj.NodeID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -6936,7 +6916,7 @@ func (ec *executionContext) _App_id(ctx context.Context, field graphql.Collected
 	)
 }
 func (ec *executionContext) fieldContext_App_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("App", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("App", field, true, false, "ID")
 }
 
 func (ec *executionContext) _App_adamId(ctx context.Context, field graphql.CollectedField, obj *model.App) (ret graphql.Marshaler) {
@@ -7859,7 +7839,7 @@ func (ec *executionContext) _AuditEvent_id(ctx context.Context, field graphql.Co
 			return ec.fieldContext_AuditEvent_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.AuditEvent().ID(ctx, obj)
+			return obj.NodeID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -7870,7 +7850,7 @@ func (ec *executionContext) _AuditEvent_id(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_AuditEvent_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("AuditEvent", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("AuditEvent", field, true, false, "ID")
 }
 
 func (ec *executionContext) _AuditEvent_at(ctx context.Context, field graphql.CollectedField, obj *model.AuditEvent) (ret graphql.Marshaler) {
@@ -8542,7 +8522,7 @@ func (ec *executionContext) _Device_id(ctx context.Context, field graphql.Collec
 			return ec.fieldContext_Device_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Device().ID(ctx, obj)
+			return obj.NodeID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -8553,7 +8533,7 @@ func (ec *executionContext) _Device_id(ctx context.Context, field graphql.Collec
 	)
 }
 func (ec *executionContext) fieldContext_Device_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Device", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Device", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Device_serialNumber(ctx context.Context, field graphql.CollectedField, obj *model.Device) (ret graphql.Marshaler) {
@@ -9351,7 +9331,7 @@ func (ec *executionContext) _DeviceCommand_id(ctx context.Context, field graphql
 			return ec.fieldContext_DeviceCommand_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.DeviceCommand().ID(ctx, obj)
+			return obj.NodeID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -9362,7 +9342,7 @@ func (ec *executionContext) _DeviceCommand_id(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_DeviceCommand_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DeviceCommand", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("DeviceCommand", field, true, false, "ID")
 }
 
 func (ec *executionContext) _DeviceCommand_device(ctx context.Context, field graphql.CollectedField, obj *model.DeviceCommand) (ret graphql.Marshaler) {
@@ -9979,7 +9959,7 @@ func (ec *executionContext) _Group_id(ctx context.Context, field graphql.Collect
 			return ec.fieldContext_Group_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Group().ID(ctx, obj)
+			return obj.NodeID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -9990,7 +9970,7 @@ func (ec *executionContext) _Group_id(ctx context.Context, field graphql.Collect
 	)
 }
 func (ec *executionContext) fieldContext_Group_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Group", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Group", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Group_externalId(ctx context.Context, field graphql.CollectedField, obj *model.Group) (ret graphql.Marshaler) {
@@ -10289,7 +10269,7 @@ func (ec *executionContext) _LicenseAssignment_id(ctx context.Context, field gra
 			return ec.fieldContext_LicenseAssignment_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.LicenseAssignment().ID(ctx, obj)
+			return obj.NodeID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -10300,7 +10280,7 @@ func (ec *executionContext) _LicenseAssignment_id(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_LicenseAssignment_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("LicenseAssignment", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("LicenseAssignment", field, true, false, "ID")
 }
 
 func (ec *executionContext) _LicenseAssignment_pool(ctx context.Context, field graphql.CollectedField, obj *model.LicenseAssignment) (ret graphql.Marshaler) {
@@ -11156,7 +11136,7 @@ func (ec *executionContext) _LicensePool_id(ctx context.Context, field graphql.C
 			return ec.fieldContext_LicensePool_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.LicensePool().ID(ctx, obj)
+			return obj.NodeID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -11167,7 +11147,7 @@ func (ec *executionContext) _LicensePool_id(ctx context.Context, field graphql.C
 	)
 }
 func (ec *executionContext) fieldContext_LicensePool_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("LicensePool", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("LicensePool", field, true, false, "ID")
 }
 
 func (ec *executionContext) _LicensePool_account(ctx context.Context, field graphql.CollectedField, obj *model.LicensePool) (ret graphql.Marshaler) {
@@ -15181,7 +15161,7 @@ func (ec *executionContext) _SyncRun_id(ctx context.Context, field graphql.Colle
 			return ec.fieldContext_SyncRun_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.SyncRun().ID(ctx, obj)
+			return obj.NodeID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -15192,7 +15172,7 @@ func (ec *executionContext) _SyncRun_id(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_SyncRun_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SyncRun", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("SyncRun", field, true, false, "ID")
 }
 
 func (ec *executionContext) _SyncRun_account(ctx context.Context, field graphql.CollectedField, obj *model.SyncRun) (ret graphql.Marshaler) {
@@ -15933,7 +15913,7 @@ func (ec *executionContext) _User_id(ctx context.Context, field graphql.Collecte
 			return ec.fieldContext_User_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.User().ID(ctx, obj)
+			return obj.NodeID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -15944,7 +15924,7 @@ func (ec *executionContext) _User_id(ctx context.Context, field graphql.Collecte
 	)
 }
 func (ec *executionContext) fieldContext_User_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("User", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("User", field, true, false, "ID")
 }
 
 func (ec *executionContext) _User_externalId(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
@@ -19859,11 +19839,10 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Account")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Account_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Account_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "name":
 			out.Values[i] = ec._Account_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -20183,45 +20162,44 @@ func (ec *executionContext) _ApiKey(ctx context.Context, sel ast.SelectionSet, o
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("ApiKey")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._ApiKey_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._ApiKey_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "name":
 			out.Values[i] = ec._ApiKey_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "prefix":
 			out.Values[i] = ec._ApiKey_prefix(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "role":
 			out.Values[i] = ec._ApiKey_role(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "createdBy":
 			out.Values[i] = ec._ApiKey_createdBy(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "createdAt":
 			out.Values[i] = ec._ApiKey_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "lastUsedAt":
 			out.Values[i] = ec._ApiKey_lastUsedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "revokedAt":
 			out.Values[i] = ec._ApiKey_revokedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -20339,11 +20317,10 @@ func (ec *executionContext) _App(ctx context.Context, sel ast.SelectionSet, obj 
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("App")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._App_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._App_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "adamId":
 			out.Values[i] = ec._App_adamId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -20716,11 +20693,10 @@ func (ec *executionContext) _AuditEvent(ctx context.Context, sel ast.SelectionSe
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("AuditEvent")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._AuditEvent_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._AuditEvent_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "at":
 			out.Values[i] = ec._AuditEvent_at(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -21013,11 +20989,10 @@ func (ec *executionContext) _Device(ctx context.Context, sel ast.SelectionSet, o
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Device")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Device_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Device_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "serialNumber":
 			out.Values[i] = ec._Device_serialNumber(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -21286,11 +21261,10 @@ func (ec *executionContext) _DeviceCommand(ctx context.Context, sel ast.Selectio
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("DeviceCommand")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._DeviceCommand_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._DeviceCommand_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "device":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -21547,11 +21521,10 @@ func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, ob
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Group")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Group_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Group_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "externalId":
 			out.Values[i] = ec._Group_externalId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -21689,11 +21662,10 @@ func (ec *executionContext) _LicenseAssignment(ctx context.Context, sel ast.Sele
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("LicenseAssignment")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._LicenseAssignment_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._LicenseAssignment_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "pool":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -21973,11 +21945,10 @@ func (ec *executionContext) _LicensePool(ctx context.Context, sel ast.SelectionS
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("LicensePool")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._LicensePool_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._LicensePool_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "account":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -23031,11 +23002,10 @@ func (ec *executionContext) _SyncRun(ctx context.Context, sel ast.SelectionSet, 
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("SyncRun")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._SyncRun_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._SyncRun_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "account":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -23342,11 +23312,10 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("User")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._User_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._User_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "externalId":
 			out.Values[i] = ec._User_externalId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {

@@ -14,11 +14,6 @@ import (
 	"orchard/resolvers/loaders"
 )
 
-// ID is the resolver for the id field.
-func (r *accountResolver) ID(ctx context.Context, obj *model.Account) (string, error) {
-	return globalID(typeAccount, obj.ID), nil
-}
-
 // Health is the resolver for the health field.
 func (r *accountResolver) Health(ctx context.Context, obj *model.Account) (model.TokenHealth, error) {
 	return obj.EffectiveHealth(r.Now()), nil

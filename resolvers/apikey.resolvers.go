@@ -11,11 +11,6 @@ import (
 	"orchard/model"
 )
 
-// ID is the resolver for the id field.
-func (r *apiKeyResolver) ID(ctx context.Context, obj *model.APIKey) (string, error) {
-	return globalID(typeAPIKey, obj.ID), nil
-}
-
 // CreateAPIKey is the resolver for the createApiKey field.
 func (r *mutationResolver) CreateAPIKey(ctx context.Context, input graph.CreateAPIKeyInput) (*graph.CreateAPIKeyPayload, error) {
 	k, secret, err := r.License.CreateAPIKey(ctx, actor(ctx), input.Name, input.Role)
@@ -60,8 +55,3 @@ func (r *queryResolver) APIKeys(ctx context.Context, first *int, after *string, 
 	}
 	return connection(items, more, p, apiKeyID, func(ctx context.Context) (int, error) { return r.DB.CountAPIKeys(ctx, all) }), nil
 }
-
-// ApiKey returns graph.ApiKeyResolver implementation.
-func (r *Resolver) ApiKey() graph.ApiKeyResolver { return &apiKeyResolver{r} }
-
-type apiKeyResolver struct{ *Resolver }

@@ -13,11 +13,6 @@ import (
 	"orchard/resolvers/loaders"
 )
 
-// ID is the resolver for the id field.
-func (r *appResolver) ID(ctx context.Context, obj *model.App) (string, error) {
-	return globalID(typeApp, obj.ID), nil
-}
-
 // SoldIn is the resolver for the soldIn field.
 func (r *appResolver) SoldIn(ctx context.Context, obj *model.App) ([]string, error) {
 	cs, err := loaders.Load(ctx, loaders.For(ctx).AppCountries, obj.ID)

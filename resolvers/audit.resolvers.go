@@ -13,11 +13,6 @@ import (
 	"orchard/resolvers/loaders"
 )
 
-// ID is the resolver for the id field.
-func (r *auditEventResolver) ID(ctx context.Context, obj *model.AuditEvent) (string, error) {
-	return globalID(typeAuditEvent, obj.ID), nil
-}
-
 // SubjectID is the resolver for the subjectId field.
 func (r *auditEventResolver) SubjectID(ctx context.Context, obj *model.AuditEvent) (*string, error) {
 	if obj.SubjectID == nil || obj.SubjectType == "" {

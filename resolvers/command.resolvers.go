@@ -13,11 +13,6 @@ import (
 	"orchard/resolvers/loaders"
 )
 
-// ID is the resolver for the id field.
-func (r *deviceCommandResolver) ID(ctx context.Context, obj *model.DeviceCommand) (string, error) {
-	return globalID(typeDeviceCommand, obj.ID), nil
-}
-
 // Device is the resolver for the device field.
 func (r *deviceCommandResolver) Device(ctx context.Context, obj *model.DeviceCommand) (*model.Device, error) {
 	return must(ctx, loaders.For(ctx).Device, obj.DeviceID, "device")

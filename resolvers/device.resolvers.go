@@ -13,11 +13,6 @@ import (
 	"orchard/resolvers/loaders"
 )
 
-// ID is the resolver for the id field.
-func (r *deviceResolver) ID(ctx context.Context, obj *model.Device) (string, error) {
-	return globalID(typeDevice, obj.ID), nil
-}
-
 // User is the resolver for the user field.
 func (r *deviceResolver) User(ctx context.Context, obj *model.Device) (*model.User, error) {
 	return ref(ctx, loaders.For(ctx).User, obj.UserID)

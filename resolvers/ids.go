@@ -26,10 +26,8 @@ const (
 	typeAPIKey        = "ApiKey"
 )
 
-// globalID encodes a node's global id.
-func globalID(typ string, id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(typ + ":" + strconv.FormatInt(id, 10)))
-}
+// globalID encodes a node's global id (model.GlobalID, which the id fields use).
+func globalID(typ string, id int64) string { return model.GlobalID(typ, id) }
 
 // parseGlobalID decodes any global id into its type and number.
 func parseGlobalID(gid string) (string, int64, bool) {

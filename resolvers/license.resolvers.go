@@ -14,11 +14,6 @@ import (
 	"orchard/resolvers/loaders"
 )
 
-// ID is the resolver for the id field.
-func (r *licenseAssignmentResolver) ID(ctx context.Context, obj *model.LicenseAssignment) (string, error) {
-	return globalID(typeAssignment, obj.ID), nil
-}
-
 // Pool is the resolver for the pool field.
 func (r *licenseAssignmentResolver) Pool(ctx context.Context, obj *model.LicenseAssignment) (*model.LicensePool, error) {
 	return must(ctx, loaders.For(ctx).Pool, obj.PoolID, "pool")
@@ -42,11 +37,6 @@ func (r *licenseAssignmentResolver) Device(ctx context.Context, obj *model.Licen
 // User is the resolver for the user field.
 func (r *licenseAssignmentResolver) User(ctx context.Context, obj *model.LicenseAssignment) (*model.User, error) {
 	return ref(ctx, loaders.For(ctx).User, obj.UserID)
-}
-
-// ID is the resolver for the id field.
-func (r *licensePoolResolver) ID(ctx context.Context, obj *model.LicensePool) (string, error) {
-	return globalID(typePool, obj.ID), nil
 }
 
 // Account is the resolver for the account field.

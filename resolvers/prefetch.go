@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/graph-gophers/dataloader/v7"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"orchard/model"
@@ -56,7 +55,7 @@ func children(ctx context.Context, sel ast.SelectionSet, typ string) map[string]
 
 // prime loads the rows with the given ids in one statement (those not cached yet) and puts
 // them in the loader's cache; it returns every row found, cached or new.
-func prime[T any](ctx context.Context, l *dataloader.Loader[int64, *T], fetch func(context.Context, []int64) ([]*T, error), id func(*T) int64, ids []int64) []*T {
+func prime[T any](ctx context.Context, l *loaders.Loader[int64, *T], fetch func(context.Context, []int64) ([]*T, error), id func(*T) int64, ids []int64) []*T {
 	seen := map[int64]bool{}
 	var want []int64
 	for _, i := range ids {

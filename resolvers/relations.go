@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 
-	"github.com/graph-gophers/dataloader/v7"
-
 	"orchard/graph"
 	"orchard/model"
 	"orchard/resolvers/loaders"
 )
 
 // nested resolves a nested connection through its page and count loaders.
-func nested[T any](ctx context.Context, pages *dataloader.Loader[loaders.ChildKey, *loaders.Children[T]], counts *dataloader.Loader[loaders.ChildKey, int],
+func nested[T any](ctx context.Context, pages *loaders.Loader[loaders.ChildKey, *loaders.Children[T]], counts *loaders.Loader[loaders.ChildKey, int],
 	parent int64, first *int, after *string, filter string, id func(*T) int64) (*graph.Connection[T], error) {
 	p, err := pageArgs(first, after)
 	if err != nil {
@@ -29,7 +27,7 @@ func nested[T any](ctx context.Context, pages *dataloader.Loader[loaders.ChildKe
 }
 
 // ref loads an optional reference (a nullable foreign key).
-func ref[T any](ctx context.Context, l *dataloader.Loader[int64, *T], id *int64) (*T, error) {
+func ref[T any](ctx context.Context, l *loaders.Loader[int64, *T], id *int64) (*T, error) {
 	if id == nil {
 		return nil, nil
 	}
@@ -37,7 +35,7 @@ func ref[T any](ctx context.Context, l *dataloader.Loader[int64, *T], id *int64)
 }
 
 // must loads a required reference; a dangling one is an internal error, not a null.
-func must[T any](ctx context.Context, l *dataloader.Loader[int64, *T], id int64, what string) (*T, error) {
+func must[T any](ctx context.Context, l *loaders.Loader[int64, *T], id int64, what string) (*T, error) {
 	v, err := loaders.Load(ctx, l, id)
 	if err == nil && v == nil {
 		return nil, &danglingError{what: what, id: id}

@@ -37,11 +37,6 @@ func (r *queryResolver) SyncRuns(ctx context.Context, first *int, after *string,
 	return connection(items, more, p, syncRunID, func(ctx context.Context) (int, error) { return r.DB.CountSyncRuns(ctx, f) }), nil
 }
 
-// ID is the resolver for the id field.
-func (r *syncRunResolver) ID(ctx context.Context, obj *model.SyncRun) (string, error) {
-	return globalID(typeSyncRun, obj.ID), nil
-}
-
 // Account is the resolver for the account field.
 func (r *syncRunResolver) Account(ctx context.Context, obj *model.SyncRun) (*model.Account, error) {
 	return must(ctx, loaders.For(ctx).Account, obj.AccountID, "account")

@@ -30,11 +30,6 @@ func (r *appleRegistrationResolver) InviteURL(ctx context.Context, obj *model.Ap
 	return &u, nil
 }
 
-// ID is the resolver for the id field.
-func (r *groupResolver) ID(ctx context.Context, obj *model.Group) (string, error) {
-	return globalID(typeGroup, obj.ID), nil
-}
-
 // Members is the resolver for the members field.
 func (r *groupResolver) Members(ctx context.Context, obj *model.Group, first *int, after *string) (*graph.Connection[model.User], error) {
 	l := loaders.For(ctx)
@@ -97,11 +92,6 @@ func (r *queryResolver) Groups(ctx context.Context, first *int, after *string, f
 		return nil, err
 	}
 	return connection(items, more, p, groupID, func(ctx context.Context) (int, error) { return r.DB.CountGroups(ctx, f) }), nil
-}
-
-// ID is the resolver for the id field.
-func (r *userResolver) ID(ctx context.Context, obj *model.User) (string, error) {
-	return globalID(typeUser, obj.ID), nil
 }
 
 // Devices is the resolver for the devices field.

@@ -54,7 +54,7 @@ func New(t testing.TB, d *db.DB, opts ...Options) *Server {
 	mux.Handle("/graphql", s.handler)
 	ts := httptest.NewServer(mux)
 	t.Cleanup(ts.Close)
-	s.URL, s.client = ts.URL+"/graphql", ts.Client()
+	s.URL, s.client = ts.URL+"/graphql", keepAlive(ts.Client())
 	return s
 }
 
@@ -193,4 +193,15 @@ func (r *Response) MustData(t testing.TB, into any) {
 	if err := json.Unmarshal(r.Data, into); err != nil {
 		t.Fatalf("decode data: %v\n%s", err, r.Data)
 	}
+}
+
+// keepAlive lets the client keep a connection per concurrent caller (net/http keeps two per
+// host by default, and closes the others after each request).
+func keepAlive(c *http.Client) *http.Client {
+	if tr, ok := c.Transport.(*http.Transport); ok {
+		tr = tr.Clone()
+		tr.MaxIdleConnsPerHost = 256
+		c = &http.Client{Transport: tr, Timeout: c.Timeout}
+	}
+	return c
 }

@@ -174,7 +174,7 @@ func NewStack(t testing.TB, d *db.DB, opts StackOptions) *Stack {
 	mux.Handle("/graphql", st.Server.handler)
 	mux.Handle("POST /apple/notifications/{accountID}", st.Scheduler.NotificationHandler())
 	st.Server.URL = srv.URL + "/graphql"
-	st.Server.client = srv.Client()
+	st.Server.client = keepAlive(srv.Client())
 
 	for _, r := range st.Replicas {
 		ctx, cancel := context.WithCancel(context.Background())

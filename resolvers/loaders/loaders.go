@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/graph-gophers/dataloader/v7"
@@ -31,35 +32,35 @@ const (
 
 // Loaders are one request's dataloaders.
 type Loaders struct {
-	Account    *dataloader.Loader[int64, *model.Account]
-	App        *dataloader.Loader[int64, *model.App]
-	Pool       *dataloader.Loader[int64, *model.LicensePool]
-	Assignment *dataloader.Loader[int64, *model.LicenseAssignment]
-	Device     *dataloader.Loader[int64, *model.Device]
-	User       *dataloader.Loader[int64, *model.User]
-	Group      *dataloader.Loader[int64, *model.Group]
-	AuditEvent *dataloader.Loader[int64, *model.AuditEvent]
-	SyncRun    *dataloader.Loader[int64, *model.SyncRun]
-	Command    *dataloader.Loader[int64, *model.DeviceCommand]
-	APIKey     *dataloader.Loader[int64, *model.APIKey]
+	Account    *Loader[int64, *model.Account]
+	App        *Loader[int64, *model.App]
+	Pool       *Loader[int64, *model.LicensePool]
+	Assignment *Loader[int64, *model.LicenseAssignment]
+	Device     *Loader[int64, *model.Device]
+	User       *Loader[int64, *model.User]
+	Group      *Loader[int64, *model.Group]
+	AuditEvent *Loader[int64, *model.AuditEvent]
+	SyncRun    *Loader[int64, *model.SyncRun]
+	Command    *Loader[int64, *model.DeviceCommand]
+	APIKey     *Loader[int64, *model.APIKey]
 	// AppCountries gives the countries an app is known to be sold in.
-	AppCountries *dataloader.Loader[int64, []string]
+	AppCountries *Loader[int64, []string]
 
 	// Nested connections: one page of children per parent, and counts per parent.
-	AssignmentsOf      map[db.AssignmentParent]*dataloader.Loader[ChildKey, *Children[model.LicenseAssignment]]
-	AssignmentCountsOf map[db.AssignmentParent]*dataloader.Loader[ChildKey, int]
-	PoolsOf            map[db.PoolParent]*dataloader.Loader[ChildKey, *Children[model.LicensePool]]
-	PoolCountsOf       map[db.PoolParent]*dataloader.Loader[ChildKey, int]
-	DeviceApps         *dataloader.Loader[ChildKey, *Children[model.DeviceApp]]
-	DeviceAppCounts    *dataloader.Loader[ChildKey, int]
-	DevicesOfUser      *dataloader.Loader[ChildKey, *Children[model.Device]]
-	DeviceCountsOfUser *dataloader.Loader[ChildKey, int]
-	GroupsOfUser       *dataloader.Loader[ChildKey, *Children[model.Group]]
-	GroupCountsOfUser  *dataloader.Loader[ChildKey, int]
-	Members            *dataloader.Loader[ChildKey, *Children[model.User]]
-	MemberCounts       *dataloader.Loader[ChildKey, int]
-	RunsOfAccount      *dataloader.Loader[ChildKey, *Children[model.SyncRun]]
-	RunCountsOfAccount *dataloader.Loader[ChildKey, int]
+	AssignmentsOf      map[db.AssignmentParent]*Loader[ChildKey, *Children[model.LicenseAssignment]]
+	AssignmentCountsOf map[db.AssignmentParent]*Loader[ChildKey, int]
+	PoolsOf            map[db.PoolParent]*Loader[ChildKey, *Children[model.LicensePool]]
+	PoolCountsOf       map[db.PoolParent]*Loader[ChildKey, int]
+	DeviceApps         *Loader[ChildKey, *Children[model.DeviceApp]]
+	DeviceAppCounts    *Loader[ChildKey, int]
+	DevicesOfUser      *Loader[ChildKey, *Children[model.Device]]
+	DeviceCountsOfUser *Loader[ChildKey, int]
+	GroupsOfUser       *Loader[ChildKey, *Children[model.Group]]
+	GroupCountsOfUser  *Loader[ChildKey, int]
+	Members            *Loader[ChildKey, *Children[model.User]]
+	MemberCounts       *Loader[ChildKey, int]
+	RunsOfAccount      *Loader[ChildKey, *Children[model.SyncRun]]
+	RunCountsOfAccount *Loader[ChildKey, int]
 }
 
 // New builds a request's loaders over d.
@@ -78,10 +79,10 @@ func New(d *db.DB) *Loaders {
 		APIKey:       byID(d.APIKeysByID, func(v *model.APIKey) int64 { return v.ID }),
 		AppCountries: newLoader(mapped(d.CountriesByApp)),
 
-		AssignmentsOf:      map[db.AssignmentParent]*dataloader.Loader[ChildKey, *Children[model.LicenseAssignment]]{},
-		AssignmentCountsOf: map[db.AssignmentParent]*dataloader.Loader[ChildKey, int]{},
-		PoolsOf:            map[db.PoolParent]*dataloader.Loader[ChildKey, *Children[model.LicensePool]]{},
-		PoolCountsOf:       map[db.PoolParent]*dataloader.Loader[ChildKey, int]{},
+		AssignmentsOf:      map[db.AssignmentParent]*Loader[ChildKey, *Children[model.LicenseAssignment]]{},
+		AssignmentCountsOf: map[db.AssignmentParent]*Loader[ChildKey, int]{},
+		PoolsOf:            map[db.PoolParent]*Loader[ChildKey, *Children[model.LicensePool]]{},
+		PoolCountsOf:       map[db.PoolParent]*Loader[ChildKey, int]{},
 	}
 	for _, p := range []db.AssignmentParent{db.AssignmentsOfAccount, db.AssignmentsOfPool, db.AssignmentsOfDevice, db.AssignmentsOfUser} {
 		l.AssignmentsOf[p] = children(func(ctx context.Context, filter string, first int, pages []db.ChildPage) (map[int64][]*model.LicenseAssignment, error) {
@@ -136,22 +137,57 @@ func For(ctx context.Context) *Loaders {
 	return l
 }
 
-// Load loads one key and forgets a failure, so that errors are not cached.
-func Load[K comparable, V any](ctx context.Context, l *dataloader.Loader[K, V], key K) (V, error) {
-	v, err := l.Load(ctx, key)()
+// Load loads one key (from the primed values, else through the dataloader) and forgets a
+// failure, so that errors are not cached.
+func Load[K comparable, V any](ctx context.Context, l *Loader[K, V], key K) (V, error) {
+	l.mu.RLock()
+	v, ok := l.primed[key]
+	l.mu.RUnlock()
+	if ok {
+		return v, nil
+	}
+	v, err := l.Loader.Load(ctx, key)()
 	if err != nil {
 		l.Clear(ctx, key)
 	}
 	return v, err
 }
 
-func newLoader[K comparable, V any](fetch func(ctx context.Context, keys []K) []*dataloader.Result[V]) *dataloader.Loader[K, V] {
-	return dataloader.NewBatchedLoader(fetch, dataloader.WithWait[K, V](wait), dataloader.WithBatchCapacity[K, V](maxBatch))
+func newLoader[K comparable, V any](fetch func(ctx context.Context, keys []K) []*dataloader.Result[V]) *Loader[K, V] {
+	return &Loader[K, V]{
+		Loader: dataloader.NewBatchedLoader(fetch, dataloader.WithWait[K, V](wait), dataloader.WithBatchCapacity[K, V](maxBatch)),
+		primed: map[K]V{},
+	}
+}
+
+// Loader is a dataloader with a second, read-mostly cache for primed values. A page's
+// relations are primed in bulk before its fields resolve (see resolvers/prefetch.go); the
+// hundreds of field resolvers that then look them up concurrently read that cache under a
+// shared lock, instead of queueing on the dataloader's exclusive one.
+type Loader[K comparable, V any] struct {
+	*dataloader.Loader[K, V]
+	mu     sync.RWMutex
+	primed map[K]V
+}
+
+// Prime puts a value in the cache.
+func (l *Loader[K, V]) Prime(_ context.Context, key K, v V) {
+	l.mu.Lock()
+	l.primed[key] = v
+	l.mu.Unlock()
+}
+
+// Cached reports whether a key was primed.
+func (l *Loader[K, V]) Cached(key K) bool {
+	l.mu.RLock()
+	_, ok := l.primed[key]
+	l.mu.RUnlock()
+	return ok
 }
 
 // byID makes a loader of rows by id. Ids without a row load as nil (a dangling reference reads
 // as null, not as an error).
-func byID[T any](fetch func(context.Context, []int64) ([]*T, error), id func(*T) int64) *dataloader.Loader[int64, *T] {
+func byID[T any](fetch func(context.Context, []int64) ([]*T, error), id func(*T) int64) *Loader[int64, *T] {
 	return newLoader(func(ctx context.Context, keys []int64) []*dataloader.Result[*T] {
 		rows, err := fetch(ctx, keys)
 		out := make([]*dataloader.Result[*T], len(keys))
@@ -234,7 +270,7 @@ func unfilteredCount(f func(context.Context, []int64) (map[int64]int, error)) fu
 
 // children makes a nested-connection loader: keys that share a page size and filter are
 // served by one statement.
-func children[T any](fetch childFetch[T]) *dataloader.Loader[ChildKey, *Children[T]] {
+func children[T any](fetch childFetch[T]) *Loader[ChildKey, *Children[T]] {
 	return newLoader(func(ctx context.Context, keys []ChildKey) []*dataloader.Result[*Children[T]] {
 		out := make([]*dataloader.Result[*Children[T]], len(keys))
 		type group struct {
@@ -270,7 +306,7 @@ func children[T any](fetch childFetch[T]) *dataloader.Loader[ChildKey, *Children
 }
 
 // counts makes a loader of child counts per parent; Key.First and Key.After are ignored.
-func counts(fetch func(ctx context.Context, filter string, parents []int64) (map[int64]int, error)) *dataloader.Loader[ChildKey, int] {
+func counts(fetch func(ctx context.Context, filter string, parents []int64) (map[int64]int, error)) *Loader[ChildKey, int] {
 	return newLoader(func(ctx context.Context, keys []ChildKey) []*dataloader.Result[int] {
 		out := make([]*dataloader.Result[int], len(keys))
 		byFilter := map[string][]int{}
