@@ -115,11 +115,6 @@ func (d *DB) AccountsWithQueuedRuns(ctx context.Context) ([]int64, error) {
 	return ids, err
 }
 
-// UpdateSyncRun writes a pass's progress or outcome.
-func (d *DB) UpdateSyncRun(ctx context.Context, r *model.SyncRun) error {
-	return d.with(ctx).Model(r).Select("kind", "trigger", "status", "started_at", "finished_at", "pages", "items_seen", "added", "changed", "removed", "error").Updates(r).Error
-}
-
 // SyncRunByID reads one pass.
 func (d *DB) SyncRunByID(ctx context.Context, id int64) (*model.SyncRun, error) {
 	var r model.SyncRun

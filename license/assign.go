@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -202,22 +201,7 @@ func (s *Service) candidates(ctx context.Context, tx *db.DB, in AssignInput, h h
 		}
 		out = append(out, candidate{pool: p, account: a})
 	}
-	country := ""
-	if h.device != nil {
-		country = h.device.CountryCode
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		ci, cj := out[i].account.CountryCode == country, out[j].account.CountryCode == country
-		if ci != cj {
-			return ci
-		}
-		ai, aj := out[i].pool.Available(), out[j].pool.Available()
-		if ai != aj {
-			return ai > aj
-		}
-		return out[i].account.ID < out[j].account.ID
-	})
-	return out, app, nil
+	return orderFor(out, h), app, nil
 }
 
 // checkPool applies the rules that depend on the pool, its account and the holder.

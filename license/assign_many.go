@@ -280,7 +280,9 @@ func (s *Service) assignChunk(ctx context.Context, tx *db.DB, actor Actor, in As
 	return tx.InsertAudits(ctx, audits)
 }
 
-// orderFor sorts candidate pools for one holder (see candidates).
+// orderFor sorts candidate pools in Orchard's order of preference for a holder: an account in
+// the device's country first (no cross-country rule to meet), then the one with most licenses
+// left, then the oldest account — so the choice is deterministic.
 func orderFor(cands []candidate, h holder) []candidate {
 	out := append([]candidate(nil), cands...)
 	country := ""

@@ -70,11 +70,8 @@ func (r *accountResolver) LicenseAssignments(ctx context.Context, obj *model.Acc
 func (r *mutationResolver) AddAccount(ctx context.Context, input graph.AddAccountInput) (*graph.AddAccountPayload, error) {
 	a, run, err := r.License.AddAccount(ctx, actor(ctx), license.AddAccountInput{Name: input.Name, Token: input.Token, TakeOver: input.TakeOver != nil && *input.TakeOver})
 	if err != nil {
-		ue, ok := userErrors(err)
-		if !ok {
-			return nil, err
-		}
-		return &graph.AddAccountPayload{UserErrors: ue}, nil
+		ue, err := refusal(err)
+		return &graph.AddAccountPayload{UserErrors: ue}, err
 	}
 	return &graph.AddAccountPayload{Account: a, SyncRun: run, UserErrors: []*model.Error{}}, nil
 }
@@ -87,11 +84,8 @@ func (r *mutationResolver) RenewAccountToken(ctx context.Context, input graph.Re
 	}
 	a, err := r.License.RenewAccountToken(ctx, actor(ctx), id, input.Token)
 	if err != nil {
-		ue, ok := userErrors(err)
-		if !ok {
-			return nil, err
-		}
-		return &graph.RenewAccountTokenPayload{UserErrors: ue}, nil
+		ue, err := refusal(err)
+		return &graph.RenewAccountTokenPayload{UserErrors: ue}, err
 	}
 	return &graph.RenewAccountTokenPayload{Account: a, UserErrors: []*model.Error{}}, nil
 }
@@ -104,11 +98,8 @@ func (r *mutationResolver) RemoveAccount(ctx context.Context, input graph.Remove
 	}
 	a, n, err := r.License.RemoveAccount(ctx, actor(ctx), id, input.ReclaimLicenses != nil && *input.ReclaimLicenses)
 	if err != nil {
-		ue, ok := userErrors(err)
-		if !ok {
-			return nil, err
-		}
-		return &graph.RemoveAccountPayload{UserErrors: ue}, nil
+		ue, err := refusal(err)
+		return &graph.RemoveAccountPayload{UserErrors: ue}, err
 	}
 	return &graph.RemoveAccountPayload{Account: a, ReclaimsQueued: n, UserErrors: []*model.Error{}}, nil
 }
@@ -125,11 +116,8 @@ func (r *mutationResolver) SyncAccount(ctx context.Context, input graph.SyncAcco
 	}
 	run, err := r.License.SyncAccount(ctx, actor(ctx), id, kind)
 	if err != nil {
-		ue, ok := userErrors(err)
-		if !ok {
-			return nil, err
-		}
-		return &graph.SyncAccountPayload{UserErrors: ue}, nil
+		ue, err := refusal(err)
+		return &graph.SyncAccountPayload{UserErrors: ue}, err
 	}
 	return &graph.SyncAccountPayload{SyncRun: run, UserErrors: []*model.Error{}}, nil
 }
@@ -143,11 +131,8 @@ func (r *mutationResolver) TakeOverAccount(ctx context.Context, input graph.Take
 	confirm := input.Confirm != nil && *input.Confirm
 	a, preview, err := r.License.TakeOverAccount(ctx, actor(ctx), id, confirm)
 	if err != nil {
-		ue, ok := userErrors(err)
-		if !ok {
-			return nil, err
-		}
-		return &graph.TakeOverAccountPayload{UserErrors: ue}, nil
+		ue, err := refusal(err)
+		return &graph.TakeOverAccountPayload{UserErrors: ue}, err
 	}
 	out := &graph.TakeOverAccountPayload{Account: a, TookOver: confirm, UserErrors: []*model.Error{}}
 	if preview.Previous != nil {

@@ -15,11 +15,8 @@ import (
 func (r *mutationResolver) CreateAPIKey(ctx context.Context, input graph.CreateAPIKeyInput) (*graph.CreateAPIKeyPayload, error) {
 	k, secret, err := r.License.CreateAPIKey(ctx, actor(ctx), input.Name, input.Role)
 	if err != nil {
-		ue, ok := userErrors(err)
-		if !ok {
-			return nil, err
-		}
-		return &graph.CreateAPIKeyPayload{UserErrors: ue}, nil
+		ue, err := refusal(err)
+		return &graph.CreateAPIKeyPayload{UserErrors: ue}, err
 	}
 	return &graph.CreateAPIKeyPayload{APIKey: k, Secret: &secret, UserErrors: []*model.Error{}}, nil
 }
@@ -32,11 +29,8 @@ func (r *mutationResolver) RevokeAPIKey(ctx context.Context, input graph.RevokeA
 	}
 	k, err := r.License.RevokeAPIKey(ctx, actor(ctx), id)
 	if err != nil {
-		ue, ok := userErrors(err)
-		if !ok {
-			return nil, err
-		}
-		return &graph.RevokeAPIKeyPayload{UserErrors: ue}, nil
+		ue, err := refusal(err)
+		return &graph.RevokeAPIKeyPayload{UserErrors: ue}, err
 	}
 	r.Auth.Forget(k.ID)
 	return &graph.RevokeAPIKeyPayload{APIKey: k, UserErrors: []*model.Error{}}, nil

@@ -20,7 +20,7 @@ import (
 // a stable extensions.code; the presenter below is the one place that decides what a client
 // sees: the message of a *model.Error as it is, gqlgen's own parse and validation errors as
 // they are, and for anything else only "internal error" (the cause is logged with the
-// request id, never sent).
+// request id, never sent). refusal (inputs.go) splits a mutation's errors between the two.
 
 var errInternal = model.Errorf(model.CodeInternal, "internal error; the server logged the details")
 
@@ -66,16 +66,6 @@ func writeError(w http.ResponseWriter, status int, err *model.Error) {
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"errors": []map[string]any{{"message": err.Message, "extensions": map[string]any{"code": string(err.Code)}}},
 	})
-}
-
-// userErrors converts a domain error into a payload's userErrors. It returns ok=false for
-// errors that are not the client's to fix, which the resolver returns as a top-level error.
-func userErrors(err error) ([]*model.Error, bool) {
-	e, ok := model.AsError(err)
-	if !ok {
-		return nil, false
-	}
-	return []*model.Error{e}, true
 }
 
 type logCtx struct{}
