@@ -285,16 +285,13 @@ func (d *DB) ActiveAssignmentIDs(ctx context.Context, rows []*model.LicenseAssig
 	for i, r := range rows {
 		pairs[i] = [2]any{r.PoolID, *r.HolderKey}
 	}
-	byKey := map[[2]any]int64{}
-	for start := 0; start < len(pairs); start += 500 {
-		end := min(start+500, len(pairs))
-		var found []activeRow
-		if err := d.assignmentsByHolder(ctx, []string{"id", "pool_id", "holder_key", "status"}, pairs[start:end], &found); err != nil {
-			return nil, err
-		}
-		for _, f := range found {
-			byKey[[2]any{f.PoolID, f.HolderKey}] = f.ID
-		}
+	found, err := d.assignmentsByHolder(ctx, []string{"id", "pool_id", "holder_key", "status"}, pairs)
+	if err != nil {
+		return nil, err
+	}
+	byKey := make(map[[2]any]int64, len(found))
+	for _, f := range found {
+		byKey[[2]any{f.PoolID, f.HolderKey}] = f.ID
 	}
 	out := make([]int64, len(rows))
 	for i, p := range pairs {

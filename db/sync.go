@@ -255,8 +255,8 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 		// Tx runs this again after a deadlock: start from the whole page each time (a row
 		// matched by the rolled-back attempt must be matched, and marked seen, again).
 		wanted, counts = maps.Clone(all), SyncCounts{}
-		var found []activeRow
-		if err := tx.assignmentsByHolder(ctx, []string{"id", "pool_id", "holder_key", "status", "reclaim_reason"}, pairs, &found); err != nil {
+		found, err := tx.assignmentsByHolder(ctx, []string{"id", "pool_id", "holder_key", "status", "reclaim_reason"}, pairs)
+		if err != nil {
 			return fmt.Errorf("find assignments: %w", err)
 		}
 		var seen, confirm, reclaim []int64
@@ -365,40 +365,37 @@ func (d *DB) newFoundAssignments(ctx context.Context, accountID, runID int64, li
 			users[x.ClientUserID] = x.ID
 		}
 	}
-	out := make([]*model.LicenseAssignment, 0, len(list))
+	cols := []string{"pool_id", "account_id", "app_id", "kind", "serial_number", "client_user_id", "device_id", "user_id", "holder_key",
+		"status", "origin", "reason", "caused_by", "assigned_at", "seen_run_id", "created_at", "updated_at"}
+	var seen any
+	if runID != 0 {
+		seen = runID
+	}
+	rows := make([][]any, 0, len(list))
 	for _, w := range list {
-		a := &model.LicenseAssignment{PoolID: w.ref.PoolID, AccountID: accountID, AppID: w.ref.AppID, Kind: w.kind,
-			Status: model.AssignmentAssigned, Origin: model.OriginFoundAtApple, Reason: "held at Apple but unknown to Orchard when a sync found it",
-			CausedBy: "sync", AssignedAt: &now, CreatedAt: now, UpdatedAt: now}
-		key := w.key
-		a.HolderKey = &key
+		var serial, cuid, device, user any
 		if w.kind == model.LicenseKindDevice {
-			s := w.row.SerialNumber
-			a.SerialNumber = &s
-			if id, ok := devices[s]; ok {
-				a.DeviceID = &id
+			serial = w.row.SerialNumber
+			if id, ok := devices[w.row.SerialNumber]; ok {
+				device = id
 			}
 		} else {
-			c := w.row.ClientUserID
-			a.ClientUserID = &c
-			if id, ok := users[c]; ok {
-				a.UserID = &id
+			cuid = w.row.ClientUserID
+			if id, ok := users[w.row.ClientUserID]; ok {
+				user = id
 			}
 		}
-		if runID != 0 {
-			a.SeenRunID = &runID
-		}
-		out = append(out, a)
+		rows = append(rows, []any{w.ref.PoolID, accountID, w.ref.AppID, string(w.kind), serial, cuid, device, user, w.key,
+			string(model.AssignmentAssigned), string(model.OriginFoundAtApple), foundReason, "sync", now, seen, now, now})
 	}
 	// A notification of the same assignment (or a pass of another replica that lost its
 	// lease) may insert it between the look-up and this insert: such a row is left as it is
 	// (the unique (pool, holder) index refuses the second), and marked seen by this pass.
-	res := d.with(ctx).Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(out, d.batchOf(out))
-	if res.Error != nil {
-		return 0, fmt.Errorf("insert found assignments: %w", res.Error)
+	inserted, err := d.insertRows(ctx, "license_assignments", cols, rows, true)
+	if err != nil {
+		return 0, fmt.Errorf("insert found assignments: %w", err)
 	}
-	inserted := int(res.RowsAffected)
-	if inserted < len(out) && runID != 0 {
+	if int(inserted) < len(list) && runID != 0 {
 		pairs := make([][2]any, 0, len(list))
 		for _, w := range list {
 			pairs = append(pairs, [2]any{w.ref.PoolID, w.key})
@@ -408,8 +405,11 @@ func (d *DB) newFoundAssignments(ctx context.Context, accountID, runID int64, li
 			return 0, err
 		}
 	}
-	return inserted, nil
+	return int(inserted), nil
 }
+
+// foundReason is the reason recorded on an assignment a sync found at Apple.
+const foundReason = "held at Apple but unknown to Orchard when a sync found it"
 
 // SweepAssignments ends a full pass: assignments Orchard believed held at Apple that the pass
 // did not see are gone there. A RECLAIMING one was reclaimed (the disassociate went through);

@@ -68,53 +68,86 @@ func (s *Scheduler) reconcile(ctx context.Context, a *model.Account, tok *apple.
 	if !full {
 		q.SinceVersionID = a.AssignmentsVersionID
 	}
-	// Pages are written by up to assignmentWriters(…) workers at once (each page in its own
-	// transaction; pages hold distinct assignments), while the client fetches ahead.
+	// Pages are written by assignmentWriters(…) workers (each batch in its own transaction;
+	// pages hold distinct assignments) while the client fetches ahead. A worker takes every
+	// page waiting when it gets to them (up to maxBatchRows): when the database is the slower
+	// side, fewer, larger transactions write each index page fewer times.
 	readAssignments := func(q apple.AssignmentsQuery) error {
-		sem := make(chan struct{}, assignmentWriters(s.db))
+		writers := assignmentWriters(s.db)
+		type page struct {
+			rows []db.AppleAssignmentRow
+			seen int
+		}
+		queue := make(chan page, writers)
 		var wg sync.WaitGroup
 		var mu sync.Mutex // total, run, progress and firstErr
 		var firstErr error
 		failed := func() bool { mu.Lock(); defer mu.Unlock(); return firstErr != nil }
-		for page, err := range s.api.Assignments(ctx, tok, q) {
+		for range writers {
+			wg.Go(func() {
+				for p := range queue {
+					rows, seen, pages := p.rows, p.seen, 1
+				more:
+					for len(rows) < maxBatchRows {
+						select {
+						case next, ok := <-queue:
+							if !ok {
+								break more
+							}
+							rows, seen, pages = append(rows, next.rows...), seen+next.seen, pages+1
+						default:
+							break more
+						}
+					}
+					if failed() {
+						continue // drain: the pass has failed
+					}
+					c, skipped, err := s.db.ApplyAssignments(ctx, a.ID, markRun, rows, pools)
+					mu.Lock()
+					if err != nil {
+						if firstErr == nil {
+							firstErr = fmt.Errorf("store assignments: %w", err)
+						}
+						mu.Unlock()
+						continue
+					}
+					if skipped > 0 {
+						s.log.Warn("assignments of assets Apple did not list were skipped", "account", a.ID, "count", skipped)
+					}
+					total.Add(c)
+					for range pages {
+						run.Pages++
+						progress()
+					}
+					run.ItemsSeen += seen
+					mu.Unlock()
+				}
+			})
+		}
+		var readErr error
+		for pg, err := range s.api.Assignments(ctx, tok, q) {
 			if err != nil {
-				wg.Wait()
-				return err
+				readErr = err
+				break
 			}
 			if failed() {
 				break
 			}
-			res.assignmentsVersion = page.VersionID
-			rows := make([]db.AppleAssignmentRow, 0, len(page.Assignments))
-			for _, x := range page.Assignments {
+			res.assignmentsVersion = pg.VersionID
+			rows := make([]db.AppleAssignmentRow, 0, len(pg.Assignments))
+			for _, x := range pg.Assignments {
 				if x.Removed {
 					continue // a delta's removal marker (a §15 switch): the next full pass confirms it
 				}
 				rows = append(rows, db.AppleAssignmentRow{AdamID: x.AdamID, PricingParam: pricing(x.PricingParam), SerialNumber: x.SerialNumber, ClientUserID: x.ClientUserID})
 			}
-			seen := len(page.Assignments)
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				c, skipped, err := s.db.ApplyAssignments(ctx, a.ID, markRun, rows, pools)
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					if firstErr == nil {
-						firstErr = fmt.Errorf("store assignments: %w", err)
-					}
-					return
-				}
-				if skipped > 0 {
-					s.log.Warn("assignments of assets Apple did not list were skipped", "account", a.ID, "count", skipped)
-				}
-				total.Add(c)
-				run.Pages++
-				run.ItemsSeen += seen
-				progress()
-			})
+			queue <- page{rows: rows, seen: len(pg.Assignments)}
 		}
+		close(queue)
 		wg.Wait()
+		if readErr != nil {
+			return readErr
+		}
 		return firstErr
 	}
 	err := readAssignments(q)
@@ -177,6 +210,9 @@ func (s *Scheduler) reconcile(ctx context.Context, a *model.Account, tok *apple.
 // assignmentWriters is how many assignment pages a pass writes at once: two on MySQL (its
 // server works while Orchard prepares the next page; a 100,000-assignment first pass takes
 // half the time), one on SQLite (one writer at a time).
+// maxBatchRows bounds the assignments a worker writes in one transaction.
+const maxBatchRows = 4000
+
 func assignmentWriters(d *db.DB) int {
 	if d.Dialect() == db.MySQL {
 		return 2
