@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -27,6 +28,8 @@ type DB struct {
 	sql     *sql.DB
 	dialect Dialect
 	target  *Target
+	// writers serialises this process's transactions on SQLite (see Tx); nil on MySQL.
+	writers *sync.Mutex
 }
 
 // Options tune Open.
@@ -92,6 +95,9 @@ func Open(ctx context.Context, t *Target, opts Options) (*DB, error) {
 		return nil, err
 	}
 	d := &DB{gorm: g, sql: sqlDB, dialect: t.Dialect, target: t}
+	if t.Dialect == SQLite {
+		d.writers = &sync.Mutex{}
+	}
 	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := sqlDB.PingContext(pingCtx); err != nil {
@@ -142,13 +148,22 @@ func (d *DB) with(ctx context.Context) *gorm.DB { return d.gorm.WithContext(ctx)
 func (d *DB) Tx(ctx context.Context, fn func(tx *DB) error) error {
 	if _, nested := d.gorm.Statement.ConnPool.(gorm.TxCommitter); nested {
 		return d.gorm.WithContext(ctx).Transaction(func(g *gorm.DB) error {
-			return fn(&DB{gorm: g, sql: d.sql, dialect: d.dialect, target: d.target})
+			return fn(&DB{gorm: g, sql: d.sql, dialect: d.dialect, target: d.target, writers: d.writers})
 		})
+	}
+	if d.writers != nil {
+		// SQLite lets one transaction write at a time (each takes the lock at BEGIN), and a
+		// transaction that finds the lock taken polls for it, sleeping up to 100 ms between
+		// tries: under many concurrent writers the lock then sits free while they sleep. Queuing
+		// this process's transactions on a mutex hands the lock on at once. (Other processes on
+		// the same file still wait through busy_timeout.)
+		d.writers.Lock()
+		defer d.writers.Unlock()
 	}
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
 		err = d.gorm.WithContext(ctx).Transaction(func(g *gorm.DB) error {
-			return fn(&DB{gorm: g, sql: d.sql, dialect: d.dialect, target: d.target})
+			return fn(&DB{gorm: g, sql: d.sql, dialect: d.dialect, target: d.target, writers: d.writers})
 		})
 		if !retryable(err) || ctx.Err() != nil {
 			return err
