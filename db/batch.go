@@ -52,13 +52,7 @@ func (d *DB) assignmentsByHolder(ctx context.Context, cols []string, pairs [][2]
 			sb.WriteString(strings.Join(cols, ", "))
 			sb.WriteString(" FROM license_assignments WHERE (pool_id, holder_key) IN (")
 		}
-		for i, p := range chunk {
-			if i > 0 {
-				sb.WriteString(",")
-			}
-			sb.WriteString("(?,?)")
-			args = append(args, p[0], p[1])
-		}
+		args = appendPairs(&sb, args, chunk)
 		if d.dialect == SQLite {
 			sb.WriteString(") AS v JOIN license_assignments la ON la.pool_id = v.column1 AND la.holder_key = v.column2")
 		} else {

@@ -507,6 +507,13 @@ func (d *DB) pairIn(prefix string, pairs [][2]any) (string, []any) {
 	} else {
 		sb.WriteString("(")
 	}
+	args = appendPairs(&sb, args, pairs)
+	sb.WriteString(")")
+	return sb.String(), args
+}
+
+// appendPairs writes "(?,?),(?,?),…" for pairs to sb and returns args with their values.
+func appendPairs(sb *strings.Builder, args []any, pairs [][2]any) []any {
 	for i, p := range pairs {
 		if i > 0 {
 			sb.WriteString(",")
@@ -514,6 +521,5 @@ func (d *DB) pairIn(prefix string, pairs [][2]any) (string, []any) {
 		sb.WriteString("(?,?)")
 		args = append(args, p[0], p[1])
 	}
-	sb.WriteString(")")
-	return sb.String(), args
+	return args
 }
