@@ -12,7 +12,6 @@ import (
 	"maps"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -28,8 +27,9 @@ type DB struct {
 	sql     *sql.DB
 	dialect Dialect
 	target  *Target
-	// writers serialises this process's transactions on SQLite (see Tx); nil on MySQL.
-	writers *sync.Mutex
+	// writers serialises this process's transactions on SQLite (see Tx): a token to hold
+	// while one runs. Nil on MySQL.
+	writers chan struct{}
 }
 
 // Options tune Open.
@@ -96,7 +96,7 @@ func Open(ctx context.Context, t *Target, opts Options) (*DB, error) {
 	}
 	d := &DB{gorm: g, sql: sqlDB, dialect: t.Dialect, target: t}
 	if t.Dialect == SQLite {
-		d.writers = &sync.Mutex{}
+		d.writers = make(chan struct{}, 1)
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -155,10 +155,14 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *DB) error) error {
 		// SQLite lets one transaction write at a time (each takes the lock at BEGIN), and a
 		// transaction that finds the lock taken polls for it, sleeping up to 100 ms between
 		// tries: under many concurrent writers the lock then sits free while they sleep. Queuing
-		// this process's transactions on a mutex hands the lock on at once. (Other processes on
-		// the same file still wait through busy_timeout.)
-		d.writers.Lock()
-		defer d.writers.Unlock()
+		// this process's transactions hands the lock on at once, and a caller that gives up
+		// stops waiting. (Other processes on the same file still wait through busy_timeout.)
+		select {
+		case d.writers <- struct{}{}:
+			defer func() { <-d.writers }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
