@@ -105,6 +105,7 @@ type Scheduler struct {
 	kick chan struct{}
 
 	mu            sync.Mutex
+	kicked        map[int64]bool  // accounts kicked since the last tick (0: look at every account)
 	busy          map[string]bool // work keys this replica is running
 	invitationURL string          // last invitation link template written
 	wg            sync.WaitGroup
@@ -115,38 +116,66 @@ type Scheduler struct {
 func New(cfg Config) *Scheduler {
 	cfg.defaults()
 	s := &Scheduler{cfg: cfg, db: cfg.DB, svc: cfg.License, api: cfg.Apple, log: cfg.Log,
-		kick: make(chan struct{}, 1), busy: map[string]bool{}, sem: make(chan struct{}, cfg.Concurrency)}
+		kick: make(chan struct{}, 1), kicked: map[int64]bool{}, busy: map[string]bool{}, sem: make(chan struct{}, cfg.Concurrency)}
 	return s
 }
 
-// Kick wakes the scheduler at once (work was queued for an account).
-func (s *Scheduler) Kick(int64) {
+// Kick wakes the scheduler at once: work was queued for an account (0: for any account).
+func (s *Scheduler) Kick(accountID int64) {
+	s.mu.Lock()
+	s.kicked[accountID] = true
+	s.mu.Unlock()
 	select {
 	case s.kick <- struct{}{}:
 	default:
 	}
 }
 
-// Run works until ctx is cancelled, then waits for the work in flight to stop.
+// takeKicks returns the accounts kicked since the last call, or nil when any account may have
+// work (a kick for account 0).
+func (s *Scheduler) takeKicks() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []int64
+	all := s.kicked[0]
+	for id := range s.kicked {
+		ids = append(ids, id)
+		delete(s.kicked, id)
+	}
+	if all {
+		return nil
+	}
+	return ids
+}
+
+// Run works until ctx is cancelled, then waits for the work in flight to stop. Every Tick it
+// looks at all the work there is; a kick naming accounts looks at those accounts' outbox and
+// events only (under a stream of intents a kick comes with every call, and the look across
+// every account's outbox would cost more than the intents themselves).
 func (s *Scheduler) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.Tick)
 	defer t.Stop()
 	defer s.wg.Wait()
+	var kicked []int64 // nil: look everywhere
 	for {
-		if err := s.tick(ctx); err != nil && ctx.Err() == nil {
+		if err := s.tick(ctx, kicked); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "scheduler tick", "error", err)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			kicked = nil
+			s.takeKicks()
 		case <-s.kick:
+			kicked = s.takeKicks()
 		}
 	}
 }
 
-// tick starts the due work of every account this replica can lease.
-func (s *Scheduler) tick(ctx context.Context) error {
+// tick starts the due work of every account this replica can lease. With kicked set, the
+// outbox work looked at is that of the kicked accounts only.
+func (s *Scheduler) tick(ctx context.Context, kicked []int64) error {
 	now, err := s.db.ClockNow(ctx)
 	if err != nil {
 		return err
@@ -176,9 +205,11 @@ func (s *Scheduler) tick(ctx context.Context) error {
 			}
 		}
 	}
-	work, err := s.db.AccountsWithWork(ctx, now)
-	if err != nil {
-		return err
+	work := kicked
+	if work == nil {
+		if work, err = s.db.AccountsWithWork(ctx, now); err != nil {
+			return err
+		}
 	}
 	live := map[int64]*model.Account{}
 	for _, a := range accounts {
