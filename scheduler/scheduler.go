@@ -148,6 +148,10 @@ func (s *Scheduler) takeKicks() []int64 {
 	return ids
 }
 
+// kickGather is how long a kick waits for others to join it. The outbox packs what is queued
+// into as few Apple requests as it can, so a few milliseconds of wait cost nothing there.
+const kickGather = 10 * time.Millisecond
+
 // Run works until ctx is cancelled, then waits for the work in flight to stop. Every Tick it
 // looks at all the work there is; a kick naming accounts looks at those accounts' outbox and
 // events only (under a stream of intents a kick comes with every call, and the look across
@@ -168,6 +172,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			kicked = nil
 			s.takeKicks()
 		case <-s.kick:
+			// Kicks come in bursts (one per intent): gather those of the next few
+			// milliseconds into one look rather than one look each.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(kickGather):
+			}
 			kicked = s.takeKicks()
 		}
 	}
