@@ -29,8 +29,10 @@ type Target struct {
 // AssignInput asks for a license: from a pool, or of an app from a given account or from the
 // account Orchard chooses.
 type AssignInput struct {
-	PoolID    int64             `json:"poolId,omitempty"`
-	AppID     int64             `json:"appId,omitempty"`
+	PoolID int64 `json:"poolId,omitempty"`
+	AppID  int64 `json:"appId,omitempty"`
+	// AdamID names the app by Apple's id instead of AppID.
+	AdamID    string            `json:"adamId,omitempty"`
 	AccountID int64             `json:"accountId,omitempty"`
 	Kind      model.LicenseKind `json:"kind"`
 	Target    Target            `json:"target"`
@@ -159,6 +161,7 @@ type candidate struct {
 // with most licenses left, then the oldest account.
 func (s *Service) candidates(ctx context.Context, tx *db.DB, in AssignInput, h holder) ([]candidate, *model.App, error) {
 	var pools []*model.LicensePool
+	var app *model.App
 	switch {
 	case in.PoolID != 0:
 		p, err := tx.PoolByID(ctx, in.PoolID)
@@ -169,8 +172,18 @@ func (s *Service) candidates(ctx context.Context, tx *db.DB, in AssignInput, h h
 			return nil, nil, err
 		}
 		pools = []*model.LicensePool{p}
-	case in.AppID != 0:
-		ps, err := tx.PoolsOfApp(ctx, in.AppID)
+	case in.AppID != 0 || in.AdamID != "":
+		appID := in.AppID
+		if appID == 0 {
+			var err error
+			if app, err = tx.AppByAdamID(ctx, in.AdamID); errors.Is(err, model.ErrNotFound) {
+				return nil, nil, &model.Error{Code: model.CodeNotFound, Field: []string{"input", "adamId"}, Message: "no account has bought an app with this adamId"}
+			} else if err != nil {
+				return nil, nil, err
+			}
+			appID = app.ID
+		}
+		ps, err := tx.PoolsOfApp(ctx, appID)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -189,15 +202,29 @@ func (s *Service) candidates(ctx context.Context, tx *db.DB, in AssignInput, h h
 	default:
 		return nil, nil, model.FieldError([]string{"input"}, "give a poolId, or an appId (with an optional accountId)")
 	}
-	app, err := tx.AppByID(ctx, pools[0].AppID)
+	if app == nil {
+		var err error
+		if app, err = tx.AppByID(ctx, pools[0].AppID); err != nil {
+			return nil, nil, err
+		}
+	}
+	ids := make([]int64, len(pools))
+	for i, p := range pools {
+		ids[i] = p.AccountID
+	}
+	accounts, err := tx.AccountsByID(ctx, ids)
 	if err != nil {
 		return nil, nil, err
 	}
+	byID := make(map[int64]*model.Account, len(accounts))
+	for _, a := range accounts {
+		byID[a.ID] = a
+	}
 	out := make([]candidate, 0, len(pools))
 	for _, p := range pools {
-		a, err := tx.AccountByID(ctx, p.AccountID)
-		if err != nil {
-			return nil, nil, err
+		a, ok := byID[p.AccountID]
+		if !ok {
+			return nil, nil, fmt.Errorf("pool %d: account %d: %w", p.ID, p.AccountID, model.ErrNotFound)
 		}
 		out = append(out, candidate{pool: p, account: a})
 	}

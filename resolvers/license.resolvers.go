@@ -12,6 +12,7 @@ import (
 	"orchard/license"
 	"orchard/model"
 	"orchard/resolvers/loaders"
+	"strings"
 )
 
 // Pool is the resolver for the pool field.
@@ -69,7 +70,9 @@ func (r *mutationResolver) AssignLicense(ctx context.Context, input graph.Assign
 	if in.AccountID, err = optional(input.AccountID, typeAccount, "input", "accountId"); err != nil {
 		return fail(err)
 	}
-	if in.AppID, err = r.appRef(ctx, input.AppID, input.AdamID, in.PoolID == 0); err != nil {
+	if input.AdamID != nil && input.AppID == nil {
+		in.AdamID = strings.TrimSpace(*input.AdamID) // looked up with the pools
+	} else if in.AppID, err = r.appRef(ctx, input.AppID, input.AdamID, in.PoolID == 0); err != nil {
 		return fail(err)
 	}
 	if in.Target, err = licenseTarget(input.Target, "input", "target"); err != nil {
