@@ -15,6 +15,15 @@ import (
 // SQLite being in process, more statements cost little. MySQL's driver interpolates: 500 rows.
 const sqliteParamsPerInsert = 500
 
+// inChunk is the number of values per IN list in the statements of a sync pass, whose batches
+// run to thousands of rows (fewer on SQLite: see sqliteParamsPerInsert).
+func (d *DB) inChunk() int {
+	if d.dialect == SQLite {
+		return 250
+	}
+	return 1000
+}
+
 // batchOf is the number of rows per INSERT for rows (a slice of models) on this engine.
 func (d *DB) batchOf(rows any) int {
 	if d.dialect != SQLite {

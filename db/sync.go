@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -277,18 +278,20 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 		}
 		if len(confirm) > 0 {
 			// Apple holds what Orchard was waiting to hear about: the associate went through.
-			res := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ? AND status = ?", confirm, model.AssignmentPending).
-				UpdateColumns(map[string]any{"status": model.AssignmentAssigned, "assigned_at": now, "updated_at": now})
-			if res.Error != nil {
-				return res.Error
-			}
-			counts.Changed += int(res.RowsAffected)
-			// Commands that waited for these licenses may go, as when their events complete
-			// (completeAssociate, which then finds them confirmed and does nothing).
-			if err := tx.with(ctx).Model(&model.DeviceCommand{}).Where("assignment_id IN ? AND waits_for_assignment = ?", confirm, true).
-				Where("EXISTS (SELECT 1 FROM license_assignments la WHERE la.id = device_commands.assignment_id AND la.status = ?)", model.AssignmentAssigned).
-				UpdateColumn("waits_for_assignment", false).Error; err != nil {
-				return err
+			for ids := range slices.Chunk(confirm, tx.inChunk()) {
+				res := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ? AND status = ?", ids, model.AssignmentPending).
+					UpdateColumns(map[string]any{"status": model.AssignmentAssigned, "assigned_at": now, "updated_at": now})
+				if res.Error != nil {
+					return res.Error
+				}
+				counts.Changed += int(res.RowsAffected)
+				// Commands that waited for these licenses may go, as when their events complete
+				// (completeAssociate, which then finds them confirmed and does nothing).
+				if err := tx.with(ctx).Model(&model.DeviceCommand{}).Where("assignment_id IN ? AND waits_for_assignment = ?", ids, true).
+					Where("EXISTS (SELECT 1 FROM license_assignments la WHERE la.id = device_commands.assignment_id AND la.status = ?)", model.AssignmentAssigned).
+					UpdateColumn("waits_for_assignment", false).Error; err != nil {
+					return err
+				}
 			}
 		}
 		for _, id := range reclaim {
@@ -311,8 +314,10 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 			counts.Added += ins
 		}
 		if runID != 0 && len(seen) > 0 {
-			if err := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", seen).UpdateColumn("seen_run_id", runID).Error; err != nil {
-				return err
+			for ids := range slices.Chunk(seen, tx.inChunk()) {
+				if err := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", ids).UpdateColumn("seen_run_id", runID).Error; err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -345,11 +350,13 @@ func (d *DB) newFoundAssignments(ctx context.Context, accountID, runID int64, li
 			ID           int64
 			SerialNumber string
 		}
-		if err := d.with(ctx).Model(&model.Device{}).Select("id", "serial_number").Where("serial_number IN ?", serials).Find(&ds).Error; err != nil {
-			return 0, err
-		}
-		for _, x := range ds {
-			devices[x.SerialNumber] = x.ID
+		for chunk := range slices.Chunk(serials, d.inChunk()) {
+			if err := d.with(ctx).Model(&model.Device{}).Select("id", "serial_number").Where("serial_number IN ?", chunk).Find(&ds).Error; err != nil {
+				return 0, err
+			}
+			for _, x := range ds {
+				devices[x.SerialNumber] = x.ID
+			}
 		}
 	}
 	users := map[string]int64{}
@@ -358,11 +365,13 @@ func (d *DB) newFoundAssignments(ctx context.Context, accountID, runID int64, li
 			ID           int64
 			ClientUserID string
 		}
-		if err := d.with(ctx).Model(&model.User{}).Select("id", "client_user_id").Where("client_user_id IN ?", cuids).Find(&us).Error; err != nil {
-			return 0, err
-		}
-		for _, x := range us {
-			users[x.ClientUserID] = x.ID
+		for chunk := range slices.Chunk(cuids, d.inChunk()) {
+			if err := d.with(ctx).Model(&model.User{}).Select("id", "client_user_id").Where("client_user_id IN ?", chunk).Find(&us).Error; err != nil {
+				return 0, err
+			}
+			for _, x := range us {
+				users[x.ClientUserID] = x.ID
+			}
 		}
 	}
 	cols := []string{"pool_id", "account_id", "app_id", "kind", "serial_number", "client_user_id", "device_id", "user_id", "holder_key",
