@@ -27,8 +27,7 @@ type DB struct {
 	sql     *sql.DB
 	dialect Dialect
 	target  *Target
-	// writers serialises this process's transactions on SQLite (see Tx): a token to hold
-	// while one runs. Nil on MySQL.
+	// writers is the token of SQLite's write queue (writequeue.go); nil on MySQL.
 	writers chan struct{}
 }
 
@@ -97,6 +96,9 @@ func Open(ctx context.Context, t *Target, opts Options) (*DB, error) {
 	d := &DB{gorm: g, sql: sqlDB, dialect: t.Dialect, target: t}
 	if t.Dialect == SQLite {
 		d.writers = make(chan struct{}, 1)
+		if err := queueWrites(g, d.writers); err != nil {
+			return nil, err
+		}
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -151,18 +153,11 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *DB) error) error {
 			return fn(&DB{gorm: g, sql: d.sql, dialect: d.dialect, target: d.target, writers: d.writers})
 		})
 	}
-	if d.writers != nil {
-		// SQLite lets one transaction write at a time (each takes the lock at BEGIN), and a
-		// transaction that finds the lock taken polls for it, sleeping up to 100 ms between
-		// tries: under many concurrent writers the lock then sits free while they sleep. Queuing
-		// this process's transactions hands the lock on at once, and a caller that gives up
-		// stops waiting. (Other processes on the same file still wait through busy_timeout.)
-		select {
-		case d.writers <- struct{}{}:
-			defer func() { <-d.writers }()
-		case <-ctx.Done():
-			return ctx.Err()
+	if d.writers != nil { // see writequeue.go
+		if err := takeWriteToken(ctx, d.writers); err != nil {
+			return err
 		}
+		defer func() { <-d.writers }()
 	}
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
