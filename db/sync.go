@@ -409,9 +409,11 @@ func (d *DB) newFoundAssignments(ctx context.Context, accountID, runID int64, li
 		for _, w := range list {
 			pairs = append(pairs, [2]any{w.ref.PoolID, w.key})
 		}
-		q, args := d.pairIn("UPDATE license_assignments SET seen_run_id = ? WHERE (pool_id, holder_key) IN ", pairs)
-		if err := d.with(ctx).Exec(q, append([]any{runID}, args...)...).Error; err != nil {
-			return 0, err
+		for chunk := range slices.Chunk(pairs, d.inChunk()/2) {
+			q, args := d.pairIn("UPDATE license_assignments SET seen_run_id = ? WHERE (pool_id, holder_key) IN ", chunk)
+			if err := d.with(ctx).Exec(q, append([]any{runID}, args...)...).Error; err != nil {
+				return 0, err
+			}
 		}
 	}
 	return int(inserted), nil
