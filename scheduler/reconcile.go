@@ -207,11 +207,13 @@ func (s *Scheduler) reconcile(ctx context.Context, a *model.Account, tok *apple.
 	return res, nil
 }
 
+// maxBatchRows bounds the assignments a worker takes into one transaction (it may go over by
+// one page).
+const maxBatchRows = 4000
+
 // assignmentWriters is how many assignment pages a pass writes at once: two on MySQL (its
 // server works while Orchard prepares the next page; a 100,000-assignment first pass takes
 // half the time), one on SQLite (one writer at a time).
-// maxBatchRows bounds the assignments a worker writes in one transaction.
-const maxBatchRows = 4000
 
 func assignmentWriters(d *db.DB) int {
 	if d.Dialect() == db.MySQL {

@@ -131,12 +131,12 @@ func (s *Scheduler) Kick(accountID int64) {
 	}
 }
 
-// takeKicks returns the accounts kicked since the last call, or nil when any account may have
-// work (a kick for account 0).
+// takeKicks returns the accounts kicked since the last call (maybe none), or nil when any
+// account may have work (a kick for account 0).
 func (s *Scheduler) takeKicks() []int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var ids []int64
+	ids := []int64{} // not nil: nil means every account
 	all := s.kicked[0]
 	for id := range s.kicked {
 		ids = append(ids, id)
