@@ -70,7 +70,7 @@ func (r *mutationResolver) AssignLicense(ctx context.Context, input graph.Assign
 	if in.AccountID, err = optional(input.AccountID, typeAccount, "input", "accountId"); err != nil {
 		return fail(err)
 	}
-	if input.AdamID != nil && input.AppID == nil {
+	if input.AdamID != nil && input.AppID == nil && in.PoolID == 0 && strings.TrimSpace(*input.AdamID) != "" {
 		in.AdamID = strings.TrimSpace(*input.AdamID) // looked up with the pools
 	} else if in.AppID, err = r.appRef(ctx, input.AppID, input.AdamID, in.PoolID == 0); err != nil {
 		return fail(err)
