@@ -31,8 +31,8 @@ func list[T any](ctx context.Context, q *gorm.DB, table string, p Page) ([]*T, b
 	if p.Desc {
 		order = col + " DESC"
 	}
-	var out []*T
-	if err := q.WithContext(ctx).Order(order).Limit(p.First + 1).Find(&out).Error; err != nil {
+	out, err := findAll[T](q.WithContext(ctx).Order(order).Limit(p.First + 1))
+	if err != nil {
 		return nil, false, fmt.Errorf("list %s: %w", table, err)
 	}
 	more := len(out) > p.First
@@ -54,14 +54,10 @@ func count(ctx context.Context, q *gorm.DB, table string) (int, error) {
 // byIDs reads the rows with the given ids, in no particular order (loaders put them in key
 // order).
 func byIDs[T any](ctx context.Context, d *DB, ids []int64) ([]*T, error) {
-	var out []*T
 	if len(ids) == 0 {
-		return out, nil
+		return []*T{}, nil
 	}
-	if err := d.with(ctx).Where("id IN ?", ids).Find(&out).Error; err != nil {
-		return nil, err
-	}
-	return out, nil
+	return findAll[T](d.with(ctx).Where("id IN ?", ids))
 }
 
 // ChildPage asks for one parent's page of children in a nested connection.
