@@ -30,11 +30,7 @@ func (d *DB) DeleteAccountRow(ctx context.Context, id int64) error {
 
 // AccountByID reads one account.
 func (d *DB) AccountByID(ctx context.Context, id int64) (*model.Account, error) {
-	var a model.Account
-	if err := d.with(ctx).Where("id = ?", id).Take(&a).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &a, nil
+	return findOne[model.Account](d.with(ctx).Where("id = ?", id))
 }
 
 // LockAccount reads one account and locks its row until the transaction ends (MySQL; SQLite

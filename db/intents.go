@@ -27,18 +27,12 @@ func (d *DB) PoolByID(ctx context.Context, id int64) (*model.LicensePool, error)
 
 // PoolsOfApp reads every pool of an app in live accounts, by account id.
 func (d *DB) PoolsOfApp(ctx context.Context, appID int64) ([]*model.LicensePool, error) {
-	var out []*model.LicensePool
-	err := d.with(ctx).Where("app_id = ? AND account_id IN (SELECT id FROM accounts WHERE removed_at IS NULL)", appID).Order("account_id").Find(&out).Error
-	return out, err
+	return findAll[model.LicensePool](d.with(ctx).Where("app_id = ? AND account_id IN (SELECT id FROM accounts WHERE removed_at IS NULL)", appID).Order("account_id"))
 }
 
 // AppByID reads one app.
 func (d *DB) AppByID(ctx context.Context, id int64) (*model.App, error) {
-	var a model.App
-	if err := d.with(ctx).Where("id = ?", id).Take(&a).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &a, nil
+	return findOne[model.App](d.with(ctx).Where("id = ?", id))
 }
 
 // AppByBundleID reads the app with a bundle id.
@@ -52,11 +46,7 @@ func (d *DB) AppByBundleID(ctx context.Context, bundleID string) (*model.App, er
 
 // DeviceByID reads one device.
 func (d *DB) DeviceByID(ctx context.Context, id int64) (*model.Device, error) {
-	var x model.Device
-	if err := d.with(ctx).Where("id = ?", id).Take(&x).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &x, nil
+	return findOne[model.Device](d.with(ctx).Where("id = ?", id))
 }
 
 // UserByID reads one user.
@@ -90,11 +80,7 @@ func (d *DB) ActiveAssignmentOfApp(ctx context.Context, appID int64, kind model.
 	} else {
 		q = q.Where("client_user_id = ? AND kind = ?", clientUserID, kind)
 	}
-	var a model.LicenseAssignment
-	if err := q.Order("id").Take(&a).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &a, nil
+	return findOne[model.LicenseAssignment](q.Order("id"))
 }
 
 // UserLicenseByOrchard reports whether a user holds an active user license for an app that

@@ -94,11 +94,7 @@ func (d *DB) AppsByID(ctx context.Context, ids []int64) ([]*model.App, error) {
 
 // AppByAdamID reads an app by Apple's id.
 func (d *DB) AppByAdamID(ctx context.Context, adamID string) (*model.App, error) {
-	var a model.App
-	if err := d.with(ctx).Where("adam_id = ?", adamID).Take(&a).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &a, nil
+	return findOne[model.App](d.with(ctx).Where("adam_id = ?", adamID))
 }
 
 // CountriesByApp reads the countries each app is known to be sold in.
@@ -270,11 +266,7 @@ func (d *DB) DevicesByID(ctx context.Context, ids []int64) ([]*model.Device, err
 
 // DeviceBySerial reads a device by serial number.
 func (d *DB) DeviceBySerial(ctx context.Context, serial string) (*model.Device, error) {
-	var dev model.Device
-	if err := d.with(ctx).Where("serial_number = ?", serial).Take(&dev).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &dev, nil
+	return findOne[model.Device](d.with(ctx).Where("serial_number = ?", serial))
 }
 
 // UserFilter selects users.

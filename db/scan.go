@@ -55,3 +55,15 @@ func findAll[T any](q *gorm.DB) ([]*T, error) {
 	}
 	return out, rows.Err()
 }
+
+// findOne is findAll for at most one row: the row, or errNotFound.
+func findOne[T any](q *gorm.DB) (*T, error) {
+	rows, err := findAll[T](q.Limit(1))
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, errNotFound
+	}
+	return rows[0], nil
+}
