@@ -19833,7 +19833,7 @@ func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, 
 	fields := graphql.CollectFields(ec.OperationContext, sel, accountImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -19981,7 +19981,7 @@ func (ec *executionContext) _AccountConnection(ctx context.Context, sel ast.Sele
 	fields := graphql.CollectFields(ec.OperationContext, sel, accountConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20029,7 +20029,7 @@ func (ec *executionContext) _AccountEdge(ctx context.Context, sel ast.SelectionS
 	fields := graphql.CollectFields(ec.OperationContext, sel, accountEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20067,7 +20067,7 @@ func (ec *executionContext) _AcknowledgeDeviceCommandsPayload(ctx context.Contex
 	fields := graphql.CollectFields(ec.OperationContext, sel, acknowledgeDeviceCommandsPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20105,7 +20105,7 @@ func (ec *executionContext) _AddAccountPayload(ctx context.Context, sel ast.Sele
 	fields := graphql.CollectFields(ec.OperationContext, sel, addAccountPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20148,7 +20148,7 @@ func (ec *executionContext) _ApiKey(ctx context.Context, sel ast.SelectionSet, o
 	fields := graphql.CollectFields(ec.OperationContext, sel, apiKeyImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20216,7 +20216,7 @@ func (ec *executionContext) _ApiKeyConnection(ctx context.Context, sel ast.Selec
 	fields := graphql.CollectFields(ec.OperationContext, sel, apiKeyConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20264,7 +20264,7 @@ func (ec *executionContext) _ApiKeyEdge(ctx context.Context, sel ast.SelectionSe
 	fields := graphql.CollectFields(ec.OperationContext, sel, apiKeyEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20302,7 +20302,7 @@ func (ec *executionContext) _App(ctx context.Context, sel ast.SelectionSet, obj 
 	fields := graphql.CollectFields(ec.OperationContext, sel, appImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20395,7 +20395,7 @@ func (ec *executionContext) _AppConnection(ctx context.Context, sel ast.Selectio
 	fields := graphql.CollectFields(ec.OperationContext, sel, appConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20443,7 +20443,7 @@ func (ec *executionContext) _AppEdge(ctx context.Context, sel ast.SelectionSet, 
 	fields := graphql.CollectFields(ec.OperationContext, sel, appEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20481,7 +20481,7 @@ func (ec *executionContext) _AppleRegistration(ctx context.Context, sel ast.Sele
 	fields := graphql.CollectFields(ec.OperationContext, sel, appleRegistrationImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20529,7 +20529,7 @@ func (ec *executionContext) _AssignLicensePayload(ctx context.Context, sel ast.S
 	fields := graphql.CollectFields(ec.OperationContext, sel, assignLicensePayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20582,7 +20582,7 @@ func (ec *executionContext) _AssignLicenseResult(ctx context.Context, sel ast.Se
 	fields := graphql.CollectFields(ec.OperationContext, sel, assignLicenseResultImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20625,7 +20625,7 @@ func (ec *executionContext) _AssignLicensesPayload(ctx context.Context, sel ast.
 	fields := graphql.CollectFields(ec.OperationContext, sel, assignLicensesPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20673,7 +20673,7 @@ func (ec *executionContext) _AuditEvent(ctx context.Context, sel ast.SelectionSe
 	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20756,7 +20756,7 @@ func (ec *executionContext) _AuditEventConnection(ctx context.Context, sel ast.S
 	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20804,7 +20804,7 @@ func (ec *executionContext) _AuditEventEdge(ctx context.Context, sel ast.Selecti
 	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20842,7 +20842,7 @@ func (ec *executionContext) _ConversionCandidate(ctx context.Context, sel ast.Se
 	fields := graphql.CollectFields(ec.OperationContext, sel, conversionCandidateImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20880,7 +20880,7 @@ func (ec *executionContext) _ConvertAppToManagedPayload(ctx context.Context, sel
 	fields := graphql.CollectFields(ec.OperationContext, sel, convertAppToManagedPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20923,7 +20923,7 @@ func (ec *executionContext) _CreateApiKeyPayload(ctx context.Context, sel ast.Se
 	fields := graphql.CollectFields(ec.OperationContext, sel, createApiKeyPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -20966,7 +20966,7 @@ func (ec *executionContext) _Device(ctx context.Context, sel ast.SelectionSet, o
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21089,7 +21089,7 @@ func (ec *executionContext) _DeviceApp(ctx context.Context, sel ast.SelectionSet
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceAppImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21147,7 +21147,7 @@ func (ec *executionContext) _DeviceAppConnection(ctx context.Context, sel ast.Se
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceAppConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21195,7 +21195,7 @@ func (ec *executionContext) _DeviceAppEdge(ctx context.Context, sel ast.Selectio
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceAppEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21233,7 +21233,7 @@ func (ec *executionContext) _DeviceCommand(ctx context.Context, sel ast.Selectio
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceCommandImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21316,7 +21316,7 @@ func (ec *executionContext) _DeviceCommandConnection(ctx context.Context, sel as
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceCommandConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21364,7 +21364,7 @@ func (ec *executionContext) _DeviceCommandEdge(ctx context.Context, sel ast.Sele
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceCommandEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21402,7 +21402,7 @@ func (ec *executionContext) _DeviceConnection(ctx context.Context, sel ast.Selec
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21450,7 +21450,7 @@ func (ec *executionContext) _DeviceEdge(ctx context.Context, sel ast.SelectionSe
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21488,7 +21488,7 @@ func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, ob
 	fields := graphql.CollectFields(ec.OperationContext, sel, groupImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21541,7 +21541,7 @@ func (ec *executionContext) _GroupConnection(ctx context.Context, sel ast.Select
 	fields := graphql.CollectFields(ec.OperationContext, sel, groupConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21589,7 +21589,7 @@ func (ec *executionContext) _GroupEdge(ctx context.Context, sel ast.SelectionSet
 	fields := graphql.CollectFields(ec.OperationContext, sel, groupEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21627,7 +21627,7 @@ func (ec *executionContext) _LicenseAssignment(ctx context.Context, sel ast.Sele
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseAssignmentImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21765,7 +21765,7 @@ func (ec *executionContext) _LicenseAssignmentConnection(ctx context.Context, se
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseAssignmentConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21813,7 +21813,7 @@ func (ec *executionContext) _LicenseAssignmentEdge(ctx context.Context, sel ast.
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseAssignmentEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21851,7 +21851,7 @@ func (ec *executionContext) _LicenseEvent(ctx context.Context, sel ast.Selection
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseEventImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -21904,7 +21904,7 @@ func (ec *executionContext) _LicensePool(ctx context.Context, sel ast.SelectionS
 	fields := graphql.CollectFields(ec.OperationContext, sel, licensePoolImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -22027,7 +22027,7 @@ func (ec *executionContext) _LicensePoolConnection(ctx context.Context, sel ast.
 	fields := graphql.CollectFields(ec.OperationContext, sel, licensePoolConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -22075,7 +22075,7 @@ func (ec *executionContext) _LicensePoolEdge(ctx context.Context, sel ast.Select
 	fields := graphql.CollectFields(ec.OperationContext, sel, licensePoolEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -22113,7 +22113,7 @@ func (ec *executionContext) _Manager(ctx context.Context, sel ast.SelectionSet, 
 	fields := graphql.CollectFields(ec.OperationContext, sel, managerImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -22154,7 +22154,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 	})
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		innerCtx := graphql.WithRootFieldContext(ctx, &graphql.RootFieldContext{
 			Object: field.Name,
@@ -22320,7 +22320,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	fields := graphql.CollectFields(ec.OperationContext, sel, pageInfoImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -22371,7 +22371,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	})
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		innerCtx := graphql.WithRootFieldContext(ctx, &graphql.RootFieldContext{
 			Object: field.Name,
@@ -22532,7 +22532,7 @@ func (ec *executionContext) _ReclaimLicensePayload(ctx context.Context, sel ast.
 	fields := graphql.CollectFields(ec.OperationContext, sel, reclaimLicensePayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -22570,7 +22570,7 @@ func (ec *executionContext) _ReclaimLicensesPayload(ctx context.Context, sel ast
 	fields := graphql.CollectFields(ec.OperationContext, sel, reclaimLicensesPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -22608,7 +22608,7 @@ func (ec *executionContext) _RemoveAccountPayload(ctx context.Context, sel ast.S
 	fields := graphql.CollectFields(ec.OperationContext, sel, removeAccountPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -22651,7 +22651,7 @@ func (ec *executionContext) _RemoveUserPayload(ctx context.Context, sel ast.Sele
 	fields := graphql.CollectFields(ec.OperationContext, sel, removeUserPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -22694,7 +22694,7 @@ func (ec *executionContext) _RenewAccountTokenPayload(ctx context.Context, sel a
 	fields := graphql.CollectFields(ec.OperationContext, sel, renewAccountTokenPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -22732,7 +22732,7 @@ func (ec *executionContext) _ReportDeviceAppsPayload(ctx context.Context, sel as
 	fields := graphql.CollectFields(ec.OperationContext, sel, reportDeviceAppsPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -22780,7 +22780,7 @@ func (ec *executionContext) _RetireDevicePayload(ctx context.Context, sel ast.Se
 	fields := graphql.CollectFields(ec.OperationContext, sel, retireDevicePayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -22823,7 +22823,7 @@ func (ec *executionContext) _RevokeApiKeyPayload(ctx context.Context, sel ast.Se
 	fields := graphql.CollectFields(ec.OperationContext, sel, revokeApiKeyPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -22861,7 +22861,7 @@ func (ec *executionContext) _SendInstallRequestPayload(ctx context.Context, sel 
 	fields := graphql.CollectFields(ec.OperationContext, sel, sendInstallRequestPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -22919,7 +22919,7 @@ func (ec *executionContext) _SyncAccountPayload(ctx context.Context, sel ast.Sel
 	fields := graphql.CollectFields(ec.OperationContext, sel, syncAccountPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -22957,7 +22957,7 @@ func (ec *executionContext) _SyncRun(ctx context.Context, sel ast.SelectionSet, 
 	fields := graphql.CollectFields(ec.OperationContext, sel, syncRunImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23050,7 +23050,7 @@ func (ec *executionContext) _SyncRunConnection(ctx context.Context, sel ast.Sele
 	fields := graphql.CollectFields(ec.OperationContext, sel, syncRunConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23098,7 +23098,7 @@ func (ec *executionContext) _SyncRunEdge(ctx context.Context, sel ast.SelectionS
 	fields := graphql.CollectFields(ec.OperationContext, sel, syncRunEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23136,7 +23136,7 @@ func (ec *executionContext) _TakeOverAccountPayload(ctx context.Context, sel ast
 	fields := graphql.CollectFields(ec.OperationContext, sel, takeOverAccountPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23184,7 +23184,7 @@ func (ec *executionContext) _UpsertDevicesPayload(ctx context.Context, sel ast.S
 	fields := graphql.CollectFields(ec.OperationContext, sel, upsertDevicesPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23227,7 +23227,7 @@ func (ec *executionContext) _UpsertUsersPayload(ctx context.Context, sel ast.Sel
 	fields := graphql.CollectFields(ec.OperationContext, sel, upsertUsersPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23265,7 +23265,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 	fields := graphql.CollectFields(ec.OperationContext, sel, userImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23358,7 +23358,7 @@ func (ec *executionContext) _UserConnection(ctx context.Context, sel ast.Selecti
 	fields := graphql.CollectFields(ec.OperationContext, sel, userConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23406,7 +23406,7 @@ func (ec *executionContext) _UserEdge(ctx context.Context, sel ast.SelectionSet,
 	fields := graphql.CollectFields(ec.OperationContext, sel, userEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23444,7 +23444,7 @@ func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet
 	fields := graphql.CollectFields(ec.OperationContext, sel, userErrorImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23487,7 +23487,7 @@ func (ec *executionContext) _Viewer(ctx context.Context, sel ast.SelectionSet, o
 	fields := graphql.CollectFields(ec.OperationContext, sel, viewerImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23525,7 +23525,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 	fields := graphql.CollectFields(ec.OperationContext, sel, __DirectiveImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23578,7 +23578,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 	fields := graphql.CollectFields(ec.OperationContext, sel, __EnumValueImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23626,7 +23626,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 	fields := graphql.CollectFields(ec.OperationContext, sel, __FieldImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23684,7 +23684,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 	fields := graphql.CollectFields(ec.OperationContext, sel, __InputValueImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23742,7 +23742,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 	fields := graphql.CollectFields(ec.OperationContext, sel, __SchemaImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -23800,7 +23800,7 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 	fields := graphql.CollectFields(ec.OperationContext, sel, __TypeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
