@@ -5,7 +5,7 @@
 // Why: the list resolvers load every to-one relation of a page in one statement per relation,
 // level by level, before the fields are resolved (resolvers/prefetch.go), so a relation field
 // finds its value in the request's loader at once, and a goroutine per field (three or four
-// per item of a page) costs more than the field itself — on a 100-item page, about a seventh of
+// per item of a page) costs more than the field itself — on a 100-item page, about a fifth of
 // the request. The items of a list are still resolved concurrently (gqlgen does that for
 // lists), so a relation that is not primed is still loaded for all the items of its level in
 // one batch; only sibling relations of one object that are not primed wait for each other.
