@@ -113,18 +113,7 @@ func (d *DB) FoundAtApple(ctx context.Context, accountID int64, rows []AppleAssi
 				deltas[k[0].(int64)]++
 			}
 		}
-		if len(deltas) > 0 {
-			running, err := tx.passRunning(ctx, accountID)
-			if err != nil {
-				return err
-			}
-			if doubt = running; !running {
-				if err := tx.adjustAppleAssigned(ctx, deltas); err != nil {
-					return err
-				}
-			}
-		}
-		_, err = tx.RecountPools(ctx, accountID)
+		doubt, err = tx.moveAppleCounts(ctx, accountID, deltas)
 		return err
 	})
 	return counts, skipped, doubt, err
@@ -251,16 +240,8 @@ func (d *DB) GoneAtApple(ctx context.Context, accountID int64, rows []AppleAssig
 			return nil
 		}
 		// Apple's counts move with the licenses it released (its next listing says so too).
-		running, err := tx.passRunning(ctx, accountID)
-		if err != nil {
-			return err
-		}
-		if doubt = running; !running {
-			if err := tx.adjustAppleAssigned(ctx, deltas); err != nil {
-				return err
-			}
-		}
-		_, err = tx.RecountPools(ctx, accountID)
+		var err error
+		doubt, err = tx.moveAppleCounts(ctx, accountID, deltas)
 		return err
 	})
 	return n, doubt, err
@@ -269,4 +250,24 @@ func (d *DB) GoneAtApple(ctx context.Context, accountID int64, rows []AppleAssig
 // ForgetNotification drops a notification id whose application failed, so a retry applies it.
 func (d *DB) ForgetNotification(ctx context.Context, id string) error {
 	return d.with(ctx).Where("notification_id = ?", id).Delete(&model.AppleNotification{}).Error
+}
+
+// moveAppleCounts applies a notification's change to Apple's assigned counts (per pool) and
+// recounts the account's pools. While a pass of the account is running, the counts are left to
+// it (its listing says what Apple holds, and a delta on top would count twice): doubt reports
+// that case, so that the caller asks for another pass.
+func (d *DB) moveAppleCounts(ctx context.Context, accountID int64, deltas map[int64]int64) (doubt bool, err error) {
+	if len(deltas) > 0 {
+		running, err := d.passRunning(ctx, accountID)
+		if err != nil {
+			return false, err
+		}
+		if doubt = running; !running {
+			if err := d.adjustAppleAssigned(ctx, deltas); err != nil {
+				return false, err
+			}
+		}
+	}
+	_, err = d.RecountPools(ctx, accountID)
+	return doubt, err
 }
