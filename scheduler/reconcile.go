@@ -214,7 +214,6 @@ const maxBatchRows = 4000
 // assignmentWriters is how many assignment pages a pass writes at once: two on MySQL (its
 // server works while Orchard prepares the next page; a 100,000-assignment first pass takes
 // half the time), one on SQLite (one writer at a time).
-
 func assignmentWriters(d *db.DB) int {
 	if d.Dialect() == db.MySQL {
 		return 2
