@@ -153,9 +153,10 @@ func (s *Scheduler) takeKicks() []int64 {
 const kickGather = 10 * time.Millisecond
 
 // Run works until ctx is cancelled, then waits for the work in flight to stop. Every Tick it
-// looks at all the work there is; a kick naming accounts looks at those accounts' outbox and
-// events only (under a stream of intents a kick comes with every call, and the look across
-// every account's outbox would cost more than the intents themselves).
+// looks at all the work there is; after a kick naming accounts, the look for outbox work (queued
+// items, events to poll) covers those accounts only (under a stream of intents a kick comes
+// with every call, and the look across every account's outbox would cost more than the
+// intents themselves). Due syncs and removals are looked at every time.
 func (s *Scheduler) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.Tick)
 	defer t.Stop()
