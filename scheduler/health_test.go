@@ -189,22 +189,6 @@ func takeOver(t *testing.T, st *gqltest.Stack, id, tok string) {
 	checkMatchesSim(t, st, id, tok)
 }
 
-// waitFullPass waits for a successful full pass of the account started after since.
-func waitFullPass(t testing.TB, st *gqltest.Stack, id string, since time.Time) runView {
-	t.Helper()
-	var got runView
-	waitFor(t, "a full pass", waitLong, func() bool {
-		for _, r := range runs(t, st, id) {
-			if r.Kind == "FULL" && r.Status == "SUCCEEDED" && r.StartedAt.After(since) {
-				got = r
-				return true
-			}
-		}
-		return false
-	})
-	return got
-}
-
 // checkHealthAudited requires an account.health_changed audit event from → to.
 func checkHealthAudited(t testing.TB, st *gqltest.Stack, id, from, to string) {
 	t.Helper()

@@ -450,10 +450,27 @@ func addSynced(t testing.TB, st *gqltest.Stack, name, tok string) string {
 // waitSynced waits for a successful pass of the account started after since.
 func waitSynced(t testing.TB, st *gqltest.Stack, gid string, since time.Time) runView {
 	t.Helper()
+	return waitPass(t, st, gid, since, "")
+}
+
+// waitFullPass waits for a successful full pass of the account started after since.
+func waitFullPass(t testing.TB, st *gqltest.Stack, gid string, since time.Time) runView {
+	t.Helper()
+	return waitPass(t, st, gid, since, "FULL")
+}
+
+// waitPass waits for a successful pass of the account (of the given kind; "" any) started
+// after since.
+func waitPass(t testing.TB, st *gqltest.Stack, gid string, since time.Time, kind string) runView {
+	t.Helper()
+	what := "a successful pass of " + gid
+	if kind != "" {
+		what = "a successful " + strings.ToLower(kind) + " pass of " + gid
+	}
 	var got runView
-	waitFor(t, "a successful pass of "+gid, waitLong, func() bool {
+	waitFor(t, what, waitLong, func() bool {
 		for _, r := range runs(t, st, gid) {
-			if r.Status == "SUCCEEDED" && r.StartedAt.After(since) {
+			if (kind == "" || r.Kind == kind) && r.Status == "SUCCEEDED" && r.StartedAt.After(since) {
 				got = r
 				return true
 			}
