@@ -93,23 +93,10 @@ func buildOrchard(t *testing.T) string {
 // orchardProc is one run of the orchard binary.
 type orchardProc struct {
 	cmd    *exec.Cmd
-	stdout *lockedBuffer
+	stdout *syncBuffer
 	done   chan struct{}
 	err    error
 }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // crashEnv is what every run of the process shares: its database, its address, Apple.
 type crashEnv struct {
@@ -121,7 +108,7 @@ type crashEnv struct {
 
 func (c *crashEnv) start(t *testing.T) *orchardProc {
 	t.Helper()
-	p := &orchardProc{stdout: &lockedBuffer{}, done: make(chan struct{})}
+	p := &orchardProc{stdout: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(c.bin)
 	p.cmd.Env = c.env
 	p.cmd.Stdout = p.stdout
