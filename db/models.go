@@ -12,5 +12,6 @@ func Models() []any {
 		&model.LabelGroup{}, &model.OutboxItem{}, &model.AppleEvent{}, &model.AppleNotification{},
 		&model.SyncRun{}, &model.Lease{}, &model.DeviceCommand{}, &model.AuditEvent{},
 		&model.APIKey{}, &model.IdempotencyRecord{}, &model.Setting{},
+		&model.GroupDevice{}, &model.LabelAccount{}, &model.PolicyQueueItem{}, &model.PolicyWaiting{}, &model.PolicyDeparture{},
 	}
 }

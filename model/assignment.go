@@ -77,7 +77,11 @@ type LicenseAssignment struct {
 	RemovedAtAppleAt *time.Time
 	// SeenRunID is the last full sync pass that saw the license at Apple.
 	SeenRunID *int64
-	CreatedAt time.Time
+	// LabelID is the license label that made (or now keeps) an assignment of origin LABEL;
+	// LabelOutSince is when its holder left the label's scope, while a grace time runs.
+	LabelID       *int64
+	LabelOutSince *time.Time
+	CreatedAt     time.Time
 	UpdatedAt time.Time
 }
 

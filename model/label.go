@@ -20,15 +20,34 @@ type Label struct {
 	Kind  LabelKind
 	Name  string
 	AppID int64
-	// AccountID restricts a license label to one account; NULL means any account.
+	// AccountID is the first of a license label's accounts (the whole ordered list is in
+	// label_accounts); NULL means any account.
 	AccountID *int64
 	// LicenseKind is USER or DEVICE for license labels.
 	LicenseKind *LicenseKind
 	// InstallOnEnroll and InstallOnSignIn say when an app label installs the app.
 	InstallOnEnroll bool
 	InstallOnSignIn bool
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// CapCount, when set, bounds the licenses a license label hands out (active assignments
+	// made through it).
+	CapCount *int64
+	// GraceSeconds is how long a holder that left the label's scope keeps its license before
+	// it is reclaimed (0: at once, as R4a says). A directory that removes and re-adds a user
+	// within the grace time causes no Apple request at all.
+	GraceSeconds int64
+	// DeletedAt marks a deleted label: it covers no one, and the evaluation hands its licenses
+	// to other labels of the app that cover their holders, or takes them back.
+	DeletedAt *time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// LabelAccount is one of the accounts a license label takes licenses from, with its place in
+// the label's priority order (0 first).
+type LabelAccount struct {
+	LabelID   int64 `gorm:"primaryKey;autoIncrement:false"`
+	AccountID int64 `gorm:"primaryKey;autoIncrement:false"`
+	Position  int
 }
 
 // LabelGroup makes a label apply to a group's members.
