@@ -2,6 +2,7 @@ package license
 
 import (
 	"strconv"
+	"strings"
 
 	"orchard/model"
 )
@@ -31,6 +32,9 @@ func (a Actor) String() string {
 	case model.ActorAPIKey:
 		return "api-key:" + a.ID + " (" + a.Name + ")"
 	case model.ActorRule:
+		if strings.HasPrefix(a.ID, "label:") {
+			return a.ID // a license label: "label:4", as assignments' causedBy names it
+		}
 		return "rule:" + a.Name
 	case model.ActorSync:
 		return "sync"
@@ -50,3 +54,9 @@ func (a Actor) audit(e *model.AuditEvent) *model.AuditEvent {
 
 // RuleActor is a domain rule acting on its own (R4b retirement, R4c inventory, labels).
 func RuleActor(name string) Actor { return Actor{Kind: model.ActorRule, Name: name} }
+
+// LabelActor is a license label acting through policy evaluation: its assignments and reclaims
+// are caused by "label:<id>".
+func LabelActor(l *model.Label) Actor {
+	return Actor{Kind: model.ActorRule, ID: "label:" + strconv.FormatInt(l.ID, 10), Name: "label " + l.Name}
+}

@@ -35,6 +35,15 @@ type AssignManyInput struct {
 	Kind      model.LicenseKind `json:"kind"`
 	Targets   []Target          `json:"targets"`
 	Reason    string            `json:"reason,omitempty"`
+
+	// Policy (label evaluation sets these; the API never does): the origin and label recorded
+	// on each assignment, who caused it, the accounts to take licenses from in priority order
+	// (empty: Orchard's own order over every account), and a reason per target.
+	Origin       model.AssignmentOrigin `json:"-"`
+	LabelID      int64                  `json:"-"`
+	CausedBy     string                 `json:"-"`
+	AccountOrder []int64                `json:"-"`
+	Reasons      []string               `json:"-"`
 }
 
 // TargetResult is what became of one target.
@@ -157,6 +166,13 @@ func (s *Service) assignChunk(ctx context.Context, tx *db.DB, actor Actor, in As
 			continue
 		}
 		order := orderFor(cands, h)
+		if len(in.AccountOrder) > 0 {
+			order = byAccountOrder(cands, in.AccountOrder)
+			if len(order) == 0 {
+				fail(i, &model.Error{Code: model.CodeNotFound, Message: "none of the label's accounts has bought " + nameOf(app)})
+				continue
+			}
+		}
 		var firstErr error
 		var exhausted *candidate
 		done := false
@@ -231,11 +247,28 @@ func (s *Service) assignChunk(ctx context.Context, tx *db.DB, actor Actor, in As
 	if in.Reason == "" {
 		reason = "assigned by " + actor.String()
 	}
+	origin, causedBy := model.OriginAdmin, actor.String()
+	if in.Origin != "" {
+		origin = in.Origin
+	}
+	if in.CausedBy != "" {
+		causedBy = in.CausedBy
+	}
+	var labelID *int64
+	if in.LabelID != 0 {
+		labelID = &in.LabelID
+	}
 	rows := make([]*model.LicenseAssignment, 0, len(assigned))
+	reasons := make([]string, 0, len(assigned))
 	for _, p := range assigned {
 		key := p.h.key()
+		reason := reason
+		if p.i < len(in.Reasons) && in.Reasons[p.i] != "" {
+			reason = truncate(in.Reasons[p.i], 1000)
+		}
+		reasons = append(reasons, reason)
 		a := &model.LicenseAssignment{PoolID: p.c.pool.ID, AccountID: p.c.account.ID, AppID: app.ID, Kind: p.h.kind, HolderKey: &key,
-			Status: model.AssignmentPending, Origin: model.OriginAdmin, Reason: reason, CausedBy: actor.String(), CreatedAt: now, UpdatedAt: now}
+			Status: model.AssignmentPending, Origin: origin, Reason: reason, CausedBy: causedBy, LabelID: labelID, CreatedAt: now, UpdatedAt: now}
 		if p.h.kind == model.LicenseKindDevice {
 			a.SerialNumber, a.DeviceID = &p.h.device.SerialNumber, &p.h.device.ID
 		} else {
@@ -272,7 +305,7 @@ func (s *Service) assignChunk(ctx context.Context, tx *db.DB, actor Actor, in As
 			Status: model.OutboxQueued, NotBefore: now.Add(bulkGather), CreatedAt: now})
 		acct := a.AccountID
 		audits = append(audits, actor.audit(&model.AuditEvent{At: now, Action: "license.assign", SubjectType: "LicenseAssignment", SubjectID: &id, AccountID: &acct,
-			Message: fmt.Sprintf("%s license for %s to %s from account %q: %s", strings.ToLower(string(a.Kind)), nameOf(app), holderName(p.h), p.c.account.Name, reason)}))
+			Message: fmt.Sprintf("%s license for %s to %s from account %q: %s", strings.ToLower(string(a.Kind)), nameOf(app), holderName(p.h), p.c.account.Name, reasons[k])}))
 	}
 	if err := tx.InsertOutbox(ctx, items...); err != nil {
 		return err
@@ -300,6 +333,20 @@ func orderFor(cands []candidate, h holder) []candidate {
 		}
 		return out[i].account.ID < out[j].account.ID
 	})
+	return out
+}
+
+// byAccountOrder keeps the candidates of the given accounts, in that order (a license label's
+// priority: the first account with a license left serves, then the next).
+func byAccountOrder(cands []candidate, accounts []int64) []candidate {
+	var out []candidate
+	for _, id := range accounts {
+		for _, c := range cands {
+			if c.account.ID == id {
+				out = append(out, c)
+			}
+		}
+	}
 	return out
 }
 

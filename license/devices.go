@@ -55,9 +55,13 @@ func (s *Service) UpsertDevices(ctx context.Context, actor Actor, in []DeviceInp
 	err := s.db.Tx(ctx, func(tx *db.DB) error {
 		res.Errors, res.ReinstallCommands = nil, 0
 		seen := map[string]int{}
+		dyn, err := s.loadDynamicGroups(ctx, tx)
+		if err != nil {
+			return err
+		}
 		for i, d := range in {
 			field := []string{"input", "devices", strconv.Itoa(i)}
-			dev, cmds, err := s.upsertDevice(ctx, tx, actor, d, field, seen, i)
+			dev, cmds, err := s.upsertDevice(ctx, tx, actor, d, field, seen, i, dyn)
 			if e, ok := model.AsError(err); ok {
 				res.Errors = append(res.Errors, e)
 				res.Devices[i] = nil
@@ -74,7 +78,7 @@ func (s *Service) UpsertDevices(ctx context.Context, actor Actor, in []DeviceInp
 	return res, err
 }
 
-func (s *Service) upsertDevice(ctx context.Context, tx *db.DB, actor Actor, in DeviceInput, field []string, seen map[string]int, i int) (*model.Device, int, error) {
+func (s *Service) upsertDevice(ctx context.Context, tx *db.DB, actor Actor, in DeviceInput, field []string, seen map[string]int, i int, dyn *dynamicGroups) (*model.Device, int, error) {
 	serial := strings.TrimSpace(in.SerialNumber)
 	if serial == "" || len(serial) > 128 {
 		return nil, 0, model.FieldError(append(field, "serialNumber"), "serialNumber must be 1 to 128 characters")
@@ -101,6 +105,7 @@ func (s *Service) upsertDevice(ctx context.Context, tx *db.DB, actor Actor, in D
 	case err != nil:
 		return nil, 0, err
 	}
+	before := *dev
 	dev.Platform = in.Platform
 	setStr := func(dst *string, v *string) {
 		if v != nil {
@@ -147,6 +152,11 @@ func (s *Service) upsertDevice(ctx context.Context, tx *db.DB, actor Actor, in D
 		dev.RestoredAt = &now
 	}
 	if err := tx.SaveDevice(ctx, dev); err != nil {
+		return nil, 0, err
+	}
+	// Policy: dynamic groups follow the device, and labels follow what coverage depends on.
+	relevant := !created && (!sameID(before.UserID, dev.UserID) || before.SharedIPad != dev.SharedIPad || before.Status != dev.Status)
+	if err := s.syncDeviceGroups(ctx, tx, dyn, dev, relevant); err != nil {
 		return nil, 0, err
 	}
 	cmds := 0
@@ -309,6 +319,10 @@ func (s *Service) RemoveUser(ctx context.Context, actor Actor, userID int64, ext
 		if err := tx.SaveUser(ctx, user); err != nil {
 			return err
 		}
+		// Out of every group: the labels that covered the user give their licenses back.
+		if err := s.leaveAllGroups(ctx, tx, user.ID, 0, model.DepartureUserRemoved, "user "+user.ExternalID+" removed"); err != nil {
+			return err
+		}
 		if reclaim {
 			if n, err = s.reclaimWhere(ctx, tx, RuleActor("user removed"), db.AssignmentFilter{UserID: user.ID, Kind: model.LicenseKindUser},
 				"the user was removed from the directory"); err != nil {
@@ -405,6 +419,9 @@ func (s *Service) RetireDevice(ctx context.Context, actor Actor, ref Target, rea
 		if err := tx.CancelCommands(ctx, dev.ID, "the device was retired"); err != nil {
 			return nil, err
 		}
+		if err := s.leaveAllGroups(ctx, tx, 0, dev.ID, model.DepartureRetired, "device "+dev.SerialNumber+" retired"); err != nil {
+			return nil, err
+		}
 		if err := s.auditTx(ctx, tx, actor, "device.retire", "Device", dev.ID, nil, fmt.Sprintf("device %s retired; %d licenses taken back", dev.SerialNumber, n), nil); err != nil {
 			return nil, err
 		}
@@ -438,4 +455,11 @@ func (s *Service) deviceRef(ctx context.Context, tx *db.DB, ref Target) (*model.
 		return nil, &model.Error{Code: model.CodeNotFound, Field: []string{"input", "device"}, Message: "no such device"}
 	}
 	return dev, err
+}
+
+func sameID(a, b *int64) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
 }

@@ -82,7 +82,7 @@ type LicenseAssignment struct {
 	LabelID       *int64
 	LabelOutSince *time.Time
 	CreatedAt     time.Time
-	UpdatedAt time.Time
+	UpdatedAt     time.Time
 }
 
 // HolderKeyFor returns the holder key of a device or user holder.

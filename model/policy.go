@@ -176,3 +176,16 @@ func (l *Label) NodeID() string {
 	}
 	return GlobalID("LicenseLabel", l.ID)
 }
+
+// Codes of policy: why a covered holder is not served.
+const (
+	// CodeLabelCapReached: the label has handed out as many licenses as its cap allows.
+	CodeLabelCapReached Code = "LABEL_CAP_REACHED"
+	// CodeNeedsAppLabel: a shared iPad gets an app only when an app label covers it too (R10).
+	CodeNeedsAppLabel Code = "NEEDS_APP_LABEL"
+	// CodeAppleRefused: Apple refused the license the label asked for; it is asked again at
+	// the next full evaluation after a day, or when the label changes.
+	CodeAppleRefused Code = "APPLE_REFUSED"
+	// CodeNoUser: a USER label covers a device that has no user.
+	CodeNoUser Code = "NO_USER"
+)

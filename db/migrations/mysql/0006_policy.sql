@@ -78,7 +78,6 @@ CREATE TABLE policy_departures (
   device_id BIGINT NULL,
   how VARCHAR(32) NOT NULL,
   at DATETIME(6) NOT NULL,
-  KEY ix_policy_departures_user (user_id),
-  KEY ix_policy_departures_device (device_id),
+  KEY ix_policy_departures_group (group_id, at),
   KEY ix_policy_departures_at (at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -79,6 +79,5 @@ CREATE TABLE policy_departures (
   how TEXT NOT NULL,
   at DATETIME NOT NULL
 );
-CREATE INDEX ix_policy_departures_user ON policy_departures (user_id);
-CREATE INDEX ix_policy_departures_device ON policy_departures (device_id);
+CREATE INDEX ix_policy_departures_group ON policy_departures (group_id, at);
 CREATE INDEX ix_policy_departures_at ON policy_departures (at);

@@ -1,0 +1,560 @@
+package license
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"orchard/db"
+	"orchard/model"
+)
+
+// Evaluating policy: the facts of one app are read, PlanPolicy decides, and the plan is carried
+// out through the ordinary write path — assignments through the bulk assignment of
+// assign_many.go (every rule of R5, R9, R11 and R13 applies; the outbox carries them to Apple,
+// packed as assignLicenses packs them), reclaims through reclaimTx — in bounded chunks, a
+// transaction each. Evaluation is idempotent: after a crash between chunks the next run reads
+// what was committed and does the rest. Only the holder of the policy lease evaluates (see
+// scheduler/policy.go), so a label's cap and fair order are not raced by another replica;
+// pools are safe under any concurrency by their conditional reservation.
+
+// evalChunk bounds the assignments or reclaims of one transaction.
+const evalChunk = 500
+
+// refusedFor is how long Apple's refusal of a label license holds before it is asked again.
+const refusedFor = 24 * time.Hour
+
+// departuresFor is how long departures are kept for reclaim reasons.
+const departuresFor = 30 * 24 * time.Hour
+
+// EvalAssigned is a license a label asked for.
+type EvalAssigned struct {
+	LabelID      int64  `json:"labelId"`
+	HolderKey    string `json:"holderKey"`
+	AssignmentID int64  `json:"assignmentId"`
+	AccountID    int64  `json:"accountId"`
+	Reason       string `json:"reason"`
+}
+
+// EvalReclaimed is a label license taken back.
+type EvalReclaimed struct {
+	LabelID      int64  `json:"labelId"`
+	HolderKey    string `json:"holderKey"`
+	AssignmentID int64  `json:"assignmentId"`
+	AccountID    int64  `json:"accountId"`
+	Reason       string `json:"reason"`
+}
+
+// EvalResult is what one evaluation of an app did (or, in a preview, would do).
+type EvalResult struct {
+	AppID      int64                  `json:"appId"`
+	Assigned   []EvalAssigned         `json:"assigned"`
+	Reclaimed  []EvalReclaimed        `json:"reclaimed"`
+	Relabelled int                    `json:"relabelled"`
+	Kept       int                    `json:"kept"`
+	Waiting    []*model.PolicyWaiting `json:"-"`
+	// InstallCommands counts the install commands queued for devices whose app label asks
+	// for an install on registration (R10).
+	InstallCommands int `json:"installCommands"`
+}
+
+// Changed reports whether the evaluation changed anything.
+func (r *EvalResult) Changed() bool {
+	return len(r.Assigned)+len(r.Reclaimed)+r.Relabelled+r.InstallCommands > 0
+}
+
+// policyState is the facts of an app and the labels by id.
+type policyState struct {
+	facts  *PolicyFacts
+	labels map[int64]LabelSpec
+}
+
+// loadPolicy reads the facts of one app: a statement per kind of fact.
+func (s *Service) loadPolicy(ctx context.Context, q *db.DB, appID int64) (*policyState, error) {
+	app, err := q.AppByID(ctx, appID)
+	if err != nil {
+		return nil, fmt.Errorf("policy of app %d: %w", appID, err)
+	}
+	now := s.now()
+	f := &PolicyFacts{App: app, Now: now, Groups: map[int64]*model.Group{}, Users: map[int64]*model.User{}, Devices: map[int64]*model.Device{}}
+	lic, err := q.LabelsOfApp(ctx, appID, model.LabelLicense)
+	if err != nil {
+		return nil, err
+	}
+	apl, err := q.LabelsOfApp(ctx, appID, model.LabelApp)
+	if err != nil {
+		return nil, err
+	}
+	var ids, licIDs []int64
+	for _, l := range lic {
+		ids, licIDs = append(ids, l.ID), append(licIDs, l.ID)
+	}
+	for _, l := range apl {
+		ids = append(ids, l.ID)
+	}
+	groupsOf, err := q.LabelGroupIDs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	accountsOf, err := q.LabelAccountIDs(ctx, licIDs)
+	if err != nil {
+		return nil, err
+	}
+	st := &policyState{facts: f, labels: map[int64]LabelSpec{}}
+	groupSet := map[int64]bool{}
+	for _, l := range lic {
+		spec := LabelSpec{Label: l, GroupIDs: groupsOf[l.ID], AccountIDs: accountsOf[l.ID]}
+		f.Labels = append(f.Labels, spec)
+		st.labels[l.ID] = spec
+		for _, g := range spec.GroupIDs {
+			groupSet[g] = true
+		}
+	}
+	for _, l := range apl {
+		spec := LabelSpec{Label: l, GroupIDs: groupsOf[l.ID]}
+		f.AppLabels = append(f.AppLabels, spec)
+		for _, g := range spec.GroupIDs {
+			groupSet[g] = true
+		}
+	}
+	groupIDs := make([]int64, 0, len(groupSet))
+	for g := range groupSet {
+		groupIDs = append(groupIDs, g)
+	}
+	sort.Slice(groupIDs, func(i, j int) bool { return groupIDs[i] < groupIDs[j] })
+	gs, err := q.GroupsByID(ctx, groupIDs)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range gs {
+		f.Groups[g.ID] = g
+	}
+	members, err := q.MembersOfGroups(ctx, groupIDs)
+	if err != nil {
+		return nil, err
+	}
+	f.UserGroups, f.DeviceGroups = members.Users, members.Devices
+	devIDs := make([]int64, 0, len(members.Devices))
+	for id := range members.Devices {
+		devIDs = append(devIDs, id)
+	}
+	devs, err := q.DevicesByIDs(ctx, devIDs)
+	if err != nil {
+		return nil, err
+	}
+	userSet := map[int64]bool{}
+	for id := range members.Users {
+		userSet[id] = true
+	}
+	for _, d := range devs {
+		f.Devices[d.ID] = d
+		if d.UserID != nil {
+			userSet[*d.UserID] = true
+		}
+	}
+	userIDs := make([]int64, 0, len(userSet))
+	for id := range userSet {
+		userIDs = append(userIDs, id)
+	}
+	us, err := q.UsersByIDs(ctx, userIDs)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range us {
+		f.Users[u.ID] = u
+	}
+	if f.Assignments, err = q.ActiveAssignmentsOfAppAll(ctx, appID); err != nil {
+		return nil, err
+	}
+	if f.Refused, err = q.FailedLabelAssignments(ctx, appID, now.Add(-refusedFor)); err != nil {
+		return nil, err
+	}
+	if f.Waiting, err = q.WaitingOfApp(ctx, appID); err != nil {
+		return nil, err
+	}
+	if f.Departures, err = q.DeparturesOfGroups(ctx, groupIDs, now.Add(-departuresFor)); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// evaluateApp evaluates one app's policy and carries the plan out through h: chunks are
+// transactions of their own when h is the database, savepoints of h's transaction when h is
+// one (a preview, rolled back afterwards).
+func (s *Service) evaluateApp(ctx context.Context, h *db.DB, appID int64) (*EvalResult, error) {
+	st, err := s.loadPolicy(ctx, h, appID)
+	if errors.Is(err, model.ErrNotFound) {
+		return &EvalResult{AppID: appID}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f := st.facts
+	plan := PlanPolicy(f)
+	res := &EvalResult{AppID: appID, Kept: plan.Kept}
+
+	// Licenses handed to another covering label, and grace times started or ended.
+	if len(plan.Relabel)+len(plan.GraceStart)+len(plan.GraceEnd) > 0 {
+		err := h.Tx(ctx, func(tx *db.DB) error {
+			for labelID, ids := range plan.Relabel {
+				if err := tx.SetAssignmentLabel(ctx, ids, labelID, "label:"+strconv.FormatInt(labelID, 10)); err != nil {
+					return err
+				}
+			}
+			now := f.Now
+			if err := tx.SetLabelOutSince(ctx, plan.GraceStart, &now); err != nil {
+				return err
+			}
+			return tx.SetLabelOutSince(ctx, plan.GraceEnd, nil)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("policy of app %d: relabel: %w", appID, err)
+		}
+		for _, ids := range plan.Relabel {
+			res.Relabelled += len(ids)
+		}
+	}
+
+	// Reclaims.
+	pools := map[int64]*model.LicensePool{}
+	for start := 0; start < len(plan.Reclaim); start += evalChunk {
+		chunk := plan.Reclaim[start:min(start+evalChunk, len(plan.Reclaim))]
+		var done []EvalReclaimed
+		err := h.Tx(ctx, func(tx *db.DB) error {
+			done = done[:0]
+			for _, r := range chunk {
+				a, err := tx.LockAssignment(ctx, r.Assignment.ID)
+				if err != nil {
+					return err
+				}
+				// Still the label's and still held: anything else changed it meanwhile.
+				if !a.Status.Active() || a.Status == model.AssignmentReclaiming || a.LabelID == nil || *a.LabelID != r.LabelID {
+					continue
+				}
+				p := pools[a.PoolID]
+				if p == nil {
+					if p, err = tx.PoolByID(ctx, a.PoolID); err != nil {
+						return err
+					}
+					pools[a.PoolID] = p
+				}
+				if a.Status == model.AssignmentAssigned && !p.Revocable {
+					continue // books stay with their holder
+				}
+				actor := LabelActor(labelOr(st, r.LabelID))
+				if err := s.reclaimTx(ctx, tx, actor, a, p, r.Reason); err != nil {
+					return err
+				}
+				done = append(done, EvalReclaimed{LabelID: r.LabelID, HolderKey: holderKeyOf(a), AssignmentID: a.ID, AccountID: a.AccountID, Reason: r.Reason})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("policy of app %d: reclaim: %w", appID, err)
+		}
+		res.Reclaimed = append(res.Reclaimed, done...)
+	}
+
+	// Assignments, label by label in the order of the plan (fair order within a label).
+	waiting := append([]*model.PolicyWaiting(nil), plan.Waiting...)
+	installOnReg := s.installOnRegistration(f)
+	var order []int64
+	byLabel := map[int64][]PlannedAssign{}
+	for _, a := range plan.Assign {
+		if byLabel[a.LabelID] == nil {
+			order = append(order, a.LabelID)
+		}
+		byLabel[a.LabelID] = append(byLabel[a.LabelID], a)
+	}
+	var released []int64
+	for _, labelID := range order {
+		spec := st.labels[labelID]
+		todo := byLabel[labelID]
+		actor := LabelActor(spec.Label)
+		for start := 0; start < len(todo); start += bulkChunk {
+			chunk := todo[start:min(start+bulkChunk, len(todo))]
+			in := AssignManyInput{AppID: appID, Kind: *spec.Label.LicenseKind, Origin: model.OriginLabel, LabelID: labelID,
+				CausedBy: "label:" + strconv.FormatInt(labelID, 10), AccountOrder: spec.AccountIDs}
+			for _, a := range chunk {
+				in.Targets = append(in.Targets, a.Holder.target())
+				in.Reasons = append(in.Reasons, a.Reason)
+			}
+			out := make([]TargetResult, len(chunk))
+			var cmds int
+			var refusal *model.Error
+			err := h.Tx(ctx, func(tx *db.DB) error {
+				cmds, refusal = 0, nil
+				err := s.assignChunk(ctx, tx, actor, in, 0, len(chunk), out, false)
+				if e, ok := model.AsError(err); ok {
+					refusal = e // the whole chunk is refused (e.g. no account has bought the app)
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				for k, r := range out {
+					if r.AssignmentID == 0 || chunk[k].Holder.Kind != model.LicenseKindDevice || !installOnReg[chunk[k].Holder.Device.ID] {
+						continue
+					}
+					a := &model.LicenseAssignment{ID: r.AssignmentID, Status: model.AssignmentPending}
+					queued, err := s.queueCommand(ctx, tx, chunk[k].Holder.Device.ID, appID, a, model.CommandInstall,
+						fmt.Sprintf("install on registration: app label of %s (%s)", nameOf(f.App), chunk[k].Reason))
+					if err != nil {
+						return err
+					}
+					if queued {
+						cmds++
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("policy of app %d: assign through label %d: %w", appID, labelID, err)
+			}
+			res.InstallCommands += cmds
+			ids := map[int64]bool{}
+			for k, r := range out {
+				pa := chunk[k]
+				e := r.Error
+				if refusal != nil {
+					e = refusal
+				}
+				if e == nil && r.AssignmentID != 0 {
+					ids[r.AssignmentID] = true
+					released = append(released, r.AssignmentID)
+					res.Assigned = append(res.Assigned, EvalAssigned{LabelID: labelID, HolderKey: pa.Holder.Key, AssignmentID: r.AssignmentID, Reason: pa.Reason})
+					continue
+				}
+				if e == nil || e.Code == model.CodeAlreadyAssigned {
+					continue // served meanwhile (an admin assigned it): nothing to wait for
+				}
+				w := &model.PolicyWaiting{LabelID: labelID, HolderKey: pa.Holder.Key, AppID: appID, Kind: pa.Holder.Kind, Code: e.Code, Reason: truncate(e.Message, 1000),
+					FirstCoveredAt: pa.FirstCoveredAt, UpdatedAt: f.Now}
+				if pa.Holder.Device != nil {
+					w.DeviceID = &pa.Holder.Device.ID
+				}
+				if pa.Holder.User != nil {
+					w.UserID = &pa.Holder.User.ID
+				}
+				waiting = append(waiting, w)
+			}
+			if len(ids) > 0 {
+				if err := s.fillAccounts(ctx, h, res.Assigned, ids); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if len(released) > 0 {
+		if err := h.ReleaseOutbox(ctx, released); err != nil {
+			return nil, fmt.Errorf("policy of app %d: release outbox: %w", appID, err)
+		}
+	}
+
+	// Waiting holders, written only when they changed.
+	sortWaiting(waiting)
+	res.Waiting = waiting
+	if !sameWaiting(f.Waiting, waiting) {
+		if err := h.Tx(ctx, func(tx *db.DB) error { return tx.ReplaceWaiting(ctx, appID, waiting) }); err != nil {
+			return nil, fmt.Errorf("policy of app %d: waiting holders: %w", appID, err)
+		}
+	}
+	if plan.NextDue != nil && len(plan.GraceStart) > 0 {
+		item := &model.PolicyQueueItem{AppID: &appID, Reason: "a grace time ends", NotBefore: *plan.NextDue, CreatedAt: f.Now}
+		if err := h.EnqueuePolicy(ctx, item); err != nil {
+			return nil, fmt.Errorf("policy of app %d: queue the end of a grace time: %w", appID, err)
+		}
+	}
+	if res.Changed() {
+		msg := fmt.Sprintf("policy of %s evaluated: %d licenses asked for, %d taken back, %d handed to another label, %d waiting",
+			nameOf(f.App), len(res.Assigned), len(res.Reclaimed), res.Relabelled, len(waiting))
+		if err := s.auditTx(ctx, h, RuleActor("policy"), "policy.evaluate", "App", appID, nil, msg,
+			map[string]any{"assigned": len(res.Assigned), "reclaimed": len(res.Reclaimed), "relabelled": res.Relabelled, "waiting": len(waiting)}); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// fillAccounts sets the account of new assignments (by id) in the result.
+func (s *Service) fillAccounts(ctx context.Context, q *db.DB, as []EvalAssigned, ids map[int64]bool) error {
+	list := make([]int64, 0, len(ids))
+	for id := range ids {
+		list = append(list, id)
+	}
+	rows, err := q.AssignmentsByID(ctx, list)
+	if err != nil {
+		return err
+	}
+	acct := map[int64]int64{}
+	for _, a := range rows {
+		acct[a.ID] = a.AccountID
+	}
+	for i := range as {
+		if ids[as[i].AssignmentID] {
+			as[i].AccountID = acct[as[i].AssignmentID]
+		}
+	}
+	return nil
+}
+
+// installOnRegistration lists the devices an app label covers that asks for an install on
+// registration.
+func (s *Service) installOnRegistration(f *PolicyFacts) map[int64]bool {
+	out := map[int64]bool{}
+	for _, al := range f.AppLabels {
+		if al.Label.DeletedAt != nil || !al.Label.InstallOnEnroll {
+			continue
+		}
+		for d, gs := range f.DeviceGroups {
+			if intersects(gs, al.GroupIDs) {
+				out[d] = true
+			}
+		}
+	}
+	return out
+}
+
+func labelOr(st *policyState, id int64) *model.Label {
+	if spec, ok := st.labels[id]; ok {
+		return spec.Label
+	}
+	return &model.Label{ID: id, Name: "#" + strconv.FormatInt(id, 10)}
+}
+
+func sortWaiting(ws []*model.PolicyWaiting) {
+	sort.SliceStable(ws, func(i, j int) bool {
+		if !ws[i].FirstCoveredAt.Equal(ws[j].FirstCoveredAt) {
+			return ws[i].FirstCoveredAt.Before(ws[j].FirstCoveredAt)
+		}
+		if ws[i].HolderKey != ws[j].HolderKey {
+			return ws[i].HolderKey < ws[j].HolderKey
+		}
+		return ws[i].LabelID < ws[j].LabelID
+	})
+}
+
+// sameWaiting compares two lists of waiting holders, ignoring when they were last written.
+func sameWaiting(a, b []*model.PolicyWaiting) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	key := func(w *model.PolicyWaiting) string {
+		return fmt.Sprintf("%d/%s/%s/%s/%d", w.LabelID, w.HolderKey, w.Code, w.Reason, w.FirstCoveredAt.UnixMicro())
+	}
+	seen := map[string]int{}
+	for _, w := range a {
+		seen[key(w)]++
+	}
+	for _, w := range b {
+		k := key(w)
+		if seen[k] == 0 {
+			return false
+		}
+		seen[k]--
+	}
+	return true
+}
+
+// EvaluatePolicyQueue evaluates what the queue asks for that is due, app by app, deleting the
+// rows an evaluation covered once it is done (a crash leaves them to be evaluated again). It
+// returns how many apps it evaluated. Only the policy lease's holder calls it.
+func (s *Service) EvaluatePolicyQueue(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		items, err := s.db.DuePolicyItems(ctx, s.now(), 1000)
+		if err != nil || len(items) == 0 {
+			return n, err
+		}
+		byApp := map[int64][]int64{}
+		var apps []int64
+		var all []int64
+		for _, it := range items {
+			if it.AppID == nil {
+				all = append(all, it.ID)
+				continue
+			}
+			if byApp[*it.AppID] == nil {
+				apps = append(apps, *it.AppID)
+			}
+			byApp[*it.AppID] = append(byApp[*it.AppID], it.ID)
+		}
+		if len(all) > 0 {
+			if _, err := s.EvaluateAllPolicy(ctx); err != nil {
+				return n, err
+			}
+			ids := all
+			for _, v := range byApp {
+				ids = append(ids, v...)
+			}
+			if err := s.db.DeletePolicyItems(ctx, ids); err != nil {
+				return n, err
+			}
+			continue
+		}
+		for _, app := range apps {
+			if ctx.Err() != nil {
+				return n, ctx.Err()
+			}
+			if _, err := s.evaluateApp(ctx, s.db, app); err != nil {
+				return n, err
+			}
+			if err := s.db.DeletePolicyItems(ctx, byApp[app]); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+}
+
+// EvaluateAllPolicy evaluates every app under policy (the periodic full evaluation that heals
+// anything an incremental one missed), one app at a time.
+func (s *Service) EvaluateAllPolicy(ctx context.Context) (int, error) {
+	apps, err := s.db.AppsUnderPolicy(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, app := range apps {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		if _, err := s.evaluateApp(ctx, s.db, app); err != nil {
+			return 0, err
+		}
+	}
+	if err := s.db.PruneDepartures(ctx, s.now().Add(-departuresFor)); err != nil {
+		return 0, err
+	}
+	return len(apps), nil
+}
+
+// enqueueApps records, inside the caller's transaction, that apps must be evaluated.
+func (s *Service) enqueueApps(ctx context.Context, tx *db.DB, apps []int64, reason string) error {
+	now := s.now()
+	items := make([]*model.PolicyQueueItem, 0, len(apps))
+	seen := map[int64]bool{}
+	for _, a := range apps {
+		if seen[a] {
+			continue
+		}
+		seen[a] = true
+		id := a
+		items = append(items, &model.PolicyQueueItem{AppID: &id, Reason: truncate(reason, 1000), NotBefore: now, CreatedAt: now})
+	}
+	return tx.EnqueuePolicy(ctx, items...)
+}
+
+// enqueueGroups records that the apps labelled for any of the groups must be evaluated.
+func (s *Service) enqueueGroups(ctx context.Context, tx *db.DB, groupIDs []int64, reason string) error {
+	if len(groupIDs) == 0 {
+		return nil
+	}
+	apps, err := tx.AppsLabelledForGroups(ctx, groupIDs)
+	if err != nil {
+		return err
+	}
+	return s.enqueueApps(ctx, tx, apps, reason)
+}
