@@ -568,3 +568,16 @@ func (d *DB) InstallCommandExists(ctx context.Context, deviceID, appID int64) (b
 		[]model.CommandStatus{model.CommandPending, model.CommandAcknowledged}).Count(&n).Error
 	return n > 0, err
 }
+
+// EnqueueWaitingApps queues the evaluation of every app with waiting holders that has a pool in
+// the account: the account may have licenses again (a sync found a purchase, a reclaim
+// completed). One statement.
+func (d *DB) EnqueueWaitingApps(ctx context.Context, accountID int64, reason string) error {
+	now := Now()
+	err := d.with(ctx).Exec("INSERT INTO policy_queue (app_id, reason, not_before, created_at) SELECT DISTINCT w.app_id, ?, ?, ? FROM policy_waiting w "+
+		"WHERE EXISTS (SELECT 1 FROM license_pools p WHERE p.app_id = w.app_id AND p.account_id = ?)", reason, now, now, accountID).Error
+	if err != nil {
+		return fmt.Errorf("queue evaluation of waiting holders: %w", err)
+	}
+	return nil
+}

@@ -92,6 +92,9 @@ func (s *Service) UpsertGroup(ctx context.Context, actor Actor, in GroupInput) (
 		}
 		return s.auditTx(ctx, tx, actor, action, "Group", g.ID, nil, msg, nil)
 	})
+	if err == nil {
+		s.kick(0)
+	}
 	return g, err
 }
 
@@ -276,6 +279,9 @@ func (s *Service) ChangeGroupMembers(ctx context.Context, actor Actor, groupID i
 		return s.auditTx(ctx, tx, actor, "group.members", "Group", g.ID, nil,
 			fmt.Sprintf("group %s: %d members added, %d removed, %d refused", g.ExternalID, res.Added, res.Removed, len(res.Errors)), nil)
 	})
+	if err == nil {
+		s.kick(0)
+	}
 	return res, err
 }
 

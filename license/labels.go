@@ -49,6 +49,9 @@ func (s *Service) CreateLicenseLabel(ctx context.Context, actor Actor, in Licens
 		l, err = s.applyLicenseLabel(ctx, tx, actor, in)
 		return err
 	})
+	if err == nil {
+		s.kick(0) // the scheduler looks at the policy queue at once
+	}
 	return l, err
 }
 
@@ -63,6 +66,9 @@ func (s *Service) UpdateLicenseLabel(ctx context.Context, actor Actor, in Licens
 		l, err = s.applyLicenseLabel(ctx, tx, actor, in)
 		return err
 	})
+	if err == nil {
+		s.kick(0) // the scheduler looks at the policy queue at once
+	}
 	return l, err
 }
 
@@ -75,6 +81,9 @@ func (s *Service) DeleteLicenseLabel(ctx context.Context, actor Actor, id int64)
 		l, err = s.deleteLicenseLabel(ctx, tx, actor, id)
 		return err
 	})
+	if err == nil {
+		s.kick(0)
+	}
 	return l, err
 }
 
@@ -331,6 +340,9 @@ func (s *Service) SetAppLabels(ctx context.Context, actor Actor, appID int64, in
 		}
 		return s.auditTx(ctx, tx, actor, "label.app_labels", "App", appID, nil, fmt.Sprintf("%d app labels for %s", len(out), nameOf(app)), nil)
 	})
+	if err == nil {
+		s.kick(0)
+	}
 	return out, err
 }
 

@@ -116,6 +116,12 @@ func (s *Scheduler) completeEvent(ctx context.Context, a *model.Account, ev *mod
 // licenses than Orchard counted, or users were registered (their invitation codes come with
 // the users listing).
 func (s *Scheduler) afterEvent(ctx context.Context, a *model.Account, action model.OutboxAction, noLicenses bool) error {
+	if action == model.OutboxDisassociate {
+		// Reclaims completed: the pools have licenses for holders waiting on a label.
+		if err := s.db.EnqueueWaitingApps(ctx, a.ID, "licenses came back"); err != nil {
+			return err
+		}
+	}
 	if noLicenses || action == model.OutboxCreateUser {
 		return s.queue(ctx, a.ID)
 	}

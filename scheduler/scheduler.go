@@ -217,6 +217,9 @@ func (s *Scheduler) tick(ctx context.Context, kicked []int64) error {
 			}
 		}
 	}
+	if err := s.startPolicy(ctx, now); err != nil {
+		s.log.WarnContext(ctx, "policy work", "error", err)
+	}
 	work := kicked
 	if work == nil {
 		if work, err = s.db.AccountsWithWork(ctx, now); err != nil {

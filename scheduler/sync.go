@@ -170,6 +170,11 @@ func (s *Scheduler) finish(ctx context.Context, a *model.Account, run *model.Syn
 		s.log.Error("record sync outcome", "account", a.ID, "run", run.ID, "error", err)
 	} else if !ok {
 		s.log.Warn("pass outcome not recorded: another replica took the account over", "account", a.ID, "run", run.ID)
+	} else if perr == nil {
+		// The pass may have found purchases: holders waiting on a label may be served now.
+		if err := s.db.EnqueueWaitingApps(ctx, a.ID, "a sync of the account"); err != nil {
+			s.log.Error("queue policy evaluation after a pass", "account", a.ID, "error", err)
+		}
 	} else if perr != nil && stopped && run.Trigger != model.TriggerSchedule {
 		// A pass asked for (not merely due) runs again, here or on another replica.
 		if _, err := s.svc.QueueSync(ctx, a.ID, run.Kind, run.Trigger); err != nil {
