@@ -581,3 +581,47 @@ func (d *DB) EnqueueWaitingApps(ctx context.Context, accountID int64, reason str
 	}
 	return nil
 }
+
+var relDevicesOfGroup = Relation{Table: "devices", From: "devices JOIN group_devices ON group_devices.device_id = devices.id", ParentExpr: "group_devices.group_id"}
+
+// DevicesByGroup reads one page of devices per group.
+func (d *DB) DevicesByGroup(ctx context.Context, first int, pages []ChildPage) (map[int64][]*model.Device, error) {
+	return childrenOf[model.Device](ctx, d, relDevicesOfGroup, "", nil, first, pages)
+}
+
+// CountDevicesByGroup counts devices per group.
+func (d *DB) CountDevicesByGroup(ctx context.Context, parents []int64) (map[int64]int, error) {
+	return countChildren(ctx, d, relDevicesOfGroup, "", nil, parents)
+}
+
+// LicenseLabelsByGroup maps groups to the live license labels that apply to them.
+func (d *DB) LicenseLabelsByGroup(ctx context.Context, groupIDs []int64) (map[int64][]*model.Label, error) {
+	out := map[int64][]*model.Label{}
+	if len(groupIDs) == 0 {
+		return out, nil
+	}
+	var pairs []model.LabelGroup
+	if err := d.with(ctx).Model(&model.LabelGroup{}).Joins("JOIN labels ON labels.id = label_groups.label_id").
+		Where("label_groups.group_id IN ? AND labels.kind = ? AND labels.deleted_at IS NULL", groupIDs, model.LabelLicense).
+		Select("label_groups.label_id, label_groups.group_id").Order("label_groups.label_id").Scan(&pairs).Error; err != nil {
+		return nil, fmt.Errorf("read labels of groups: %w", err)
+	}
+	ids := make([]int64, 0, len(pairs))
+	for _, p := range pairs {
+		ids = append(ids, p.LabelID)
+	}
+	labels, err := byIDs[model.Label](ctx, d, ids)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[int64]*model.Label{}
+	for _, l := range labels {
+		byID[l.ID] = l
+	}
+	for _, p := range pairs {
+		if l := byID[p.LabelID]; l != nil {
+			out[p.GroupID] = append(out[p.GroupID], l)
+		}
+	}
+	return out, nil
+}

@@ -32,6 +32,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	Account() AccountResolver
 	App() AppResolver
+	AppLabel() AppLabelResolver
 	AppleRegistration() AppleRegistrationResolver
 	AuditEvent() AuditEventResolver
 	Device() DeviceResolver
@@ -39,12 +40,14 @@ type ResolverRoot interface {
 	DeviceCommand() DeviceCommandResolver
 	Group() GroupResolver
 	LicenseAssignment() LicenseAssignmentResolver
+	LicenseLabel() LicenseLabelResolver
 	LicensePool() LicensePoolResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
 	SyncRun() SyncRunResolver
 	User() UserResolver
+	WaitingHolder() WaitingHolderResolver
 }
 
 type DirectiveRoot struct {
@@ -153,6 +156,14 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	AppLabel struct {
+		App             func(childComplexity int) int
+		Groups          func(childComplexity int) int
+		InstallOnEnroll func(childComplexity int) int
+		InstallOnSignIn func(childComplexity int) int
+		Name            func(childComplexity int) int
+	}
+
 	AppleRegistration struct {
 		Account      func(childComplexity int) int
 		ErrorMessage func(childComplexity int) int
@@ -216,6 +227,11 @@ type ComplexityRoot struct {
 		Assignment func(childComplexity int) int
 		Command    func(childComplexity int) int
 		UserErrors func(childComplexity int) int
+	}
+
+	CoveringLabel struct {
+		Group func(childComplexity int) int
+		Label func(childComplexity int) int
 	}
 
 	CreateApiKeyPayload struct {
@@ -306,11 +322,15 @@ type ComplexityRoot struct {
 	}
 
 	Group struct {
-		CreatedAt  func(childComplexity int) int
-		ExternalID func(childComplexity int) int
-		Members    func(childComplexity int, first *int, after *string) int
-		Name       func(childComplexity int) int
-		NodeID     func(childComplexity int) int
+		CreatedAt     func(childComplexity int) int
+		Devices       func(childComplexity int, first *int, after *string) int
+		Dynamic       func(childComplexity int) int
+		ExternalID    func(childComplexity int) int
+		LicenseLabels func(childComplexity int) int
+		Members       func(childComplexity int, first *int, after *string) int
+		Name          func(childComplexity int) int
+		NodeID        func(childComplexity int) int
+		Rule          func(childComplexity int) int
 	}
 
 	GroupConnection struct {
@@ -323,6 +343,22 @@ type ComplexityRoot struct {
 	GroupEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	GroupMembersPayload struct {
+		Added      func(childComplexity int) int
+		Group      func(childComplexity int) int
+		Removed    func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	GroupRule struct {
+		Countries    func(childComplexity int) int
+		MinOSVersion func(childComplexity int) int
+		Platforms    func(childComplexity int) int
+		SharedIPad   func(childComplexity int) int
+		Statuses     func(childComplexity int) int
+		Supervised   func(childComplexity int) int
 	}
 
 	LicenseAssignment struct {
@@ -370,6 +406,54 @@ type ComplexityRoot struct {
 		SyncRun    func(childComplexity int) int
 	}
 
+	LicenseExplanation struct {
+		App          func(childComplexity int) int
+		AppLabels    func(childComplexity int) int
+		Covering     func(childComplexity int) int
+		Device       func(childComplexity int) int
+		Holds        func(childComplexity int) int
+		LeftOut      func(childComplexity int) int
+		Summary      func(childComplexity int) int
+		User         func(childComplexity int) int
+		WouldAssign  func(childComplexity int) int
+		WouldReclaim func(childComplexity int) int
+	}
+
+	LicenseLabel struct {
+		Accounts     func(childComplexity int) int
+		App          func(childComplexity int) int
+		CapCount     func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		GraceSeconds func(childComplexity int) int
+		Groups       func(childComplexity int) int
+		HeldCount    func(childComplexity int) int
+		Kind         func(childComplexity int) int
+		Name         func(childComplexity int) int
+		NodeID       func(childComplexity int) int
+		Source       func(childComplexity int) int
+		UpdatedAt    func(childComplexity int) int
+		Waiting      func(childComplexity int, first *int, after *string) int
+		WaitingCount func(childComplexity int) int
+	}
+
+	LicenseLabelConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	LicenseLabelEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	LicenseLabelPayload struct {
+		Label      func(childComplexity int) int
+		Preview    func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	LicensePool struct {
 		Account             func(childComplexity int) int
 		AdamID              func(childComplexity int) int
@@ -412,22 +496,31 @@ type ComplexityRoot struct {
 	Mutation struct {
 		AcknowledgeDeviceCommands func(childComplexity int, input AcknowledgeDeviceCommandsInput) int
 		AddAccount                func(childComplexity int, input AddAccountInput) int
+		AddGroupMembers           func(childComplexity int, input GroupMembersInput) int
 		AssignLicense             func(childComplexity int, input AssignLicenseInput) int
 		AssignLicenses            func(childComplexity int, input AssignLicensesInput) int
 		ConvertAppToManaged       func(childComplexity int, input ConvertAppToManagedInput) int
 		CreateAPIKey              func(childComplexity int, input CreateAPIKeyInput) int
+		CreateLicenseLabel        func(childComplexity int, input CreateLicenseLabelInput) int
+		DeleteLicenseLabel        func(childComplexity int, input DeleteLicenseLabelInput) int
 		ReclaimLicense            func(childComplexity int, input ReclaimLicenseInput) int
 		ReclaimLicenses           func(childComplexity int, input ReclaimLicensesInput) int
+		RecordDeviceSignIn        func(childComplexity int, input RecordDeviceSignInInput) int
 		RemoveAccount             func(childComplexity int, input RemoveAccountInput) int
+		RemoveGroupMembers        func(childComplexity int, input GroupMembersInput) int
 		RemoveUser                func(childComplexity int, input RemoveUserInput) int
 		RenewAccountToken         func(childComplexity int, input RenewAccountTokenInput) int
 		ReportDeviceApps          func(childComplexity int, input ReportDeviceAppsInput) int
 		RetireDevice              func(childComplexity int, input RetireDeviceInput) int
 		RevokeAPIKey              func(childComplexity int, input RevokeAPIKeyInput) int
 		SendInstallRequest        func(childComplexity int, input SendInstallRequestInput) int
+		SetAppLabels              func(childComplexity int, input SetAppLabelsInput) int
+		SetGroupMembers           func(childComplexity int, input GroupMembersInput) int
 		SyncAccount               func(childComplexity int, input SyncAccountInput) int
 		TakeOverAccount           func(childComplexity int, input TakeOverAccountInput) int
+		UpdateLicenseLabel        func(childComplexity int, input UpdateLicenseLabelInput) int
 		UpsertDevices             func(childComplexity int, input UpsertDevicesInput) int
+		UpsertGroup               func(childComplexity int, input UpsertGroupInput) int
 		UpsertUsers               func(childComplexity int, input UpsertUsersInput) int
 	}
 
@@ -438,18 +531,51 @@ type ComplexityRoot struct {
 		StartCursor     func(childComplexity int) int
 	}
 
+	PolicyAccountCounts struct {
+		Account func(childComplexity int) int
+		Assign  func(childComplexity int) int
+		Reclaim func(childComplexity int) int
+	}
+
+	PolicyChange struct {
+		Account    func(childComplexity int) int
+		Assignment func(childComplexity int) int
+		Device     func(childComplexity int) int
+		Kind       func(childComplexity int) int
+		Label      func(childComplexity int) int
+		Reason     func(childComplexity int) int
+		User       func(childComplexity int) int
+	}
+
+	PolicyPreview struct {
+		Accounts        func(childComplexity int) int
+		AssignCount     func(childComplexity int) int
+		Assignments     func(childComplexity int) int
+		InstallCommands func(childComplexity int) int
+		KeptCount       func(childComplexity int) int
+		ReclaimCount    func(childComplexity int) int
+		Reclaims        func(childComplexity int) int
+		RelabelCount    func(childComplexity int) int
+		Waiting         func(childComplexity int) int
+		WaitingCount    func(childComplexity int) int
+	}
+
 	Query struct {
 		APIKeys            func(childComplexity int, first *int, after *string, includeRevoked *bool) int
 		Account            func(childComplexity int, id string) int
 		Accounts           func(childComplexity int, first *int, after *string, filter *AccountFilter) int
 		App                func(childComplexity int, id *string, adamID *string) int
+		AppLabels          func(childComplexity int, appID *string, adamID *string) int
 		Apps               func(childComplexity int, first *int, after *string, filter *AppFilter) int
 		AuditEvents        func(childComplexity int, first *int, after *string, filter *AuditEventFilter) int
 		Device             func(childComplexity int, id *string, serialNumber *string) int
 		DeviceCommands     func(childComplexity int, first *int, after *string, filter *DeviceCommandFilter) int
 		Devices            func(childComplexity int, first *int, after *string, filter *DeviceFilter) int
+		ExplainLicense     func(childComplexity int, appID *string, adamID *string, device *DeviceRefInput, userID *string, userExternalID *string) int
+		Group              func(childComplexity int, id *string, externalID *string) int
 		Groups             func(childComplexity int, first *int, after *string, filter *GroupFilter) int
 		LicenseAssignments func(childComplexity int, first *int, after *string, filter *LicenseAssignmentFilter) int
+		LicenseLabels      func(childComplexity int, first *int, after *string, filter *LicenseLabelFilter) int
 		LicensePool        func(childComplexity int, id string) int
 		LicensePools       func(childComplexity int, first *int, after *string, filter *LicensePoolFilter) int
 		Node               func(childComplexity int, id string) int
@@ -468,6 +594,12 @@ type ComplexityRoot struct {
 	ReclaimLicensesPayload struct {
 		ReclaimsQueued func(childComplexity int) int
 		UserErrors     func(childComplexity int) int
+	}
+
+	RecordDeviceSignInPayload struct {
+		Commands   func(childComplexity int) int
+		Device     func(childComplexity int) int
+		UserErrors func(childComplexity int) int
 	}
 
 	RemoveAccountPayload struct {
@@ -507,6 +639,11 @@ type ComplexityRoot struct {
 
 	SendInstallRequestPayload struct {
 		Commands   func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
+	SetAppLabelsPayload struct {
+		AppLabels  func(childComplexity int) int
 		UserErrors func(childComplexity int) int
 	}
 
@@ -560,6 +697,11 @@ type ComplexityRoot struct {
 		UserErrors        func(childComplexity int) int
 	}
 
+	UpsertGroupPayload struct {
+		Group      func(childComplexity int) int
+		UserErrors func(childComplexity int) int
+	}
+
 	UpsertUsersPayload struct {
 		UserErrors func(childComplexity int) int
 		Users      func(childComplexity int) int
@@ -603,6 +745,28 @@ type ComplexityRoot struct {
 		APIKey func(childComplexity int) int
 		Role   func(childComplexity int) int
 	}
+
+	WaitingHolder struct {
+		Code           func(childComplexity int) int
+		Device         func(childComplexity int) int
+		FirstCoveredAt func(childComplexity int) int
+		Kind           func(childComplexity int) int
+		Label          func(childComplexity int) int
+		Reason         func(childComplexity int) int
+		User           func(childComplexity int) int
+	}
+
+	WaitingHolderConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	WaitingHolderEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
 }
 
 // endregion ***************************** api!.gotpl *****************************
@@ -624,6 +788,10 @@ type AppResolver interface {
 	SoldIn(ctx context.Context, obj *model.App) ([]string, error)
 
 	LicensePools(ctx context.Context, obj *model.App, first *int, after *string) (*Connection[model.LicensePool], error)
+}
+type AppLabelResolver interface {
+	App(ctx context.Context, obj *model.Label) (*model.App, error)
+	Groups(ctx context.Context, obj *model.Label) ([]*model.Group, error)
 }
 type AppleRegistrationResolver interface {
 	Account(ctx context.Context, obj *model.AppleUser) (*model.Account, error)
@@ -650,6 +818,10 @@ type DeviceCommandResolver interface {
 }
 type GroupResolver interface {
 	Members(ctx context.Context, obj *model.Group, first *int, after *string) (*Connection[model.User], error)
+
+	Rule(ctx context.Context, obj *model.Group) (*model.GroupRule, error)
+	Devices(ctx context.Context, obj *model.Group, first *int, after *string) (*Connection[model.Device], error)
+	LicenseLabels(ctx context.Context, obj *model.Group) ([]*model.Label, error)
 }
 type LicenseAssignmentResolver interface {
 	Pool(ctx context.Context, obj *model.LicenseAssignment) (*model.LicensePool, error)
@@ -658,6 +830,17 @@ type LicenseAssignmentResolver interface {
 
 	Device(ctx context.Context, obj *model.LicenseAssignment) (*model.Device, error)
 	User(ctx context.Context, obj *model.LicenseAssignment) (*model.User, error)
+}
+type LicenseLabelResolver interface {
+	App(ctx context.Context, obj *model.Label) (*model.App, error)
+	Kind(ctx context.Context, obj *model.Label) (model.LicenseKind, error)
+	Source(ctx context.Context, obj *model.Label) (model.LicenseSource, error)
+	Accounts(ctx context.Context, obj *model.Label) ([]*model.Account, error)
+	Groups(ctx context.Context, obj *model.Label) ([]*model.Group, error)
+
+	HeldCount(ctx context.Context, obj *model.Label) (int, error)
+	WaitingCount(ctx context.Context, obj *model.Label) (int, error)
+	Waiting(ctx context.Context, obj *model.Label, first *int, after *string) (*Connection[model.PolicyWaiting], error)
 }
 type LicensePoolResolver interface {
 	Account(ctx context.Context, obj *model.LicensePool) (*model.Account, error)
@@ -685,6 +868,15 @@ type MutationResolver interface {
 	ReportDeviceApps(ctx context.Context, input ReportDeviceAppsInput) (*ReportDeviceAppsPayload, error)
 	ConvertAppToManaged(ctx context.Context, input ConvertAppToManagedInput) (*ConvertAppToManagedPayload, error)
 	SendInstallRequest(ctx context.Context, input SendInstallRequestInput) (*SendInstallRequestPayload, error)
+	UpsertGroup(ctx context.Context, input UpsertGroupInput) (*UpsertGroupPayload, error)
+	SetGroupMembers(ctx context.Context, input GroupMembersInput) (*GroupMembersPayload, error)
+	AddGroupMembers(ctx context.Context, input GroupMembersInput) (*GroupMembersPayload, error)
+	RemoveGroupMembers(ctx context.Context, input GroupMembersInput) (*GroupMembersPayload, error)
+	CreateLicenseLabel(ctx context.Context, input CreateLicenseLabelInput) (*LicenseLabelPayload, error)
+	UpdateLicenseLabel(ctx context.Context, input UpdateLicenseLabelInput) (*LicenseLabelPayload, error)
+	DeleteLicenseLabel(ctx context.Context, input DeleteLicenseLabelInput) (*LicenseLabelPayload, error)
+	SetAppLabels(ctx context.Context, input SetAppLabelsInput) (*SetAppLabelsPayload, error)
+	RecordDeviceSignIn(ctx context.Context, input RecordDeviceSignInInput) (*RecordDeviceSignInPayload, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (Node, error)
@@ -702,6 +894,10 @@ type QueryResolver interface {
 	LicensePools(ctx context.Context, first *int, after *string, filter *LicensePoolFilter) (*Connection[model.LicensePool], error)
 	LicensePool(ctx context.Context, id string) (*model.LicensePool, error)
 	LicenseAssignments(ctx context.Context, first *int, after *string, filter *LicenseAssignmentFilter) (*Connection[model.LicenseAssignment], error)
+	Group(ctx context.Context, id *string, externalID *string) (*model.Group, error)
+	LicenseLabels(ctx context.Context, first *int, after *string, filter *LicenseLabelFilter) (*Connection[model.Label], error)
+	AppLabels(ctx context.Context, appID *string, adamID *string) ([]*model.Label, error)
+	ExplainLicense(ctx context.Context, appID *string, adamID *string, device *DeviceRefInput, userID *string, userExternalID *string) (*LicenseExplanation, error)
 	SyncRuns(ctx context.Context, first *int, after *string, filter *SyncRunFilter) (*Connection[model.SyncRun], error)
 	Users(ctx context.Context, first *int, after *string, filter *UserFilter) (*Connection[model.User], error)
 	User(ctx context.Context, id *string, externalID *string) (*model.User, error)
@@ -718,6 +914,12 @@ type UserResolver interface {
 	Assignments(ctx context.Context, obj *model.User, first *int, after *string, status []model.AssignmentStatus) (*Connection[model.LicenseAssignment], error)
 	Groups(ctx context.Context, obj *model.User, first *int, after *string) (*Connection[model.Group], error)
 	AppleRegistrations(ctx context.Context, obj *model.User) ([]*model.AppleUser, error)
+}
+type WaitingHolderResolver interface {
+	Label(ctx context.Context, obj *model.PolicyWaiting) (*model.Label, error)
+
+	Device(ctx context.Context, obj *model.PolicyWaiting) (*model.Device, error)
+	User(ctx context.Context, obj *model.PolicyWaiting) (*model.User, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1177,6 +1379,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AppEdge.Node(childComplexity), true
 
+	case "AppLabel.app":
+		if e.ComplexityRoot.AppLabel.App == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppLabel.App(childComplexity), true
+	case "AppLabel.groups":
+		if e.ComplexityRoot.AppLabel.Groups == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppLabel.Groups(childComplexity), true
+	case "AppLabel.installOnRegistration":
+		if e.ComplexityRoot.AppLabel.InstallOnEnroll == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppLabel.InstallOnEnroll(childComplexity), true
+	case "AppLabel.installOnSignIn":
+		if e.ComplexityRoot.AppLabel.InstallOnSignIn == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppLabel.InstallOnSignIn(childComplexity), true
+	case "AppLabel.name":
+		if e.ComplexityRoot.AppLabel.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppLabel.Name(childComplexity), true
+
 	case "AppleRegistration.account":
 		if e.ComplexityRoot.AppleRegistration.Account == nil {
 			break
@@ -1413,6 +1646,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ConvertAppToManagedPayload.UserErrors(childComplexity), true
+
+	case "CoveringLabel.group":
+		if e.ComplexityRoot.CoveringLabel.Group == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CoveringLabel.Group(childComplexity), true
+	case "CoveringLabel.label":
+		if e.ComplexityRoot.CoveringLabel.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CoveringLabel.Label(childComplexity), true
 
 	case "CreateApiKeyPayload.apiKey":
 		if e.ComplexityRoot.CreateApiKeyPayload.APIKey == nil {
@@ -1782,12 +2028,35 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Group.CreatedAt(childComplexity), true
+	case "Group.devices":
+		if e.ComplexityRoot.Group.Devices == nil {
+			break
+		}
+
+		args, err := ec.field_Group_devices_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Group.Devices(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Group.dynamic":
+		if e.ComplexityRoot.Group.Dynamic == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.Dynamic(childComplexity), true
 	case "Group.externalId":
 		if e.ComplexityRoot.Group.ExternalID == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Group.ExternalID(childComplexity), true
+	case "Group.licenseLabels":
+		if e.ComplexityRoot.Group.LicenseLabels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.LicenseLabels(childComplexity), true
 	case "Group.members":
 		if e.ComplexityRoot.Group.Members == nil {
 			break
@@ -1811,6 +2080,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Group.NodeID(childComplexity), true
+	case "Group.rule":
+		if e.ComplexityRoot.Group.Rule == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.Rule(childComplexity), true
 
 	case "GroupConnection.edges":
 		if e.ComplexityRoot.GroupConnection.Edges == nil {
@@ -1849,6 +2124,68 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.GroupEdge.Node(childComplexity), true
+
+	case "GroupMembersPayload.added":
+		if e.ComplexityRoot.GroupMembersPayload.Added == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupMembersPayload.Added(childComplexity), true
+	case "GroupMembersPayload.group":
+		if e.ComplexityRoot.GroupMembersPayload.Group == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupMembersPayload.Group(childComplexity), true
+	case "GroupMembersPayload.removed":
+		if e.ComplexityRoot.GroupMembersPayload.Removed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupMembersPayload.Removed(childComplexity), true
+	case "GroupMembersPayload.userErrors":
+		if e.ComplexityRoot.GroupMembersPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupMembersPayload.UserErrors(childComplexity), true
+
+	case "GroupRule.countries":
+		if e.ComplexityRoot.GroupRule.Countries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupRule.Countries(childComplexity), true
+	case "GroupRule.minOsVersion":
+		if e.ComplexityRoot.GroupRule.MinOSVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupRule.MinOSVersion(childComplexity), true
+	case "GroupRule.platforms":
+		if e.ComplexityRoot.GroupRule.Platforms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupRule.Platforms(childComplexity), true
+	case "GroupRule.sharedIPad":
+		if e.ComplexityRoot.GroupRule.SharedIPad == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupRule.SharedIPad(childComplexity), true
+	case "GroupRule.statuses":
+		if e.ComplexityRoot.GroupRule.Statuses == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupRule.Statuses(childComplexity), true
+	case "GroupRule.supervised":
+		if e.ComplexityRoot.GroupRule.Supervised == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupRule.Supervised(childComplexity), true
 
 	case "LicenseAssignment.account":
 		if e.ComplexityRoot.LicenseAssignment.Account == nil {
@@ -2052,6 +2389,214 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.LicenseEvent.SyncRun(childComplexity), true
 
+	case "LicenseExplanation.app":
+		if e.ComplexityRoot.LicenseExplanation.App == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseExplanation.App(childComplexity), true
+	case "LicenseExplanation.appLabels":
+		if e.ComplexityRoot.LicenseExplanation.AppLabels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseExplanation.AppLabels(childComplexity), true
+	case "LicenseExplanation.covering":
+		if e.ComplexityRoot.LicenseExplanation.Covering == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseExplanation.Covering(childComplexity), true
+	case "LicenseExplanation.device":
+		if e.ComplexityRoot.LicenseExplanation.Device == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseExplanation.Device(childComplexity), true
+	case "LicenseExplanation.holds":
+		if e.ComplexityRoot.LicenseExplanation.Holds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseExplanation.Holds(childComplexity), true
+	case "LicenseExplanation.leftOut":
+		if e.ComplexityRoot.LicenseExplanation.LeftOut == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseExplanation.LeftOut(childComplexity), true
+	case "LicenseExplanation.summary":
+		if e.ComplexityRoot.LicenseExplanation.Summary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseExplanation.Summary(childComplexity), true
+	case "LicenseExplanation.user":
+		if e.ComplexityRoot.LicenseExplanation.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseExplanation.User(childComplexity), true
+	case "LicenseExplanation.wouldAssign":
+		if e.ComplexityRoot.LicenseExplanation.WouldAssign == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseExplanation.WouldAssign(childComplexity), true
+	case "LicenseExplanation.wouldReclaim":
+		if e.ComplexityRoot.LicenseExplanation.WouldReclaim == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseExplanation.WouldReclaim(childComplexity), true
+
+	case "LicenseLabel.accounts":
+		if e.ComplexityRoot.LicenseLabel.Accounts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabel.Accounts(childComplexity), true
+	case "LicenseLabel.app":
+		if e.ComplexityRoot.LicenseLabel.App == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabel.App(childComplexity), true
+	case "LicenseLabel.cap":
+		if e.ComplexityRoot.LicenseLabel.CapCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabel.CapCount(childComplexity), true
+	case "LicenseLabel.createdAt":
+		if e.ComplexityRoot.LicenseLabel.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabel.CreatedAt(childComplexity), true
+	case "LicenseLabel.graceSeconds":
+		if e.ComplexityRoot.LicenseLabel.GraceSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabel.GraceSeconds(childComplexity), true
+	case "LicenseLabel.groups":
+		if e.ComplexityRoot.LicenseLabel.Groups == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabel.Groups(childComplexity), true
+	case "LicenseLabel.heldCount":
+		if e.ComplexityRoot.LicenseLabel.HeldCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabel.HeldCount(childComplexity), true
+	case "LicenseLabel.kind":
+		if e.ComplexityRoot.LicenseLabel.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabel.Kind(childComplexity), true
+	case "LicenseLabel.name":
+		if e.ComplexityRoot.LicenseLabel.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabel.Name(childComplexity), true
+	case "LicenseLabel.id":
+		if e.ComplexityRoot.LicenseLabel.NodeID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabel.NodeID(childComplexity), true
+	case "LicenseLabel.source":
+		if e.ComplexityRoot.LicenseLabel.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabel.Source(childComplexity), true
+	case "LicenseLabel.updatedAt":
+		if e.ComplexityRoot.LicenseLabel.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabel.UpdatedAt(childComplexity), true
+	case "LicenseLabel.waiting":
+		if e.ComplexityRoot.LicenseLabel.Waiting == nil {
+			break
+		}
+
+		args, err := ec.field_LicenseLabel_waiting_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.LicenseLabel.Waiting(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "LicenseLabel.waitingCount":
+		if e.ComplexityRoot.LicenseLabel.WaitingCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabel.WaitingCount(childComplexity), true
+
+	case "LicenseLabelConnection.edges":
+		if e.ComplexityRoot.LicenseLabelConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabelConnection.Edges(childComplexity), true
+	case "LicenseLabelConnection.nodes":
+		if e.ComplexityRoot.LicenseLabelConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabelConnection.Nodes(childComplexity), true
+	case "LicenseLabelConnection.pageInfo":
+		if e.ComplexityRoot.LicenseLabelConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabelConnection.PageInfo(childComplexity), true
+	case "LicenseLabelConnection.totalCount":
+		if e.ComplexityRoot.LicenseLabelConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabelConnection.TotalCount(childComplexity), true
+
+	case "LicenseLabelEdge.cursor":
+		if e.ComplexityRoot.LicenseLabelEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabelEdge.Cursor(childComplexity), true
+	case "LicenseLabelEdge.node":
+		if e.ComplexityRoot.LicenseLabelEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabelEdge.Node(childComplexity), true
+
+	case "LicenseLabelPayload.label":
+		if e.ComplexityRoot.LicenseLabelPayload.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabelPayload.Label(childComplexity), true
+	case "LicenseLabelPayload.preview":
+		if e.ComplexityRoot.LicenseLabelPayload.Preview == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabelPayload.Preview(childComplexity), true
+	case "LicenseLabelPayload.userErrors":
+		if e.ComplexityRoot.LicenseLabelPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseLabelPayload.UserErrors(childComplexity), true
+
 	case "LicensePool.account":
 		if e.ComplexityRoot.LicensePool.Account == nil {
 			break
@@ -2245,6 +2790,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AddAccount(childComplexity, args["input"].(AddAccountInput)), true
+	case "Mutation.addGroupMembers":
+		if e.ComplexityRoot.Mutation.AddGroupMembers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_addGroupMembers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AddGroupMembers(childComplexity, args["input"].(GroupMembersInput)), true
 	case "Mutation.assignLicense":
 		if e.ComplexityRoot.Mutation.AssignLicense == nil {
 			break
@@ -2289,6 +2845,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateAPIKey(childComplexity, args["input"].(CreateAPIKeyInput)), true
+	case "Mutation.createLicenseLabel":
+		if e.ComplexityRoot.Mutation.CreateLicenseLabel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createLicenseLabel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateLicenseLabel(childComplexity, args["input"].(CreateLicenseLabelInput)), true
+	case "Mutation.deleteLicenseLabel":
+		if e.ComplexityRoot.Mutation.DeleteLicenseLabel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteLicenseLabel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteLicenseLabel(childComplexity, args["input"].(DeleteLicenseLabelInput)), true
 	case "Mutation.reclaimLicense":
 		if e.ComplexityRoot.Mutation.ReclaimLicense == nil {
 			break
@@ -2311,6 +2889,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ReclaimLicenses(childComplexity, args["input"].(ReclaimLicensesInput)), true
+	case "Mutation.recordDeviceSignIn":
+		if e.ComplexityRoot.Mutation.RecordDeviceSignIn == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_recordDeviceSignIn_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RecordDeviceSignIn(childComplexity, args["input"].(RecordDeviceSignInInput)), true
 	case "Mutation.removeAccount":
 		if e.ComplexityRoot.Mutation.RemoveAccount == nil {
 			break
@@ -2322,6 +2911,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveAccount(childComplexity, args["input"].(RemoveAccountInput)), true
+	case "Mutation.removeGroupMembers":
+		if e.ComplexityRoot.Mutation.RemoveGroupMembers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeGroupMembers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveGroupMembers(childComplexity, args["input"].(GroupMembersInput)), true
 	case "Mutation.removeUser":
 		if e.ComplexityRoot.Mutation.RemoveUser == nil {
 			break
@@ -2388,6 +2988,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SendInstallRequest(childComplexity, args["input"].(SendInstallRequestInput)), true
+	case "Mutation.setAppLabels":
+		if e.ComplexityRoot.Mutation.SetAppLabels == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setAppLabels_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetAppLabels(childComplexity, args["input"].(SetAppLabelsInput)), true
+	case "Mutation.setGroupMembers":
+		if e.ComplexityRoot.Mutation.SetGroupMembers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setGroupMembers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetGroupMembers(childComplexity, args["input"].(GroupMembersInput)), true
 	case "Mutation.syncAccount":
 		if e.ComplexityRoot.Mutation.SyncAccount == nil {
 			break
@@ -2410,6 +3032,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.TakeOverAccount(childComplexity, args["input"].(TakeOverAccountInput)), true
+	case "Mutation.updateLicenseLabel":
+		if e.ComplexityRoot.Mutation.UpdateLicenseLabel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateLicenseLabel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateLicenseLabel(childComplexity, args["input"].(UpdateLicenseLabelInput)), true
 	case "Mutation.upsertDevices":
 		if e.ComplexityRoot.Mutation.UpsertDevices == nil {
 			break
@@ -2421,6 +3054,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpsertDevices(childComplexity, args["input"].(UpsertDevicesInput)), true
+	case "Mutation.upsertGroup":
+		if e.ComplexityRoot.Mutation.UpsertGroup == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_upsertGroup_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpsertGroup(childComplexity, args["input"].(UpsertGroupInput)), true
 	case "Mutation.upsertUsers":
 		if e.ComplexityRoot.Mutation.UpsertUsers == nil {
 			break
@@ -2457,6 +3101,129 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
+
+	case "PolicyAccountCounts.account":
+		if e.ComplexityRoot.PolicyAccountCounts.Account == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyAccountCounts.Account(childComplexity), true
+	case "PolicyAccountCounts.assign":
+		if e.ComplexityRoot.PolicyAccountCounts.Assign == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyAccountCounts.Assign(childComplexity), true
+	case "PolicyAccountCounts.reclaim":
+		if e.ComplexityRoot.PolicyAccountCounts.Reclaim == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyAccountCounts.Reclaim(childComplexity), true
+
+	case "PolicyChange.account":
+		if e.ComplexityRoot.PolicyChange.Account == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyChange.Account(childComplexity), true
+	case "PolicyChange.assignment":
+		if e.ComplexityRoot.PolicyChange.Assignment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyChange.Assignment(childComplexity), true
+	case "PolicyChange.device":
+		if e.ComplexityRoot.PolicyChange.Device == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyChange.Device(childComplexity), true
+	case "PolicyChange.kind":
+		if e.ComplexityRoot.PolicyChange.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyChange.Kind(childComplexity), true
+	case "PolicyChange.label":
+		if e.ComplexityRoot.PolicyChange.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyChange.Label(childComplexity), true
+	case "PolicyChange.reason":
+		if e.ComplexityRoot.PolicyChange.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyChange.Reason(childComplexity), true
+	case "PolicyChange.user":
+		if e.ComplexityRoot.PolicyChange.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyChange.User(childComplexity), true
+
+	case "PolicyPreview.accounts":
+		if e.ComplexityRoot.PolicyPreview.Accounts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyPreview.Accounts(childComplexity), true
+	case "PolicyPreview.assignCount":
+		if e.ComplexityRoot.PolicyPreview.AssignCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyPreview.AssignCount(childComplexity), true
+	case "PolicyPreview.assignments":
+		if e.ComplexityRoot.PolicyPreview.Assignments == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyPreview.Assignments(childComplexity), true
+	case "PolicyPreview.installCommands":
+		if e.ComplexityRoot.PolicyPreview.InstallCommands == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyPreview.InstallCommands(childComplexity), true
+	case "PolicyPreview.keptCount":
+		if e.ComplexityRoot.PolicyPreview.KeptCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyPreview.KeptCount(childComplexity), true
+	case "PolicyPreview.reclaimCount":
+		if e.ComplexityRoot.PolicyPreview.ReclaimCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyPreview.ReclaimCount(childComplexity), true
+	case "PolicyPreview.reclaims":
+		if e.ComplexityRoot.PolicyPreview.Reclaims == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyPreview.Reclaims(childComplexity), true
+	case "PolicyPreview.relabelCount":
+		if e.ComplexityRoot.PolicyPreview.RelabelCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyPreview.RelabelCount(childComplexity), true
+	case "PolicyPreview.waiting":
+		if e.ComplexityRoot.PolicyPreview.Waiting == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyPreview.Waiting(childComplexity), true
+	case "PolicyPreview.waitingCount":
+		if e.ComplexityRoot.PolicyPreview.WaitingCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PolicyPreview.WaitingCount(childComplexity), true
 
 	case "Query.apiKeys":
 		if e.ComplexityRoot.Query.APIKeys == nil {
@@ -2502,6 +3269,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.App(childComplexity, args["id"].(*string), args["adamId"].(*string)), true
+	case "Query.appLabels":
+		if e.ComplexityRoot.Query.AppLabels == nil {
+			break
+		}
+
+		args, err := ec.field_Query_appLabels_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AppLabels(childComplexity, args["appId"].(*string), args["adamId"].(*string)), true
 	case "Query.apps":
 		if e.ComplexityRoot.Query.Apps == nil {
 			break
@@ -2557,6 +3335,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Devices(childComplexity, args["first"].(*int), args["after"].(*string), args["filter"].(*DeviceFilter)), true
+	case "Query.explainLicense":
+		if e.ComplexityRoot.Query.ExplainLicense == nil {
+			break
+		}
+
+		args, err := ec.field_Query_explainLicense_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ExplainLicense(childComplexity, args["appId"].(*string), args["adamId"].(*string), args["device"].(*DeviceRefInput), args["userId"].(*string), args["userExternalId"].(*string)), true
+	case "Query.group":
+		if e.ComplexityRoot.Query.Group == nil {
+			break
+		}
+
+		args, err := ec.field_Query_group_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Group(childComplexity, args["id"].(*string), args["externalId"].(*string)), true
 	case "Query.groups":
 		if e.ComplexityRoot.Query.Groups == nil {
 			break
@@ -2580,6 +3380,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.LicenseAssignments(childComplexity, args["first"].(*int), args["after"].(*string), args["filter"].(*LicenseAssignmentFilter)), true
+	case "Query.licenseLabels":
+		if e.ComplexityRoot.Query.LicenseLabels == nil {
+			break
+		}
+
+		args, err := ec.field_Query_licenseLabels_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.LicenseLabels(childComplexity, args["first"].(*int), args["after"].(*string), args["filter"].(*LicenseLabelFilter)), true
 	case "Query.licensePool":
 		if e.ComplexityRoot.Query.LicensePool == nil {
 			break
@@ -2689,6 +3500,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ReclaimLicensesPayload.UserErrors(childComplexity), true
+
+	case "RecordDeviceSignInPayload.commands":
+		if e.ComplexityRoot.RecordDeviceSignInPayload.Commands == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecordDeviceSignInPayload.Commands(childComplexity), true
+	case "RecordDeviceSignInPayload.device":
+		if e.ComplexityRoot.RecordDeviceSignInPayload.Device == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecordDeviceSignInPayload.Device(childComplexity), true
+	case "RecordDeviceSignInPayload.userErrors":
+		if e.ComplexityRoot.RecordDeviceSignInPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecordDeviceSignInPayload.UserErrors(childComplexity), true
 
 	case "RemoveAccountPayload.account":
 		if e.ComplexityRoot.RemoveAccountPayload.Account == nil {
@@ -2810,6 +3640,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SendInstallRequestPayload.UserErrors(childComplexity), true
+
+	case "SetAppLabelsPayload.appLabels":
+		if e.ComplexityRoot.SetAppLabelsPayload.AppLabels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetAppLabelsPayload.AppLabels(childComplexity), true
+	case "SetAppLabelsPayload.userErrors":
+		if e.ComplexityRoot.SetAppLabelsPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetAppLabelsPayload.UserErrors(childComplexity), true
 
 	case "Subscription.licenseEvents":
 		if e.ComplexityRoot.Subscription.LicenseEvents == nil {
@@ -2997,6 +3840,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.UpsertDevicesPayload.UserErrors(childComplexity), true
 
+	case "UpsertGroupPayload.group":
+		if e.ComplexityRoot.UpsertGroupPayload.Group == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpsertGroupPayload.Group(childComplexity), true
+	case "UpsertGroupPayload.userErrors":
+		if e.ComplexityRoot.UpsertGroupPayload.UserErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpsertGroupPayload.UserErrors(childComplexity), true
+
 	case "UpsertUsersPayload.userErrors":
 		if e.ComplexityRoot.UpsertUsersPayload.UserErrors == nil {
 			break
@@ -3174,6 +4030,87 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Viewer.Role(childComplexity), true
 
+	case "WaitingHolder.code":
+		if e.ComplexityRoot.WaitingHolder.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WaitingHolder.Code(childComplexity), true
+	case "WaitingHolder.device":
+		if e.ComplexityRoot.WaitingHolder.Device == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WaitingHolder.Device(childComplexity), true
+	case "WaitingHolder.since":
+		if e.ComplexityRoot.WaitingHolder.FirstCoveredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WaitingHolder.FirstCoveredAt(childComplexity), true
+	case "WaitingHolder.kind":
+		if e.ComplexityRoot.WaitingHolder.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WaitingHolder.Kind(childComplexity), true
+	case "WaitingHolder.label":
+		if e.ComplexityRoot.WaitingHolder.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WaitingHolder.Label(childComplexity), true
+	case "WaitingHolder.reason":
+		if e.ComplexityRoot.WaitingHolder.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WaitingHolder.Reason(childComplexity), true
+	case "WaitingHolder.user":
+		if e.ComplexityRoot.WaitingHolder.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WaitingHolder.User(childComplexity), true
+
+	case "WaitingHolderConnection.edges":
+		if e.ComplexityRoot.WaitingHolderConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WaitingHolderConnection.Edges(childComplexity), true
+	case "WaitingHolderConnection.nodes":
+		if e.ComplexityRoot.WaitingHolderConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WaitingHolderConnection.Nodes(childComplexity), true
+	case "WaitingHolderConnection.pageInfo":
+		if e.ComplexityRoot.WaitingHolderConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WaitingHolderConnection.PageInfo(childComplexity), true
+	case "WaitingHolderConnection.totalCount":
+		if e.ComplexityRoot.WaitingHolderConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WaitingHolderConnection.TotalCount(childComplexity), true
+
+	case "WaitingHolderEdge.cursor":
+		if e.ComplexityRoot.WaitingHolderEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WaitingHolderEdge.Cursor(childComplexity), true
+	case "WaitingHolderEdge.node":
+		if e.ComplexityRoot.WaitingHolderEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WaitingHolderEdge.Node(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -3187,22 +4124,30 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("AcknowledgeDeviceCommandsInput", ec.unmarshalInputAcknowledgeDeviceCommandsInput),
 			graphql.NewInputUnmarshaler("AddAccountInput", ec.unmarshalInputAddAccountInput),
 			graphql.NewInputUnmarshaler("AppFilter", ec.unmarshalInputAppFilter),
+			graphql.NewInputUnmarshaler("AppLabelInput", ec.unmarshalInputAppLabelInput),
 			graphql.NewInputUnmarshaler("AssignLicenseInput", ec.unmarshalInputAssignLicenseInput),
 			graphql.NewInputUnmarshaler("AssignLicensesInput", ec.unmarshalInputAssignLicensesInput),
 			graphql.NewInputUnmarshaler("AuditEventFilter", ec.unmarshalInputAuditEventFilter),
 			graphql.NewInputUnmarshaler("ConvertAppToManagedInput", ec.unmarshalInputConvertAppToManagedInput),
 			graphql.NewInputUnmarshaler("CreateApiKeyInput", ec.unmarshalInputCreateApiKeyInput),
+			graphql.NewInputUnmarshaler("CreateLicenseLabelInput", ec.unmarshalInputCreateLicenseLabelInput),
+			graphql.NewInputUnmarshaler("DeleteLicenseLabelInput", ec.unmarshalInputDeleteLicenseLabelInput),
 			graphql.NewInputUnmarshaler("DeviceAppInput", ec.unmarshalInputDeviceAppInput),
 			graphql.NewInputUnmarshaler("DeviceCommandFilter", ec.unmarshalInputDeviceCommandFilter),
 			graphql.NewInputUnmarshaler("DeviceFilter", ec.unmarshalInputDeviceFilter),
 			graphql.NewInputUnmarshaler("DeviceInput", ec.unmarshalInputDeviceInput),
 			graphql.NewInputUnmarshaler("DeviceRefInput", ec.unmarshalInputDeviceRefInput),
 			graphql.NewInputUnmarshaler("GroupFilter", ec.unmarshalInputGroupFilter),
+			graphql.NewInputUnmarshaler("GroupMemberInput", ec.unmarshalInputGroupMemberInput),
+			graphql.NewInputUnmarshaler("GroupMembersInput", ec.unmarshalInputGroupMembersInput),
+			graphql.NewInputUnmarshaler("GroupRuleInput", ec.unmarshalInputGroupRuleInput),
 			graphql.NewInputUnmarshaler("LicenseAssignmentFilter", ec.unmarshalInputLicenseAssignmentFilter),
+			graphql.NewInputUnmarshaler("LicenseLabelFilter", ec.unmarshalInputLicenseLabelFilter),
 			graphql.NewInputUnmarshaler("LicensePoolFilter", ec.unmarshalInputLicensePoolFilter),
 			graphql.NewInputUnmarshaler("LicenseTargetInput", ec.unmarshalInputLicenseTargetInput),
 			graphql.NewInputUnmarshaler("ReclaimLicenseInput", ec.unmarshalInputReclaimLicenseInput),
 			graphql.NewInputUnmarshaler("ReclaimLicensesInput", ec.unmarshalInputReclaimLicensesInput),
+			graphql.NewInputUnmarshaler("RecordDeviceSignInInput", ec.unmarshalInputRecordDeviceSignInInput),
 			graphql.NewInputUnmarshaler("RemoveAccountInput", ec.unmarshalInputRemoveAccountInput),
 			graphql.NewInputUnmarshaler("RemoveUserInput", ec.unmarshalInputRemoveUserInput),
 			graphql.NewInputUnmarshaler("RenewAccountTokenInput", ec.unmarshalInputRenewAccountTokenInput),
@@ -3210,10 +4155,13 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("RetireDeviceInput", ec.unmarshalInputRetireDeviceInput),
 			graphql.NewInputUnmarshaler("RevokeApiKeyInput", ec.unmarshalInputRevokeApiKeyInput),
 			graphql.NewInputUnmarshaler("SendInstallRequestInput", ec.unmarshalInputSendInstallRequestInput),
+			graphql.NewInputUnmarshaler("SetAppLabelsInput", ec.unmarshalInputSetAppLabelsInput),
 			graphql.NewInputUnmarshaler("SyncAccountInput", ec.unmarshalInputSyncAccountInput),
 			graphql.NewInputUnmarshaler("SyncRunFilter", ec.unmarshalInputSyncRunFilter),
 			graphql.NewInputUnmarshaler("TakeOverAccountInput", ec.unmarshalInputTakeOverAccountInput),
+			graphql.NewInputUnmarshaler("UpdateLicenseLabelInput", ec.unmarshalInputUpdateLicenseLabelInput),
 			graphql.NewInputUnmarshaler("UpsertDevicesInput", ec.unmarshalInputUpsertDevicesInput),
+			graphql.NewInputUnmarshaler("UpsertGroupInput", ec.unmarshalInputUpsertGroupInput),
 			graphql.NewInputUnmarshaler("UpsertUsersInput", ec.unmarshalInputUpsertUsersInput),
 			graphql.NewInputUnmarshaler("UserFilter", ec.unmarshalInputUserFilter),
 			graphql.NewInputUnmarshaler("UserInput", ec.unmarshalInputUserInput),
@@ -3309,7 +4257,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "account.graphqls" "apikey.graphqls" "app.graphqls" "audit.graphqls" "command.graphqls" "device.graphqls" "license.graphqls" "lifecycle.graphqls" "schema.graphqls" "subscription.graphqls" "sync.graphqls" "user.graphqls"
+//go:embed "account.graphqls" "apikey.graphqls" "app.graphqls" "audit.graphqls" "command.graphqls" "device.graphqls" "license.graphqls" "lifecycle.graphqls" "policy.graphqls" "schema.graphqls" "subscription.graphqls" "sync.graphqls" "user.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -3329,6 +4277,7 @@ var sources = []*ast.Source{
 	{Name: "device.graphqls", Input: sourceData("device.graphqls"), BuiltIn: false},
 	{Name: "license.graphqls", Input: sourceData("license.graphqls"), BuiltIn: false},
 	{Name: "lifecycle.graphqls", Input: sourceData("lifecycle.graphqls"), BuiltIn: false},
+	{Name: "policy.graphqls", Input: sourceData("policy.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
 	{Name: "subscription.graphqls", Input: sourceData("subscription.graphqls"), BuiltIn: false},
 	{Name: "sync.graphqls", Input: sourceData("sync.graphqls"), BuiltIn: false},
@@ -3542,6 +4491,22 @@ func (ec *executionContext) childFields_AppEdge(ctx context.Context, field graph
 	return nil, fmt.Errorf("no field named %q was found under type AppEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_AppLabel(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_AppLabel_name(ctx, field)
+	case "app":
+		return ec.fieldContext_AppLabel_app(ctx, field)
+	case "groups":
+		return ec.fieldContext_AppLabel_groups(ctx, field)
+	case "installOnRegistration":
+		return ec.fieldContext_AppLabel_installOnRegistration(ctx, field)
+	case "installOnSignIn":
+		return ec.fieldContext_AppLabel_installOnSignIn(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AppLabel", field.Name)
+}
+
 func (ec *executionContext) childFields_AppleRegistration(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "account":
@@ -3670,6 +4635,16 @@ func (ec *executionContext) childFields_ConvertAppToManagedPayload(ctx context.C
 		return ec.fieldContext_ConvertAppToManagedPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ConvertAppToManagedPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_CoveringLabel(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "label":
+		return ec.fieldContext_CoveringLabel_label(ctx, field)
+	case "group":
+		return ec.fieldContext_CoveringLabel_group(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CoveringLabel", field.Name)
 }
 
 func (ec *executionContext) childFields_CreateApiKeyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3858,6 +4833,14 @@ func (ec *executionContext) childFields_Group(ctx context.Context, field graphql
 		return ec.fieldContext_Group_createdAt(ctx, field)
 	case "members":
 		return ec.fieldContext_Group_members(ctx, field)
+	case "dynamic":
+		return ec.fieldContext_Group_dynamic(ctx, field)
+	case "rule":
+		return ec.fieldContext_Group_rule(ctx, field)
+	case "devices":
+		return ec.fieldContext_Group_devices(ctx, field)
+	case "licenseLabels":
+		return ec.fieldContext_Group_licenseLabels(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Group", field.Name)
 }
@@ -3884,6 +4867,38 @@ func (ec *executionContext) childFields_GroupEdge(ctx context.Context, field gra
 		return ec.fieldContext_GroupEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type GroupEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_GroupMembersPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "group":
+		return ec.fieldContext_GroupMembersPayload_group(ctx, field)
+	case "added":
+		return ec.fieldContext_GroupMembersPayload_added(ctx, field)
+	case "removed":
+		return ec.fieldContext_GroupMembersPayload_removed(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_GroupMembersPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GroupMembersPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_GroupRule(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "platforms":
+		return ec.fieldContext_GroupRule_platforms(ctx, field)
+	case "minOsVersion":
+		return ec.fieldContext_GroupRule_minOsVersion(ctx, field)
+	case "countries":
+		return ec.fieldContext_GroupRule_countries(ctx, field)
+	case "sharedIPad":
+		return ec.fieldContext_GroupRule_sharedIPad(ctx, field)
+	case "supervised":
+		return ec.fieldContext_GroupRule_supervised(ctx, field)
+	case "statuses":
+		return ec.fieldContext_GroupRule_statuses(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GroupRule", field.Name)
 }
 
 func (ec *executionContext) childFields_LicenseAssignment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3974,6 +4989,102 @@ func (ec *executionContext) childFields_LicenseEvent(ctx context.Context, field 
 		return ec.fieldContext_LicenseEvent_account(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type LicenseEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_LicenseExplanation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "app":
+		return ec.fieldContext_LicenseExplanation_app(ctx, field)
+	case "device":
+		return ec.fieldContext_LicenseExplanation_device(ctx, field)
+	case "user":
+		return ec.fieldContext_LicenseExplanation_user(ctx, field)
+	case "holds":
+		return ec.fieldContext_LicenseExplanation_holds(ctx, field)
+	case "covering":
+		return ec.fieldContext_LicenseExplanation_covering(ctx, field)
+	case "leftOut":
+		return ec.fieldContext_LicenseExplanation_leftOut(ctx, field)
+	case "appLabels":
+		return ec.fieldContext_LicenseExplanation_appLabels(ctx, field)
+	case "wouldAssign":
+		return ec.fieldContext_LicenseExplanation_wouldAssign(ctx, field)
+	case "wouldReclaim":
+		return ec.fieldContext_LicenseExplanation_wouldReclaim(ctx, field)
+	case "summary":
+		return ec.fieldContext_LicenseExplanation_summary(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LicenseExplanation", field.Name)
+}
+
+func (ec *executionContext) childFields_LicenseLabel(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_LicenseLabel_id(ctx, field)
+	case "name":
+		return ec.fieldContext_LicenseLabel_name(ctx, field)
+	case "app":
+		return ec.fieldContext_LicenseLabel_app(ctx, field)
+	case "kind":
+		return ec.fieldContext_LicenseLabel_kind(ctx, field)
+	case "source":
+		return ec.fieldContext_LicenseLabel_source(ctx, field)
+	case "accounts":
+		return ec.fieldContext_LicenseLabel_accounts(ctx, field)
+	case "groups":
+		return ec.fieldContext_LicenseLabel_groups(ctx, field)
+	case "cap":
+		return ec.fieldContext_LicenseLabel_cap(ctx, field)
+	case "graceSeconds":
+		return ec.fieldContext_LicenseLabel_graceSeconds(ctx, field)
+	case "heldCount":
+		return ec.fieldContext_LicenseLabel_heldCount(ctx, field)
+	case "waitingCount":
+		return ec.fieldContext_LicenseLabel_waitingCount(ctx, field)
+	case "waiting":
+		return ec.fieldContext_LicenseLabel_waiting(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_LicenseLabel_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_LicenseLabel_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LicenseLabel", field.Name)
+}
+
+func (ec *executionContext) childFields_LicenseLabelConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_LicenseLabelConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_LicenseLabelConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_LicenseLabelConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_LicenseLabelConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LicenseLabelConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_LicenseLabelEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_LicenseLabelEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_LicenseLabelEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LicenseLabelEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_LicenseLabelPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "label":
+		return ec.fieldContext_LicenseLabelPayload_label(ctx, field)
+	case "preview":
+		return ec.fieldContext_LicenseLabelPayload_preview(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_LicenseLabelPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LicenseLabelPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_LicensePool(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4068,6 +5179,64 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
 }
 
+func (ec *executionContext) childFields_PolicyAccountCounts(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "account":
+		return ec.fieldContext_PolicyAccountCounts_account(ctx, field)
+	case "assign":
+		return ec.fieldContext_PolicyAccountCounts_assign(ctx, field)
+	case "reclaim":
+		return ec.fieldContext_PolicyAccountCounts_reclaim(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PolicyAccountCounts", field.Name)
+}
+
+func (ec *executionContext) childFields_PolicyChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "label":
+		return ec.fieldContext_PolicyChange_label(ctx, field)
+	case "kind":
+		return ec.fieldContext_PolicyChange_kind(ctx, field)
+	case "device":
+		return ec.fieldContext_PolicyChange_device(ctx, field)
+	case "user":
+		return ec.fieldContext_PolicyChange_user(ctx, field)
+	case "account":
+		return ec.fieldContext_PolicyChange_account(ctx, field)
+	case "assignment":
+		return ec.fieldContext_PolicyChange_assignment(ctx, field)
+	case "reason":
+		return ec.fieldContext_PolicyChange_reason(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PolicyChange", field.Name)
+}
+
+func (ec *executionContext) childFields_PolicyPreview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "assignCount":
+		return ec.fieldContext_PolicyPreview_assignCount(ctx, field)
+	case "reclaimCount":
+		return ec.fieldContext_PolicyPreview_reclaimCount(ctx, field)
+	case "relabelCount":
+		return ec.fieldContext_PolicyPreview_relabelCount(ctx, field)
+	case "keptCount":
+		return ec.fieldContext_PolicyPreview_keptCount(ctx, field)
+	case "waitingCount":
+		return ec.fieldContext_PolicyPreview_waitingCount(ctx, field)
+	case "installCommands":
+		return ec.fieldContext_PolicyPreview_installCommands(ctx, field)
+	case "accounts":
+		return ec.fieldContext_PolicyPreview_accounts(ctx, field)
+	case "assignments":
+		return ec.fieldContext_PolicyPreview_assignments(ctx, field)
+	case "reclaims":
+		return ec.fieldContext_PolicyPreview_reclaims(ctx, field)
+	case "waiting":
+		return ec.fieldContext_PolicyPreview_waiting(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PolicyPreview", field.Name)
+}
+
 func (ec *executionContext) childFields_ReclaimLicensePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "assignment":
@@ -4086,6 +5255,18 @@ func (ec *executionContext) childFields_ReclaimLicensesPayload(ctx context.Conte
 		return ec.fieldContext_ReclaimLicensesPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ReclaimLicensesPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RecordDeviceSignInPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "device":
+		return ec.fieldContext_RecordDeviceSignInPayload_device(ctx, field)
+	case "commands":
+		return ec.fieldContext_RecordDeviceSignInPayload_commands(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_RecordDeviceSignInPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RecordDeviceSignInPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_RemoveAccountPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4166,6 +5347,16 @@ func (ec *executionContext) childFields_SendInstallRequestPayload(ctx context.Co
 		return ec.fieldContext_SendInstallRequestPayload_userErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SendInstallRequestPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_SetAppLabelsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "appLabels":
+		return ec.fieldContext_SetAppLabelsPayload_appLabels(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_SetAppLabelsPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SetAppLabelsPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_SyncAccountPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4260,6 +5451,16 @@ func (ec *executionContext) childFields_UpsertDevicesPayload(ctx context.Context
 	return nil, fmt.Errorf("no field named %q was found under type UpsertDevicesPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_UpsertGroupPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "group":
+		return ec.fieldContext_UpsertGroupPayload_group(ctx, field)
+	case "userErrors":
+		return ec.fieldContext_UpsertGroupPayload_userErrors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UpsertGroupPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_UpsertUsersPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "users":
@@ -4346,6 +5547,50 @@ func (ec *executionContext) childFields_Viewer(ctx context.Context, field graphq
 		return ec.fieldContext_Viewer_role(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Viewer", field.Name)
+}
+
+func (ec *executionContext) childFields_WaitingHolder(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "label":
+		return ec.fieldContext_WaitingHolder_label(ctx, field)
+	case "kind":
+		return ec.fieldContext_WaitingHolder_kind(ctx, field)
+	case "device":
+		return ec.fieldContext_WaitingHolder_device(ctx, field)
+	case "user":
+		return ec.fieldContext_WaitingHolder_user(ctx, field)
+	case "code":
+		return ec.fieldContext_WaitingHolder_code(ctx, field)
+	case "reason":
+		return ec.fieldContext_WaitingHolder_reason(ctx, field)
+	case "since":
+		return ec.fieldContext_WaitingHolder_since(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WaitingHolder", field.Name)
+}
+
+func (ec *executionContext) childFields_WaitingHolderConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_WaitingHolderConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_WaitingHolderConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_WaitingHolderConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_WaitingHolderConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WaitingHolderConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_WaitingHolderEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_WaitingHolderEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_WaitingHolderEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WaitingHolderEdge", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4626,7 +5871,51 @@ func (ec *executionContext) field_Device_installedApps_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Group_devices_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Group_members_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_LicenseLabel_waiting_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
@@ -4706,6 +5995,20 @@ func (ec *executionContext) field_Mutation_addAccount_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_addGroupMembers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (GroupMembersInput, error) {
+			return ec.unmarshalNGroupMembersInput2orchardᚋgraphᚐGroupMembersInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_assignLicense_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4762,6 +6065,34 @@ func (ec *executionContext) field_Mutation_createApiKey_args(ctx context.Context
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createLicenseLabel_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (CreateLicenseLabelInput, error) {
+			return ec.unmarshalNCreateLicenseLabelInput2orchardᚋgraphᚐCreateLicenseLabelInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deleteLicenseLabel_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (DeleteLicenseLabelInput, error) {
+			return ec.unmarshalNDeleteLicenseLabelInput2orchardᚋgraphᚐDeleteLicenseLabelInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_reclaimLicense_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4790,12 +6121,40 @@ func (ec *executionContext) field_Mutation_reclaimLicenses_args(ctx context.Cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_recordDeviceSignIn_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (RecordDeviceSignInInput, error) {
+			return ec.unmarshalNRecordDeviceSignInInput2orchardᚋgraphᚐRecordDeviceSignInInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_removeAccount_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (RemoveAccountInput, error) {
 			return ec.unmarshalNRemoveAccountInput2orchardᚋgraphᚐRemoveAccountInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_removeGroupMembers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (GroupMembersInput, error) {
+			return ec.unmarshalNGroupMembersInput2orchardᚋgraphᚐGroupMembersInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4888,6 +6247,34 @@ func (ec *executionContext) field_Mutation_sendInstallRequest_args(ctx context.C
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_setAppLabels_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (SetAppLabelsInput, error) {
+			return ec.unmarshalNSetAppLabelsInput2orchardᚋgraphᚐSetAppLabelsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setGroupMembers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (GroupMembersInput, error) {
+			return ec.unmarshalNGroupMembersInput2orchardᚋgraphᚐGroupMembersInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_syncAccount_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4916,12 +6303,40 @@ func (ec *executionContext) field_Mutation_takeOverAccount_args(ctx context.Cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_updateLicenseLabel_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (UpdateLicenseLabelInput, error) {
+			return ec.unmarshalNUpdateLicenseLabelInput2orchardᚋgraphᚐUpdateLicenseLabelInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_upsertDevices_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (UpsertDevicesInput, error) {
 			return ec.unmarshalNUpsertDevicesInput2orchardᚋgraphᚐUpsertDevicesInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_upsertGroup_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (UpsertGroupInput, error) {
+			return ec.unmarshalNUpsertGroupInput2orchardᚋgraphᚐUpsertGroupInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -5029,6 +6444,28 @@ func (ec *executionContext) field_Query_apiKeys_args(ctx context.Context, rawArg
 		return nil, err
 	}
 	args["includeRevoked"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_appLabels_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "appId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["appId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "adamId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["adamId"] = arg1
 	return args, nil
 }
 
@@ -5196,6 +6633,74 @@ func (ec *executionContext) field_Query_devices_args(ctx context.Context, rawArg
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_explainLicense_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "appId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["appId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "adamId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["adamId"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "device",
+		func(ctx context.Context, v any) (*DeviceRefInput, error) {
+			return ec.unmarshalODeviceRefInput2ᚖorchardᚋgraphᚐDeviceRefInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["device"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "userId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["userId"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "userExternalId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["userExternalId"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_group_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "externalId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["externalId"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_groups_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5248,6 +6753,36 @@ func (ec *executionContext) field_Query_licenseAssignments_args(ctx context.Cont
 	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
 		func(ctx context.Context, v any) (*LicenseAssignmentFilter, error) {
 			return ec.unmarshalOLicenseAssignmentFilter2ᚖorchardᚋgraphᚐLicenseAssignmentFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_licenseLabels_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*LicenseLabelFilter, error) {
+			return ec.unmarshalOLicenseLabelFilter2ᚖorchardᚋgraphᚐLicenseLabelFilter(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -7390,6 +8925,139 @@ func (ec *executionContext) fieldContext_AppEdge_node(_ context.Context, field g
 	return fc, nil
 }
 
+func (ec *executionContext) _AppLabel_name(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppLabel_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppLabel_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppLabel", field, false, false, "String")
+}
+
+func (ec *executionContext) _AppLabel_app(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppLabel_app(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AppLabel().App(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
+			return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppLabel_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AppLabel",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_App(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AppLabel_groups(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppLabel_groups(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AppLabel().Groups(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Group) graphql.Marshaler {
+			return ec.marshalNGroup2ᚕᚖorchardᚋmodelᚐGroupᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppLabel_groups(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AppLabel",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Group(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AppLabel_installOnRegistration(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppLabel_installOnRegistration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InstallOnEnroll, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppLabel_installOnRegistration(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppLabel", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _AppLabel_installOnSignIn(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppLabel_installOnSignIn(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InstallOnSignIn, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppLabel_installOnSignIn(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppLabel", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _AppleRegistration_account(ctx context.Context, field graphql.CollectedField, obj *model.AppleUser) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8421,6 +10089,70 @@ func (ec *executionContext) fieldContext_ConvertAppToManagedPayload_userErrors(_
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CoveringLabel_label(ctx context.Context, field graphql.CollectedField, obj *CoveringLabel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CoveringLabel_label(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Label, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Label) graphql.Marshaler {
+			return ec.marshalNLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CoveringLabel_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CoveringLabel",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseLabel(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CoveringLabel_group(ctx context.Context, field graphql.CollectedField, obj *CoveringLabel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CoveringLabel_group(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Group, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Group) graphql.Marshaler {
+			return ec.marshalOGroup2ᚖorchardᚋmodelᚐGroup(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CoveringLabel_group(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CoveringLabel",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Group(ctx, field)
 		},
 	}
 	return fc, nil
@@ -10086,6 +11818,137 @@ func (ec *executionContext) fieldContext_Group_members(ctx context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Group_dynamic(ctx context.Context, field graphql.CollectedField, obj *model.Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_dynamic(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Dynamic(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Group_dynamic(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Group", field, true, false, "Boolean")
+}
+
+func (ec *executionContext) _Group_rule(ctx context.Context, field graphql.CollectedField, obj *model.Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_rule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Group().Rule(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GroupRule) graphql.Marshaler {
+			return ec.marshalOGroupRule2ᚖorchardᚋmodelᚐGroupRule(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Group_rule(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Group",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GroupRule(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Group_devices(ctx context.Context, field graphql.CollectedField, obj *model.Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_devices(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Group().Devices(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Connection[model.Device]) graphql.Marshaler {
+			return ec.marshalNDeviceConnection2ᚖorchardᚋgraphᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Group_devices(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Group",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeviceConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Group_devices_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Group_licenseLabels(ctx context.Context, field graphql.CollectedField, obj *model.Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_licenseLabels(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Group().LicenseLabels(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Label) graphql.Marshaler {
+			return ec.marshalNLicenseLabel2ᚕᚖorchardᚋmodelᚐLabelᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Group_licenseLabels(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Group",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseLabel(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _GroupConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Group]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10258,6 +12121,254 @@ func (ec *executionContext) fieldContext_GroupEdge_node(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _GroupMembersPayload_group(ctx context.Context, field graphql.CollectedField, obj *GroupMembersPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupMembersPayload_group(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Group, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Group) graphql.Marshaler {
+			return ec.marshalOGroup2ᚖorchardᚋmodelᚐGroup(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GroupMembersPayload_group(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GroupMembersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Group(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GroupMembersPayload_added(ctx context.Context, field graphql.CollectedField, obj *GroupMembersPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupMembersPayload_added(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Added, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GroupMembersPayload_added(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GroupMembersPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _GroupMembersPayload_removed(ctx context.Context, field graphql.CollectedField, obj *GroupMembersPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupMembersPayload_removed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Removed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GroupMembersPayload_removed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GroupMembersPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _GroupMembersPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *GroupMembersPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupMembersPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GroupMembersPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GroupMembersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GroupRule_platforms(ctx context.Context, field graphql.CollectedField, obj *model.GroupRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupRule_platforms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Platforms, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.Platform) graphql.Marshaler {
+			return ec.marshalOPlatform2ᚕorchardᚋmodelᚐPlatformᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GroupRule_platforms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GroupRule", field, false, false, "Platform")
+}
+
+func (ec *executionContext) _GroupRule_minOsVersion(ctx context.Context, field graphql.CollectedField, obj *model.GroupRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupRule_minOsVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MinOSVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GroupRule_minOsVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GroupRule", field, false, false, "String")
+}
+
+func (ec *executionContext) _GroupRule_countries(ctx context.Context, field graphql.CollectedField, obj *model.GroupRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupRule_countries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Countries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GroupRule_countries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GroupRule", field, false, false, "String")
+}
+
+func (ec *executionContext) _GroupRule_sharedIPad(ctx context.Context, field graphql.CollectedField, obj *model.GroupRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupRule_sharedIPad(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SharedIPad, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
+			return ec.marshalOBoolean2ᚖbool(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GroupRule_sharedIPad(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GroupRule", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _GroupRule_supervised(ctx context.Context, field graphql.CollectedField, obj *model.GroupRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupRule_supervised(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Supervised, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
+			return ec.marshalOBoolean2ᚖbool(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GroupRule_supervised(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GroupRule", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _GroupRule_statuses(ctx context.Context, field graphql.CollectedField, obj *model.GroupRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupRule_statuses(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Statuses, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.DeviceStatus) graphql.Marshaler {
+			return ec.marshalODeviceStatus2ᚕorchardᚋmodelᚐDeviceStatusᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GroupRule_statuses(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GroupRule", field, false, false, "DeviceStatus")
 }
 
 func (ec *executionContext) _LicenseAssignment_id(ctx context.Context, field graphql.CollectedField, obj *model.LicenseAssignment) (ret graphql.Marshaler) {
@@ -11122,6 +13233,957 @@ func (ec *executionContext) fieldContext_LicenseEvent_account(_ context.Context,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseExplanation_app(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseExplanation_app(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.App, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
+			return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseExplanation_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseExplanation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_App(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseExplanation_device(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseExplanation_device(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Device, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Device) graphql.Marshaler {
+			return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseExplanation_device(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseExplanation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Device(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseExplanation_user(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseExplanation_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseExplanation_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseExplanation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseExplanation_holds(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseExplanation_holds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Holds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
+			return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseExplanation_holds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseExplanation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseAssignment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseExplanation_covering(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseExplanation_covering(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Covering, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*CoveringLabel) graphql.Marshaler {
+			return ec.marshalNCoveringLabel2ᚕᚖorchardᚋgraphᚐCoveringLabelᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseExplanation_covering(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseExplanation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CoveringLabel(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseExplanation_leftOut(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseExplanation_leftOut(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeftOut, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.PolicyWaiting) graphql.Marshaler {
+			return ec.marshalNWaitingHolder2ᚕᚖorchardᚋmodelᚐPolicyWaitingᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseExplanation_leftOut(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseExplanation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WaitingHolder(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseExplanation_appLabels(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseExplanation_appLabels(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AppLabels, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Label) graphql.Marshaler {
+			return ec.marshalNAppLabel2ᚕᚖorchardᚋmodelᚐLabelᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseExplanation_appLabels(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseExplanation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AppLabel(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseExplanation_wouldAssign(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseExplanation_wouldAssign(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WouldAssign, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PolicyChange) graphql.Marshaler {
+			return ec.marshalOPolicyChange2ᚖorchardᚋgraphᚐPolicyChange(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseExplanation_wouldAssign(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseExplanation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PolicyChange(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseExplanation_wouldReclaim(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseExplanation_wouldReclaim(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WouldReclaim, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PolicyChange) graphql.Marshaler {
+			return ec.marshalOPolicyChange2ᚖorchardᚋgraphᚐPolicyChange(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseExplanation_wouldReclaim(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseExplanation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PolicyChange(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseExplanation_summary(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseExplanation_summary(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Summary, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseExplanation_summary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseExplanation", field, false, false, "String")
+}
+
+func (ec *executionContext) _LicenseLabel_id(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabel_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NodeID(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabel_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseLabel", field, true, false, "ID")
+}
+
+func (ec *executionContext) _LicenseLabel_name(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabel_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabel_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseLabel", field, false, false, "String")
+}
+
+func (ec *executionContext) _LicenseLabel_app(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabel_app(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LicenseLabel().App(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
+			return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabel_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseLabel",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_App(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseLabel_kind(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabel_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LicenseLabel().Kind(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.LicenseKind) graphql.Marshaler {
+			return ec.marshalNLicenseKind2orchardᚋmodelᚐLicenseKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabel_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseLabel", field, true, true, "LicenseKind")
+}
+
+func (ec *executionContext) _LicenseLabel_source(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabel_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LicenseLabel().Source(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.LicenseSource) graphql.Marshaler {
+			return ec.marshalNLicenseSource2orchardᚋmodelᚐLicenseSource(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabel_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseLabel", field, true, true, "LicenseSource")
+}
+
+func (ec *executionContext) _LicenseLabel_accounts(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabel_accounts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LicenseLabel().Accounts(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Account) graphql.Marshaler {
+			return ec.marshalNAccount2ᚕᚖorchardᚋmodelᚐAccountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabel_accounts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseLabel",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseLabel_groups(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabel_groups(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LicenseLabel().Groups(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Group) graphql.Marshaler {
+			return ec.marshalNGroup2ᚕᚖorchardᚋmodelᚐGroupᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabel_groups(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseLabel",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Group(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseLabel_cap(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabel_cap(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CapCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabel_cap(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseLabel", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LicenseLabel_graceSeconds(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabel_graceSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GraceSeconds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabel_graceSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseLabel", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LicenseLabel_heldCount(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabel_heldCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LicenseLabel().HeldCount(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabel_heldCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseLabel", field, true, true, "Int")
+}
+
+func (ec *executionContext) _LicenseLabel_waitingCount(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabel_waitingCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LicenseLabel().WaitingCount(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabel_waitingCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseLabel", field, true, true, "Int")
+}
+
+func (ec *executionContext) _LicenseLabel_waiting(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabel_waiting(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.LicenseLabel().Waiting(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Connection[model.PolicyWaiting]) graphql.Marshaler {
+			return ec.marshalNWaitingHolderConnection2ᚖorchardᚋgraphᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabel_waiting(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseLabel",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WaitingHolderConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_LicenseLabel_waiting_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseLabel_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabel_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabel_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseLabel", field, false, false, "Time")
+}
+
+func (ec *executionContext) _LicenseLabel_updatedAt(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabel_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabel_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseLabel", field, false, false, "Time")
+}
+
+func (ec *executionContext) _LicenseLabelConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Label]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabelConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.Label]) graphql.Marshaler {
+			return ec.marshalNLicenseLabelEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabelConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseLabelConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseLabelEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseLabelConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Label]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabelConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Label) graphql.Marshaler {
+			return ec.marshalNLicenseLabel2ᚕᚖorchardᚋmodelᚐLabelᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabelConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseLabelConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseLabel(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseLabelConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Label]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabelConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabelConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseLabelConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseLabelConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Label]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabelConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabelConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseLabelConnection", field, true, false, "Int")
+}
+
+func (ec *executionContext) _LicenseLabelEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *Edge[model.Label]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabelEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabelEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseLabelEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _LicenseLabelEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.Label]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabelEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Label) graphql.Marshaler {
+			return ec.marshalNLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabelEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseLabelEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseLabel(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseLabelPayload_label(ctx context.Context, field graphql.CollectedField, obj *LicenseLabelPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabelPayload_label(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Label, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Label) graphql.Marshaler {
+			return ec.marshalOLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabelPayload_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseLabelPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseLabel(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseLabelPayload_preview(ctx context.Context, field graphql.CollectedField, obj *LicenseLabelPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabelPayload_preview(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Preview, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PolicyPreview) graphql.Marshaler {
+			return ec.marshalOPolicyPreview2ᚖorchardᚋgraphᚐPolicyPreview(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabelPayload_preview(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseLabelPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PolicyPreview(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseLabelPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *LicenseLabelPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseLabelPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseLabelPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseLabelPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
 		},
 	}
 	return fc, nil
@@ -13001,6 +16063,564 @@ func (ec *executionContext) fieldContext_Mutation_sendInstallRequest(ctx context
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_upsertGroup(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_upsertGroup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpsertGroup(ctx, fc.Args["input"].(UpsertGroupInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *UpsertGroupPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *UpsertGroupPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *UpsertGroupPayload) graphql.Marshaler {
+			return ec.marshalNUpsertGroupPayload2ᚖorchardᚋgraphᚐUpsertGroupPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_upsertGroup(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UpsertGroupPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_upsertGroup_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setGroupMembers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setGroupMembers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetGroupMembers(ctx, fc.Args["input"].(GroupMembersInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *GroupMembersPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *GroupMembersPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *GroupMembersPayload) graphql.Marshaler {
+			return ec.marshalNGroupMembersPayload2ᚖorchardᚋgraphᚐGroupMembersPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setGroupMembers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GroupMembersPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setGroupMembers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_addGroupMembers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_addGroupMembers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AddGroupMembers(ctx, fc.Args["input"].(GroupMembersInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *GroupMembersPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *GroupMembersPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *GroupMembersPayload) graphql.Marshaler {
+			return ec.marshalNGroupMembersPayload2ᚖorchardᚋgraphᚐGroupMembersPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_addGroupMembers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GroupMembersPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_addGroupMembers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_removeGroupMembers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_removeGroupMembers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RemoveGroupMembers(ctx, fc.Args["input"].(GroupMembersInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *GroupMembersPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *GroupMembersPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *GroupMembersPayload) graphql.Marshaler {
+			return ec.marshalNGroupMembersPayload2ᚖorchardᚋgraphᚐGroupMembersPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_removeGroupMembers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GroupMembersPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_removeGroupMembers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createLicenseLabel(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createLicenseLabel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateLicenseLabel(ctx, fc.Args["input"].(CreateLicenseLabelInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *LicenseLabelPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *LicenseLabelPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *LicenseLabelPayload) graphql.Marshaler {
+			return ec.marshalNLicenseLabelPayload2ᚖorchardᚋgraphᚐLicenseLabelPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createLicenseLabel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseLabelPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createLicenseLabel_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateLicenseLabel(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateLicenseLabel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateLicenseLabel(ctx, fc.Args["input"].(UpdateLicenseLabelInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *LicenseLabelPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *LicenseLabelPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *LicenseLabelPayload) graphql.Marshaler {
+			return ec.marshalNLicenseLabelPayload2ᚖorchardᚋgraphᚐLicenseLabelPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateLicenseLabel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseLabelPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateLicenseLabel_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteLicenseLabel(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteLicenseLabel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteLicenseLabel(ctx, fc.Args["input"].(DeleteLicenseLabelInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *LicenseLabelPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *LicenseLabelPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *LicenseLabelPayload) graphql.Marshaler {
+			return ec.marshalNLicenseLabelPayload2ᚖorchardᚋgraphᚐLicenseLabelPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteLicenseLabel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseLabelPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteLicenseLabel_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setAppLabels(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setAppLabels(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetAppLabels(ctx, fc.Args["input"].(SetAppLabelsInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *SetAppLabelsPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *SetAppLabelsPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *SetAppLabelsPayload) graphql.Marshaler {
+			return ec.marshalNSetAppLabelsPayload2ᚖorchardᚋgraphᚐSetAppLabelsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setAppLabels(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SetAppLabelsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setAppLabels_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_recordDeviceSignIn(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_recordDeviceSignIn(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RecordDeviceSignIn(ctx, fc.Args["input"].(RecordDeviceSignInInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "OPERATOR")
+				if err != nil {
+					var zeroVal *RecordDeviceSignInPayload
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *RecordDeviceSignInPayload
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *RecordDeviceSignInPayload) graphql.Marshaler {
+			return ec.marshalNRecordDeviceSignInPayload2ᚖorchardᚋgraphᚐRecordDeviceSignInPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_recordDeviceSignIn(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RecordDeviceSignInPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_recordDeviceSignIn_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13091,6 +16711,556 @@ func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
+}
+
+func (ec *executionContext) _PolicyAccountCounts_account(ctx context.Context, field graphql.CollectedField, obj *PolicyAccountCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyAccountCounts_account(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Account, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
+			return ec.marshalNAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyAccountCounts_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PolicyAccountCounts",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PolicyAccountCounts_assign(ctx context.Context, field graphql.CollectedField, obj *PolicyAccountCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyAccountCounts_assign(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Assign, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyAccountCounts_assign(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PolicyAccountCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PolicyAccountCounts_reclaim(ctx context.Context, field graphql.CollectedField, obj *PolicyAccountCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyAccountCounts_reclaim(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reclaim, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyAccountCounts_reclaim(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PolicyAccountCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PolicyChange_label(ctx context.Context, field graphql.CollectedField, obj *PolicyChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyChange_label(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Label, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Label) graphql.Marshaler {
+			return ec.marshalOLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyChange_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PolicyChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseLabel(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PolicyChange_kind(ctx context.Context, field graphql.CollectedField, obj *PolicyChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyChange_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.LicenseKind) graphql.Marshaler {
+			return ec.marshalNLicenseKind2orchardᚋmodelᚐLicenseKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyChange_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PolicyChange", field, false, false, "LicenseKind")
+}
+
+func (ec *executionContext) _PolicyChange_device(ctx context.Context, field graphql.CollectedField, obj *PolicyChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyChange_device(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Device, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Device) graphql.Marshaler {
+			return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyChange_device(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PolicyChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Device(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PolicyChange_user(ctx context.Context, field graphql.CollectedField, obj *PolicyChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyChange_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyChange_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PolicyChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PolicyChange_account(ctx context.Context, field graphql.CollectedField, obj *PolicyChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyChange_account(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Account, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
+			return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyChange_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PolicyChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PolicyChange_assignment(ctx context.Context, field graphql.CollectedField, obj *PolicyChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyChange_assignment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Assignment, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
+			return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyChange_assignment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PolicyChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseAssignment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PolicyChange_reason(ctx context.Context, field graphql.CollectedField, obj *PolicyChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyChange_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyChange_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PolicyChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _PolicyPreview_assignCount(ctx context.Context, field graphql.CollectedField, obj *PolicyPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyPreview_assignCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AssignCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyPreview_assignCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PolicyPreview", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PolicyPreview_reclaimCount(ctx context.Context, field graphql.CollectedField, obj *PolicyPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyPreview_reclaimCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReclaimCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyPreview_reclaimCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PolicyPreview", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PolicyPreview_relabelCount(ctx context.Context, field graphql.CollectedField, obj *PolicyPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyPreview_relabelCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RelabelCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyPreview_relabelCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PolicyPreview", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PolicyPreview_keptCount(ctx context.Context, field graphql.CollectedField, obj *PolicyPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyPreview_keptCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KeptCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyPreview_keptCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PolicyPreview", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PolicyPreview_waitingCount(ctx context.Context, field graphql.CollectedField, obj *PolicyPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyPreview_waitingCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WaitingCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyPreview_waitingCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PolicyPreview", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PolicyPreview_installCommands(ctx context.Context, field graphql.CollectedField, obj *PolicyPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyPreview_installCommands(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InstallCommands, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyPreview_installCommands(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PolicyPreview", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PolicyPreview_accounts(ctx context.Context, field graphql.CollectedField, obj *PolicyPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyPreview_accounts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Accounts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*PolicyAccountCounts) graphql.Marshaler {
+			return ec.marshalNPolicyAccountCounts2ᚕᚖorchardᚋgraphᚐPolicyAccountCountsᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyPreview_accounts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PolicyPreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PolicyAccountCounts(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PolicyPreview_assignments(ctx context.Context, field graphql.CollectedField, obj *PolicyPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyPreview_assignments(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Assignments, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*PolicyChange) graphql.Marshaler {
+			return ec.marshalNPolicyChange2ᚕᚖorchardᚋgraphᚐPolicyChangeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyPreview_assignments(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PolicyPreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PolicyChange(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PolicyPreview_reclaims(ctx context.Context, field graphql.CollectedField, obj *PolicyPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyPreview_reclaims(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reclaims, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*PolicyChange) graphql.Marshaler {
+			return ec.marshalNPolicyChange2ᚕᚖorchardᚋgraphᚐPolicyChangeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyPreview_reclaims(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PolicyPreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PolicyChange(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PolicyPreview_waiting(ctx context.Context, field graphql.CollectedField, obj *PolicyPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PolicyPreview_waiting(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Waiting, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.PolicyWaiting) graphql.Marshaler {
+			return ec.marshalNWaitingHolder2ᚕᚖorchardᚋmodelᚐPolicyWaitingᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PolicyPreview_waiting(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PolicyPreview",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WaitingHolder(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Query_node(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -14011,6 +18181,254 @@ func (ec *executionContext) fieldContext_Query_licenseAssignments(ctx context.Co
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_group(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_group(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Group(ctx, fc.Args["id"].(*string), fc.Args["externalId"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "VIEWER")
+				if err != nil {
+					var zeroVal *model.Group
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.Group
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Group) graphql.Marshaler {
+			return ec.marshalOGroup2ᚖorchardᚋmodelᚐGroup(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_group(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Group(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_group_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_licenseLabels(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_licenseLabels(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().LicenseLabels(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["filter"].(*LicenseLabelFilter))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "VIEWER")
+				if err != nil {
+					var zeroVal *Connection[model.Label]
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *Connection[model.Label]
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *Connection[model.Label]) graphql.Marshaler {
+			return ec.marshalNLicenseLabelConnection2ᚖorchardᚋgraphᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_licenseLabels(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseLabelConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_licenseLabels_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_appLabels(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_appLabels(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().AppLabels(ctx, fc.Args["appId"].(*string), fc.Args["adamId"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "VIEWER")
+				if err != nil {
+					var zeroVal []*model.Label
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal []*model.Label
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Label) graphql.Marshaler {
+			return ec.marshalNAppLabel2ᚕᚖorchardᚋmodelᚐLabelᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_appLabels(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AppLabel(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_appLabels_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_explainLicense(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_explainLicense(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ExplainLicense(ctx, fc.Args["appId"].(*string), fc.Args["adamId"].(*string), fc.Args["device"].(*DeviceRefInput), fc.Args["userId"].(*string), fc.Args["userExternalId"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2orchardᚋmodelᚐRole(ctx, "VIEWER")
+				if err != nil {
+					var zeroVal *LicenseExplanation
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *LicenseExplanation
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *LicenseExplanation) graphql.Marshaler {
+			return ec.marshalNLicenseExplanation2ᚖorchardᚋgraphᚐLicenseExplanation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_explainLicense(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseExplanation(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_explainLicense_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_syncRuns(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -14444,6 +18862,102 @@ func (ec *executionContext) _ReclaimLicensesPayload_userErrors(ctx context.Conte
 func (ec *executionContext) fieldContext_ReclaimLicensesPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "ReclaimLicensesPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RecordDeviceSignInPayload_device(ctx context.Context, field graphql.CollectedField, obj *RecordDeviceSignInPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecordDeviceSignInPayload_device(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Device, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Device) graphql.Marshaler {
+			return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RecordDeviceSignInPayload_device(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RecordDeviceSignInPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Device(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RecordDeviceSignInPayload_commands(ctx context.Context, field graphql.CollectedField, obj *RecordDeviceSignInPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecordDeviceSignInPayload_commands(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Commands, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.DeviceCommand) graphql.Marshaler {
+			return ec.marshalNDeviceCommand2ᚕᚖorchardᚋmodelᚐDeviceCommandᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecordDeviceSignInPayload_commands(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RecordDeviceSignInPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeviceCommand(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RecordDeviceSignInPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *RecordDeviceSignInPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecordDeviceSignInPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecordDeviceSignInPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RecordDeviceSignInPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -15016,6 +19530,70 @@ func (ec *executionContext) _SendInstallRequestPayload_userErrors(ctx context.Co
 func (ec *executionContext) fieldContext_SendInstallRequestPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "SendInstallRequestPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetAppLabelsPayload_appLabels(ctx context.Context, field graphql.CollectedField, obj *SetAppLabelsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetAppLabelsPayload_appLabels(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AppLabels, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Label) graphql.Marshaler {
+			return ec.marshalNAppLabel2ᚕᚖorchardᚋmodelᚐLabelᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SetAppLabelsPayload_appLabels(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetAppLabelsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AppLabel(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetAppLabelsPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *SetAppLabelsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetAppLabelsPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SetAppLabelsPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetAppLabelsPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -15840,6 +20418,70 @@ func (ec *executionContext) fieldContext_UpsertDevicesPayload_userErrors(_ conte
 	return fc, nil
 }
 
+func (ec *executionContext) _UpsertGroupPayload_group(ctx context.Context, field graphql.CollectedField, obj *UpsertGroupPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpsertGroupPayload_group(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Group, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Group) graphql.Marshaler {
+			return ec.marshalOGroup2ᚖorchardᚋmodelᚐGroup(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_UpsertGroupPayload_group(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UpsertGroupPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Group(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UpsertGroupPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *UpsertGroupPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpsertGroupPayload_userErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
+			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpsertGroupPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UpsertGroupPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _UpsertUsersPayload_users(ctx context.Context, field graphql.CollectedField, obj *UpsertUsersPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16571,6 +21213,368 @@ func (ec *executionContext) _Viewer_role(ctx context.Context, field graphql.Coll
 }
 func (ec *executionContext) fieldContext_Viewer_role(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Viewer", field, false, false, "Role")
+}
+
+func (ec *executionContext) _WaitingHolder_label(ctx context.Context, field graphql.CollectedField, obj *model.PolicyWaiting) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WaitingHolder_label(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WaitingHolder().Label(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Label) graphql.Marshaler {
+			return ec.marshalNLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WaitingHolder_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WaitingHolder",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseLabel(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WaitingHolder_kind(ctx context.Context, field graphql.CollectedField, obj *model.PolicyWaiting) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WaitingHolder_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.LicenseKind) graphql.Marshaler {
+			return ec.marshalNLicenseKind2orchardᚋmodelᚐLicenseKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WaitingHolder_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WaitingHolder", field, false, false, "LicenseKind")
+}
+
+func (ec *executionContext) _WaitingHolder_device(ctx context.Context, field graphql.CollectedField, obj *model.PolicyWaiting) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WaitingHolder_device(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WaitingHolder().Device(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Device) graphql.Marshaler {
+			return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WaitingHolder_device(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WaitingHolder",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Device(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WaitingHolder_user(ctx context.Context, field graphql.CollectedField, obj *model.PolicyWaiting) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WaitingHolder_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WaitingHolder().User(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WaitingHolder_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WaitingHolder",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WaitingHolder_code(ctx context.Context, field graphql.CollectedField, obj *model.PolicyWaiting) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WaitingHolder_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Code) graphql.Marshaler {
+			return ec.marshalNErrorCode2orchardᚋmodelᚐCode(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WaitingHolder_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WaitingHolder", field, false, false, "ErrorCode")
+}
+
+func (ec *executionContext) _WaitingHolder_reason(ctx context.Context, field graphql.CollectedField, obj *model.PolicyWaiting) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WaitingHolder_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WaitingHolder_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WaitingHolder", field, false, false, "String")
+}
+
+func (ec *executionContext) _WaitingHolder_since(ctx context.Context, field graphql.CollectedField, obj *model.PolicyWaiting) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WaitingHolder_since(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FirstCoveredAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WaitingHolder_since(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WaitingHolder", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WaitingHolderConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.PolicyWaiting]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WaitingHolderConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.PolicyWaiting]) graphql.Marshaler {
+			return ec.marshalNWaitingHolderEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WaitingHolderConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WaitingHolderConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WaitingHolderEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WaitingHolderConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.PolicyWaiting]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WaitingHolderConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.PolicyWaiting) graphql.Marshaler {
+			return ec.marshalNWaitingHolder2ᚕᚖorchardᚋmodelᚐPolicyWaitingᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WaitingHolderConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WaitingHolderConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WaitingHolder(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WaitingHolderConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.PolicyWaiting]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WaitingHolderConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WaitingHolderConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WaitingHolderConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WaitingHolderConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *Connection[model.PolicyWaiting]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WaitingHolderConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WaitingHolderConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WaitingHolderConnection", field, true, false, "Int")
+}
+
+func (ec *executionContext) _WaitingHolderEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *Edge[model.PolicyWaiting]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WaitingHolderEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WaitingHolderEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WaitingHolderEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _WaitingHolderEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.PolicyWaiting]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WaitingHolderEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PolicyWaiting) graphql.Marshaler {
+			return ec.marshalNWaitingHolder2ᚖorchardᚋmodelᚐPolicyWaiting(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WaitingHolderEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WaitingHolderEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WaitingHolder(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -17878,6 +22882,69 @@ func UnmarshalAppFilter(ctx context.Context, raw any) (AppFilter, error) {
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputAppLabelInput(ctx context.Context, obj any) (AppLabelInput, error) {
+	var it AppLabelInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "groupIds", "installOnRegistration", "installOnSignIn"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "groupIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupIds"))
+			data, err := ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupIds = data
+		case "installOnRegistration":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("installOnRegistration"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InstallOnRegistration = data
+		case "installOnSignIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("installOnSignIn"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InstallOnSignIn = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAppLabelInput unmarshals raw into the AppLabelInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAppLabelInput(ctx context.Context, raw any) (AppLabelInput, error) {
+	var out AppLabelInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AppLabelInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputAssignLicenseInput(ctx context.Context, obj any) (AssignLicenseInput, error) {
 	var it AssignLicenseInput
 	if obj == nil {
@@ -18250,6 +23317,153 @@ func (ec *executionContext) unmarshalInputCreateApiKeyInput(ctx context.Context,
 func UnmarshalCreateApiKeyInput(ctx context.Context, raw any) (CreateAPIKeyInput, error) {
 	var out CreateAPIKeyInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateApiKeyInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputCreateLicenseLabelInput(ctx context.Context, obj any) (CreateLicenseLabelInput, error) {
+	var it CreateLicenseLabelInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "appId", "adamId", "kind", "groupIds", "accountIds", "cap", "graceSeconds", "dryRun"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "appId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("appId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AppID = data
+		case "adamId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("adamId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AdamID = data
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalNLicenseKind2orchardᚋmodelᚐLicenseKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "groupIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupIds"))
+			data, err := ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupIds = data
+		case "accountIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("accountIds"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AccountIds = data
+		case "cap":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cap"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Cap = data
+		case "graceSeconds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("graceSeconds"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GraceSeconds = data
+		case "dryRun":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dryRun"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DryRun = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreateLicenseLabelInput unmarshals raw into the CreateLicenseLabelInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreateLicenseLabelInput(ctx context.Context, raw any) (CreateLicenseLabelInput, error) {
+	var out CreateLicenseLabelInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateLicenseLabelInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputDeleteLicenseLabelInput(ctx context.Context, obj any) (DeleteLicenseLabelInput, error) {
+	var it DeleteLicenseLabelInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "dryRun"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "dryRun":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dryRun"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DryRun = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDeleteLicenseLabelInput unmarshals raw into the DeleteLicenseLabelInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDeleteLicenseLabelInput(ctx context.Context, raw any) (DeleteLicenseLabelInput, error) {
+	var out DeleteLicenseLabelInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DeleteLicenseLabelInput", raw, &out)
 	return out, err
 }
 
@@ -18652,6 +23866,202 @@ func UnmarshalGroupFilter(ctx context.Context, raw any) (GroupFilter, error) {
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputGroupMemberInput(ctx context.Context, obj any) (GroupMemberInput, error) {
+	var it GroupMemberInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"userId", "externalId", "deviceId", "serialNumber"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "externalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalID = data
+		case "deviceId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deviceId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeviceID = data
+		case "serialNumber":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("serialNumber"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SerialNumber = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalGroupMemberInput unmarshals raw into the GroupMemberInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalGroupMemberInput(ctx context.Context, raw any) (GroupMemberInput, error) {
+	var out GroupMemberInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "GroupMemberInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputGroupMembersInput(ctx context.Context, obj any) (GroupMembersInput, error) {
+	var it GroupMembersInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"groupId", "groupExternalId", "members"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "groupId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupID = data
+		case "groupExternalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupExternalId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupExternalID = data
+		case "members":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("members"))
+			data, err := ec.unmarshalNGroupMemberInput2ᚕᚖorchardᚋgraphᚐGroupMemberInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Members = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalGroupMembersInput unmarshals raw into the GroupMembersInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalGroupMembersInput(ctx context.Context, raw any) (GroupMembersInput, error) {
+	var out GroupMembersInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "GroupMembersInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputGroupRuleInput(ctx context.Context, obj any) (GroupRuleInput, error) {
+	var it GroupRuleInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"platforms", "minOsVersion", "countries", "sharedIPad", "supervised", "statuses"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "platforms":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("platforms"))
+			data, err := ec.unmarshalOPlatform2ᚕorchardᚋmodelᚐPlatformᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Platforms = data
+		case "minOsVersion":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("minOsVersion"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MinOsVersion = data
+		case "countries":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("countries"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Countries = data
+		case "sharedIPad":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sharedIPad"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SharedIPad = data
+		case "supervised":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("supervised"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Supervised = data
+		case "statuses":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statuses"))
+			data, err := ec.unmarshalODeviceStatus2ᚕorchardᚋmodelᚐDeviceStatusᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Statuses = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalGroupRuleInput unmarshals raw into the GroupRuleInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalGroupRuleInput(ctx context.Context, raw any) (GroupRuleInput, error) {
+	var out GroupRuleInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "GroupRuleInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputLicenseAssignmentFilter(ctx context.Context, obj any) (LicenseAssignmentFilter, error) {
 	var it LicenseAssignmentFilter
 	if obj == nil {
@@ -18747,6 +24157,55 @@ func (ec *executionContext) unmarshalInputLicenseAssignmentFilter(ctx context.Co
 func UnmarshalLicenseAssignmentFilter(ctx context.Context, raw any) (LicenseAssignmentFilter, error) {
 	var out LicenseAssignmentFilter
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "LicenseAssignmentFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputLicenseLabelFilter(ctx context.Context, obj any) (LicenseLabelFilter, error) {
+	var it LicenseLabelFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"appId", "groupId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "appId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("appId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AppID = data
+		case "groupId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalLicenseLabelFilter unmarshals raw into the LicenseLabelFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalLicenseLabelFilter(ctx context.Context, raw any) (LicenseLabelFilter, error) {
+	var out LicenseLabelFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "LicenseLabelFilter", raw, &out)
 	return out, err
 }
 
@@ -18985,6 +24444,62 @@ func (ec *executionContext) unmarshalInputReclaimLicensesInput(ctx context.Conte
 func UnmarshalReclaimLicensesInput(ctx context.Context, raw any) (ReclaimLicensesInput, error) {
 	var out ReclaimLicensesInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReclaimLicensesInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRecordDeviceSignInInput(ctx context.Context, obj any) (RecordDeviceSignInInput, error) {
+	var it RecordDeviceSignInInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"device", "userId", "userExternalId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "device":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("device"))
+			data, err := ec.unmarshalNDeviceRefInput2ᚖorchardᚋgraphᚐDeviceRefInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Device = data
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "userExternalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userExternalId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserExternalID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRecordDeviceSignInInput unmarshals raw into the RecordDeviceSignInInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRecordDeviceSignInInput(ctx context.Context, raw any) (RecordDeviceSignInInput, error) {
+	var out RecordDeviceSignInInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RecordDeviceSignInInput", raw, &out)
 	return out, err
 }
 
@@ -19371,6 +24886,62 @@ func UnmarshalSendInstallRequestInput(ctx context.Context, raw any) (SendInstall
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputSetAppLabelsInput(ctx context.Context, obj any) (SetAppLabelsInput, error) {
+	var it SetAppLabelsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"appId", "adamId", "labels"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "appId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("appId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AppID = data
+		case "adamId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("adamId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AdamID = data
+		case "labels":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("labels"))
+			data, err := ec.unmarshalNAppLabelInput2ᚕᚖorchardᚋgraphᚐAppLabelInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Labels = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSetAppLabelsInput unmarshals raw into the SetAppLabelsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSetAppLabelsInput(ctx context.Context, raw any) (SetAppLabelsInput, error) {
+	var out SetAppLabelsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SetAppLabelsInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputSyncAccountInput(ctx context.Context, obj any) (SyncAccountInput, error) {
 	var it SyncAccountInput
 	if obj == nil {
@@ -19526,6 +25097,97 @@ func UnmarshalTakeOverAccountInput(ctx context.Context, raw any) (TakeOverAccoun
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputUpdateLicenseLabelInput(ctx context.Context, obj any) (UpdateLicenseLabelInput, error) {
+	var it UpdateLicenseLabelInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "name", "groupIds", "accountIds", "cap", "clearCap", "graceSeconds", "dryRun"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "groupIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupIds"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupIds = data
+		case "accountIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("accountIds"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AccountIds = data
+		case "cap":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cap"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Cap = data
+		case "clearCap":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clearCap"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClearCap = data
+		case "graceSeconds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("graceSeconds"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GraceSeconds = data
+		case "dryRun":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dryRun"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DryRun = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpdateLicenseLabelInput unmarshals raw into the UpdateLicenseLabelInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpdateLicenseLabelInput(ctx context.Context, raw any) (UpdateLicenseLabelInput, error) {
+	var out UpdateLicenseLabelInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateLicenseLabelInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUpsertDevicesInput(ctx context.Context, obj any) (UpsertDevicesInput, error) {
 	var it UpsertDevicesInput
 	if obj == nil {
@@ -19565,6 +25227,62 @@ func (ec *executionContext) unmarshalInputUpsertDevicesInput(ctx context.Context
 func UnmarshalUpsertDevicesInput(ctx context.Context, raw any) (UpsertDevicesInput, error) {
 	var out UpsertDevicesInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpsertDevicesInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputUpsertGroupInput(ctx context.Context, obj any) (UpsertGroupInput, error) {
+	var it UpsertGroupInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"externalId", "name", "rule"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "externalId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("externalId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ExternalID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "rule":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rule"))
+			data, err := ec.unmarshalOGroupRuleInput2ᚖorchardᚋgraphᚐGroupRuleInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Rule = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpsertGroupInput unmarshals raw into the UpsertGroupInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpsertGroupInput(ctx context.Context, raw any) (UpsertGroupInput, error) {
+	var out UpsertGroupInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpsertGroupInput", raw, &out)
 	return out, err
 }
 
@@ -19758,6 +25476,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._LicensePool(ctx, sel, obj)
+	case model.Label:
+		return ec._LicenseLabel(ctx, sel, &obj)
+	case *model.Label:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._LicenseLabel(ctx, sel, obj)
 	case model.LicenseAssignment:
 		return ec._LicenseAssignment(ctx, sel, &obj)
 	case *model.LicenseAssignment:
@@ -20475,6 +26200,59 @@ func (ec *executionContext) _AppEdge(ctx context.Context, sel ast.SelectionSet, 
 	return out
 }
 
+var appLabelImplementors = []string{"AppLabel"}
+
+func (ec *executionContext) _AppLabel(ctx context.Context, sel ast.SelectionSet, obj *model.Label) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, appLabelImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AppLabel")
+		case "name":
+			out.Values[i] = ec._AppLabel_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "app":
+			out.Values[i] = ec._AppLabel_app(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "groups":
+			out.Values[i] = ec._AppLabel_groups(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "installOnRegistration":
+			out.Values[i] = ec._AppLabel_installOnRegistration(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "installOnSignIn":
+			out.Values[i] = ec._AppLabel_installOnSignIn(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var appleRegistrationImplementors = []string{"AppleRegistration"}
 
 func (ec *executionContext) _AppleRegistration(ctx context.Context, sel ast.SelectionSet, obj *model.AppleUser) graphql.Marshaler {
@@ -20898,6 +26676,44 @@ func (ec *executionContext) _ConvertAppToManagedPayload(ctx context.Context, sel
 		case "userErrors":
 			out.Values[i] = ec._ConvertAppToManagedPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var coveringLabelImplementors = []string{"CoveringLabel"}
+
+func (ec *executionContext) _CoveringLabel(ctx context.Context, sel ast.SelectionSet, obj *CoveringLabel) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, coveringLabelImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CoveringLabel")
+		case "label":
+			out.Values[i] = ec._CoveringLabel_label(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "group":
+			out.Values[i] = ec._CoveringLabel_group(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -21518,6 +27334,26 @@ func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "dynamic":
+			out.Values[i] = ec._Group_dynamic(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rule":
+			out.Values[i] = ec._Group_rule(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "devices":
+			out.Values[i] = ec._Group_devices(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "licenseLabels":
+			out.Values[i] = ec._Group_licenseLabels(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -21602,6 +27438,112 @@ func (ec *executionContext) _GroupEdge(ctx context.Context, sel ast.SelectionSet
 		case "node":
 			out.Values[i] = ec._GroupEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var groupMembersPayloadImplementors = []string{"GroupMembersPayload"}
+
+func (ec *executionContext) _GroupMembersPayload(ctx context.Context, sel ast.SelectionSet, obj *GroupMembersPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, groupMembersPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("GroupMembersPayload")
+		case "group":
+			out.Values[i] = ec._GroupMembersPayload_group(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "added":
+			out.Values[i] = ec._GroupMembersPayload_added(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "removed":
+			out.Values[i] = ec._GroupMembersPayload_removed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._GroupMembersPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var groupRuleImplementors = []string{"GroupRule"}
+
+func (ec *executionContext) _GroupRule(ctx context.Context, sel ast.SelectionSet, obj *model.GroupRule) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, groupRuleImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("GroupRule")
+		case "platforms":
+			out.Values[i] = ec._GroupRule_platforms(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "minOsVersion":
+			out.Values[i] = ec._GroupRule_minOsVersion(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "countries":
+			out.Values[i] = ec._GroupRule_countries(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "sharedIPad":
+			out.Values[i] = ec._GroupRule_sharedIPad(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "supervised":
+			out.Values[i] = ec._GroupRule_supervised(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "statuses":
+			out.Values[i] = ec._GroupRule_statuses(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -21879,6 +27821,311 @@ func (ec *executionContext) _LicenseEvent(ctx context.Context, sel ast.Selection
 		case "account":
 			out.Values[i] = ec._LicenseEvent_account(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var licenseExplanationImplementors = []string{"LicenseExplanation"}
+
+func (ec *executionContext) _LicenseExplanation(ctx context.Context, sel ast.SelectionSet, obj *LicenseExplanation) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, licenseExplanationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LicenseExplanation")
+		case "app":
+			out.Values[i] = ec._LicenseExplanation_app(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "device":
+			out.Values[i] = ec._LicenseExplanation_device(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "user":
+			out.Values[i] = ec._LicenseExplanation_user(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "holds":
+			out.Values[i] = ec._LicenseExplanation_holds(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "covering":
+			out.Values[i] = ec._LicenseExplanation_covering(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leftOut":
+			out.Values[i] = ec._LicenseExplanation_leftOut(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "appLabels":
+			out.Values[i] = ec._LicenseExplanation_appLabels(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "wouldAssign":
+			out.Values[i] = ec._LicenseExplanation_wouldAssign(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "wouldReclaim":
+			out.Values[i] = ec._LicenseExplanation_wouldReclaim(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "summary":
+			out.Values[i] = ec._LicenseExplanation_summary(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var licenseLabelImplementors = []string{"LicenseLabel", "Node"}
+
+func (ec *executionContext) _LicenseLabel(ctx context.Context, sel ast.SelectionSet, obj *model.Label) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, licenseLabelImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LicenseLabel")
+		case "id":
+			out.Values[i] = ec._LicenseLabel_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._LicenseLabel_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "app":
+			out.Values[i] = ec._LicenseLabel_app(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._LicenseLabel_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "source":
+			out.Values[i] = ec._LicenseLabel_source(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "accounts":
+			out.Values[i] = ec._LicenseLabel_accounts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "groups":
+			out.Values[i] = ec._LicenseLabel_groups(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cap":
+			out.Values[i] = ec._LicenseLabel_cap(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "graceSeconds":
+			out.Values[i] = ec._LicenseLabel_graceSeconds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "heldCount":
+			out.Values[i] = ec._LicenseLabel_heldCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "waitingCount":
+			out.Values[i] = ec._LicenseLabel_waitingCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "waiting":
+			out.Values[i] = ec._LicenseLabel_waiting(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._LicenseLabel_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._LicenseLabel_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var licenseLabelConnectionImplementors = []string{"LicenseLabelConnection"}
+
+func (ec *executionContext) _LicenseLabelConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.Label]) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, licenseLabelConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LicenseLabelConnection")
+		case "edges":
+			out.Values[i] = ec._LicenseLabelConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._LicenseLabelConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._LicenseLabelConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._LicenseLabelConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var licenseLabelEdgeImplementors = []string{"LicenseLabelEdge"}
+
+func (ec *executionContext) _LicenseLabelEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.Label]) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, licenseLabelEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LicenseLabelEdge")
+		case "cursor":
+			out.Values[i] = ec._LicenseLabelEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._LicenseLabelEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var licenseLabelPayloadImplementors = []string{"LicenseLabelPayload"}
+
+func (ec *executionContext) _LicenseLabelPayload(ctx context.Context, sel ast.SelectionSet, obj *LicenseLabelPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, licenseLabelPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LicenseLabelPayload")
+		case "label":
+			out.Values[i] = ec._LicenseLabelPayload_label(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "preview":
+			out.Values[i] = ec._LicenseLabelPayload_preview(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._LicenseLabelPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -22297,6 +28544,69 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "upsertGroup":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_upsertGroup(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setGroupMembers":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setGroupMembers(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "addGroupMembers":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_addGroupMembers(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "removeGroupMembers":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_removeGroupMembers(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createLicenseLabel":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createLicenseLabel(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateLicenseLabel":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateLicenseLabel(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteLicenseLabel":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteLicenseLabel(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setAppLabels":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setAppLabels(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "recordDeviceSignIn":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_recordDeviceSignIn(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -22343,6 +28653,190 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		case "endCursor":
 			out.Values[i] = ec._PageInfo_endCursor(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var policyAccountCountsImplementors = []string{"PolicyAccountCounts"}
+
+func (ec *executionContext) _PolicyAccountCounts(ctx context.Context, sel ast.SelectionSet, obj *PolicyAccountCounts) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, policyAccountCountsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PolicyAccountCounts")
+		case "account":
+			out.Values[i] = ec._PolicyAccountCounts_account(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "assign":
+			out.Values[i] = ec._PolicyAccountCounts_assign(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reclaim":
+			out.Values[i] = ec._PolicyAccountCounts_reclaim(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var policyChangeImplementors = []string{"PolicyChange"}
+
+func (ec *executionContext) _PolicyChange(ctx context.Context, sel ast.SelectionSet, obj *PolicyChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, policyChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PolicyChange")
+		case "label":
+			out.Values[i] = ec._PolicyChange_label(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._PolicyChange_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "device":
+			out.Values[i] = ec._PolicyChange_device(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "user":
+			out.Values[i] = ec._PolicyChange_user(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "account":
+			out.Values[i] = ec._PolicyChange_account(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "assignment":
+			out.Values[i] = ec._PolicyChange_assignment(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._PolicyChange_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var policyPreviewImplementors = []string{"PolicyPreview"}
+
+func (ec *executionContext) _PolicyPreview(ctx context.Context, sel ast.SelectionSet, obj *PolicyPreview) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, policyPreviewImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PolicyPreview")
+		case "assignCount":
+			out.Values[i] = ec._PolicyPreview_assignCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reclaimCount":
+			out.Values[i] = ec._PolicyPreview_reclaimCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "relabelCount":
+			out.Values[i] = ec._PolicyPreview_relabelCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "keptCount":
+			out.Values[i] = ec._PolicyPreview_keptCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "waitingCount":
+			out.Values[i] = ec._PolicyPreview_waitingCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "installCommands":
+			out.Values[i] = ec._PolicyPreview_installCommands(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "accounts":
+			out.Values[i] = ec._PolicyPreview_accounts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "assignments":
+			out.Values[i] = ec._PolicyPreview_assignments(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reclaims":
+			out.Values[i] = ec._PolicyPreview_reclaims(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "waiting":
+			out.Values[i] = ec._PolicyPreview_waiting(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -22471,6 +28965,30 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_licenseAssignments(ctx, field)
 				})
+		case "group":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_group(ctx, field)
+				})
+		case "licenseLabels":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_licenseLabels(ctx, field)
+				})
+		case "appLabels":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_appLabels(ctx, field)
+				})
+		case "explainLicense":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_explainLicense(ctx, field)
+				})
 		case "syncRuns":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -22582,6 +29100,49 @@ func (ec *executionContext) _ReclaimLicensesPayload(ctx context.Context, sel ast
 			}
 		case "userErrors":
 			out.Values[i] = ec._ReclaimLicensesPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var recordDeviceSignInPayloadImplementors = []string{"RecordDeviceSignInPayload"}
+
+func (ec *executionContext) _RecordDeviceSignInPayload(ctx context.Context, sel ast.SelectionSet, obj *RecordDeviceSignInPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, recordDeviceSignInPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RecordDeviceSignInPayload")
+		case "device":
+			out.Values[i] = ec._RecordDeviceSignInPayload_device(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "commands":
+			out.Values[i] = ec._RecordDeviceSignInPayload_commands(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._RecordDeviceSignInPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -22873,6 +29434,44 @@ func (ec *executionContext) _SendInstallRequestPayload(ctx context.Context, sel 
 			}
 		case "userErrors":
 			out.Values[i] = ec._SendInstallRequestPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var setAppLabelsPayloadImplementors = []string{"SetAppLabelsPayload"}
+
+func (ec *executionContext) _SetAppLabelsPayload(ctx context.Context, sel ast.SelectionSet, obj *SetAppLabelsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, setAppLabelsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SetAppLabelsPayload")
+		case "appLabels":
+			out.Values[i] = ec._SetAppLabelsPayload_appLabels(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._SetAppLabelsPayload_userErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -23221,6 +29820,44 @@ func (ec *executionContext) _UpsertDevicesPayload(ctx context.Context, sel ast.S
 	return out
 }
 
+var upsertGroupPayloadImplementors = []string{"UpsertGroupPayload"}
+
+func (ec *executionContext) _UpsertGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *UpsertGroupPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, upsertGroupPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UpsertGroupPayload")
+		case "group":
+			out.Values[i] = ec._UpsertGroupPayload_group(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "userErrors":
+			out.Values[i] = ec._UpsertGroupPayload_userErrors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var upsertUsersPayloadImplementors = []string{"UpsertUsersPayload"}
 
 func (ec *executionContext) _UpsertUsersPayload(ctx context.Context, sel ast.SelectionSet, obj *UpsertUsersPayload) graphql.Marshaler {
@@ -23499,6 +30136,155 @@ func (ec *executionContext) _Viewer(ctx context.Context, sel ast.SelectionSet, o
 			}
 		case "role":
 			out.Values[i] = ec._Viewer_role(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var waitingHolderImplementors = []string{"WaitingHolder"}
+
+func (ec *executionContext) _WaitingHolder(ctx context.Context, sel ast.SelectionSet, obj *model.PolicyWaiting) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, waitingHolderImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WaitingHolder")
+		case "label":
+			out.Values[i] = ec._WaitingHolder_label(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._WaitingHolder_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "device":
+			out.Values[i] = ec._WaitingHolder_device(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "user":
+			out.Values[i] = ec._WaitingHolder_user(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "code":
+			out.Values[i] = ec._WaitingHolder_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._WaitingHolder_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "since":
+			out.Values[i] = ec._WaitingHolder_since(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var waitingHolderConnectionImplementors = []string{"WaitingHolderConnection"}
+
+func (ec *executionContext) _WaitingHolderConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.PolicyWaiting]) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, waitingHolderConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WaitingHolderConnection")
+		case "edges":
+			out.Values[i] = ec._WaitingHolderConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._WaitingHolderConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._WaitingHolderConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._WaitingHolderConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var waitingHolderEdgeImplementors = []string{"WaitingHolderEdge"}
+
+func (ec *executionContext) _WaitingHolderEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.PolicyWaiting]) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, waitingHolderEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WaitingHolderEdge")
+		case "cursor":
+			out.Values[i] = ec._WaitingHolderEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._WaitingHolderEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -24105,6 +30891,49 @@ func (ec *executionContext) marshalNAppKind2orchardᚋmodelᚐAppKind(ctx contex
 	return res
 }
 
+func (ec *executionContext) marshalNAppLabel2ᚕᚖorchardᚋmodelᚐLabelᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Label) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAppLabel2ᚖorchardᚋmodelᚐLabel(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAppLabel2ᚖorchardᚋmodelᚐLabel(ctx context.Context, sel ast.SelectionSet, v *model.Label) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AppLabel!")
+		return graphql.Null
+	}
+	return ec._AppLabel(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAppLabelInput2ᚕᚖorchardᚋgraphᚐAppLabelInputᚄ(ctx context.Context, v any) ([]*AppLabelInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*AppLabelInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAppLabelInput2ᚖorchardᚋgraphᚐAppLabelInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNAppLabelInput2ᚖorchardᚋgraphᚐAppLabelInput(ctx context.Context, v any) (*AppLabelInput, error) {
+	res, err := ec.unmarshalInputAppLabelInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNAppleRegistration2ᚕᚖorchardᚋmodelᚐAppleUserᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AppleUser) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -24361,6 +31190,30 @@ func (ec *executionContext) marshalNConvertAppToManagedPayload2ᚖorchardᚋgrap
 	return ec._ConvertAppToManagedPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNCoveringLabel2ᚕᚖorchardᚋgraphᚐCoveringLabelᚄ(ctx context.Context, sel ast.SelectionSet, v []*CoveringLabel) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCoveringLabel2ᚖorchardᚋgraphᚐCoveringLabel(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCoveringLabel2ᚖorchardᚋgraphᚐCoveringLabel(ctx context.Context, sel ast.SelectionSet, v *CoveringLabel) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CoveringLabel!")
+		return graphql.Null
+	}
+	return ec._CoveringLabel(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNCreateApiKeyInput2orchardᚋgraphᚐCreateAPIKeyInput(ctx context.Context, v any) (CreateAPIKeyInput, error) {
 	res, err := ec.unmarshalInputCreateApiKeyInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -24372,6 +31225,16 @@ func (ec *executionContext) marshalNCreateApiKeyPayload2ᚖorchardᚋgraphᚐCre
 		return graphql.Null
 	}
 	return ec._CreateApiKeyPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCreateLicenseLabelInput2orchardᚋgraphᚐCreateLicenseLabelInput(ctx context.Context, v any) (CreateLicenseLabelInput, error) {
+	res, err := ec.unmarshalInputCreateLicenseLabelInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNDeleteLicenseLabelInput2orchardᚋgraphᚐDeleteLicenseLabelInput(ctx context.Context, v any) (DeleteLicenseLabelInput, error) {
+	res, err := ec.unmarshalInputDeleteLicenseLabelInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNDevice2ᚕᚖorchardᚋmodelᚐDevice(ctx context.Context, sel ast.SelectionSet, v []*model.Device) graphql.Marshaler {
@@ -24681,6 +31544,38 @@ func (ec *executionContext) marshalNGroupEdge2ᚖorchardᚋgraphᚐEdge(ctx cont
 	return ec._GroupEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNGroupMemberInput2ᚕᚖorchardᚋgraphᚐGroupMemberInputᚄ(ctx context.Context, v any) ([]*GroupMemberInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*GroupMemberInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNGroupMemberInput2ᚖorchardᚋgraphᚐGroupMemberInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNGroupMemberInput2ᚖorchardᚋgraphᚐGroupMemberInput(ctx context.Context, v any) (*GroupMemberInput, error) {
+	res, err := ec.unmarshalInputGroupMemberInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNGroupMembersInput2orchardᚋgraphᚐGroupMembersInput(ctx context.Context, v any) (GroupMembersInput, error) {
+	res, err := ec.unmarshalInputGroupMembersInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNGroupMembersPayload2ᚖorchardᚋgraphᚐGroupMembersPayload(ctx context.Context, sel ast.SelectionSet, v *GroupMembersPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "GroupMembersPayload!")
+		return graphql.Null
+	}
+	return ec._GroupMembersPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -24826,6 +31721,14 @@ func (ec *executionContext) marshalNLicenseEventKind2orchardᚋgraphᚐLicenseEv
 	return v
 }
 
+func (ec *executionContext) marshalNLicenseExplanation2ᚖorchardᚋgraphᚐLicenseExplanation(ctx context.Context, sel ast.SelectionSet, v *LicenseExplanation) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LicenseExplanation!")
+		return graphql.Null
+	}
+	return ec._LicenseExplanation(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNLicenseKind2orchardᚋmodelᚐLicenseKind(ctx context.Context, v any) (model.LicenseKind, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := model.LicenseKind(tmp)
@@ -24839,6 +31742,70 @@ func (ec *executionContext) marshalNLicenseKind2orchardᚋmodelᚐLicenseKind(ct
 		graphql.AddInvalidNullFromMarshaler(ctx, "LicenseKind!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNLicenseLabel2ᚕᚖorchardᚋmodelᚐLabelᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Label) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx context.Context, sel ast.SelectionSet, v *model.Label) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LicenseLabel!")
+		return graphql.Null
+	}
+	return ec._LicenseLabel(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLicenseLabelConnection2ᚖorchardᚋgraphᚐConnection(ctx context.Context, sel ast.SelectionSet, v *Connection[model.Label]) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LicenseLabelConnection!")
+		return graphql.Null
+	}
+	return ec._LicenseLabelConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLicenseLabelEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*Edge[model.Label]) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNLicenseLabelEdge2ᚖorchardᚋgraphᚐEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNLicenseLabelEdge2ᚖorchardᚋgraphᚐEdge(ctx context.Context, sel ast.SelectionSet, v *Edge[model.Label]) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LicenseLabelEdge!")
+		return graphql.Null
+	}
+	return ec._LicenseLabelEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLicenseLabelPayload2ᚖorchardᚋgraphᚐLicenseLabelPayload(ctx context.Context, sel ast.SelectionSet, v *LicenseLabelPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LicenseLabelPayload!")
+		return graphql.Null
+	}
+	return ec._LicenseLabelPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNLicensePool2ᚕᚖorchardᚋmodelᚐLicensePoolᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.LicensePool) graphql.Marshaler {
@@ -24895,6 +31862,21 @@ func (ec *executionContext) marshalNLicensePoolEdge2ᚖorchardᚋgraphᚐEdge(ct
 		return graphql.Null
 	}
 	return ec._LicensePoolEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNLicenseSource2orchardᚋmodelᚐLicenseSource(ctx context.Context, v any) (model.LicenseSource, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := model.LicenseSource(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNLicenseSource2orchardᚋmodelᚐLicenseSource(ctx context.Context, sel ast.SelectionSet, v model.LicenseSource) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "LicenseSource!")
+	}
+	return res
 }
 
 func (ec *executionContext) unmarshalNLicenseTargetInput2ᚕᚖorchardᚋgraphᚐLicenseTargetInputᚄ(ctx context.Context, v any) ([]*LicenseTargetInput, error) {
@@ -24979,6 +31961,54 @@ func (ec *executionContext) marshalNPlatform2ᚕorchardᚋmodelᚐPlatformᚄ(ct
 	return ret
 }
 
+func (ec *executionContext) marshalNPolicyAccountCounts2ᚕᚖorchardᚋgraphᚐPolicyAccountCountsᚄ(ctx context.Context, sel ast.SelectionSet, v []*PolicyAccountCounts) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPolicyAccountCounts2ᚖorchardᚋgraphᚐPolicyAccountCounts(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPolicyAccountCounts2ᚖorchardᚋgraphᚐPolicyAccountCounts(ctx context.Context, sel ast.SelectionSet, v *PolicyAccountCounts) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PolicyAccountCounts!")
+		return graphql.Null
+	}
+	return ec._PolicyAccountCounts(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPolicyChange2ᚕᚖorchardᚋgraphᚐPolicyChangeᚄ(ctx context.Context, sel ast.SelectionSet, v []*PolicyChange) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPolicyChange2ᚖorchardᚋgraphᚐPolicyChange(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPolicyChange2ᚖorchardᚋgraphᚐPolicyChange(ctx context.Context, sel ast.SelectionSet, v *PolicyChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PolicyChange!")
+		return graphql.Null
+	}
+	return ec._PolicyChange(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNReclaimLicenseInput2orchardᚋgraphᚐReclaimLicenseInput(ctx context.Context, v any) (ReclaimLicenseInput, error) {
 	res, err := ec.unmarshalInputReclaimLicenseInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -25003,6 +32033,19 @@ func (ec *executionContext) marshalNReclaimLicensesPayload2ᚖorchardᚋgraphᚐ
 		return graphql.Null
 	}
 	return ec._ReclaimLicensesPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRecordDeviceSignInInput2orchardᚋgraphᚐRecordDeviceSignInInput(ctx context.Context, v any) (RecordDeviceSignInInput, error) {
+	res, err := ec.unmarshalInputRecordDeviceSignInInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRecordDeviceSignInPayload2ᚖorchardᚋgraphᚐRecordDeviceSignInPayload(ctx context.Context, sel ast.SelectionSet, v *RecordDeviceSignInPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RecordDeviceSignInPayload!")
+		return graphql.Null
+	}
+	return ec._RecordDeviceSignInPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNRemoveAccountInput2orchardᚋgraphᚐRemoveAccountInput(ctx context.Context, v any) (RemoveAccountInput, error) {
@@ -25109,6 +32152,19 @@ func (ec *executionContext) marshalNSendInstallRequestPayload2ᚖorchardᚋgraph
 		return graphql.Null
 	}
 	return ec._SendInstallRequestPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSetAppLabelsInput2orchardᚋgraphᚐSetAppLabelsInput(ctx context.Context, v any) (SetAppLabelsInput, error) {
+	res, err := ec.unmarshalInputSetAppLabelsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSetAppLabelsPayload2ᚖorchardᚋgraphᚐSetAppLabelsPayload(ctx context.Context, sel ast.SelectionSet, v *SetAppLabelsPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SetAppLabelsPayload!")
+		return graphql.Null
+	}
+	return ec._SetAppLabelsPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -25325,6 +32381,11 @@ func (ec *executionContext) marshalNTokenHealth2orchardᚋmodelᚐTokenHealth(ct
 	return res
 }
 
+func (ec *executionContext) unmarshalNUpdateLicenseLabelInput2orchardᚋgraphᚐUpdateLicenseLabelInput(ctx context.Context, v any) (UpdateLicenseLabelInput, error) {
+	res, err := ec.unmarshalInputUpdateLicenseLabelInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNUpsertDevicesInput2orchardᚋgraphᚐUpsertDevicesInput(ctx context.Context, v any) (UpsertDevicesInput, error) {
 	res, err := ec.unmarshalInputUpsertDevicesInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -25336,6 +32397,19 @@ func (ec *executionContext) marshalNUpsertDevicesPayload2ᚖorchardᚋgraphᚐUp
 		return graphql.Null
 	}
 	return ec._UpsertDevicesPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNUpsertGroupInput2orchardᚋgraphᚐUpsertGroupInput(ctx context.Context, v any) (UpsertGroupInput, error) {
+	res, err := ec.unmarshalInputUpsertGroupInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUpsertGroupPayload2ᚖorchardᚋgraphᚐUpsertGroupPayload(ctx context.Context, sel ast.SelectionSet, v *UpsertGroupPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "UpsertGroupPayload!")
+		return graphql.Null
+	}
+	return ec._UpsertGroupPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNUpsertUsersInput2orchardᚋgraphᚐUpsertUsersInput(ctx context.Context, v any) (UpsertUsersInput, error) {
@@ -25481,6 +32555,62 @@ func (ec *executionContext) marshalNViewer2ᚖorchardᚋgraphᚐViewer(ctx conte
 		return graphql.Null
 	}
 	return ec._Viewer(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWaitingHolder2ᚕᚖorchardᚋmodelᚐPolicyWaitingᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PolicyWaiting) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWaitingHolder2ᚖorchardᚋmodelᚐPolicyWaiting(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNWaitingHolder2ᚖorchardᚋmodelᚐPolicyWaiting(ctx context.Context, sel ast.SelectionSet, v *model.PolicyWaiting) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WaitingHolder!")
+		return graphql.Null
+	}
+	return ec._WaitingHolder(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWaitingHolderConnection2ᚖorchardᚋgraphᚐConnection(ctx context.Context, sel ast.SelectionSet, v *Connection[model.PolicyWaiting]) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WaitingHolderConnection!")
+		return graphql.Null
+	}
+	return ec._WaitingHolderConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWaitingHolderEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*Edge[model.PolicyWaiting]) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWaitingHolderEdge2ᚖorchardᚋgraphᚐEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNWaitingHolderEdge2ᚖorchardᚋgraphᚐEdge(ctx context.Context, sel ast.SelectionSet, v *Edge[model.PolicyWaiting]) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WaitingHolderEdge!")
+		return graphql.Null
+	}
+	return ec._WaitingHolderEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
@@ -25878,6 +33008,50 @@ func (ec *executionContext) unmarshalODeviceRefInput2ᚕᚖorchardᚋgraphᚐDev
 	return res, nil
 }
 
+func (ec *executionContext) unmarshalODeviceRefInput2ᚖorchardᚋgraphᚐDeviceRefInput(ctx context.Context, v any) (*DeviceRefInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputDeviceRefInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalODeviceStatus2ᚕorchardᚋmodelᚐDeviceStatusᚄ(ctx context.Context, v any) ([]model.DeviceStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.DeviceStatus, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNDeviceStatus2orchardᚋmodelᚐDeviceStatus(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalODeviceStatus2ᚕorchardᚋmodelᚐDeviceStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []model.DeviceStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDeviceStatus2orchardᚋmodelᚐDeviceStatus(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalODeviceStatus2ᚖorchardᚋmodelᚐDeviceStatus(ctx context.Context, v any) (*model.DeviceStatus, error) {
 	if v == nil {
 		return nil, nil
@@ -25897,12 +33071,69 @@ func (ec *executionContext) marshalODeviceStatus2ᚖorchardᚋmodelᚐDeviceStat
 	return res
 }
 
+func (ec *executionContext) marshalOGroup2ᚖorchardᚋmodelᚐGroup(ctx context.Context, sel ast.SelectionSet, v *model.Group) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Group(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOGroupFilter2ᚖorchardᚋgraphᚐGroupFilter(ctx context.Context, v any) (*GroupFilter, error) {
 	if v == nil {
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputGroupFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOGroupRule2ᚖorchardᚋmodelᚐGroupRule(ctx context.Context, sel ast.SelectionSet, v *model.GroupRule) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._GroupRule(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOGroupRuleInput2ᚖorchardᚋgraphᚐGroupRuleInput(ctx context.Context, v any) (*GroupRuleInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputGroupRuleInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNID2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOID2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNID2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
@@ -25941,6 +33172,24 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
+func (ec *executionContext) unmarshalOInt2ᚖint64(ctx context.Context, v any) (*int64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalInt64(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOInt2ᚖint64(ctx context.Context, sel ast.SelectionSet, v *int64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalInt64(*v)
+	return res
+}
+
 func (ec *executionContext) marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx context.Context, sel ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -25975,6 +33224,21 @@ func (ec *executionContext) marshalOLicenseKind2ᚖorchardᚋmodelᚐLicenseKind
 	return res
 }
 
+func (ec *executionContext) marshalOLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx context.Context, sel ast.SelectionSet, v *model.Label) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._LicenseLabel(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOLicenseLabelFilter2ᚖorchardᚋgraphᚐLicenseLabelFilter(ctx context.Context, v any) (*LicenseLabelFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputLicenseLabelFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalOLicensePool2ᚖorchardᚋmodelᚐLicensePool(ctx context.Context, sel ast.SelectionSet, v *model.LicensePool) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -26004,6 +33268,42 @@ func (ec *executionContext) marshalONode2orchardᚋgraphᚐNode(ctx context.Cont
 	return ec._Node(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOPlatform2ᚕorchardᚋmodelᚐPlatformᚄ(ctx context.Context, v any) ([]model.Platform, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.Platform, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNPlatform2orchardᚋmodelᚐPlatform(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOPlatform2ᚕorchardᚋmodelᚐPlatformᚄ(ctx context.Context, sel ast.SelectionSet, v []model.Platform) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPlatform2orchardᚋmodelᚐPlatform(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOPlatform2ᚖorchardᚋmodelᚐPlatform(ctx context.Context, v any) (*model.Platform, error) {
 	if v == nil {
 		return nil, nil
@@ -26020,6 +33320,32 @@ func (ec *executionContext) marshalOPlatform2ᚖorchardᚋmodelᚐPlatform(ctx c
 	_ = sel
 	_ = ctx
 	res := graphql.MarshalString(string(*v))
+	return res
+}
+
+func (ec *executionContext) marshalOPolicyChange2ᚖorchardᚋgraphᚐPolicyChange(ctx context.Context, sel ast.SelectionSet, v *PolicyChange) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._PolicyChange(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOPolicyPreview2ᚖorchardᚋgraphᚐPolicyPreview(ctx context.Context, sel ast.SelectionSet, v *PolicyPreview) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._PolicyPreview(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOString2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOString2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(v)
 	return res
 }
 

@@ -69,6 +69,18 @@ type AppFilter struct {
 	AccountID *string `json:"accountId,omitempty"`
 }
 
+// One app label of setAppLabels.
+type AppLabelInput struct {
+	// The label's name.
+	Name string `json:"name"`
+	// The groups (global ids) whose devices it covers.
+	GroupIds []string `json:"groupIds"`
+	// Install when a device registers.
+	InstallOnRegistration *bool `json:"installOnRegistration,omitempty"`
+	// Install when a user signs in.
+	InstallOnSignIn *bool `json:"installOnSignIn,omitempty"`
+}
+
 // Input of assignLicense.
 type AssignLicenseInput struct {
 	// The pool to take the license from; or give appId/adamId (and optionally accountId).
@@ -191,6 +203,14 @@ type ConvertAppToManagedPayload struct {
 	UserErrors []*model.Error `json:"userErrors"`
 }
 
+// A license label covering a holder, and through which group.
+type CoveringLabel struct {
+	// The label.
+	Label *model.Label `json:"label"`
+	// The group through which it covers the holder.
+	Group *model.Group `json:"group,omitempty"`
+}
+
 // Input of createApiKey.
 type CreateAPIKeyInput struct {
 	// A name to tell the key apart, 1 to 200 characters.
@@ -207,6 +227,36 @@ type CreateAPIKeyPayload struct {
 	Secret *string `json:"secret,omitempty"`
 	// Why the key was not created, if it was not.
 	UserErrors []*model.Error `json:"userErrors"`
+}
+
+// Input of createLicenseLabel.
+type CreateLicenseLabelInput struct {
+	// The label's name.
+	Name string `json:"name"`
+	// The app (global id), or adamId.
+	AppID *string `json:"appId,omitempty"`
+	// The app by Apple's id.
+	AdamID *string `json:"adamId,omitempty"`
+	// USER or DEVICE licenses.
+	Kind model.LicenseKind `json:"kind"`
+	// The groups (global ids) whose members the label covers.
+	GroupIds []string `json:"groupIds"`
+	// The accounts to take licenses from, in priority order; absent or empty: any account.
+	AccountIds []string `json:"accountIds,omitempty"`
+	// At most this many licenses through the label.
+	Cap *int `json:"cap,omitempty"`
+	// How long a holder out of scope keeps its license (seconds, at most 30 days; default 0: reclaimed at once).
+	GraceSeconds *int `json:"graceSeconds,omitempty"`
+	// Answer what the change would do, without doing it.
+	DryRun *bool `json:"dryRun,omitempty"`
+}
+
+// Input of deleteLicenseLabel.
+type DeleteLicenseLabelInput struct {
+	// The label.
+	ID string `json:"id"`
+	// Answer what the deletion would do, without doing it.
+	DryRun *bool `json:"dryRun,omitempty"`
 }
 
 // An app in a device's inventory, as reported.
@@ -287,6 +337,56 @@ type GroupFilter struct {
 	Search *string `json:"search,omitempty"`
 }
 
+// A member of a group: a user (by userId or externalId) or a device (by deviceId or serialNumber).
+type GroupMemberInput struct {
+	// The user's global id.
+	UserID *string `json:"userId,omitempty"`
+	// The directory's id of the user.
+	ExternalID *string `json:"externalId,omitempty"`
+	// The device's global id.
+	DeviceID *string `json:"deviceId,omitempty"`
+	// The device's serial number.
+	SerialNumber *string `json:"serialNumber,omitempty"`
+}
+
+// Input of setGroupMembers, addGroupMembers and removeGroupMembers.
+type GroupMembersInput struct {
+	// The group (global id); or groupExternalId.
+	GroupID *string `json:"groupId,omitempty"`
+	// The directory's id of the group.
+	GroupExternalID *string `json:"groupExternalId,omitempty"`
+	// The members, at most 10,000.
+	Members []*GroupMemberInput `json:"members"`
+}
+
+// Result of setGroupMembers, addGroupMembers and removeGroupMembers.
+type GroupMembersPayload struct {
+	// The group.
+	Group *model.Group `json:"group,omitempty"`
+	// Members added.
+	Added int `json:"added"`
+	// Members removed.
+	Removed int `json:"removed"`
+	// Members refused (unknown ones), by index; the others were applied.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
+// A dynamic group's rule; see GroupRule.
+type GroupRuleInput struct {
+	// Devices of any of these platforms.
+	Platforms []model.Platform `json:"platforms,omitempty"`
+	// Devices whose OS version is at least this one, e.g. 17 or 17.4.
+	MinOsVersion *string `json:"minOsVersion,omitempty"`
+	// Devices used in any of these countries (ISO 3166 alpha-2).
+	Countries []string `json:"countries,omitempty"`
+	// Only shared iPads (true) or only devices that are not (false).
+	SharedIPad *bool `json:"sharedIPad,omitempty"`
+	// Only supervised devices (true) or only unsupervised ones (false).
+	Supervised *bool `json:"supervised,omitempty"`
+	// Devices in any of these states (default ACTIVE).
+	Statuses []model.DeviceStatus `json:"statuses,omitempty"`
+}
+
 // Which assignments to list.
 type LicenseAssignmentFilter struct {
 	// Assignments in this account.
@@ -323,6 +423,48 @@ type LicenseEvent struct {
 	Account *model.Account `json:"account,omitempty"`
 }
 
+// Why a device or user holds a license of an app, or does not.
+type LicenseExplanation struct {
+	// The app.
+	App *model.App `json:"app"`
+	// The device asked about.
+	Device *model.Device `json:"device,omitempty"`
+	// The user asked about.
+	User *model.User `json:"user,omitempty"`
+	// The holder's license of the app, if any (any origin).
+	Holds *model.LicenseAssignment `json:"holds,omitempty"`
+	// The license labels that cover the holder, and through which group.
+	Covering []*CoveringLabel `json:"covering"`
+	// Labels that reach the holder but leave it out, with the rule or shortage that does.
+	LeftOut []*model.PolicyWaiting `json:"leftOut"`
+	// The app labels that cover the device.
+	AppLabels []*model.Label `json:"appLabels"`
+	// What an evaluation now would assign, through which label and from which account.
+	WouldAssign *PolicyChange `json:"wouldAssign,omitempty"`
+	// What an evaluation now would take back, and why.
+	WouldReclaim *PolicyChange `json:"wouldReclaim,omitempty"`
+	// The answer in a sentence.
+	Summary string `json:"summary"`
+}
+
+// Which license labels to list.
+type LicenseLabelFilter struct {
+	// Labels of this app.
+	AppID *string `json:"appId,omitempty"`
+	// Labels that apply to this group.
+	GroupID *string `json:"groupId,omitempty"`
+}
+
+// Result of createLicenseLabel, updateLicenseLabel and deleteLicenseLabel.
+type LicenseLabelPayload struct {
+	// The label as changed (null in a dry run of a creation, and on refusal).
+	Label *model.Label `json:"label,omitempty"`
+	// What the change does (with dryRun: would do); the evaluation itself runs in the background.
+	Preview *PolicyPreview `json:"preview,omitempty"`
+	// Why nothing was done, if nothing was.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
 // Which pools to list.
 type LicensePoolFilter struct {
 	// Pools of this account.
@@ -355,6 +497,58 @@ type Manager struct {
 
 // Changes. Each takes one `input` and answers with a payload whose `userErrors` explains any refusal.
 type Mutation struct {
+}
+
+// What a label change does, per account.
+type PolicyAccountCounts struct {
+	// The account.
+	Account *model.Account `json:"account"`
+	// Licenses asked for from it.
+	Assign int `json:"assign"`
+	// Licenses given back to it.
+	Reclaim int `json:"reclaim"`
+}
+
+// A license an evaluation asks for or takes back (in a preview: would).
+type PolicyChange struct {
+	// The label.
+	Label *model.Label `json:"label,omitempty"`
+	// The license kind.
+	Kind model.LicenseKind `json:"kind"`
+	// The device, for DEVICE licenses (or the device through which a user is covered).
+	Device *model.Device `json:"device,omitempty"`
+	// The user, for USER licenses.
+	User *model.User `json:"user,omitempty"`
+	// The account the license comes from (or goes back to).
+	Account *model.Account `json:"account,omitempty"`
+	// The assignment (in a preview, rolled back: null).
+	Assignment *model.LicenseAssignment `json:"assignment,omitempty"`
+	// Why: the group and label, or the membership change behind a reclaim.
+	Reason string `json:"reason"`
+}
+
+// What a label change does (dryRun: would do): the same evaluation the change then runs.
+type PolicyPreview struct {
+	// Licenses to assign.
+	AssignCount int `json:"assignCount"`
+	// Licenses to take back.
+	ReclaimCount int `json:"reclaimCount"`
+	// Licenses handed to another label of the app that covers their holder (no Apple request).
+	RelabelCount int `json:"relabelCount"`
+	// Covered holders that keep the license they have.
+	KeptCount int `json:"keptCount"`
+	// Covered holders left waiting, with why.
+	WaitingCount int `json:"waitingCount"`
+	// Install commands queued for devices whose app label asks for an install on registration.
+	InstallCommands int `json:"installCommands"`
+	// Per account.
+	Accounts []*PolicyAccountCounts `json:"accounts"`
+	// The first 100 assignments.
+	Assignments []*PolicyChange `json:"assignments"`
+	// The first 100 reclaims.
+	Reclaims []*PolicyChange `json:"reclaims"`
+	// The first 100 waiting holders, first covered first.
+	Waiting []*model.PolicyWaiting `json:"waiting"`
 }
 
 // Reads. Every query reads Orchard's database only, never Apple.
@@ -395,6 +589,26 @@ type ReclaimLicensesInput struct {
 type ReclaimLicensesPayload struct {
 	// How many reclaims were queued (non-revocable licenses, such as books, are left).
 	ReclaimsQueued int `json:"reclaimsQueued"`
+	// Why nothing was done, if nothing was.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
+// Input of recordDeviceSignIn.
+type RecordDeviceSignInInput struct {
+	// The device.
+	Device *DeviceRefInput `json:"device"`
+	// The user (global id); absent with userExternalId for a guest or temporary session.
+	UserID *string `json:"userId,omitempty"`
+	// The directory's id of the user.
+	UserExternalID *string `json:"userExternalId,omitempty"`
+}
+
+// Result of recordDeviceSignIn.
+type RecordDeviceSignInPayload struct {
+	// The device.
+	Device *model.Device `json:"device,omitempty"`
+	// Install commands queued (none when the apps are installed already: one install serves every user).
+	Commands []*model.DeviceCommand `json:"commands"`
 	// Why nothing was done, if nothing was.
 	UserErrors []*model.Error `json:"userErrors"`
 }
@@ -529,6 +743,24 @@ type SendInstallRequestPayload struct {
 	UserErrors []*model.Error `json:"userErrors"`
 }
 
+// Input of setAppLabels.
+type SetAppLabelsInput struct {
+	// The app (global id), or adamId.
+	AppID *string `json:"appId,omitempty"`
+	// The app by Apple's id.
+	AdamID *string `json:"adamId,omitempty"`
+	// The app's app labels, replacing the current ones (empty: none).
+	Labels []*AppLabelInput `json:"labels"`
+}
+
+// Result of setAppLabels.
+type SetAppLabelsPayload struct {
+	// The app's app labels now.
+	AppLabels []*model.Label `json:"appLabels"`
+	// Why nothing was done, if nothing was.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
 // Streams over WebSocket (graphql-transport-ws or graphql-ws; send the API key in connection_init as {"Authorization": "Bearer <key>"}).
 type Subscription struct {
 }
@@ -577,6 +809,26 @@ type TakeOverAccountPayload struct {
 	UserErrors []*model.Error `json:"userErrors"`
 }
 
+// Input of updateLicenseLabel; absent fields stay as they are.
+type UpdateLicenseLabelInput struct {
+	// The label.
+	ID string `json:"id"`
+	// A new name.
+	Name *string `json:"name,omitempty"`
+	// The groups, replacing the current ones.
+	GroupIds []string `json:"groupIds,omitempty"`
+	// The accounts in priority order, replacing the current ones (empty: any account).
+	AccountIds []string `json:"accountIds,omitempty"`
+	// A new cap.
+	Cap *int `json:"cap,omitempty"`
+	// Remove the cap.
+	ClearCap *bool `json:"clearCap,omitempty"`
+	// A new grace time in seconds.
+	GraceSeconds *int `json:"graceSeconds,omitempty"`
+	// Answer what the change would do, without doing it.
+	DryRun *bool `json:"dryRun,omitempty"`
+}
+
 // Input of upsertDevices.
 type UpsertDevicesInput struct {
 	// Devices to create or update, by serial number; at most 1,000.
@@ -590,6 +842,24 @@ type UpsertDevicesPayload struct {
 	// Reinstall commands queued for restored devices (R8).
 	ReinstallCommands int `json:"reinstallCommands"`
 	// Refused inputs.
+	UserErrors []*model.Error `json:"userErrors"`
+}
+
+// Input of upsertGroup.
+type UpsertGroupInput struct {
+	// The directory's id of the group.
+	ExternalID string `json:"externalId"`
+	// The group's name.
+	Name *string `json:"name,omitempty"`
+	// Makes the group dynamic (or changes its rule): its members become the devices matching it.
+	Rule *GroupRuleInput `json:"rule,omitempty"`
+}
+
+// Result of upsertGroup.
+type UpsertGroupPayload struct {
+	// The group.
+	Group *model.Group `json:"group,omitempty"`
+	// Why nothing was done, if nothing was.
 	UserErrors []*model.Error `json:"userErrors"`
 }
 

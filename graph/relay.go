@@ -72,6 +72,10 @@ type (
 	DeviceCommandEdge           = Edge[model.DeviceCommand]
 	ApiKeyConnection            = Connection[model.APIKey]
 	ApiKeyEdge                  = Edge[model.APIKey]
+	LicenseLabelConnection      = Connection[model.Label]
+	LicenseLabelEdge            = Edge[model.Label]
+	WaitingHolderConnection     = Connection[model.PolicyWaiting]
+	WaitingHolderEdge           = Edge[model.PolicyWaiting]
 )
 
 // Node is any object with a global id. The schema's Node interface binds to it; the executor

@@ -621,3 +621,41 @@ func (s *Service) signInAudit(ctx context.Context, tx *db.DB, actor Actor, dev *
 	}
 	return s.auditTx(ctx, tx, actor, "device.sign_in", "Device", dev.ID, nil, fmt.Sprintf("%s signed in on %s; %d install commands queued", who, dev.SerialNumber, n), nil)
 }
+
+// Summary says in a sentence why the holder holds the license or not.
+func (e *Explanation) Summary() string {
+	who := e.Holder.Name()
+	var parts []string
+	if e.Holds != nil {
+		by := strings.ToLower(string(e.Holds.Origin))
+		parts = append(parts, fmt.Sprintf("%s holds a %s license of %s (%s, assignment %s by %s)", who, strings.ToLower(string(e.Holds.Kind)), nameOf(e.App), e.Holds.Status, e.Holds.NodeID(), by))
+	} else {
+		parts = append(parts, fmt.Sprintf("%s holds no license of %s", who, nameOf(e.App)))
+	}
+	if len(e.Covering) == 0 {
+		parts = append(parts, "no license label covers it")
+	} else {
+		var ls []string
+		for _, c := range e.Covering {
+			g := "?"
+			if c.Group != nil {
+				g = c.Group.Name
+				if g == "" {
+					g = c.Group.ExternalID
+				}
+			}
+			ls = append(ls, fmt.Sprintf("label %q through group %s", c.Label.Name, g))
+		}
+		parts = append(parts, "covered by "+strings.Join(ls, ", "))
+	}
+	for _, w := range e.LeftOut {
+		parts = append(parts, fmt.Sprintf("left out (%s): %s", w.Code, w.Reason))
+	}
+	if e.WouldAssign != nil {
+		parts = append(parts, fmt.Sprintf("an evaluation now assigns it through label %d from account %d", e.WouldAssign.LabelID, e.WouldAssign.AccountID))
+	}
+	if e.WouldReclaim != nil {
+		parts = append(parts, "an evaluation now takes it back: "+e.WouldReclaim.Reason)
+	}
+	return strings.Join(parts, "; ") + "."
+}

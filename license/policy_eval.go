@@ -34,6 +34,9 @@ const departuresFor = 30 * 24 * time.Hour
 type EvalAssigned struct {
 	LabelID      int64  `json:"labelId"`
 	HolderKey    string `json:"holderKey"`
+	Kind         model.LicenseKind
+	DeviceID     int64  // the device, for DEVICE licenses (and a user license through its device)
+	UserID       int64  // the user, for USER licenses
 	AssignmentID int64  `json:"assignmentId"`
 	AccountID    int64  `json:"accountId"`
 	Reason       string `json:"reason"`
@@ -43,6 +46,9 @@ type EvalAssigned struct {
 type EvalReclaimed struct {
 	LabelID      int64  `json:"labelId"`
 	HolderKey    string `json:"holderKey"`
+	Kind         model.LicenseKind
+	DeviceID     int64
+	UserID       int64
 	AssignmentID int64  `json:"assignmentId"`
 	AccountID    int64  `json:"accountId"`
 	Reason       string `json:"reason"`
@@ -248,7 +254,8 @@ func (s *Service) evaluateApp(ctx context.Context, h *db.DB, appID int64) (*Eval
 				if err := s.reclaimTx(ctx, tx, actor, a, p, r.Reason); err != nil {
 					return err
 				}
-				done = append(done, EvalReclaimed{LabelID: r.LabelID, HolderKey: holderKeyOf(a), AssignmentID: a.ID, AccountID: a.AccountID, Reason: r.Reason})
+				done = append(done, EvalReclaimed{LabelID: r.LabelID, HolderKey: holderKeyOf(a), Kind: a.Kind, DeviceID: deref64(a.DeviceID), UserID: deref64(a.UserID),
+					AssignmentID: a.ID, AccountID: a.AccountID, Reason: r.Reason})
 			}
 			return nil
 		})
@@ -325,7 +332,14 @@ func (s *Service) evaluateApp(ctx context.Context, h *db.DB, appID int64) (*Eval
 				if e == nil && r.AssignmentID != 0 {
 					ids[r.AssignmentID] = true
 					released = append(released, r.AssignmentID)
-					res.Assigned = append(res.Assigned, EvalAssigned{LabelID: labelID, HolderKey: pa.Holder.Key, AssignmentID: r.AssignmentID, Reason: pa.Reason})
+					ea := EvalAssigned{LabelID: labelID, HolderKey: pa.Holder.Key, Kind: pa.Holder.Kind, AssignmentID: r.AssignmentID, Reason: pa.Reason}
+					if pa.Holder.Device != nil {
+						ea.DeviceID = pa.Holder.Device.ID
+					}
+					if pa.Holder.User != nil {
+						ea.UserID = pa.Holder.User.ID
+					}
+					res.Assigned = append(res.Assigned, ea)
 					continue
 				}
 				if e == nil || e.Code == model.CodeAlreadyAssigned {
@@ -557,4 +571,11 @@ func (s *Service) enqueueGroups(ctx context.Context, tx *db.DB, groupIDs []int64
 		return err
 	}
 	return s.enqueueApps(ctx, tx, apps, reason)
+}
+
+func deref64(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }

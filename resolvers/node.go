@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"orchard/graph"
+	"orchard/model"
 	"orchard/resolvers/loaders"
 )
 
@@ -36,6 +37,12 @@ func (r *Resolver) node(ctx context.Context, gid string, field ...string) (graph
 		return nilOr(loaders.Load(ctx, l.SyncRun, id))
 	case typeDeviceCommand:
 		return nilOr(loaders.Load(ctx, l.Command, id))
+	case typeLicenseLabel:
+		l, err := loaders.Load(ctx, loaders.For(ctx).Label, id)
+		if err != nil || l == nil || l.Kind != model.LabelLicense || l.DeletedAt != nil {
+			return nil, err
+		}
+		return l, nil
 	case typeAPIKey:
 		if k := KeyFrom(ctx); k == nil || k.Role.Rank() < 3 {
 			return nil, nil // API keys are visible to admins only

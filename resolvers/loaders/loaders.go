@@ -61,6 +61,16 @@ type Loaders struct {
 	MemberCounts       *Loader[ChildKey, int]
 	RunsOfAccount      *Loader[ChildKey, *Children[model.SyncRun]]
 	RunCountsOfAccount *Loader[ChildKey, int]
+
+	// Policy: labels, their groups, accounts and counts, and the devices of groups.
+	Label               *Loader[int64, *model.Label]
+	LabelGroups         *Loader[int64, []int64]
+	LabelAccounts       *Loader[int64, []int64]
+	LabelHeld           *Loader[int64, int]
+	LabelWaiting        *Loader[int64, int]
+	LicenseLabelsOf     *Loader[int64, []*model.Label]
+	DevicesOfGroup      *Loader[ChildKey, *Children[model.Device]]
+	DeviceCountsOfGroup *Loader[ChildKey, int]
 }
 
 // New builds a request's loaders over d.
@@ -110,6 +120,14 @@ func New(d *db.DB) *Loaders {
 	l.MemberCounts = counts(unfilteredCount(d.CountMembersByGroup))
 	l.RunsOfAccount = children(unfiltered(d.SyncRunsByAccount))
 	l.RunCountsOfAccount = counts(unfilteredCount(d.CountSyncRunsByAccount))
+	l.Label = byID(d.LabelsByID, func(v *model.Label) int64 { return v.ID })
+	l.LabelGroups = newLoader(mapped(d.LabelGroupIDs))
+	l.LabelAccounts = newLoader(mapped(d.LabelAccountIDs))
+	l.LabelHeld = newLoader(mapped(d.CountLabelAssignments))
+	l.LabelWaiting = newLoader(mapped(d.CountWaitingByLabel))
+	l.LicenseLabelsOf = newLoader(mapped(d.LicenseLabelsByGroup))
+	l.DevicesOfGroup = children(unfiltered(d.DevicesByGroup))
+	l.DeviceCountsOfGroup = counts(unfilteredCount(d.CountDevicesByGroup))
 	return l
 }
 
