@@ -124,7 +124,9 @@ func (r *licenseLabelResolver) Waiting(ctx context.Context, obj *model.Label, fi
 	}
 	c := &graph.Connection[model.PolicyWaiting]{Edges: make([]*graph.Edge[model.PolicyWaiting], len(rows)),
 		PageInfo: &graph.PageInfo{HasNextPage: more, HasPreviousPage: p.After > 0},
-		Count:    func(ctx context.Context) (int, error) { return loaders.Load(ctx, loaders.For(ctx).LabelWaiting, obj.ID) }}
+		Count: func(ctx context.Context) (int, error) {
+			return loaders.Load(ctx, loaders.For(ctx).LabelWaiting, obj.ID)
+		}}
 	for i, w := range rows {
 		c.Edges[i] = &graph.Edge[model.PolicyWaiting]{Cursor: encodeCursor(p.After + int64(i) + 1), Node: w}
 	}
