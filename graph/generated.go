@@ -372,6 +372,8 @@ type ComplexityRoot struct {
 		ErrorMessage     func(childComplexity int) int
 		ErrorNumber      func(childComplexity int) int
 		Kind             func(childComplexity int) int
+		Label            func(childComplexity int) int
+		LabelOutSince    func(childComplexity int) int
 		NodeID           func(childComplexity int) int
 		Origin           func(childComplexity int) int
 		Pool             func(childComplexity int) int
@@ -399,11 +401,12 @@ type ComplexityRoot struct {
 	}
 
 	LicenseEvent struct {
-		Account    func(childComplexity int) int
-		Assignment func(childComplexity int) int
-		At         func(childComplexity int) int
-		Kind       func(childComplexity int) int
-		SyncRun    func(childComplexity int) int
+		Account         func(childComplexity int) int
+		Assignment      func(childComplexity int) int
+		At              func(childComplexity int) int
+		Kind            func(childComplexity int) int
+		LabelEvaluation func(childComplexity int) int
+		SyncRun         func(childComplexity int) int
 	}
 
 	LicenseExplanation struct {
@@ -830,6 +833,8 @@ type LicenseAssignmentResolver interface {
 
 	Device(ctx context.Context, obj *model.LicenseAssignment) (*model.Device, error)
 	User(ctx context.Context, obj *model.LicenseAssignment) (*model.User, error)
+
+	Label(ctx context.Context, obj *model.LicenseAssignment) (*model.Label, error)
 }
 type LicenseLabelResolver interface {
 	App(ctx context.Context, obj *model.Label) (*model.App, error)
@@ -2247,6 +2252,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LicenseAssignment.Kind(childComplexity), true
+	case "LicenseAssignment.label":
+		if e.ComplexityRoot.LicenseAssignment.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseAssignment.Label(childComplexity), true
+	case "LicenseAssignment.labelOutSince":
+		if e.ComplexityRoot.LicenseAssignment.LabelOutSince == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseAssignment.LabelOutSince(childComplexity), true
 	case "LicenseAssignment.id":
 		if e.ComplexityRoot.LicenseAssignment.NodeID == nil {
 			break
@@ -2382,6 +2399,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LicenseEvent.Kind(childComplexity), true
+	case "LicenseEvent.labelEvaluation":
+		if e.ComplexityRoot.LicenseEvent.LabelEvaluation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LicenseEvent.LabelEvaluation(childComplexity), true
 	case "LicenseEvent.syncRun":
 		if e.ComplexityRoot.LicenseEvent.SyncRun == nil {
 			break
@@ -4947,6 +4970,10 @@ func (ec *executionContext) childFields_LicenseAssignment(ctx context.Context, f
 		return ec.fieldContext_LicenseAssignment_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_LicenseAssignment_updatedAt(ctx, field)
+	case "label":
+		return ec.fieldContext_LicenseAssignment_label(ctx, field)
+	case "labelOutSince":
+		return ec.fieldContext_LicenseAssignment_labelOutSince(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type LicenseAssignment", field.Name)
 }
@@ -4987,6 +5014,8 @@ func (ec *executionContext) childFields_LicenseEvent(ctx context.Context, field 
 		return ec.fieldContext_LicenseEvent_syncRun(ctx, field)
 	case "account":
 		return ec.fieldContext_LicenseEvent_account(ctx, field)
+	case "labelEvaluation":
+		return ec.fieldContext_LicenseEvent_labelEvaluation(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type LicenseEvent", field.Name)
 }
@@ -12922,6 +12951,61 @@ func (ec *executionContext) fieldContext_LicenseAssignment_updatedAt(_ context.C
 	return graphql.NewScalarFieldContext("LicenseAssignment", field, false, false, "Time")
 }
 
+func (ec *executionContext) _LicenseAssignment_label(ctx context.Context, field graphql.CollectedField, obj *model.LicenseAssignment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseAssignment_label(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LicenseAssignment().Label(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Label) graphql.Marshaler {
+			return ec.marshalOLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseAssignment_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseAssignment",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LicenseLabel(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseAssignment_labelOutSince(ctx context.Context, field graphql.CollectedField, obj *model.LicenseAssignment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseAssignment_labelOutSince(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LabelOutSince, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseAssignment_labelOutSince(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LicenseAssignment", field, false, false, "Time")
+}
+
 func (ec *executionContext) _LicenseAssignmentConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.LicenseAssignment]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13233,6 +13317,38 @@ func (ec *executionContext) fieldContext_LicenseEvent_account(_ context.Context,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Account(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LicenseEvent_labelEvaluation(ctx context.Context, field graphql.CollectedField, obj *LicenseEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LicenseEvent_labelEvaluation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LabelEvaluation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEvent) graphql.Marshaler {
+			return ec.marshalOAuditEvent2ᚖorchardᚋmodelᚐAuditEvent(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LicenseEvent_labelEvaluation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LicenseEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEvent(ctx, field)
 		},
 	}
 	return fc, nil
@@ -27684,6 +27800,16 @@ func (ec *executionContext) _LicenseAssignment(ctx context.Context, sel ast.Sele
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "label":
+			out.Values[i] = ec._LicenseAssignment_label(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "labelOutSince":
+			out.Values[i] = ec._LicenseAssignment_labelOutSince(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -27820,6 +27946,11 @@ func (ec *executionContext) _LicenseEvent(ctx context.Context, sel ast.Selection
 			}
 		case "account":
 			out.Values[i] = ec._LicenseEvent_account(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "labelEvaluation":
+			out.Values[i] = ec._LicenseEvent_labelEvaluation(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -32883,6 +33014,13 @@ func (ec *executionContext) marshalOAssignmentStatus2ᚕorchardᚋmodelᚐAssign
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalOAuditEvent2ᚖorchardᚋmodelᚐAuditEvent(ctx context.Context, sel ast.SelectionSet, v *model.AuditEvent) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditEvent(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOAuditEventFilter2ᚖorchardᚋgraphᚐAuditEventFilter(ctx context.Context, v any) (*AuditEventFilter, error) {

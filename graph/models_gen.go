@@ -421,6 +421,8 @@ type LicenseEvent struct {
 	SyncRun *model.SyncRun `json:"syncRun,omitempty"`
 	// The account concerned.
 	Account *model.Account `json:"account,omitempty"`
+	// For LABEL_EVALUATION events: the audit event of an evaluation that changed something (its message has the counts).
+	LabelEvaluation *model.AuditEvent `json:"labelEvaluation,omitempty"`
 }
 
 // Why a device or user holds a license of an app, or does not.
@@ -917,17 +919,20 @@ const (
 	LicenseEventKindSyncRun LicenseEventKind = "SYNC_RUN"
 	// An account's token health or Retry-After hold changed.
 	LicenseEventKindAccount LicenseEventKind = "ACCOUNT"
+	// A policy evaluation assigned, reclaimed or handed over licenses.
+	LicenseEventKindLabelEvaluation LicenseEventKind = "LABEL_EVALUATION"
 )
 
 var AllLicenseEventKind = []LicenseEventKind{
 	LicenseEventKindAssignment,
 	LicenseEventKindSyncRun,
 	LicenseEventKindAccount,
+	LicenseEventKindLabelEvaluation,
 }
 
 func (e LicenseEventKind) IsValid() bool {
 	switch e {
-	case LicenseEventKindAssignment, LicenseEventKindSyncRun, LicenseEventKindAccount:
+	case LicenseEventKindAssignment, LicenseEventKindSyncRun, LicenseEventKindAccount, LicenseEventKindLabelEvaluation:
 		return true
 	}
 	return false

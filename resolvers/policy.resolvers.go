@@ -53,6 +53,14 @@ func (r *groupResolver) LicenseLabels(ctx context.Context, obj *model.Group) ([]
 	return ls, err
 }
 
+// Label is the resolver for the label field.
+func (r *licenseAssignmentResolver) Label(ctx context.Context, obj *model.LicenseAssignment) (*model.Label, error) {
+	if obj.LabelID == nil {
+		return nil, nil
+	}
+	return loaders.Load(ctx, loaders.For(ctx).Label, *obj.LabelID)
+}
+
 // App is the resolver for the app field.
 func (r *licenseLabelResolver) App(ctx context.Context, obj *model.Label) (*model.App, error) {
 	return must(ctx, loaders.For(ctx).App, obj.AppID, "app")

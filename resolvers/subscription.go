@@ -25,6 +25,7 @@ func (r *Resolver) licenseFeed(ctx context.Context, accountID, appID int64) (<-c
 		defer close(out)
 		cursor := db.FeedCursor{At: start}
 		runsSince := start
+		lastEval := int64(0)
 		type state struct {
 			health model.TokenHealth
 			held   string
@@ -79,6 +80,26 @@ func (r *Resolver) licenseFeed(ctx context.Context, accountID, appID int64) (<-c
 				}
 			}
 			runsSince = now
+			// Policy evaluations that changed something (appear once each, by id).
+			for {
+				f := db.AuditFilter{Action: "policy.evaluate", Since: &start}
+				if appID != 0 {
+					f.SubjectType, f.SubjectID = "App", appID
+				}
+				evs, _, err := r.DB.ListAuditEvents(ctx, f, db.Page{First: 100, After: lastEval})
+				if err != nil {
+					return
+				}
+				for _, ev := range evs {
+					lastEval = ev.ID
+					if accountID == 0 && !send(&graph.LicenseEvent{Kind: graph.LicenseEventKindLabelEvaluation, At: ev.At, LabelEvaluation: ev}) {
+						return
+					}
+				}
+				if len(evs) < 100 {
+					break
+				}
+			}
 			for {
 				changes, err := r.DB.AssignmentChanges(ctx, cursor, accountID, appID, 500)
 				if err != nil {
