@@ -1,0 +1,264 @@
+package license_test
+
+import (
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"orchard/db"
+	"orchard/db/dbtest"
+	"orchard/resolvers/gqltest"
+)
+
+// Policy end to end (R4a, R10, DESIGN §2.4): groups and labels through GraphQL over HTTP, the
+// evaluation run by the scheduler under its lease, Apple played by the simulator; each test
+// ends by comparing Orchard with the simulator.
+
+// upsertGroup creates a group (optionally dynamic) and returns its global id.
+func (e *env) upsertGroup(externalID string, rule map[string]any) string {
+	e.t.Helper()
+	in := map[string]any{"externalId": externalID, "name": externalID}
+	if rule != nil {
+		in["rule"] = rule
+	}
+	var out struct {
+		UpsertGroup struct {
+			Group      *struct{ ID string }
+			UserErrors []userError
+		}
+	}
+	e.do(`mutation($in: UpsertGroupInput!) { upsertGroup(input: $in) { group { id } userErrors { field message code } } }`, map[string]any{"in": in}, &out)
+	if out.UpsertGroup.Group == nil || len(out.UpsertGroup.UserErrors) > 0 {
+		e.t.Fatalf("upsertGroup %s refused: %+v", externalID, out.UpsertGroup.UserErrors)
+	}
+	return out.UpsertGroup.Group.ID
+}
+
+// membersPayload is the answer of the membership mutations.
+type membersPayload struct {
+	Added, Removed int
+	UserErrors     []userError
+}
+
+// members calls setGroupMembers, addGroupMembers or removeGroupMembers.
+func (e *env) members(op, group string, members ...map[string]any) membersPayload {
+	e.t.Helper()
+	var out map[string]membersPayload
+	if members == nil {
+		members = []map[string]any{}
+	}
+	e.do(`mutation($in: GroupMembersInput!) { `+op+`(input: $in) { added removed userErrors { field message code } } }`,
+		map[string]any{"in": map[string]any{"groupExternalId": group, "members": members}}, &out)
+	return out[op]
+}
+
+func userMember(ext string) map[string]any      { return map[string]any{"externalId": ext} }
+func deviceMember(serial string) map[string]any { return map[string]any{"serialNumber": serial} }
+
+// labelPayload is the answer of the label mutations.
+type labelPayload struct {
+	Label      *struct{ ID string }
+	Preview    *previewView
+	UserErrors []userError
+}
+
+// previewView is a label change's preview.
+type previewView struct {
+	AssignCount, ReclaimCount, RelabelCount, KeptCount, WaitingCount, InstallCommands int
+	Accounts                                                                          []struct {
+		Account         struct{ Name string }
+		Assign, Reclaim int
+	}
+	Assignments []struct {
+		Account *struct{ Name string }
+		Reason  string
+	}
+	Waiting []struct {
+		Code, Reason string
+		Device       *struct{ SerialNumber string }
+		User         *struct{ ExternalID string }
+	}
+}
+
+const previewFields = `preview { assignCount reclaimCount relabelCount keptCount waitingCount installCommands accounts { account { name } assign reclaim }
+	assignments { account { name } reason } waiting { code reason device { serialNumber } user { externalId } } }`
+
+// createLabel creates a license label; in holds its input (groups by external id are
+// resolved by the caller).
+func (e *env) createLabel(in map[string]any) labelPayload {
+	e.t.Helper()
+	var out struct{ CreateLicenseLabel labelPayload }
+	e.do(`mutation($in: CreateLicenseLabelInput!) { createLicenseLabel(input: $in) { label { id } `+previewFields+` userErrors { field message code } } }`,
+		map[string]any{"in": in}, &out)
+	return out.CreateLicenseLabel
+}
+
+func (e *env) createLabelOK(in map[string]any) string {
+	e.t.Helper()
+	p := e.createLabel(in)
+	if p.Label == nil || len(p.UserErrors) > 0 {
+		e.t.Fatalf("createLicenseLabel(%v) refused: %+v", in, p.UserErrors)
+	}
+	return p.Label.ID
+}
+
+func (e *env) updateLabel(in map[string]any) labelPayload {
+	e.t.Helper()
+	var out struct{ UpdateLicenseLabel labelPayload }
+	e.do(`mutation($in: UpdateLicenseLabelInput!) { updateLicenseLabel(input: $in) { label { id } `+previewFields+` userErrors { field message code } } }`,
+		map[string]any{"in": in}, &out)
+	if len(out.UpdateLicenseLabel.UserErrors) > 0 {
+		e.t.Fatalf("updateLicenseLabel(%v) refused: %+v", in, out.UpdateLicenseLabel.UserErrors)
+	}
+	return out.UpdateLicenseLabel
+}
+
+// appID reads an app's global id by adamId.
+func (e *env) appID(adamID string) string {
+	e.t.Helper()
+	var out struct{ App *struct{ ID string } }
+	e.do(`query($a: String!) { app(adamId: $a) { id } }`, map[string]any{"a": adamID}, &out)
+	if out.App == nil {
+		e.t.Fatalf("no app %s", adamID)
+	}
+	return out.App.ID
+}
+
+// labelAssignment is an assignment with its label.
+type labelAssignment struct {
+	ID, Status, Origin, Kind, Reason, CausedBy string
+	SerialNumber, ClientUserID, ReclaimReason  *string
+	User                                       *struct{ ExternalID string }
+	Label                                      *struct{ ID string }
+	Account                                    struct{ Name string }
+}
+
+// held lists an app's assignments across accounts as "status holder origin", sorted, and the
+// assignments themselves by holder.
+func (e *env) held(adamID string, statuses ...string) ([]string, map[string]labelAssignment) {
+	e.t.Helper()
+	f := map[string]any{"appId": e.appID(adamID)}
+	if len(statuses) > 0 {
+		f["status"] = statuses
+	}
+	var all []labelAssignment
+	var after *string
+	for {
+		var out struct {
+			LicenseAssignments struct {
+				PageInfo struct {
+					HasNextPage bool
+					EndCursor   *string
+				}
+				Nodes []labelAssignment
+			}
+		}
+		e.do(`query($f: LicenseAssignmentFilter, $after: String) { licenseAssignments(first: 100, after: $after, filter: $f) { pageInfo { hasNextPage endCursor }
+			nodes { id status origin kind reason causedBy serialNumber clientUserId reclaimReason user { externalId } label { id } account { name } } } }`,
+			map[string]any{"f": f, "after": after}, &out)
+		all = append(all, out.LicenseAssignments.Nodes...)
+		if !out.LicenseAssignments.PageInfo.HasNextPage {
+			break
+		}
+		after = out.LicenseAssignments.PageInfo.EndCursor
+	}
+	var lines []string
+	by := map[string]labelAssignment{}
+	for _, a := range all {
+		who := deref(a.SerialNumber)
+		if a.User != nil {
+			who = a.User.ExternalID
+		}
+		lines = append(lines, a.Status+" "+who+" "+a.Origin)
+		if a.Status != "RECLAIMED" && a.Status != "FAILED" || by[who].ID == "" {
+			by[who] = a
+		}
+	}
+	sort.Strings(lines)
+	return lines, by
+}
+
+// waitHeld waits until an app's assignments (in the given states) are exactly want.
+func (e *env) waitHeld(adamID string, want []string, statuses ...string) map[string]labelAssignment {
+	e.t.Helper()
+	var got []string
+	var by map[string]labelAssignment
+	sort.Strings(want)
+	gqltest.WaitFor(e.t, "assignments of "+adamID, waitLong, func() bool {
+		got, by = e.held(adamID, statuses...)
+		return cmp.Equal(want, got)
+	})
+	if diff := cmp.Diff(want, got); diff != "" {
+		e.t.Fatalf("assignments of %s mismatch (-want +got):\n%s", adamID, diff)
+	}
+	return by
+}
+
+// policyIdle waits until nothing is left in the policy queue that is due (the evaluation has
+// caught up) and the account's intents are settled.
+func (e *env) policyIdle(d *db.DB) {
+	e.t.Helper()
+	gqltest.WaitFor(e.t, "policy evaluation to catch up", waitLong, func() bool {
+		n, err := d.CountPolicyQueue(e.t.Context(), db.Now())
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return n == 0
+	})
+}
+
+func TestLabelFollowsMembership(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d, gqltest.StackOptions{}, app("7001"), app("7002"))
+		e.upsertUsers("ann", "bob", "cy")
+		e.upsertDevices(iPad("P1-A"), iPad("P1-B"), iPad("P1-C", "osVersion", "16.0"))
+		teachers := e.upsertGroup("teachers", nil)
+		carts := e.upsertGroup("carts", nil)
+		modern := e.upsertGroup("modern-ipads", map[string]any{"platforms": []string{"IPADOS"}, "minOsVersion": "17"})
+
+		// An admin's license of the same app to another user is never the label's to take.
+		admin := e.assignOK(userLicense("7001", "cy"))
+		e.waitStatus(admin, "ASSIGNED")
+
+		e.createLabelOK(map[string]any{"name": "Keynote for teachers", "adamId": "7001", "kind": "USER", "groupIds": []string{teachers}})
+		e.createLabelOK(map[string]any{"name": "Pages on carts", "adamId": "7002", "kind": "DEVICE", "groupIds": []string{carts, modern}})
+
+		// Joining: a license, ASSIGNED at Apple, made by the label.
+		if p := e.members("addGroupMembers", "teachers", userMember("ann"), userMember("bob"), userMember("nobody")); p.Added != 2 || !cmp.Equal(codes(p.UserErrors), []string{"NOT_FOUND"}) {
+			t.Fatalf("addGroupMembers: %+v", p)
+		}
+		if p := e.members("addGroupMembers", "carts", deviceMember("P1-C")); p.Added != 1 {
+			t.Fatalf("addGroupMembers carts: %+v", p)
+		}
+		by := e.waitHeld("7001", []string{"ASSIGNED ann LABEL", "ASSIGNED bob LABEL", "ASSIGNED cy ADMIN"})
+		if a := by["ann"]; a.Label == nil || a.CausedBy == "" || !strings.HasPrefix(a.CausedBy, "label:") || !strings.Contains(a.Reason, `member of group teachers (label "Keynote for teachers")`) {
+			t.Errorf("a label's assignment: %+v", a)
+		}
+		// The dynamic group holds the iPads on 17 or later; the cart holds the old one.
+		e.waitHeld("7002", []string{"ASSIGNED P1-A LABEL", "ASSIGNED P1-B LABEL", "ASSIGNED P1-C LABEL"})
+
+		// Leaving: reclaimed at Apple, with the group and the label in the reason.
+		if p := e.members("removeGroupMembers", "teachers", userMember("ann")); p.Removed != 1 {
+			t.Fatalf("removeGroupMembers: %+v", p)
+		}
+		by = e.waitHeld("7001", []string{"RECLAIMED ann LABEL", "ASSIGNED bob LABEL", "ASSIGNED cy ADMIN"})
+		if r := deref(by["ann"].ReclaimReason); r != `removed from group teachers (label "Keynote for teachers")` {
+			t.Errorf("reclaim reason %q", r)
+		}
+		// A device leaving a group, and a device that stops matching a dynamic rule.
+		e.members("setGroupMembers", "carts")
+		e.upsertDevices(iPad("P1-B", "osVersion", "16.4"))
+		by = e.waitHeld("7002", []string{"ASSIGNED P1-A LABEL", "RECLAIMED P1-B LABEL", "RECLAIMED P1-C LABEL"})
+		if r := deref(by["P1-B"].ReclaimReason); r != `no longer matches dynamic group modern-ipads (label "Pages on carts")` {
+			t.Errorf("reclaim reason of the device that stopped matching: %q", r)
+		}
+		if r := deref(by["P1-C"].ReclaimReason); r != `removed from group carts (label "Pages on carts")` {
+			t.Errorf("reclaim reason of the device taken out of the cart: %q", r)
+		}
+		e.policyIdle(d)
+		e.assertInSync(e.tok, e.acct)
+	})
+}
