@@ -1,6 +1,7 @@
 package license_test
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -260,5 +261,173 @@ func TestLabelFollowsMembership(t *testing.T) {
 		}
 		e.policyIdle(d)
 		e.assertInSync(e.tok, e.acct)
+	})
+}
+
+// associateRequests counts the associate and disassociate requests the simulator saw for a token.
+func (e *env) associateRequests(tok string) int {
+	n := 0
+	for _, r := range e.st.Sim.RequestsFor(tok) {
+		if strings.Contains(r.Path, "associate") {
+			n++
+		}
+	}
+	return n
+}
+
+func TestTwoLabelsOneLicenseAndGrace(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d, gqltest.StackOptions{}, app("7101"), app("7102"))
+		e.upsertUsers("ann", "bob")
+		teachers, staff, club := e.upsertGroup("teachers", nil), e.upsertGroup("staff", nil), e.upsertGroup("club", nil)
+		e.createLabelOK(map[string]any{"name": "K teachers", "adamId": "7101", "kind": "USER", "groupIds": []string{teachers}})
+		e.createLabelOK(map[string]any{"name": "K staff", "adamId": "7101", "kind": "USER", "groupIds": []string{staff}})
+		e.members("addGroupMembers", "teachers", userMember("ann"))
+		e.members("addGroupMembers", "staff", userMember("ann"))
+		e.policyIdle(d)
+		// Covered twice: one license.
+		e.waitHeld("7101", []string{"ASSIGNED ann LABEL"})
+		// Out of one group: kept (handed to the label that still covers her), no Apple request.
+		e.st.Sim.ResetRequests()
+		e.members("removeGroupMembers", "teachers", userMember("ann"))
+		e.policyIdle(d)
+		by := e.waitHeld("7101", []string{"ASSIGNED ann LABEL"})
+		if n := e.associateRequests(e.tok); n != 0 {
+			t.Errorf("leaving one of two covering groups sent %d (dis)associate requests", n)
+		}
+		_ = by
+		// Out of both: reclaimed.
+		e.members("removeGroupMembers", "staff", userMember("ann"))
+		by = e.waitHeld("7101", []string{"RECLAIMED ann LABEL"})
+		if r := deref(by["ann"].ReclaimReason); r != `removed from group staff (label "K staff")` {
+			t.Errorf("reclaim reason %q", r)
+		}
+
+		// Grace: out and back in within the grace time sends nothing at all to Apple.
+		e.createLabelOK(map[string]any{"name": "Club", "adamId": "7102", "kind": "USER", "groupIds": []string{club}, "graceSeconds": 3600})
+		e.members("addGroupMembers", "club", userMember("bob"))
+		e.waitHeld("7102", []string{"ASSIGNED bob LABEL"})
+		e.policyIdle(d)
+		e.settle(e.acct)
+		e.st.Sim.ResetRequests()
+		e.members("removeGroupMembers", "club", userMember("bob"))
+		e.policyIdle(d)
+		var out struct {
+			LicenseAssignments struct {
+				Nodes []struct {
+					Status        string
+					LabelOutSince *string
+				}
+			}
+		}
+		e.do(`query($a: ID) { licenseAssignments(filter: {appId: $a}) { nodes { status labelOutSince } } }`, map[string]any{"a": e.appID("7102")}, &out)
+		if n := out.LicenseAssignments.Nodes; len(n) != 1 || n[0].Status != "ASSIGNED" || n[0].LabelOutSince == nil {
+			t.Fatalf("out of scope within the grace time: %+v", n)
+		}
+		e.members("addGroupMembers", "club", userMember("bob"))
+		e.policyIdle(d)
+		e.do(`query($a: ID) { licenseAssignments(filter: {appId: $a}) { nodes { status labelOutSince } } }`, map[string]any{"a": e.appID("7102")}, &out)
+		if n := out.LicenseAssignments.Nodes; len(n) != 1 || n[0].Status != "ASSIGNED" || n[0].LabelOutSince != nil {
+			t.Fatalf("back in scope within the grace time: %+v", n)
+		}
+		if n := e.associateRequests(e.tok); n != 0 {
+			t.Errorf("out and back in within the grace time sent %d (dis)associate requests", n)
+		}
+		e.assertInSync(e.tok, e.acct)
+	})
+}
+
+func TestShortHoldersWaitAndPriority(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d, gqltest.StackOptions{}, app("7201", total(20)))
+		var devs []device
+		var refs []map[string]any
+		for i := range 30 {
+			s := fmt.Sprintf("SH3-%02d", i)
+			devs = append(devs, iPad(s))
+			refs = append(refs, deviceMember(s))
+		}
+		e.upsertDevices(devs...)
+		carts := e.upsertGroup("carts", nil)
+		e.members("addGroupMembers", "carts", refs...)
+		p := e.createLabel(map[string]any{"name": "All carts", "adamId": "7201", "kind": "DEVICE", "groupIds": []string{carts}})
+		if p.Label == nil || p.Preview == nil || p.Preview.AssignCount != 20 || p.Preview.WaitingCount != 10 {
+			t.Fatalf("createLicenseLabel: %+v", p)
+		}
+		var want []string
+		for i := range 20 {
+			want = append(want, fmt.Sprintf("ASSIGNED SH3-%02d LABEL", i))
+		}
+		e.waitHeld("7201", want)
+		e.policyIdle(d)
+		var lab struct {
+			Node struct {
+				WaitingCount int
+				Waiting      struct {
+					Nodes []struct {
+						Code, Reason string
+						Device       struct{ SerialNumber string }
+					}
+				}
+			}
+		}
+		q := `query($id: ID!) { node(id: $id) { ... on LicenseLabel { waitingCount waiting(first: 100) { nodes { code reason device { serialNumber } } } } } }`
+		e.do(q, map[string]any{"id": p.Label.ID}, &lab)
+		if lab.Node.WaitingCount != 10 || len(lab.Node.Waiting.Nodes) != 10 {
+			t.Fatalf("waiting holders: %+v", lab.Node)
+		}
+		for i, w := range lab.Node.Waiting.Nodes {
+			if w.Code != "NO_LICENSES_AVAILABLE" || w.Device.SerialNumber != fmt.Sprintf("SH3-%02d", 20+i) || !strings.Contains(w.Reason, "no ") {
+				t.Errorf("waiting holder %d: %+v", i, w)
+			}
+		}
+		// Licenses bought at Apple; one sync later the ten are served with no call.
+		if err := e.st.Sim.Purchase(e.tok, "7201", 10); err != nil {
+			t.Fatal(err)
+		}
+		e.sync(e.acct)
+		for i := 20; i < 30; i++ {
+			want = append(want, fmt.Sprintf("ASSIGNED SH3-%02d LABEL", i))
+		}
+		e.waitHeld("7201", want)
+		e.policyIdle(d)
+		e.do(q, map[string]any{"id": p.Label.ID}, &lab)
+		if lab.Node.WaitingCount != 0 {
+			t.Errorf("still waiting after the purchase: %+v", lab.Node)
+		}
+		e.assertInSync(e.tok, e.acct)
+
+		// Priority: account A has none left, B is second: the licenses come from B.
+		tokA, acctA := e.addAccount("A", "US", app("7202", total(0)))
+		tokB, acctB := e.addAccount("B", "US", app("7202", total(5)))
+		e.upsertDevices(iPad("PRIO-1"), iPad("PRIO-2"))
+		prio := e.upsertGroup("prio", nil)
+		e.members("addGroupMembers", "prio", deviceMember("PRIO-1"), deviceMember("PRIO-2"))
+		p = e.createLabel(map[string]any{"name": "A then B", "adamId": "7202", "kind": "DEVICE", "groupIds": []string{prio}, "accountIds": []string{acctA, acctB}})
+		if p.Preview == nil || len(p.Preview.Accounts) != 1 || p.Preview.Accounts[0].Account.Name != "B" || p.Preview.Accounts[0].Assign != 2 {
+			t.Fatalf("the preview says where the licenses come from: %+v", p.Preview)
+		}
+		by := e.waitHeld("7202", []string{"ASSIGNED PRIO-1 LABEL", "ASSIGNED PRIO-2 LABEL"})
+		if by["PRIO-1"].Account.Name != "B" {
+			t.Errorf("licensed from account %q, want B", by["PRIO-1"].Account.Name)
+		}
+		e.upsertDevices(iPad("PRIO-3"))
+		var ex struct {
+			ExplainLicense struct {
+				Summary     string
+				WouldAssign *struct{ Account struct{ Name string } }
+			}
+		}
+		e.members("addGroupMembers", "prio", deviceMember("PRIO-3"))
+		// Asked at once, before the evaluation has run (or after: then it holds it).
+		e.do(`query { explainLicense(adamId: "7202", device: {serialNumber: "PRIO-3"}) { summary wouldAssign { account { name } } } }`, nil, &ex)
+		if w := ex.ExplainLicense.WouldAssign; (w == nil || w.Account.Name != "B") && !strings.Contains(ex.ExplainLicense.Summary, "holds a device license") {
+			t.Errorf("explain: %+v", ex.ExplainLicense)
+		}
+		e.policyIdle(d)
+		e.assertInSync(tokA, acctA)
+		e.assertInSync(tokB, acctB)
 	})
 }
