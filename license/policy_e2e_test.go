@@ -431,3 +431,126 @@ func TestShortHoldersWaitAndPriority(t *testing.T) {
 		e.assertInSync(tokB, acctB)
 	})
 }
+
+// deviceCommandList lists a device's commands as "KIND adamId STATUS", sorted.
+func (e *env) deviceCommandList(deviceGID string) []string {
+	e.t.Helper()
+	var out struct {
+		DeviceCommands struct {
+			Nodes []struct {
+				Kind, Status string
+				App          struct{ AdamID string }
+			}
+		}
+	}
+	e.do(`query($d: ID) { deviceCommands(first: 100, filter: {deviceId: $d}) { nodes { kind status app { adamId } } } }`, map[string]any{"d": deviceGID}, &out)
+	got := []string{}
+	for _, c := range out.DeviceCommands.Nodes {
+		got = append(got, c.Kind+" "+c.App.AdamID+" "+c.Status)
+	}
+	sort.Strings(got)
+	return got
+}
+
+// signIn records a sign-in and returns how many commands it queued.
+func (e *env) signIn(serial, user string) int {
+	e.t.Helper()
+	in := map[string]any{"device": map[string]any{"serialNumber": serial}}
+	if user != "" {
+		in["userExternalId"] = user
+	}
+	var out struct {
+		RecordDeviceSignIn struct {
+			Commands   []struct{ ID string }
+			UserErrors []userError
+		}
+	}
+	e.do(`mutation($in: RecordDeviceSignInInput!) { recordDeviceSignIn(input: $in) { commands { id } userErrors { code message } } }`, map[string]any{"in": in}, &out)
+	if len(out.RecordDeviceSignIn.UserErrors) > 0 {
+		e.t.Fatalf("recordDeviceSignIn: %+v", out.RecordDeviceSignIn.UserErrors)
+	}
+	return len(out.RecordDeviceSignIn.Commands)
+}
+
+// explainCodes asks explainLicense about a device and returns the codes of what leaves it out.
+func (e *env) explainCodes(adamID, serial string) ([]string, string) {
+	e.t.Helper()
+	var out struct {
+		ExplainLicense struct {
+			Summary string
+			LeftOut []struct{ Code string }
+		}
+	}
+	e.do(`query($a: String!, $s: String!) { explainLicense(adamId: $a, device: {serialNumber: $s}) { summary leftOut { code } } }`,
+		map[string]any{"a": adamID, "s": serial}, &out)
+	cs := []string{}
+	for _, l := range out.ExplainLicense.LeftOut {
+		cs = append(cs, l.Code)
+	}
+	return cs, out.ExplainLicense.Summary
+}
+
+func TestSharedIPad(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d, gqltest.StackOptions{}, app("7401"), app("7402"), app("7403"), app("7404"))
+		e.upsertUsers("ann", "bob")
+		ids := e.upsertDevices(iPad("SHARED-1", "sharedIPad", true))
+		cart := e.upsertGroup("cart", nil)
+		e.members("addGroupMembers", "cart", deviceMember("SHARED-1"))
+		for _, a := range []string{"7401", "7402", "7404"} {
+			e.createLabelOK(map[string]any{"name": "cart " + a, "adamId": a, "kind": "DEVICE", "groupIds": []string{cart}})
+		}
+		e.createLabelOK(map[string]any{"name": "cart users 7403", "adamId": "7403", "kind": "USER", "groupIds": []string{cart}})
+		e.policyIdle(d)
+		// No app label yet: nothing, and explain says why.
+		for _, a := range []string{"7401", "7402", "7403", "7404"} {
+			if got, _ := e.held(a); len(got) != 0 {
+				t.Errorf("%s assigned without an app label: %v", a, got)
+			}
+		}
+		if cs, sum := e.explainCodes("7404", "SHARED-1"); !cmp.Equal(cs, []string{"NEEDS_APP_LABEL"}) || !strings.Contains(sum, "shared iPad") {
+			t.Errorf("explain without an app label: %v %q", cs, sum)
+		}
+		// App labels: 7401 installs on registration, 7402 on sign-in, 7403 (a USER label) never.
+		setApp := func(adamID string, reg, signIn bool) {
+			var out struct {
+				SetAppLabels struct{ UserErrors []userError }
+			}
+			e.do(`mutation($a: String!, $l: [AppLabelInput!]!) { setAppLabels(input: {adamId: $a, labels: $l}) { userErrors { code message } } }`,
+				map[string]any{"a": adamID, "l": []map[string]any{{"name": "cart apps", "groupIds": []string{cart}, "installOnRegistration": reg, "installOnSignIn": signIn}}}, &out)
+			if len(out.SetAppLabels.UserErrors) > 0 {
+				t.Fatalf("setAppLabels: %+v", out.SetAppLabels.UserErrors)
+			}
+		}
+		setApp("7401", true, false)
+		setApp("7402", false, true)
+		setApp("7403", true, true)
+		e.waitHeld("7401", []string{"ASSIGNED SHARED-1 LABEL"})
+		e.waitHeld("7402", []string{"ASSIGNED SHARED-1 LABEL"})
+		e.policyIdle(d)
+		if got, _ := e.held("7403"); len(got) != 0 {
+			t.Errorf("a USER label gave a shared iPad %v", got)
+		}
+		if cs, _ := e.explainCodes("7403", "SHARED-1"); !cmp.Equal(cs, []string{"SHARED_IPAD_NEEDS_DEVICE_LICENSE"}) {
+			t.Errorf("explain of a USER label on a shared iPad: %v", cs)
+		}
+		if got, want := e.deviceCommandList(ids[0]), []string{"INSTALL 7401 PENDING"}; !cmp.Equal(want, got) {
+			t.Errorf("commands on registration: %v, want %v", got, want)
+		}
+		// Sign-in: the app that asks for it is installed once; a second user adds nothing.
+		if n := e.signIn("SHARED-1", "ann"); n != 1 {
+			t.Errorf("first sign-in queued %d commands, want 1", n)
+		}
+		if n := e.signIn("SHARED-1", "bob"); n != 0 {
+			t.Errorf("second user's sign-in queued %d commands, want 0", n)
+		}
+		if n := e.signIn("SHARED-1", ""); n != 0 {
+			t.Errorf("a guest's sign-in queued %d commands, want 0", n)
+		}
+		if got, want := e.deviceCommandList(ids[0]), []string{"INSTALL 7401 PENDING", "INSTALL 7402 PENDING"}; !cmp.Equal(want, got) {
+			t.Errorf("commands: %v, want %v", got, want)
+		}
+		e.assertInSync(e.tok, e.acct)
+	})
+}
