@@ -554,3 +554,69 @@ func TestSharedIPad(t *testing.T) {
 		e.assertInSync(e.tok, e.acct)
 	})
 }
+
+func TestPreviewEqualsOutcome(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d, gqltest.StackOptions{}, app("7501", total(600)))
+		var devs []device
+		var first, second []map[string]any
+		for i := range 600 {
+			s := fmt.Sprintf("PV-%03d", i)
+			devs = append(devs, iPad(s))
+			if i < 500 {
+				first = append(first, deviceMember(s))
+			}
+			if i >= 250 {
+				second = append(second, deviceMember(s))
+			}
+		}
+		e.upsertDevices(devs...)
+		g1, g2 := e.upsertGroup("g1", nil), e.upsertGroup("g2", nil)
+		e.members("setGroupMembers", "g1", first...)
+		e.members("setGroupMembers", "g2", second...)
+		in := map[string]any{"name": "Preview", "adamId": "7501", "kind": "DEVICE", "groupIds": []string{g1}, "dryRun": true}
+		dry := e.createLabel(in)
+		if dry.Label != nil || dry.Preview == nil || dry.Preview.AssignCount != 500 || dry.Preview.ReclaimCount != 0 {
+			t.Fatalf("dry run of the creation: label %v, preview %+v", dry.Label, dry.Preview)
+		}
+		if got, _ := e.held("7501"); len(got) != 0 {
+			t.Fatalf("a dry run assigned %d licenses", len(got))
+		}
+		delete(in, "dryRun")
+		id := e.createLabelOK(in)
+		e.policyIdle(d)
+		e.settle(e.acct)
+		got, _ := e.held("7501", "ASSIGNED")
+		if len(got) != dry.Preview.AssignCount {
+			t.Errorf("created: %d assigned, the preview said %d", len(got), dry.Preview.AssignCount)
+		}
+		// A change touching 500 holders: 250 leave, 100 join, 250 stay.
+		ch := e.updateLabel(map[string]any{"id": id, "groupIds": []string{g2}, "dryRun": true})
+		want := previewCounts{Assign: 100, Reclaim: 250, Kept: 250}
+		if gotP := countsOf(ch.Preview); gotP != want {
+			t.Fatalf("preview of the change: %+v, want %+v", gotP, want)
+		}
+		e.updateLabel(map[string]any{"id": id, "groupIds": []string{g2}})
+		e.policyIdle(d)
+		e.settle(e.acct)
+		lines, _ := e.held("7501")
+		n := map[string]int{}
+		for _, l := range lines {
+			n[strings.SplitN(l, " ", 2)[0]]++
+		}
+		if n["ASSIGNED"] != 350 || n["RECLAIMED"] != ch.Preview.ReclaimCount || n["ASSIGNED"]-want.Kept != ch.Preview.AssignCount {
+			t.Errorf("outcome %v differs from the preview %+v", n, countsOf(ch.Preview))
+		}
+		e.assertInSync(e.tok, e.acct)
+	})
+}
+
+type previewCounts struct{ Assign, Reclaim, Kept int }
+
+func countsOf(p *previewView) previewCounts {
+	if p == nil {
+		return previewCounts{-1, -1, -1}
+	}
+	return previewCounts{p.AssignCount, p.ReclaimCount, p.KeptCount}
+}
