@@ -156,10 +156,7 @@ func (s *Service) upsertDevice(ctx context.Context, tx *db.DB, actor Actor, in D
 		if err != nil {
 			return nil, 0, err
 		}
-		for _, a := range as {
-			if a.Status == model.AssignmentReclaiming {
-				continue
-			}
+		for _, a := range reinstallsAfterRestore(dev.ID, as) {
 			c, err := s.queueCommand(ctx, tx, dev.ID, a.AppID, a, model.CommandReinstall, "the device was restored: device-licensed apps are not in backups")
 			if err != nil {
 				return nil, 0, err
