@@ -83,28 +83,6 @@ func (d *DB) ActiveAssignmentOfApp(ctx context.Context, appID int64, kind model.
 	return findOne[model.LicenseAssignment](q.Order("id"))
 }
 
-// UserLicenseByOrchard reports whether a user holds an active user license for an app that
-// Orchard assigned (not one it merely found at Apple): R9.
-func (d *DB) UserLicenseByOrchard(ctx context.Context, appID, userID int64) (bool, error) {
-	var n int64
-	err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("app_id = ? AND user_id = ? AND kind = ? AND status IN ? AND origin <> ?",
-		appID, userID, model.LicenseKindUser, activeStatuses, model.OriginFoundAtApple).Count(&n).Error
-	return n > 0, err
-}
-
-// AppAvailability reports whether an app is sold in a country, and whether that is known.
-func (d *DB) AppAvailability(ctx context.Context, appID int64, country string) (available, known bool, err error) {
-	var c model.AppCountry
-	err = d.with(ctx).Where("app_id = ? AND country_code = ?", appID, country).Take(&c).Error
-	if err != nil {
-		if errors.Is(notFound(err), model.ErrNotFound) {
-			return false, false, nil
-		}
-		return false, false, err
-	}
-	return c.Available, true, nil
-}
-
 // ReserveLicense takes one license of a pool for an assignment on its way to Apple, if one is
 // left: one conditional update, which the database serialises per pool, so concurrent callers
 // (and replicas) can never reserve more than the pool has (R13).
@@ -214,38 +192,6 @@ func (d *DB) CountReclaimable(ctx context.Context, accountID int64) (int64, erro
 		Where("license_assignments.account_id = ? AND (license_assignments.status IN ? OR (license_assignments.status = ? AND EXISTS (SELECT 1 FROM license_pools p WHERE p.id = license_assignments.pool_id AND p.revocable = ?)))",
 			accountID, []model.AssignmentStatus{model.AssignmentPending, model.AssignmentReclaiming}, model.AssignmentAssigned, true).Count(&n).Error
 	return n, err
-}
-
-// HoldersWithApp returns, by holder key, the active assignment of the app held by each of the
-// given serial numbers or clientUserIds that has one.
-func (d *DB) HoldersWithApp(ctx context.Context, appID int64, kind model.LicenseKind, serials, clientUserIDs []string) (map[string]int64, error) {
-	out := map[string]int64{}
-	var rows []struct {
-		ID           int64
-		SerialNumber *string
-		ClientUserID *string
-	}
-	q := d.with(ctx).Model(&model.LicenseAssignment{}).Select("id", "serial_number", "client_user_id").Where("app_id = ? AND kind = ? AND status IN ?", appID, kind, activeStatuses)
-	switch {
-	case kind == model.LicenseKindDevice && len(serials) > 0:
-		q = q.Where("serial_number IN ?", serials)
-	case kind == model.LicenseKindUser && len(clientUserIDs) > 0:
-		q = q.Where("client_user_id IN ?", clientUserIDs)
-	default:
-		return out, nil
-	}
-	if err := q.Scan(&rows).Error; err != nil {
-		return nil, err
-	}
-	for _, r := range rows {
-		if r.SerialNumber != nil {
-			out[model.HolderKeyFor(model.LicenseKindDevice, *r.SerialNumber, "")] = r.ID
-		}
-		if r.ClientUserID != nil {
-			out[model.HolderKeyFor(model.LicenseKindUser, "", *r.ClientUserID)] = r.ID
-		}
-	}
-	return out, nil
 }
 
 // UsersWithOrchardUserLicense returns which of the users hold an active user license for the
