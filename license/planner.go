@@ -36,11 +36,11 @@ import (
 // target: AssignmentID and Account/Pool when assigned, Error (with its code:
 // NO_LICENSES_AVAILABLE, ALREADY_ASSIGNED, USER_LICENSE_EXISTS, DEVICE_RETIRED, ...) when a
 // rule refused it, Capped when Limit was reached first. Nothing is sent to Apple here: the
-// scheduler is kicked and sends the outbox rows.
+// caller kicks the scheduler (s.kick) once the call has returned (once its transaction has
+// committed, with assignTargetsTx), and the dispatcher sends the outbox rows.
 //
-// Inside a transaction of its own, a caller plans and commits one chunk (at most bulkChunk
-// targets) with assignChunkTx; with Gather set it must then release the outbox rows
-// (db.ReleaseOutbox) once its whole request is recorded.
+// Inside a transaction of its own (assigning as part of a larger change), a caller uses
+// assignTargetsTx instead: the same outcomes, everything written in its transaction.
 type assignRequest struct {
 	// What: a pool, or an app (by id or Apple's adamId) from one account (AccountID), from the
 	// accounts listed (Accounts) or from any account.
@@ -172,6 +172,19 @@ func planTargets(f *assignFacts, req *assignRequest, targets []Target, start int
 // 10,000 targets do not hold pool locks for long), and returns an outcome per target. With
 // Gather it releases the outbox rows once every chunk is recorded. See assignRequest.
 func (s *Service) assignTargets(ctx context.Context, actor Actor, req *assignRequest, resume bool) ([]targetOutcome, error) {
+	return s.runChunks(ctx, s.db, actor, req, resume, func(fn func(tx *db.DB) error) error { return s.db.Tx(ctx, fn) })
+}
+
+// assignTargetsTx is assignTargets inside the caller's transaction tx (a rule that assigns as
+// part of a larger change): every chunk is written in tx, and nothing is written when tx rolls
+// back.
+func (s *Service) assignTargetsTx(ctx context.Context, tx *db.DB, actor Actor, req *assignRequest) ([]targetOutcome, error) {
+	return s.runChunks(ctx, tx, actor, req, false, func(fn func(tx *db.DB) error) error { return fn(tx) })
+}
+
+// runChunks plans and commits req chunk by chunk, each inside a transaction that inTx opens
+// (or not), then releases the gathered outbox rows through q.
+func (s *Service) runChunks(ctx context.Context, q *db.DB, actor Actor, req *assignRequest, resume bool, inTx func(func(tx *db.DB) error) error) ([]targetOutcome, error) {
 	out := make([]targetOutcome, len(req.Targets))
 	left := -1 // no cap
 	if req.Limit > 0 {
@@ -180,7 +193,7 @@ func (s *Service) assignTargets(ctx context.Context, actor Actor, req *assignReq
 	for start := 0; start < len(req.Targets); start += bulkChunk {
 		end := min(start+bulkChunk, len(req.Targets))
 		var made int
-		err := s.db.Tx(ctx, func(tx *db.DB) error {
+		err := inTx(func(tx *db.DB) error {
 			o, n, err := s.assignChunkTx(ctx, tx, actor, req, start, end, resume, left)
 			if err != nil {
 				return err
@@ -203,7 +216,7 @@ func (s *Service) assignTargets(ctx context.Context, actor Actor, req *assignReq
 				ids = append(ids, o.AssignmentID)
 			}
 		}
-		if err := s.db.ReleaseOutbox(ctx, ids); err != nil {
+		if err := q.ReleaseOutbox(ctx, ids); err != nil {
 			return nil, fmt.Errorf("release the outbox rows of %d assignments: %w", len(ids), err)
 		}
 	}

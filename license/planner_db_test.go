@@ -2,6 +2,7 @@ package license
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -138,6 +139,30 @@ func TestAssignTargetsForPolicy(t *testing.T) {
 		}
 		if diff := cmp.Diff(map[string]int{"Account 0": 1, "Account 1": 2, "Account 2": 2}, due); diff != "" {
 			t.Errorf("due associates mismatch (-want +got):\n%s", diff)
+		}
+
+		// Inside the caller's transaction: written with it, and gone when it rolls back.
+		errRollBack := errors.New("roll back")
+		err = d.Tx(ctx, func(tx *db.DB) error {
+			outs, err := s.assignTargetsTx(ctx, tx, actor, &assignRequest{AppID: app.ID, Kind: model.LicenseKindDevice, Targets: targets("P5", "P6"),
+				Accounts: []int64{accounts[2].ID}, Origin: model.OriginLabel})
+			if err != nil {
+				return err
+			}
+			if diff := cmp.Diff([]outcome{{Index: 0, Account: "Account 2"}, {Index: 1, Account: "Account 2"}}, summary(outs)); diff != "" {
+				t.Errorf("in the caller's transaction: outcomes mismatch (-want +got):\n%s", diff)
+			}
+			return errRollBack
+		})
+		if !errors.Is(err, errRollBack) {
+			t.Fatalf("the caller's transaction: %v", err)
+		}
+		p, err := d.PoolByID(ctx, pools[2].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.ReservedCount != 2 {
+			t.Errorf("after the roll-back, pool 2 has %d reserved, want 2", p.ReservedCount)
 		}
 	})
 }
