@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"orchard/db"
 	"orchard/model"
@@ -59,56 +58,38 @@ func reasonOr(reason string, actor Actor) string {
 	return "reclaimed by " + actor.String()
 }
 
-// reclaimTx takes one active assignment back, inside the caller's transaction. Non-revocable
-// licenses are left alone (the caller decides whether that is an error).
+// reclaimTx takes one active assignment back, inside the caller's transaction, by the
+// transition table: an ASSIGNED one goes RECLAIMING with its disassociate queued; a PENDING
+// one whose associate was never sent has it cancelled and is reclaimed at once
+// (RECLAIM_UNSENT); one whose associate may have reached Apple is marked, and reclaimed as
+// soon as Apple confirms it (see the dispatcher). One already on its way back is left alone,
+// as are non-revocable licenses (the caller decides whether that is an error).
 func (s *Service) reclaimTx(ctx context.Context, tx *db.DB, actor Actor, a *model.LicenseAssignment, pool *model.LicensePool, reason string) error {
-	now := s.now()
 	reason = truncate(reason, 1000)
-	switch a.Status {
-	case model.AssignmentReclaiming:
-		return nil // already on its way back
-	case model.AssignmentPending:
-		cancelled, err := tx.CancelQueuedAssociate(ctx, a.ID)
-		if err != nil {
-			return err
-		}
-		if cancelled {
-			// Never reached Apple: the reservation is simply released.
-			if err := tx.UpdateAssignment(ctx, a.ID, map[string]any{"status": model.AssignmentReclaimed, "holder_key": nil,
-				"reclaim_reason": reason, "reclaimed_by": actor.String(), "reclaimed_at": now}); err != nil {
-				return err
-			}
-			if err := tx.AdjustPoolCounts(ctx, a.PoolID, 0, -1); err != nil {
-				return err
-			}
-		} else {
-			// Apple has it: reclaimed as soon as its associate is confirmed (see the dispatcher).
-			if err := tx.UpdateAssignment(ctx, a.ID, map[string]any{"reclaim_reason": reason, "reclaimed_by": actor.String()}); err != nil {
-				return err
-			}
-		}
-	case model.AssignmentAssigned:
-		if !pool.Revocable {
-			return nil
-		}
-		if err := tx.UpdateAssignment(ctx, a.ID, map[string]any{"status": model.AssignmentReclaiming,
-			"reclaim_reason": reason, "reclaimed_by": actor.String()}); err != nil {
-			return err
-		}
-		if err := tx.InsertOutbox(ctx, disassociateItem(a, pool, now)); err != nil {
-			return err
-		}
-	default:
+	if a.Status == model.AssignmentAssigned && !pool.Revocable {
 		return nil
 	}
-	return s.auditTx(ctx, tx, actor, "license.reclaim", "LicenseAssignment", a.ID, &a.AccountID, "license taken back: "+reason, nil)
-}
-
-func disassociateItem(a *model.LicenseAssignment, pool *model.LicensePool, now time.Time) *model.OutboxItem {
-	id := a.ID
-	return &model.OutboxItem{AccountID: a.AccountID, Action: model.OutboxDisassociate, AssignmentID: &id, AdamID: pool.AdamID,
-		PricingParam: pool.PricingParam, SerialNumber: a.SerialNumber, ClientUserID: a.ClientUserID,
-		Status: model.OutboxQueued, NotBefore: now, CreatedAt: now}
+	ev := model.EventReclaimAsked
+	if _, ok := model.LookupTransition(model.EventReclaimUnsent, model.StateOf(a.Status, a.ReclaimReason)); ok {
+		cancelled, err := tx.CancelQueuedAssociate(ctx, a.ID)
+		if err != nil {
+			return fmt.Errorf("reclaim %d: %w", a.ID, err)
+		}
+		if cancelled {
+			ev = model.EventReclaimUnsent // never reached Apple: the reservation is simply released
+		}
+	}
+	applied, err := tx.ApplyTransitions(ctx, ev, []int64{a.ID}, db.TransitionDetails{ReclaimReason: reason, ReclaimedBy: actor.String()})
+	if err != nil {
+		return fmt.Errorf("reclaim %d: %w", a.ID, err)
+	}
+	if len(applied) == 0 {
+		return nil // already on its way back
+	}
+	if err := s.auditTx(ctx, tx, actor, "license.reclaim", "LicenseAssignment", a.ID, &a.AccountID, "license taken back: "+reason, nil); err != nil {
+		return fmt.Errorf("reclaim %d: %w", a.ID, err)
+	}
+	return nil
 }
 
 // ReclaimScope selects the licenses of a bulk reclaim: all of an account, or all of an app in
