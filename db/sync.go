@@ -448,7 +448,7 @@ func (d *DB) RecountPools(ctx context.Context, accountID int64) (int, error) {
 	err := d.Tx(ctx, func(tx *DB) error {
 		var pools []*model.LicensePool
 		if err := tx.forUpdate(tx.with(ctx)).Select("id", "assigned_count", "reserved_count").Where("account_id = ?", accountID).Find(&pools).Error; err != nil {
-			return err
+			return fmt.Errorf("lock pools: %w", err)
 		}
 		var rows []struct {
 			PoolID int64
@@ -459,10 +459,9 @@ func (d *DB) RecountPools(ctx context.Context, accountID int64) (int, error) {
 		// the count, where the (account_id, status) one sends every row to the table for its
 		// pool_id (hundreds of milliseconds for 100,000 assignments on MySQL, at every pass).
 		if err := tx.with(ctx).Model(&model.LicenseAssignment{}).Select("pool_id, status, COUNT(*) AS n").
-			Where("pool_id IN (SELECT id FROM license_pools WHERE account_id = ?) AND status IN ?", accountID,
-				[]model.AssignmentStatus{model.AssignmentPending, model.AssignmentAssigned, model.AssignmentReclaiming}).
+			Where("pool_id IN (SELECT id FROM license_pools WHERE account_id = ?) AND status IN ?", accountID, activeStatuses).
 			Group("pool_id, status").Scan(&rows).Error; err != nil {
-			return err
+			return fmt.Errorf("count assignments: %w", err)
 		}
 		type c struct{ assigned, reserved int64 }
 		counts := map[int64]*c{}
@@ -472,10 +471,11 @@ func (d *DB) RecountPools(ctx context.Context, accountID int64) (int, error) {
 				x = &c{}
 				counts[r.PoolID] = x
 			}
-			if r.Status == model.AssignmentPending {
-				x.reserved += r.N
-			} else {
+			// What the counters count (model.LicensePool): held at Apple, or on its way there.
+			if r.Status.HeldAtApple() {
 				x.assigned += r.N
+			} else {
+				x.reserved += r.N
 			}
 		}
 		for _, p := range pools {
@@ -487,13 +487,16 @@ func (d *DB) RecountPools(ctx context.Context, accountID int64) (int, error) {
 				continue
 			}
 			if err := tx.SetPoolCounts(ctx, p.ID, x.assigned, x.reserved); err != nil {
-				return err
+				return fmt.Errorf("set counters of pool %d: %w", p.ID, err)
 			}
 			changed++
 		}
 		return nil
 	})
-	return changed, err
+	if err != nil {
+		return 0, fmt.Errorf("recount pools of account %d: %w", accountID, err)
+	}
+	return changed, nil
 }
 
 // pairIn renders "prefix (col1, col2) IN <list of pairs>" for the dialect: SQLite wants a

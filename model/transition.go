@@ -254,6 +254,10 @@ type AppliedTransition struct {
 	From, To                               AssignmentStatus
 }
 
+// FreesLicense reports whether the transition gave a license back to its pool: the
+// assignment held or reserved one and no longer does (FAILED, RECLAIMED, REMOVED_AT_APPLE).
+func (t AppliedTransition) FreesLicense() bool { return t.From.Active() && !t.To.Active() }
+
 // TransitionList renders the table as the list in AssignmentStatus's doc comment: one line per
 // transition, grouped by the state it leaves, in the order of AssignmentStates and
 // AssignmentEvents.

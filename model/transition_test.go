@@ -3,6 +3,7 @@ package model
 import (
 	"flag"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -203,5 +204,25 @@ func TestTransitionDiagram(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("the transition list in %s's doc comment is not the table's; run go test ./model/ -run TestTransitionDiagram -update\nmismatch (-want +got):\n%s", file, diff)
+	}
+}
+
+// TestFreesLicense: a transition gives a license back to its pool exactly when its
+// assignment leaves the active statuses, whichever event moved it.
+func TestFreesLicense(t *testing.T) {
+	var got, want []string
+	for k, step := range Transitions {
+		tr := AppliedTransition{Event: k.Event, From: k.From.Status, To: step.To.Status}
+		if tr.FreesLicense() {
+			got = append(got, string(k.Event)+" "+k.From.String())
+		}
+		if step.Assigned+step.Reserved < 0 {
+			want = append(want, string(k.Event)+" "+k.From.String())
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("mismatch (-want +got):\n%s", diff)
 	}
 }
