@@ -261,3 +261,101 @@ func TestTransitionObserverRollsBack(t *testing.T) {
 		}
 	})
 }
+
+// TestCallSitesReportTransitions: the db operations that move assignments — Apple's
+// outcomes, the cancellation of an account's work, a notification that licenses are gone —
+// move them through the table, and the observer sees each move with its event.
+func TestCallSitesReportTransitions(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		f := newTransitionFixture(t, d)
+		var seen []string
+		d.OnTransitions(func(ctx context.Context, tx *db.DB, applied []model.AppliedTransition) error {
+			for _, a := range applied {
+				if a.PoolID != f.pool.ID || a.AppID != f.app.ID || a.AccountID != f.account.ID {
+					return fmt.Errorf("transition %+v: want pool %d, app %d, account %d", a, f.pool.ID, f.app.ID, f.account.ID)
+				}
+				seen = append(seen, fmt.Sprintf("%d %s %s→%s", a.AssignmentID, a.Event, a.From, a.To))
+			}
+			return nil
+		})
+		item := func(action model.OutboxAction, s model.AssignmentState) *model.OutboxItem {
+			a := f.by[s]
+			it := &model.OutboxItem{AccountID: f.account.ID, Action: action, AssignmentID: &a.ID, AdamID: f.app.AdamID,
+				PricingParam: "STDQ", SerialNumber: a.SerialNumber, Status: model.OutboxSent, NotBefore: db.Now(), CreatedAt: db.Now()}
+			mustDo(t, d.InsertOutbox(ctx, it))
+			return it
+		}
+		line := func(s model.AssignmentState, ev model.AssignmentEvent, from, to model.AssignmentStatus) string {
+			return fmt.Sprintf("%d %s %s→%s", f.by[s].ID, ev, from, to)
+		}
+		check := func(step string, want ...string) {
+			t.Helper()
+			sort.Strings(want)
+			sort.Strings(seen)
+			if diff := cmp.Diff(want, seen); diff != "" {
+				t.Errorf("%s: observed transitions mismatch (-want +got):\n%s", step, diff)
+			}
+			seen = nil
+		}
+
+		// Apple confirms the PENDING one's associate and the RECLAIMING one's disassociate,
+		// and refuses the other PENDING one's associate.
+		assigned, err := d.ApplyOutcomes(ctx, []db.Outcome{
+			{Item: item(model.OutboxAssociate, model.StatePending), OK: true},
+			{Item: item(model.OutboxDisassociate, model.StateReclaiming), OK: true},
+			{Item: item(model.OutboxAssociate, model.StatePendingReclaim), ErrorNumber: 9610, ErrorMessage: "refused"},
+		})
+		mustDo(t, err)
+		if diff := cmp.Diff([]int64{f.by[model.StatePending].ID}, assigned); diff != "" {
+			t.Errorf("ApplyOutcomes' assigned mismatch (-want +got):\n%s", diff)
+		}
+		check("outcomes",
+			line(model.StatePending, model.EventAssociateConfirmed, model.AssignmentPending, model.AssignmentAssigned),
+			line(model.StateReclaiming, model.EventReclaimConfirmed, model.AssignmentReclaiming, model.AssignmentReclaimed),
+			line(model.StatePendingReclaim, model.EventAssociateRefused, model.AssignmentPending, model.AssignmentFailed))
+		refused, err := d.AssignmentByID(ctx, f.by[model.StatePendingReclaim].ID)
+		mustDo(t, err)
+		if refused.ErrorNumber == nil || *refused.ErrorNumber != 9610 || refused.ErrorMessage == nil || *refused.ErrorMessage != "refused" {
+			t.Errorf("refused assignment: error %v %v, want 9610 refused", refused.ErrorNumber, refused.ErrorMessage)
+		}
+		if got := counts(t, d, f.pool.ID); got != [2]int64{2, 0} {
+			t.Errorf("pool counters (assigned, reserved) = %v, want [2 0]", got) // the two ASSIGNED ones held, nothing on its way
+		}
+
+		// Apple says the first ASSIGNED one is gone: drift.
+		gone := f.by[model.StateAssigned]
+		n, _, err := d.GoneAtApple(ctx, f.account.ID, []db.AppleAssignmentRow{{AdamID: f.app.AdamID, PricingParam: "STDQ", SerialNumber: *gone.SerialNumber}},
+			map[string]db.PoolRef{db.AssetKey(f.app.AdamID, "STDQ"): {PoolID: f.pool.ID, AppID: f.app.ID}})
+		mustDo(t, err)
+		if n != 1 {
+			t.Errorf("GoneAtApple changed %d, want 1", n)
+		}
+		check("gone at Apple", line(model.StateAssigned, model.EventGoneAtApple, model.AssignmentAssigned, model.AssignmentRemovedAtApple))
+
+		// The one Apple confirmed is asked back (its disassociate is queued), then the
+		// account's work is cancelled: the reclaim will not happen.
+		back := f.by[model.StatePending]
+		_, err = d.ApplyTransitions(ctx, model.EventReclaimAsked, []int64{back.ID}, db.TransitionDetails{ReclaimReason: "r", ReclaimedBy: "test"})
+		mustDo(t, err)
+		cancelled, err := d.CancelAccountWork(ctx, f.account.ID, "the account was removed")
+		mustDo(t, err)
+		if cancelled != 1 {
+			t.Errorf("CancelAccountWork cancelled %d items, want 1 (the disassociate)", cancelled)
+		}
+		check("cancel",
+			line(model.StatePending, model.EventReclaimAsked, model.AssignmentAssigned, model.AssignmentReclaiming),
+			line(model.StatePending, model.EventReclaimCancelled, model.AssignmentReclaiming, model.AssignmentAssigned))
+		b, err := d.AssignmentByID(ctx, back.ID)
+		mustDo(t, err)
+		if b.Status != model.AssignmentAssigned || b.ReclaimReason != nil || b.ReclaimedBy != nil {
+			t.Errorf("after the cancelled reclaim: %s, reason %v, by %v; want ASSIGNED with no reclaim", b.Status, b.ReclaimReason, b.ReclaimedBy)
+		}
+		g, err := d.AssignmentByID(ctx, gone.ID)
+		mustDo(t, err)
+		if g.ReclaimedBy == nil || *g.ReclaimedBy != "apple" || g.RemovedAtAppleAt == nil || g.HolderKey != nil {
+			t.Errorf("gone assignment: reclaimed by %v, removed at %v, holder %v; want apple, set, none", g.ReclaimedBy, g.RemovedAtAppleAt, g.HolderKey)
+		}
+	})
+}
