@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -51,6 +52,9 @@ func (d *DB) CancelAccountWork(ctx context.Context, accountID int64, why string)
 	if err := d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", ids).
 		UpdateColumns(map[string]any{"status": model.OutboxFailed, "last_error": why, "completed_at": now}).Error; err != nil {
 		return 0, fmt.Errorf("fail queued items: %w", err)
+	}
+	if err := d.lockAssignmentRows(ctx, slices.Concat(assoc, reclaim)); err != nil {
+		return 0, err
 	}
 	if _, err := d.applyTransitions(ctx, model.EventAssociateCancelled, assoc, TransitionDetails{ErrorMessage: why}); err != nil {
 		return 0, err
@@ -332,6 +336,13 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 					return err
 				}
 			}
+		}
+		// Every assignment of the outcomes locked at once, in id order, before the
+		// transitions below lock pools: a sync page that confirms some of them (assignment
+		// rows, then pools) then waits instead of deadlocking with this one.
+		if err := tx.lockAssignmentRows(ctx, slices.Concat(assocOK, disOK, slices.Concat(slices.Collect(maps.Values(assocFail))...),
+			slices.Concat(slices.Collect(maps.Values(disFail))...))); err != nil {
+			return err
 		}
 		// Apple's counts move with the licenses it now holds or released (its next listing
 		// says so too).

@@ -292,6 +292,24 @@ func (d *DB) releaseWaitingCommands(ctx context.Context, assignmentIDs []int64) 
 	return nil
 }
 
+// lockAssignmentRows locks assignment rows until the transaction ends, in id order (MySQL;
+// SQLite's writers are serialised as a whole), for an operation that applies several events
+// and so would otherwise lock its rows in several rounds, between which it locks pools.
+func (d *DB) lockAssignmentRows(ctx context.Context, ids []int64) error {
+	if d.dialect != MySQL || len(ids) == 0 {
+		return nil
+	}
+	ids = uniqueIDs(ids)
+	slices.Sort(ids)
+	for chunk := range slices.Chunk(ids, d.inChunk()) {
+		var got []int64
+		if err := d.forUpdate(d.with(ctx).Model(&model.LicenseAssignment{})).Where("id IN ?", chunk).Pluck("id", &got).Error; err != nil {
+			return fmt.Errorf("lock assignments: %w", err)
+		}
+	}
+	return nil
+}
+
 // inTx runs fn in the transaction d is in, or in a new one. Unlike a nested Tx it sets no
 // savepoint: the enclosing transaction rolls back as a whole.
 func (d *DB) inTx(ctx context.Context, fn func(tx *DB) error) error {
