@@ -238,11 +238,12 @@ type Outcome struct {
 }
 
 // ApplyOutcomes completes outbox items and the assignments and registrations they were for,
-// moving the pools' counters with the rows they count, in one transaction. Items already
-// completed (by the other of notification and poll) are skipped. Associates and
-// disassociates are applied in bulk — an event of a thousand items costs a handful of
-// statements — so that the pool rows it locks are soon free again. It returns the
-// assignments that became ASSIGNED.
+// in one transaction. Items already completed (by the other of notification and poll) are
+// skipped. Apple's answers to associates and disassociates are the events ASSOCIATE_CONFIRMED
+// / ASSOCIATE_REFUSED and RECLAIM_CONFIRMED / RECLAIM_REFUSED, applied in bulk by
+// ApplyTransitions (which moves the pools' counters by the table) — an event of a thousand
+// items costs a handful of statements — so that the pool rows it locks are soon free again;
+// Apple's counts of the pools move with them. It returns the assignments that became ASSIGNED.
 func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []int64, err error) {
 	if len(outcomes) == 0 {
 		return nil, nil
