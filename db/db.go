@@ -29,6 +29,9 @@ type DB struct {
 	target  *Target
 	// writers is the token of SQLite's write queue (writequeue.go); nil on MySQL.
 	writers chan struct{}
+	// observers are told of applied transitions (transitions.go); shared with the copies
+	// that transactions make.
+	observers *observers
 }
 
 // Options tune Open.
@@ -93,7 +96,7 @@ func Open(ctx context.Context, t *Target, opts Options) (*DB, error) {
 	if err := registerCounter(g); err != nil {
 		return nil, err
 	}
-	d := &DB{gorm: g, sql: sqlDB, dialect: t.Dialect, target: t}
+	d := &DB{gorm: g, sql: sqlDB, dialect: t.Dialect, target: t, observers: &observers{}}
 	if t.Dialect == SQLite {
 		d.writers = make(chan struct{}, 1)
 		if err := queueWrites(g, d.writers); err != nil {
@@ -143,6 +146,11 @@ func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 func (d *DB) with(ctx context.Context) *gorm.DB { return d.gorm.WithContext(ctx) }
 
+// in returns a copy of d that runs its statements on g (a transaction).
+func (d *DB) in(g *gorm.DB) *DB {
+	return &DB{gorm: g, sql: d.sql, dialect: d.dialect, target: d.target, writers: d.writers, observers: d.observers}
+}
+
 // Tx runs fn in a transaction; a returned error (or panic) rolls it back. A transaction that
 // MySQL chose as a deadlock victim (or that timed out waiting for a lock) is run again, up to
 // three times: fn must therefore not have effects outside the database. Nested calls run in
@@ -150,7 +158,7 @@ func (d *DB) with(ctx context.Context) *gorm.DB { return d.gorm.WithContext(ctx)
 func (d *DB) Tx(ctx context.Context, fn func(tx *DB) error) error {
 	if _, nested := d.gorm.Statement.ConnPool.(gorm.TxCommitter); nested {
 		return d.gorm.WithContext(ctx).Transaction(func(g *gorm.DB) error {
-			return fn(&DB{gorm: g, sql: d.sql, dialect: d.dialect, target: d.target, writers: d.writers})
+			return fn(d.in(g))
 		})
 	}
 	if d.writers != nil { // see writequeue.go
@@ -162,7 +170,7 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *DB) error) error {
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
 		err = d.gorm.WithContext(ctx).Transaction(func(g *gorm.DB) error {
-			return fn(&DB{gorm: g, sql: d.sql, dialect: d.dialect, target: d.target, writers: d.writers})
+			return fn(d.in(g))
 		})
 		if !retryable(err) || ctx.Err() != nil {
 			return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"orchard/model"
 )
@@ -135,18 +134,9 @@ func (d *DB) UpdateAppleUser(ctx context.Context, id int64, cols map[string]any)
 	return d.with(ctx).Model(&model.AppleUser{}).Where("id = ?", id).UpdateColumns(cols).Error
 }
 
-// UpdateAssignment sets columns of an assignment.
-func (d *DB) UpdateAssignment(ctx context.Context, id int64, cols map[string]any) error {
-	for k, v := range cols {
-		if t, ok := v.(time.Time); ok {
-			cols[k] = utc(t)
-		}
-	}
-	cols["updated_at"] = Now()
-	return d.with(ctx).Model(&model.LicenseAssignment{}).Where("id = ?", id).UpdateColumns(cols).Error
-}
-
-// AdjustPoolCounts moves counts of a pool: assigned += da, reserved += dr.
+// AdjustPoolCounts moves counts of a pool: assigned += da, reserved += dr. A status change
+// moves them through ApplyTransitions, by the transition table; this is for reservations
+// taken and released before an assignment exists.
 func (d *DB) AdjustPoolCounts(ctx context.Context, poolID int64, da, dr int64) error {
 	return d.with(ctx).Exec(`UPDATE license_pools SET assigned_count = CASE WHEN assigned_count + ? < 0 THEN 0 ELSE assigned_count + ? END,
   reserved_count = CASE WHEN reserved_count + ? < 0 THEN 0 ELSE reserved_count + ? END, updated_at = ? WHERE id = ?`,

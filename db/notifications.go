@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"orchard/model"
@@ -116,7 +117,10 @@ func (d *DB) FoundAtApple(ctx context.Context, accountID int64, rows []AppleAssi
 		doubt, err = tx.moveAppleCounts(ctx, accountID, deltas)
 		return err
 	})
-	return counts, skipped, doubt, err
+	if err != nil {
+		return counts, skipped, doubt, fmt.Errorf("found at Apple: %w", err)
+	}
+	return counts, skipped, doubt, nil
 }
 
 // heldPairs returns which of the rows' (pool, holder) pairs Orchard counts as held at Apple
@@ -136,10 +140,10 @@ func (d *DB) heldPairs(ctx context.Context, rows []AppleAssignmentRow, pools map
 	var found []activeRow
 	q, args := d.pairIn("SELECT id, pool_id, holder_key, status FROM license_assignments WHERE (pool_id, holder_key) IN ", pairs)
 	if err := d.with(ctx).Raw(q, args...).Scan(&found).Error; err != nil {
-		return nil, err
+		return nil, fmt.Errorf("held pairs: %w", err)
 	}
 	for _, f := range found {
-		if f.Status == model.AssignmentAssigned || f.Status == model.AssignmentReclaiming {
+		if f.Status.HeldAtApple() {
 			out[[2]any{f.PoolID, f.HolderKey}] = true
 		}
 	}
@@ -199,52 +203,33 @@ func (d *DB) GoneAtApple(ctx context.Context, accountID int64, rows []AppleAssig
 	if len(pairs) == 0 {
 		return 0, false, nil
 	}
-	now := Now()
 	err = d.Tx(ctx, func(tx *DB) error {
 		n = 0
 		var found []activeRow
 		q, args := tx.pairIn("SELECT id, pool_id, holder_key, status FROM license_assignments WHERE (pool_id, holder_key) IN ", pairs)
 		if err := tx.with(ctx).Raw(q, args...).Scan(&found).Error; err != nil {
+			return fmt.Errorf("find assignments: %w", err)
+		}
+		ids := make([]int64, 0, len(found))
+		for _, f := range found {
+			ids = append(ids, f.ID)
+		}
+		res, err := tx.applyTransitions(ctx, model.EventGoneAtApple, ids, TransitionDetails{
+			ReclaimReason: "removed at Apple (notification)", ReclaimedBy: "apple"})
+		if err != nil {
 			return err
 		}
-		var assigned, reclaiming []int64
-		deltas := map[int64]int64{} // licenses no longer held at Apple, per pool
-		for _, f := range found {
-			switch f.Status {
-			case model.AssignmentAssigned:
-				assigned = append(assigned, f.ID)
-				deltas[f.PoolID]--
-			case model.AssignmentReclaiming:
-				reclaiming = append(reclaiming, f.ID)
-				deltas[f.PoolID]--
-			}
-		}
-		if len(assigned) > 0 {
-			res := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ? AND status = ?", assigned, model.AssignmentAssigned).
-				UpdateColumns(map[string]any{"status": model.AssignmentRemovedAtApple, "holder_key": nil, "removed_at_apple_at": now,
-					"reclaim_reason": "removed at Apple (notification)", "reclaimed_by": "apple", "updated_at": now})
-			if res.Error != nil {
-				return res.Error
-			}
-			n += int(res.RowsAffected)
-		}
-		if len(reclaiming) > 0 {
-			res := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ? AND status = ?", reclaiming, model.AssignmentReclaiming).
-				UpdateColumns(map[string]any{"status": model.AssignmentReclaimed, "holder_key": nil, "reclaimed_at": now, "updated_at": now})
-			if res.Error != nil {
-				return res.Error
-			}
-			n += int(res.RowsAffected)
-		}
-		if n == 0 {
+		if n = len(res.applied); n == 0 {
 			return nil
 		}
 		// Apple's counts move with the licenses it released (its next listing says so too).
-		var err error
-		doubt, err = tx.moveAppleCounts(ctx, accountID, deltas)
+		doubt, err = tx.moveAppleCounts(ctx, accountID, res.appleDeltas(nil))
 		return err
 	})
-	return n, doubt, err
+	if err != nil {
+		return 0, false, fmt.Errorf("gone at Apple: %w", err)
+	}
+	return n, doubt, nil
 }
 
 // ForgetNotification drops a notification id whose application failed, so a retry applies it.

@@ -260,7 +260,7 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 		if err != nil {
 			return fmt.Errorf("find assignments: %w", err)
 		}
-		var seen, confirm, reclaim []int64
+		var seen, confirm []int64
 		for _, f := range found {
 			k := [2]any{f.PoolID, f.HolderKey}
 			if _, ok := wanted[k]; !ok {
@@ -268,40 +268,17 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 			}
 			delete(wanted, k)
 			seen = append(seen, f.ID)
-			if f.Status == model.AssignmentPending {
-				if f.ReclaimReason != nil {
-					reclaim = append(reclaim, f.ID)
-				} else {
-					confirm = append(confirm, f.ID)
-				}
+			// Apple holds what Orchard was waiting to hear about: the associate went through
+			// (a license reclaimed on its way goes on to its reclaim).
+			if _, ok := model.LookupTransition(model.EventFoundAtApple, model.StateOf(f.Status, f.ReclaimReason)); ok {
+				confirm = append(confirm, f.ID)
 			}
 		}
-		if len(confirm) > 0 {
-			// Apple holds what Orchard was waiting to hear about: the associate went through.
-			for ids := range slices.Chunk(confirm, tx.inChunk()) {
-				res := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ? AND status = ?", ids, model.AssignmentPending).
-					UpdateColumns(map[string]any{"status": model.AssignmentAssigned, "assigned_at": now, "updated_at": now})
-				if res.Error != nil {
-					return res.Error
-				}
-				counts.Changed += int(res.RowsAffected)
-				// Commands that waited for these licenses may go, as when their events complete
-				// (completeAssociate, which then finds them confirmed and does nothing).
-				if err := tx.with(ctx).Model(&model.DeviceCommand{}).Where("assignment_id IN ? AND waits_for_assignment = ?", ids, true).
-					Where("EXISTS (SELECT 1 FROM license_assignments la WHERE la.id = device_commands.assignment_id AND la.status = ?)", model.AssignmentAssigned).
-					UpdateColumn("waits_for_assignment", false).Error; err != nil {
-					return err
-				}
-			}
+		applied, err := tx.ApplyTransitions(ctx, model.EventFoundAtApple, confirm, TransitionDetails{})
+		if err != nil {
+			return err
 		}
-		for _, id := range reclaim {
-			// Reclaimed while on its way: now that Apple holds it, the reclaim goes ahead, as
-			// when its event completes (confirming it as ASSIGNED would drop the reclaim).
-			if _, err := tx.completeAssociate(ctx, &model.OutboxItem{AssignmentID: &id}, Outcome{OK: true}, now); err != nil {
-				return err
-			}
-			counts.Changed++
-		}
+		counts.Changed += len(applied)
 		if len(wanted) > 0 {
 			list := make([]foundRow, 0, len(wanted))
 			for _, w := range wanted {
@@ -322,7 +299,10 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 		}
 		return nil
 	})
-	return counts, skipped, err
+	if err != nil {
+		return counts, skipped, fmt.Errorf("apply assignments: %w", err)
+	}
+	return counts, skipped, nil
 }
 
 // foundRow is an assignment of a page with its holder and pool.
@@ -423,32 +403,41 @@ func (d *DB) newFoundAssignments(ctx context.Context, accountID, runID int64, li
 const foundReason = "held at Apple but unknown to Orchard when a sync found it"
 
 // SweepAssignments ends a full pass: assignments Orchard believed held at Apple that the pass
-// did not see are gone there. A RECLAIMING one was reclaimed (the disassociate went through);
-// an ASSIGNED one was removed at Apple (in Apple Business Manager, or by another tool) and is
-// kept as drift with the time it was found. Assignments confirmed after the pass started are
-// left for the next pass, which will have seen them.
+// did not see are gone there (GONE_AT_APPLE). A RECLAIMING one was reclaimed (the
+// disassociate went through); an ASSIGNED one was removed at Apple (in Apple Business
+// Manager, or by another tool) and is kept as drift with the time it was found. Assignments
+// confirmed after the pass started are left for the next pass, which will have seen them.
 func (d *DB) SweepAssignments(ctx context.Context, accountID, runID int64, passStart time.Time) (int, error) {
-	now := Now()
 	passStart = utc(passStart)
 	removed := 0
 	err := d.Tx(ctx, func(tx *DB) error {
-		unseen := "account_id = ? AND status = ? AND (seen_run_id IS NULL OR seen_run_id <> ?) AND (assigned_at IS NULL OR assigned_at < ?) AND " + runningFence
-		res := tx.with(ctx).Model(&model.LicenseAssignment{}).Where(unseen, accountID, model.AssignmentReclaiming, runID, passStart, runID, model.SyncRunRunning).
-			UpdateColumns(map[string]any{"status": model.AssignmentReclaimed, "holder_key": nil, "reclaimed_at": now, "updated_at": now})
-		if res.Error != nil {
-			return res.Error
+		removed = 0
+		// The run's row, locked: a replica that declares the pass dead (FailStaleRuns) waits
+		// for the sweep, or the sweep finds the pass no longer RUNNING and changes nothing.
+		var live []int64
+		if err := tx.forUpdate(tx.with(ctx).Model(&model.SyncRun{})).Where("id = ? AND status = ?", runID, model.SyncRunRunning).
+			Pluck("id", &live).Error; err != nil {
+			return fmt.Errorf("lock the run: %w", err)
 		}
-		removed += int(res.RowsAffected)
-		res = tx.with(ctx).Model(&model.LicenseAssignment{}).Where(unseen, accountID, model.AssignmentAssigned, runID, passStart, runID, model.SyncRunRunning).
-			UpdateColumns(map[string]any{"status": model.AssignmentRemovedAtApple, "holder_key": nil, "removed_at_apple_at": now,
-				"reclaim_reason": "no longer held at Apple (removed in Apple Business Manager or by another tool)", "reclaimed_by": "sync", "updated_at": now})
-		if res.Error != nil {
-			return res.Error
+		if len(live) == 0 {
+			return nil
 		}
-		removed += int(res.RowsAffected)
-		return nil
+		var ids []int64
+		unseen := "account_id = ? AND status IN ? AND (seen_run_id IS NULL OR seen_run_id <> ?) AND (assigned_at IS NULL OR assigned_at < ?) AND " + runningFence
+		if err := tx.with(ctx).Model(&model.LicenseAssignment{}).
+			Where(unseen, accountID, model.EventSources(model.EventGoneAtApple), runID, passStart, runID, model.SyncRunRunning).
+			Order("id").Pluck("id", &ids).Error; err != nil {
+			return fmt.Errorf("find unseen assignments: %w", err)
+		}
+		applied, err := tx.ApplyTransitions(ctx, model.EventGoneAtApple, ids, TransitionDetails{
+			ReclaimReason: "no longer held at Apple (removed in Apple Business Manager or by another tool)", ReclaimedBy: "sync"})
+		removed = len(applied)
+		return err
 	})
-	return removed, err
+	if err != nil {
+		return 0, fmt.Errorf("sweep assignments: %w", err)
+	}
+	return removed, nil
 }
 
 // RecountPools recomputes Orchard's counts of an account's pools from the assignment rows
@@ -459,7 +448,7 @@ func (d *DB) RecountPools(ctx context.Context, accountID int64) (int, error) {
 	err := d.Tx(ctx, func(tx *DB) error {
 		var pools []*model.LicensePool
 		if err := tx.forUpdate(tx.with(ctx)).Select("id", "assigned_count", "reserved_count").Where("account_id = ?", accountID).Find(&pools).Error; err != nil {
-			return err
+			return fmt.Errorf("lock pools: %w", err)
 		}
 		var rows []struct {
 			PoolID int64
@@ -470,10 +459,9 @@ func (d *DB) RecountPools(ctx context.Context, accountID int64) (int, error) {
 		// the count, where the (account_id, status) one sends every row to the table for its
 		// pool_id (hundreds of milliseconds for 100,000 assignments on MySQL, at every pass).
 		if err := tx.with(ctx).Model(&model.LicenseAssignment{}).Select("pool_id, status, COUNT(*) AS n").
-			Where("pool_id IN (SELECT id FROM license_pools WHERE account_id = ?) AND status IN ?", accountID,
-				[]model.AssignmentStatus{model.AssignmentPending, model.AssignmentAssigned, model.AssignmentReclaiming}).
+			Where("pool_id IN (SELECT id FROM license_pools WHERE account_id = ?) AND status IN ?", accountID, activeStatuses).
 			Group("pool_id, status").Scan(&rows).Error; err != nil {
-			return err
+			return fmt.Errorf("count assignments: %w", err)
 		}
 		type c struct{ assigned, reserved int64 }
 		counts := map[int64]*c{}
@@ -483,10 +471,11 @@ func (d *DB) RecountPools(ctx context.Context, accountID int64) (int, error) {
 				x = &c{}
 				counts[r.PoolID] = x
 			}
-			if r.Status == model.AssignmentPending {
-				x.reserved += r.N
-			} else {
+			// What the counters count (model.LicensePool): held at Apple, or on its way there.
+			if r.Status.HeldAtApple() {
 				x.assigned += r.N
+			} else {
+				x.reserved += r.N
 			}
 		}
 		for _, p := range pools {
@@ -498,13 +487,16 @@ func (d *DB) RecountPools(ctx context.Context, accountID int64) (int, error) {
 				continue
 			}
 			if err := tx.SetPoolCounts(ctx, p.ID, x.assigned, x.reserved); err != nil {
-				return err
+				return fmt.Errorf("set counters of pool %d: %w", p.ID, err)
 			}
 			changed++
 		}
 		return nil
 	})
-	return changed, err
+	if err != nil {
+		return 0, fmt.Errorf("recount pools of account %d: %w", accountID, err)
+	}
+	return changed, nil
 }
 
 // pairIn renders "prefix (col1, col2) IN <list of pairs>" for the dialect: SQLite wants a
