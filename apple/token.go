@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"orchard/model"
 )
 
 // Reasons a content token file is rejected by ParseToken. Each is wrapped with
@@ -166,12 +168,8 @@ func describeJSONError(err error) string {
 	}
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
+// truncate cuts s to at most n characters for a message: see model.Truncate.
+func truncate(s string, n int) string { return model.Truncate(s, n) }
 
 // Bearer returns the credential for the Authorization header (and the itvt
 // cookie). It is the only way to obtain the secret; never log its result.

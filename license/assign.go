@@ -531,9 +531,5 @@ func holderName(h holder) string {
 	return "user " + h.user.ExternalID
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
+// truncate cuts s to at most n characters for a column: see model.Truncate.
+func truncate(s string, n int) string { return model.Truncate(s, n) }
