@@ -123,9 +123,16 @@ func Middleware(d *db.DB, next http.Handler) http.Handler {
 	})
 }
 
-// NewContext returns ctx carrying fresh loaders (also used for WebSocket operations and tests).
+// NewContext returns ctx carrying fresh loaders (also used for each WebSocket response and
+// subscription event, and by tests).
 func NewContext(ctx context.Context, d *db.DB) context.Context {
 	return context.WithValue(ctx, ctxKey{}, New(d))
+}
+
+// Has reports whether ctx carries loaders.
+func Has(ctx context.Context) bool {
+	_, ok := ctx.Value(ctxKey{}).(*Loaders)
+	return ok
 }
 
 // For returns the request's loaders.
