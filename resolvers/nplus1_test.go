@@ -26,7 +26,7 @@ import (
 // queries (readCases) and a check of the table against the schema: each relation must be
 // selected, and found non-empty, by one of the table's queries, so a relation added to the
 // schema fails the guard until it has its line here (and its loader, and its prefetch clause
-// where it sits under a page: see README, "How to add a relation").
+// where it sits under a page: see doc/howto.md, "A relation").
 //
 // Each paged query is sent for a page of 10 and of 100 items, with nested connections of two
 // items under every item; both must cost the same number of statements, at most the case's
