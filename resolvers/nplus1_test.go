@@ -134,9 +134,6 @@ func TestNoNPlusOne(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, d *db.DB) {
 		f := seedWide(t, d, 110)
 		s := gqltest.New(t, d, gqltest.Options{Limits: resolvers.Limits{Complexity: 1 << 30, Depth: 20, Tokens: 1 << 20, BodyBytes: 1 << 20}})
-		for _, k := range s.Keys {
-			s.Do(t, k, `{ viewer { role } }`, nil) // warm the key cache
-		}
 		exercised := map[string]bool{}
 		for i, c := range readCases {
 			key := s.Keys[model.RoleViewer]
@@ -156,6 +153,9 @@ func TestNoNPlusOne(t *testing.T) {
 				if !strings.Contains(c.query, "$first") {
 					delete(vars, "first")
 				}
+				// Warm the key cache just before: it keeps a key for seconds only, and a key
+				// looked up again would count as a statement of the query.
+				s.Do(t, key, `{ viewer { role } }`, nil)
 				var data map[string]any
 				s.Do(t, key, c.query, vars).MustData(t, &data)
 				counts[n] = s.Statements
