@@ -29,8 +29,9 @@ const (
 	// maxBatch bounds one statement's IN list or UNION.
 	maxBatch = 100
 	// maxPrefill bounds the keys one prefill statement serves: a page of 100 items with a
-	// nested page of up to 5 under each.
-	maxPrefill = 500
+	// nested page of two under each fits, and a nested connection's UNION ALL of one term per
+	// parent stays well below SQLite's 500 terms per compound SELECT.
+	maxPrefill = 250
 )
 
 // Loaders are one request's dataloaders.
