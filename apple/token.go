@@ -30,7 +30,7 @@ var (
 // under 1 KiB.
 const maxTokenFileSize = 64 << 10
 
-// Token is a parsed content token (apple-api.md §1). The whole base64 string of
+// Token is a parsed content token (doc/apple-api.md §1). The whole base64 string of
 // the file is the bearer credential; it and the inner "token" are held only by
 // a closure in an unexported field: reflection-based printing (fmt of an
 // enclosing struct under any verb, slog's text handler) shows a function

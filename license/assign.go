@@ -12,7 +12,7 @@ import (
 	"orchard/model"
 )
 
-// Assigning a license (DESIGN §2.1, R5, R9, R10, R11, R13). The rules are checked, a license is
+// Assigning a license (doc/design.md §2.1, R5, R9, R10, R11, R13). The rules are checked, a license is
 // reserved with a conditional update, the assignment (PENDING) and its outbox row are written,
 // all in one transaction; the dispatcher sends it to Apple and its event completes it. Nothing
 // here calls Apple.

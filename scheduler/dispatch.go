@@ -12,7 +12,7 @@ import (
 	"orchard/model"
 )
 
-// The outbox dispatcher (DESIGN §2.1, step 3): per account, under its lease, it takes the
+// The outbox dispatcher (doc/design.md §2.1, step 3): per account, under its lease, it takes the
 // queued work for Apple, packs it into as few requests as Apple's current limits allow (an
 // associate is a cross product of assets and targets: Orchard sends one asset to up to
 // maxSerialNumbers devices or maxClientUserIds users), sends them, and stores each eventId with
