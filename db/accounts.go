@@ -70,7 +70,7 @@ func (d *DB) UpdateAccount(ctx context.Context, id int64, cols map[string]any) e
 // HoldMargin is added to every hold HoldAccount records: the hold is computed on the clock of
 // the process that got Apple's answer and compared, by every replica, with the database's
 // clock. A request a little late is harmless; one early may be refused "for even longer
-// periods" (apple-api.md §9.6).
+// periods" (doc/apple-api.md §9.6).
 const HoldMargin = 100 * time.Millisecond
 
 // HoldAccount records Apple's Retry-After: nothing is sent for the account before until (plus

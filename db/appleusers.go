@@ -144,3 +144,18 @@ func nilIfEmpty(s string) any {
 	}
 	return s
 }
+
+// AppleUsersByUserIDs returns the Apple registrations of users by user id, each user's in
+// account order; users without any are absent from the map. It is the batch read behind the
+// User.appleRegistrations loader.
+func (d *DB) AppleUsersByUserIDs(ctx context.Context, userIDs []int64) (map[int64][]*model.AppleUser, error) {
+	var rows []*model.AppleUser
+	if err := d.with(ctx).Where("user_id IN ?", userIDs).Order("user_id, account_id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("apple users by user ids: %w", err)
+	}
+	out := make(map[int64][]*model.AppleUser, len(userIDs))
+	for _, r := range rows {
+		out[*r.UserID] = append(out[*r.UserID], r)
+	}
+	return out, nil
+}

@@ -19,6 +19,8 @@ import (
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"orchard/model"
 )
 
 // DB is Orchard's handle on its database.
@@ -234,12 +236,8 @@ func (g *gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (stri
 	}
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
+// truncate cuts s to at most n characters for a column or a log line: see model.Truncate.
+func truncate(s string, n int) string { return model.Truncate(s, n) }
 
 // ExecAdmin runs an administrative statement (CREATE/DROP DATABASE) for test harnesses and
 // the migrate command.

@@ -8,7 +8,7 @@ import (
 	"orchard/model"
 )
 
-// The write path (DESIGN §2.1): a mutation checks the rules, reserves a license with a
+// The write path (doc/design.md §2.1): a mutation checks the rules, reserves a license with a
 // conditional update, inserts the assignment and its outbox row, all in one transaction.
 
 // ErrHolderHasLicense is returned when the holder already has an active assignment in the pool

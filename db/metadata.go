@@ -11,7 +11,7 @@ import (
 	"orchard/model"
 )
 
-// App metadata and availability (DESIGN §2.3: the reconcile fetches names, icons, platforms,
+// App metadata and availability (doc/design.md §2.3: the reconcile fetches names, icons, platforms,
 // the B2B flag and the countries an app is sold in). The scheduler looks them up after a pass;
 // these are its reads and writes.
 

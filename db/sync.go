@@ -441,7 +441,7 @@ func (d *DB) SweepAssignments(ctx context.Context, accountID, runID int64, passS
 }
 
 // RecountPools recomputes Orchard's counts of an account's pools from the assignment rows
-// (DESIGN §2.1: the counters can always be recomputed, and a sync does so). The pool rows are
+// (doc/design.md §2.1: the counters can always be recomputed, and a sync does so). The pool rows are
 // locked first, so a reservation cannot slip between the count and the update.
 func (d *DB) RecountPools(ctx context.Context, accountID int64) (int, error) {
 	changed := 0

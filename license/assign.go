@@ -10,7 +10,7 @@ import (
 	"orchard/model"
 )
 
-// Assigning a license (DESIGN §2.1, R5, R9, R10, R11, R13). The rules are checked, a license is
+// Assigning a license (doc/design.md §2.1, R5, R9, R10, R11, R13). The rules are checked, a license is
 // reserved with a conditional update, the assignment (PENDING) and its outbox row are written,
 // all in one transaction; the dispatcher sends it to Apple and its event completes it. Nothing
 // here calls Apple.
@@ -165,9 +165,5 @@ func (s *Service) queueRegistration(ctx context.Context, tx *db.DB, au *model.Ap
 		ClientUserID: &cuid, Status: model.OutboxQueued, NotBefore: now, CreatedAt: now})
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
+// truncate cuts s to at most n characters for a column: see model.Truncate.
+func truncate(s string, n int) string { return model.Truncate(s, n) }

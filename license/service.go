@@ -1,4 +1,4 @@
-// Package license is Orchard's domain service: every rule of DESIGN §1 that decides an intent
+// Package license is Orchard's domain service: every rule of doc/design.md §1 that decides an intent
 // (assign, reclaim, convert, policy) and the management of accounts and API keys. It records
 // intents in the database through package db; it never speaks HTTP or GraphQL, and it asks
 // Apple nothing inline except to validate a token an admin is adding.

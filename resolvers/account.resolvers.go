@@ -156,6 +156,7 @@ func (r *queryResolver) Accounts(ctx context.Context, first *int, after *string,
 	if err != nil {
 		return nil, err
 	}
+	r.prefetchAccounts(ctx, items, nodeSelections(ctx))
 	return connection(items, more, p, accountID, func(ctx context.Context) (int, error) { return r.DB.CountAccounts(ctx, f) }), nil
 }
 
@@ -165,7 +166,7 @@ func (r *queryResolver) Account(ctx context.Context, id string) (*model.Account,
 	if err != nil {
 		return nil, err
 	}
-	return loaders.Load(ctx, loaders.For(ctx).Account, n)
+	return single(ctx, r.prefetchAccounts)(loaders.Load(ctx, loaders.For(ctx).Account, n))
 }
 
 // Account returns graph.AccountResolver implementation.

@@ -53,6 +53,7 @@ func (r *queryResolver) Apps(ctx context.Context, first *int, after *string, fil
 	if err != nil {
 		return nil, err
 	}
+	r.prefetchApps(ctx, items, nodeSelections(ctx))
 	return connection(items, more, p, appID, func(ctx context.Context) (int, error) { return r.DB.CountApps(ctx, f) }), nil
 }
 
@@ -66,9 +67,9 @@ func (r *queryResolver) App(ctx context.Context, id *string, adamID *string) (*m
 		if err != nil {
 			return nil, err
 		}
-		return loaders.Load(ctx, loaders.For(ctx).App, n)
+		return single(ctx, r.prefetchApps)(loaders.Load(ctx, loaders.For(ctx).App, n))
 	default:
-		return orNil(r.DB.AppByAdamID(ctx, *adamID))
+		return single(ctx, r.prefetchApps)(orNil(r.DB.AppByAdamID(ctx, *adamID)))
 	}
 }
 

@@ -78,9 +78,9 @@ func (r *queryResolver) Device(ctx context.Context, id *string, serialNumber *st
 		if err != nil {
 			return nil, err
 		}
-		return loaders.Load(ctx, loaders.For(ctx).Device, n)
+		return single(ctx, r.prefetchDevices)(loaders.Load(ctx, loaders.For(ctx).Device, n))
 	default:
-		return orNil(r.DB.DeviceBySerial(ctx, *serialNumber))
+		return single(ctx, r.prefetchDevices)(orNil(r.DB.DeviceBySerial(ctx, *serialNumber)))
 	}
 }
 

@@ -227,7 +227,7 @@ func (r *queryResolver) LicensePool(ctx context.Context, id string) (*model.Lice
 	if err != nil {
 		return nil, err
 	}
-	return loaders.Load(ctx, loaders.For(ctx).Pool, n)
+	return single(ctx, r.prefetchPools)(loaders.Load(ctx, loaders.For(ctx).Pool, n))
 }
 
 // LicenseAssignments is the resolver for the licenseAssignments field.

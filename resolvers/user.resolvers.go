@@ -58,6 +58,7 @@ func (r *queryResolver) Users(ctx context.Context, first *int, after *string, fi
 	if err != nil {
 		return nil, err
 	}
+	r.prefetchUsers(ctx, items, nodeSelections(ctx))
 	return connection(items, more, p, userID, func(ctx context.Context) (int, error) { return r.DB.CountUsers(ctx, f) }), nil
 }
 
@@ -71,9 +72,9 @@ func (r *queryResolver) User(ctx context.Context, id *string, externalID *string
 		if err != nil {
 			return nil, err
 		}
-		return loaders.Load(ctx, loaders.For(ctx).User, n)
+		return single(ctx, r.prefetchUsers)(loaders.Load(ctx, loaders.For(ctx).User, n))
 	default:
-		return orNil(r.DB.UserByExternalID(ctx, *externalID))
+		return single(ctx, r.prefetchUsers)(orNil(r.DB.UserByExternalID(ctx, *externalID)))
 	}
 }
 
@@ -91,6 +92,7 @@ func (r *queryResolver) Groups(ctx context.Context, first *int, after *string, f
 	if err != nil {
 		return nil, err
 	}
+	r.prefetchGroups(ctx, items, nodeSelections(ctx))
 	return connection(items, more, p, groupID, func(ctx context.Context) (int, error) { return r.DB.CountGroups(ctx, f) }), nil
 }
 
@@ -114,7 +116,11 @@ func (r *userResolver) Groups(ctx context.Context, obj *model.User, first *int, 
 
 // AppleRegistrations is the resolver for the appleRegistrations field.
 func (r *userResolver) AppleRegistrations(ctx context.Context, obj *model.User) ([]*model.AppleUser, error) {
-	return r.DB.AppleUsersOfUser(ctx, obj.ID)
+	regs, err := loaders.Load(ctx, loaders.For(ctx).AppleUsersByUserIDs, obj.ID)
+	if regs == nil && err == nil {
+		regs = []*model.AppleUser{}
+	}
+	return regs, err
 }
 
 // AppleRegistration returns graph.AppleRegistrationResolver implementation.

@@ -11,7 +11,7 @@ import (
 	"orchard/model"
 )
 
-// Completion (DESIGN §2.1, step 4): an event completes from status polling or from its
+// Completion (doc/design.md §2.1, step 4): an event completes from status polling or from its
 // ASSET_MANAGEMENT / USER_MANAGEMENT notification, whichever comes first; the other finds
 // nothing left to do. Only what Apple confirms counts: an assignment becomes ASSIGNED, or
 // FAILED with Apple's error (its reservation released); a reclaim becomes RECLAIMED, or goes

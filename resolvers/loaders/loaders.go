@@ -28,6 +28,10 @@ const (
 	wait = 2 * time.Millisecond
 	// maxBatch bounds one statement's IN list or UNION.
 	maxBatch = 100
+	// maxPrefill bounds the keys one prefill statement serves: a page of 100 items with a
+	// nested page of two under each fits, and a nested connection's UNION ALL of one term per
+	// parent stays well below SQLite's 500 terms per compound SELECT.
+	maxPrefill = 250
 )
 
 // Loaders are one request's dataloaders.
@@ -45,6 +49,8 @@ type Loaders struct {
 	APIKey     *Loader[int64, *model.APIKey]
 	// AppCountries gives the countries an app is known to be sold in.
 	AppCountries *Loader[int64, []string]
+	// AppleUsersByUserIDs gives a user's Apple registrations, one per account.
+	AppleUsersByUserIDs *Loader[int64, []*model.AppleUser]
 
 	// Nested connections: one page of children per parent, and counts per parent.
 	AssignmentsOf      map[db.AssignmentParent]*Loader[ChildKey, *Children[model.LicenseAssignment]]
@@ -78,6 +84,8 @@ func New(d *db.DB) *Loaders {
 		Command:      byID(d.CommandsByID, func(v *model.DeviceCommand) int64 { return v.ID }),
 		APIKey:       byID(d.APIKeysByID, func(v *model.APIKey) int64 { return v.ID }),
 		AppCountries: newLoader(mapped(d.CountriesByApp)),
+
+		AppleUsersByUserIDs: newLoader(mapped(d.AppleUsersByUserIDs)),
 
 		AssignmentsOf:      map[db.AssignmentParent]*Loader[ChildKey, *Children[model.LicenseAssignment]]{},
 		AssignmentCountsOf: map[db.AssignmentParent]*Loader[ChildKey, int]{},
@@ -123,9 +131,16 @@ func Middleware(d *db.DB, next http.Handler) http.Handler {
 	})
 }
 
-// NewContext returns ctx carrying fresh loaders (also used for WebSocket operations and tests).
+// NewContext returns ctx carrying fresh loaders (also used for each WebSocket response and
+// subscription event, and by tests).
 func NewContext(ctx context.Context, d *db.DB) context.Context {
 	return context.WithValue(ctx, ctxKey{}, New(d))
+}
+
+// Has reports whether ctx carries loaders.
+func Has(ctx context.Context) bool {
+	_, ok := ctx.Value(ctxKey{}).(*Loaders)
+	return ok
 }
 
 // For returns the request's loaders.
@@ -156,8 +171,44 @@ func Load[K comparable, V any](ctx context.Context, l *Loader[K, V], key K) (V, 
 func newLoader[K comparable, V any](fetch func(ctx context.Context, keys []K) []*dataloader.Result[V]) *Loader[K, V] {
 	return &Loader[K, V]{
 		Loader: dataloader.NewBatchedLoader(fetch, dataloader.WithWait[K, V](wait), dataloader.WithBatchCapacity[K, V](maxBatch)),
+		batch:  fetch,
 		primed: map[K]V{},
 	}
+}
+
+// Prefill loads the keys that are not primed yet through the loader's own batch function, all
+// at once (one statement per relation for up to maxPrefill keys), and primes them: the
+// resolvers of a page's items then find them cached, however their goroutines are scheduled.
+// A failed batch primes nothing, so the resolvers load (and report) on their own. It returns
+// the values of all the keys it was given, primed before or now.
+func Prefill[K comparable, V any](ctx context.Context, l *Loader[K, V], keys []K) map[K]V {
+	out := make(map[K]V, len(keys))
+	seen := make(map[K]bool, len(keys))
+	var want []K
+	l.mu.RLock()
+	for _, k := range keys {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if v, ok := l.primed[k]; ok {
+			out[k] = v
+		} else {
+			want = append(want, k)
+		}
+	}
+	l.mu.RUnlock()
+	for chunk := range slices.Chunk(want, maxPrefill) {
+		res := l.batch(ctx, chunk)
+		for i, r := range res {
+			if r == nil || r.Error != nil {
+				continue
+			}
+			l.Prime(ctx, chunk[i], r.Data)
+			out[chunk[i]] = r.Data
+		}
+	}
+	return out
 }
 
 // Loader is a dataloader with a second, read-mostly cache for primed values. A page's
@@ -166,6 +217,7 @@ func newLoader[K comparable, V any](fetch func(ctx context.Context, keys []K) []
 // shared lock, instead of queueing on the dataloader's exclusive one.
 type Loader[K comparable, V any] struct {
 	*dataloader.Loader[K, V]
+	batch  func(ctx context.Context, keys []K) []*dataloader.Result[V] // for Prefill
 	mu     sync.RWMutex
 	primed map[K]V
 }
