@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"gorm.io/gorm"
+
 	"orchard/model"
 )
 
@@ -47,37 +49,25 @@ func (d *DB) CountAPIKeysAll(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-// InsertAudit records an audit event.
-func (d *DB) InsertAudit(ctx context.Context, e *model.AuditEvent) error {
-	if e.At.IsZero() {
-		e.At = Now()
-	}
-	if e.Details == "" {
-		e.Details = "{}"
-	}
-	return d.with(ctx).Create(e).Error
+// ListAPIKeys reads a page of API keys.
+func (d *DB) ListAPIKeys(ctx context.Context, includeRevoked bool, p Page) ([]*model.APIKey, bool, error) {
+	return list[model.APIKey](ctx, d.apiKeyQuery(includeRevoked), "api_keys", p)
 }
 
-// Setting reads a named setting.
-func (d *DB) Setting(ctx context.Context, name string) (string, error) {
-	var s model.Setting
-	if err := d.with(ctx).Where("name = ?", name).Take(&s).Error; err != nil {
-		return "", notFound(err)
-	}
-	return s.Value, nil
+// CountAPIKeys counts API keys.
+func (d *DB) CountAPIKeys(ctx context.Context, includeRevoked bool) (int, error) {
+	return count(ctx, d.apiKeyQuery(includeRevoked), "api_keys")
 }
 
-// ClaimSetting stores value under name unless the name is already set, and returns the stored
-// value and whether this call stored it. Replicas racing to set the same name agree on one
-// value: the insert of all but one fails on the primary key.
-func (d *DB) ClaimSetting(ctx context.Context, name, value string) (string, bool, error) {
-	err := d.with(ctx).Create(&model.Setting{Name: name, Value: value, UpdatedAt: Now()}).Error
-	if err == nil {
-		return value, true, nil
+func (d *DB) apiKeyQuery(includeRevoked bool) *gorm.DB {
+	q := d.gorm.Model(&model.APIKey{})
+	if !includeRevoked {
+		q = q.Where("revoked_at IS NULL")
 	}
-	if !isDuplicate(err) {
-		return "", false, err
-	}
-	v, err := d.Setting(ctx, name)
-	return v, false, err
+	return q
+}
+
+// APIKeysByID reads API keys by id.
+func (d *DB) APIKeysByID(ctx context.Context, ids []int64) ([]*model.APIKey, error) {
+	return byIDs[model.APIKey](ctx, d, ids)
 }

@@ -159,3 +159,52 @@ func (d *DB) AppleUsersByUserIDs(ctx context.Context, userIDs []int64) (map[int6
 	}
 	return out, nil
 }
+
+// AppleUserOf reads a user's registration in an account.
+func (d *DB) AppleUserOf(ctx context.Context, accountID int64, clientUserID string) (*model.AppleUser, error) {
+	var u model.AppleUser
+	if err := d.with(ctx).Where("account_id = ? AND client_user_id = ?", accountID, clientUserID).Take(&u).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &u, nil
+}
+
+// InsertAppleUser stores a registration; when a concurrent call stored it first, it reads
+// that one back (created reports which happened).
+func (d *DB) InsertAppleUser(ctx context.Context, u *model.AppleUser) (au *model.AppleUser, created bool, err error) {
+	err = d.with(ctx).Create(u).Error
+	if isDuplicate(err) {
+		au, err = d.AppleUserOf(ctx, u.AccountID, u.ClientUserID)
+		return au, false, err
+	}
+	return u, err == nil, err
+}
+
+// UpdateAppleUser sets columns of a registration.
+func (d *DB) UpdateAppleUser(ctx context.Context, id int64, cols map[string]any) error {
+	cols["updated_at"] = Now()
+	return d.with(ctx).Model(&model.AppleUser{}).Where("id = ?", id).UpdateColumns(cols).Error
+}
+
+// AppleUsersOfUser reads a user's registrations at Apple.
+func (d *DB) AppleUsersOfUser(ctx context.Context, userID int64) ([]*model.AppleUser, error) {
+	out := []*model.AppleUser{}
+	err := d.with(ctx).Where("user_id = ?", userID).Order("account_id").Find(&out).Error
+	return out, err
+}
+
+// AppleUserStatuses reads the registration states of users in an account.
+func (d *DB) AppleUserStatuses(ctx context.Context, accountID int64, clientUserIDs []string) (map[string]*model.AppleUser, error) {
+	out := map[string]*model.AppleUser{}
+	if len(clientUserIDs) == 0 {
+		return out, nil
+	}
+	var rows []*model.AppleUser
+	if err := d.with(ctx).Where("account_id = ? AND client_user_id IN ?", accountID, clientUserIDs).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		out[r.ClientUserID] = r
+	}
+	return out, nil
+}

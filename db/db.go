@@ -18,6 +18,7 @@ import (
 	mysqldrv "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 
 	"orchard/model"
@@ -250,3 +251,14 @@ func (d *DB) ExecAdmin(ctx context.Context, stmt string) error {
 func (d *DB) InsertRows(ctx context.Context, rows any) error {
 	return d.with(ctx).CreateInBatches(rows, 500).Error
 }
+
+// forUpdate adds a row lock on MySQL.
+func (d *DB) forUpdate(q *gorm.DB) *gorm.DB {
+	if d.dialect == MySQL {
+		return q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	}
+	return q
+}
+
+// ErrDuplicate is returned when a row with the same unique key exists.
+var ErrDuplicate = errors.New("already exists")

@@ -169,22 +169,6 @@ func (d *DB) adjustAppleAssigned(ctx context.Context, deltas map[int64]int64) er
 	return nil
 }
 
-// PoolRefs reads the account's pools of the given assets, by AssetKey.
-func (d *DB) PoolRefs(ctx context.Context, accountID int64, adamIDs []string) (map[string]PoolRef, error) {
-	var pools []model.LicensePool
-	out := map[string]PoolRef{}
-	if len(adamIDs) == 0 {
-		return out, nil
-	}
-	if err := d.with(ctx).Select("id", "app_id", "adam_id", "pricing_param").Where("account_id = ? AND adam_id IN ?", accountID, adamIDs).Find(&pools).Error; err != nil {
-		return nil, err
-	}
-	for _, p := range pools {
-		out[AssetKey(p.AdamID, p.PricingParam)] = PoolRef{PoolID: p.ID, AppID: p.AppID}
-	}
-	return out, nil
-}
-
 // GoneAtApple applies Apple's word that assignments no longer exist there (a disassociate or
 // revoke that Orchard did not ask for, or one it did whose event it has not matched): an
 // ASSIGNED one is drift (REMOVED_AT_APPLE), a RECLAIMING one is reclaimed, and Apple's counts

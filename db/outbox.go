@@ -103,22 +103,6 @@ func (d *DB) QueuedOutbox(ctx context.Context, accountID int64, now time.Time, l
 	return out, err
 }
 
-// AppleUserStatuses reads the registration states of users in an account.
-func (d *DB) AppleUserStatuses(ctx context.Context, accountID int64, clientUserIDs []string) (map[string]*model.AppleUser, error) {
-	out := map[string]*model.AppleUser{}
-	if len(clientUserIDs) == 0 {
-		return out, nil
-	}
-	var rows []*model.AppleUser
-	if err := d.with(ctx).Where("account_id = ? AND client_user_id IN ?", accountID, clientUserIDs).Find(&rows).Error; err != nil {
-		return nil, err
-	}
-	for _, r := range rows {
-		out[r.ClientUserID] = r
-	}
-	return out, nil
-}
-
 // RecordSent stores an event Apple accepted and marks its outbox items SENT, together: the
 // completion can then always find what the event was for.
 func (d *DB) RecordSent(ctx context.Context, ev *model.AppleEvent, itemIDs []int64) error {
@@ -540,4 +524,22 @@ func (d *DB) DropObsoleteOutbox(ctx context.Context, items []*model.OutboxItem) 
 		}
 	}
 	return drop, nil
+}
+
+// InsertOutbox queues work for Apple.
+func (d *DB) InsertOutbox(ctx context.Context, items ...*model.OutboxItem) error {
+	if len(items) == 0 {
+		return nil
+	}
+	return d.with(ctx).CreateInBatches(items, d.batchOf(items)).Error
+}
+
+// CancelQueuedAssociate cancels the associate of an assignment if it was never sent to Apple;
+// it reports whether it did.
+func (d *DB) CancelQueuedAssociate(ctx context.Context, assignmentID int64) (bool, error) {
+	// Only an item never attempted: one queued again after an attempt (a crash, a network
+	// error) may have reached Apple.
+	res := d.with(ctx).Model(&model.OutboxItem{}).Where("assignment_id = ? AND action = ? AND status = ? AND attempts = 0", assignmentID, model.OutboxAssociate, model.OutboxQueued).
+		UpdateColumns(map[string]any{"status": model.OutboxFailed, "last_error": "cancelled: the license was taken back before it reached Apple", "completed_at": Now()})
+	return res.RowsAffected > 0, res.Error
 }

@@ -440,65 +440,6 @@ func (d *DB) SweepAssignments(ctx context.Context, accountID, runID int64, passS
 	return removed, nil
 }
 
-// RecountPools recomputes Orchard's counts of an account's pools from the assignment rows
-// (doc/design.md §2.1: the counters can always be recomputed, and a sync does so). The pool rows are
-// locked first, so a reservation cannot slip between the count and the update.
-func (d *DB) RecountPools(ctx context.Context, accountID int64) (int, error) {
-	changed := 0
-	err := d.Tx(ctx, func(tx *DB) error {
-		var pools []*model.LicensePool
-		if err := tx.forUpdate(tx.with(ctx)).Select("id", "assigned_count", "reserved_count").Where("account_id = ?", accountID).Find(&pools).Error; err != nil {
-			return fmt.Errorf("lock pools: %w", err)
-		}
-		var rows []struct {
-			PoolID int64
-			Status model.AssignmentStatus
-			N      int64
-		}
-		// By the account's pools rather than by account_id: the (pool_id, status) index covers
-		// the count, where the (account_id, status) one sends every row to the table for its
-		// pool_id (hundreds of milliseconds for 100,000 assignments on MySQL, at every pass).
-		if err := tx.with(ctx).Model(&model.LicenseAssignment{}).Select("pool_id, status, COUNT(*) AS n").
-			Where("pool_id IN (SELECT id FROM license_pools WHERE account_id = ?) AND status IN ?", accountID, activeStatuses).
-			Group("pool_id, status").Scan(&rows).Error; err != nil {
-			return fmt.Errorf("count assignments: %w", err)
-		}
-		type c struct{ assigned, reserved int64 }
-		counts := map[int64]*c{}
-		for _, r := range rows {
-			x := counts[r.PoolID]
-			if x == nil {
-				x = &c{}
-				counts[r.PoolID] = x
-			}
-			// What the counters count (model.LicensePool): held at Apple, or on its way there.
-			if r.Status.HeldAtApple() {
-				x.assigned += r.N
-			} else {
-				x.reserved += r.N
-			}
-		}
-		for _, p := range pools {
-			x := counts[p.ID]
-			if x == nil {
-				x = &c{}
-			}
-			if x.assigned == p.AssignedCount && x.reserved == p.ReservedCount {
-				continue
-			}
-			if err := tx.SetPoolCounts(ctx, p.ID, x.assigned, x.reserved); err != nil {
-				return fmt.Errorf("set counters of pool %d: %w", p.ID, err)
-			}
-			changed++
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("recount pools of account %d: %w", accountID, err)
-	}
-	return changed, nil
-}
-
 // pairIn renders "prefix (col1, col2) IN <list of pairs>" for the dialect: SQLite wants a
 // VALUES subquery on the right of a row-value IN, MySQL a list of rows.
 func (d *DB) pairIn(prefix string, pairs [][2]any) (string, []any) {
