@@ -19,12 +19,12 @@ func (d *DB) InsertAccount(ctx context.Context, a *model.Account) error {
 	if isDuplicate(err) {
 		return ErrDuplicateLocation
 	}
-	return err
+	return wrap("insert account", err)
 }
 
 // DeleteAccountRow removes an account that was never used (an add that Apple refused half-way).
 func (d *DB) DeleteAccountRow(ctx context.Context, id int64) error {
-	return d.with(ctx).Exec("DELETE FROM accounts WHERE id = ?", id).Error
+	return wrap("delete account row", d.with(ctx).Exec("DELETE FROM accounts WHERE id = ?", id).Error)
 }
 
 // AccountByID reads one account.
@@ -63,7 +63,7 @@ func (d *DB) UpdateAccount(ctx context.Context, id int64, cols map[string]any) e
 	if isDuplicate(err) {
 		return ErrDuplicateLocation
 	}
-	return err
+	return wrap("update account", err)
 }
 
 // HoldMargin is added to every hold HoldAccount records: the hold is computed on the clock of
@@ -76,16 +76,16 @@ const HoldMargin = 100 * time.Millisecond
 // HoldMargin). A hold only ever grows (two answers racing cannot shorten it).
 func (d *DB) HoldAccount(ctx context.Context, id int64, until time.Time, reason string) error {
 	until = utc(until.Add(HoldMargin))
-	return d.with(ctx).Exec(`UPDATE accounts SET
+	return wrap("hold account", d.with(ctx).Exec(`UPDATE accounts SET
   throttled_until = CASE WHEN throttled_until IS NULL OR throttled_until < ? THEN ? ELSE throttled_until END,
-  throttle_reason = ?, updated_at = ? WHERE id = ?`, until, until, truncate(reason, 250), Now(), id).Error
+  throttle_reason = ?, updated_at = ? WHERE id = ?`, until, until, truncate(reason, 250), Now(), id).Error)
 }
 
 // ListLiveAccounts reads every account that is not removed (the scheduler's working set).
 func (d *DB) ListLiveAccounts(ctx context.Context) ([]*model.Account, error) {
 	var out []*model.Account
 	err := d.with(ctx).Where("removed_at IS NULL").Order("id").Find(&out).Error
-	return out, err
+	return out, wrap("list live accounts", err)
 }
 
 // AccountFilter selects accounts.

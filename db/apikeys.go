@@ -11,7 +11,7 @@ import (
 
 // InsertAPIKey stores a new key.
 func (d *DB) InsertAPIKey(ctx context.Context, k *model.APIKey) error {
-	return d.with(ctx).Create(k).Error
+	return wrap("insert api key", d.with(ctx).Create(k).Error)
 }
 
 // APIKeyByHash finds a key by the hash of its secret.
@@ -34,19 +34,19 @@ func (d *DB) APIKeyByID(ctx context.Context, id int64) (*model.APIKey, error) {
 
 // RevokeAPIKey marks a key revoked (once; a second revoke keeps the first time).
 func (d *DB) RevokeAPIKey(ctx context.Context, id int64, at time.Time) error {
-	return d.with(ctx).Model(&model.APIKey{}).Where("id = ? AND revoked_at IS NULL", id).Update("revoked_at", utc(at)).Error
+	return wrap("revoke api key", d.with(ctx).Model(&model.APIKey{}).Where("id = ? AND revoked_at IS NULL", id).Update("revoked_at", utc(at)).Error)
 }
 
 // TouchAPIKey records that a key was used.
 func (d *DB) TouchAPIKey(ctx context.Context, id int64, at time.Time) error {
-	return d.with(ctx).Model(&model.APIKey{}).Where("id = ?", id).Update("last_used_at", utc(at)).Error
+	return wrap("touch api key", d.with(ctx).Model(&model.APIKey{}).Where("id = ?", id).Update("last_used_at", utc(at)).Error)
 }
 
 // CountAPIKeysAll counts every key, revoked or not (a fresh install has none).
 func (d *DB) CountAPIKeysAll(ctx context.Context) (int64, error) {
 	var n int64
 	err := d.with(ctx).Model(&model.APIKey{}).Count(&n).Error
-	return n, err
+	return n, wrap("count api keys all", err)
 }
 
 // ListAPIKeys reads a page of API keys.

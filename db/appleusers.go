@@ -49,7 +49,7 @@ func (d *DB) UpsertAppleUsers(ctx context.Context, accountID, runID int64, rows 
 	err := d.Tx(ctx, func(tx *DB) error {
 		var existing []*model.AppleUser
 		if err := tx.with(ctx).Where("account_id = ? AND client_user_id IN ?", accountID, ids).Find(&existing).Error; err != nil {
-			return err
+			return wrap("upsert apple users", err)
 		}
 		var seen []int64
 		for _, u := range existing {
@@ -68,7 +68,7 @@ func (d *DB) UpsertAppleUsers(ctx context.Context, accountID, runID int64, rows 
 				cols["email"] = r.Email
 			}
 			if err := tx.with(ctx).Model(&model.AppleUser{}).Where("id = ?", u.ID).UpdateColumns(cols).Error; err != nil {
-				return err
+				return wrap("upsert apple users", err)
 			}
 			counts.Changed++
 		}
@@ -82,7 +82,7 @@ func (d *DB) UpsertAppleUsers(ctx context.Context, accountID, runID int64, rows 
 				ClientUserID string
 			}
 			if err := tx.with(ctx).Model(&model.User{}).Select("id", "client_user_id").Where("client_user_id IN ?", newIDs).Find(&us).Error; err != nil {
-				return err
+				return wrap("upsert apple users", err)
 			}
 			known := map[string]int64{}
 			for _, u := range us {
@@ -106,11 +106,11 @@ func (d *DB) UpsertAppleUsers(ctx context.Context, accountID, runID int64, rows 
 			counts.Added += len(ins)
 		}
 		if runID != 0 && len(seen) > 0 {
-			return tx.with(ctx).Model(&model.AppleUser{}).Where("id IN ?", seen).UpdateColumn("seen_run_id", runID).Error
+			return wrap("upsert apple users", tx.with(ctx).Model(&model.AppleUser{}).Where("id IN ?", seen).UpdateColumn("seen_run_id", runID).Error)
 		}
 		return nil
 	})
-	return counts, err
+	return counts, wrap("upsert apple users", err)
 }
 
 // SweepAppleUsers ends a full pass over an account's active users: registered users Apple no
@@ -175,22 +175,22 @@ func (d *DB) InsertAppleUser(ctx context.Context, u *model.AppleUser) (au *model
 	err = d.with(ctx).Create(u).Error
 	if isDuplicate(err) {
 		au, err = d.AppleUserOf(ctx, u.AccountID, u.ClientUserID)
-		return au, false, err
+		return au, false, wrap("insert apple user", err)
 	}
-	return u, err == nil, err
+	return u, err == nil, wrap("insert apple user", err)
 }
 
 // UpdateAppleUser sets columns of a registration.
 func (d *DB) UpdateAppleUser(ctx context.Context, id int64, cols map[string]any) error {
 	cols["updated_at"] = Now()
-	return d.with(ctx).Model(&model.AppleUser{}).Where("id = ?", id).UpdateColumns(cols).Error
+	return wrap("update apple user", d.with(ctx).Model(&model.AppleUser{}).Where("id = ?", id).UpdateColumns(cols).Error)
 }
 
 // AppleUsersOfUser reads a user's registrations at Apple.
 func (d *DB) AppleUsersOfUser(ctx context.Context, userID int64) ([]*model.AppleUser, error) {
 	out := []*model.AppleUser{}
 	err := d.with(ctx).Where("user_id = ?", userID).Order("account_id").Find(&out).Error
-	return out, err
+	return out, wrap("apple users of user", err)
 }
 
 // AppleUserStatuses reads the registration states of users in an account.
@@ -201,7 +201,7 @@ func (d *DB) AppleUserStatuses(ctx context.Context, accountID int64, clientUserI
 	}
 	var rows []*model.AppleUser
 	if err := d.with(ctx).Where("account_id = ? AND client_user_id IN ?", accountID, clientUserIDs).Find(&rows).Error; err != nil {
-		return nil, err
+		return nil, wrap("apple user statuses", err)
 	}
 	for _, r := range rows {
 		out[r.ClientUserID] = r

@@ -31,7 +31,7 @@ func (d *DB) AppsByBundleIDs(ctx context.Context, bundleIDs []string) (map[strin
 	}
 	var apps []*model.App
 	if err := d.with(ctx).Where("bundle_id IN ?", bundleIDs).Order("id").Find(&apps).Error; err != nil {
-		return nil, err
+		return nil, wrap("apps by bundle ids", err)
 	}
 	for _, a := range apps {
 		if _, ok := out[a.BundleID]; !ok {
@@ -100,7 +100,7 @@ func (d *DB) CountriesByApp(ctx context.Context, appIDs []int64) (map[int64][]st
 		return out, nil
 	}
 	if err := d.with(ctx).Where("app_id IN ? AND available = ?", appIDs, true).Order("country_code").Find(&rows).Error; err != nil {
-		return nil, err
+		return nil, wrap("countries by app", err)
 	}
 	for _, r := range rows {
 		out[r.AppID] = append(out[r.AppID], r.CountryCode)

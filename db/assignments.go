@@ -47,7 +47,7 @@ func (d *DB) assignmentsByHolder(ctx context.Context, cols []string, pairs [][2]
 		}
 		var found []activeRow
 		if err := d.with(ctx).Raw(sb.String(), args...).Scan(&found).Error; err != nil {
-			return nil, err
+			return nil, wrap("assignments by holder", err)
 		}
 		out = append(out, found...)
 	}
@@ -76,7 +76,7 @@ func statusWhere(statuses []model.AssignmentStatus) (string, []any) {
 func (d *DB) AssignmentsByParent(ctx context.Context, parent AssignmentParent, statuses []model.AssignmentStatus, first int, pages []ChildPage) (map[int64][]*model.LicenseAssignment, error) {
 	r, err := parent.relation()
 	if err != nil {
-		return nil, err
+		return nil, wrap("assignments by parent", err)
 	}
 	w, args := statusWhere(statuses)
 	return childrenOf[model.LicenseAssignment](ctx, d, r, w, args, first, pages)
@@ -86,7 +86,7 @@ func (d *DB) AssignmentsByParent(ctx context.Context, parent AssignmentParent, s
 func (d *DB) CountAssignmentsByParent(ctx context.Context, parent AssignmentParent, statuses []model.AssignmentStatus, parents []int64) (map[int64]int, error) {
 	r, err := parent.relation()
 	if err != nil {
-		return nil, err
+		return nil, wrap("count assignments by parent", err)
 	}
 	w, args := statusWhere(statuses)
 	return countChildren(ctx, d, r, w, args, parents)
@@ -121,7 +121,7 @@ func (d *DB) InsertAssignment(ctx context.Context, a *model.LicenseAssignment) e
 	if isDuplicate(err) {
 		return ErrHolderHasLicense
 	}
-	return err
+	return wrap("insert assignment", err)
 }
 
 // LockAssignment reads an assignment and locks it until the transaction ends.
@@ -142,7 +142,7 @@ func (d *DB) ActiveAssignmentsIn(ctx context.Context, accountID, appID, after in
 	}
 	var out []*model.LicenseAssignment
 	err := q.Order("id").Limit(limit).Find(&out).Error
-	return out, err
+	return out, wrap("active assignments in", err)
 }
 
 // CountReclaimable counts an account's licenses that still stand between it and its removal:
@@ -152,7 +152,7 @@ func (d *DB) CountReclaimable(ctx context.Context, accountID int64) (int64, erro
 	err := d.with(ctx).Model(&model.LicenseAssignment{}).
 		Where("license_assignments.account_id = ? AND (license_assignments.status IN ? OR (license_assignments.status = ? AND EXISTS (SELECT 1 FROM license_pools p WHERE p.id = license_assignments.pool_id AND p.revocable = ?)))",
 			accountID, []model.AssignmentStatus{model.AssignmentPending, model.AssignmentReclaiming}, model.AssignmentAssigned, true).Count(&n).Error
-	return n, err
+	return n, wrap("count reclaimable", err)
 }
 
 // UsersWithOrchardUserLicense returns which of the users hold an active user license for the
@@ -168,7 +168,7 @@ func (d *DB) UsersWithOrchardUserLicense(ctx context.Context, appID int64, userI
 	for _, id := range ids {
 		out[id] = true
 	}
-	return out, err
+	return out, wrap("users with orchard user license", err)
 }
 
 // ActiveAssignmentIDs reads back the ids of just-inserted active assignments, in the order
@@ -180,7 +180,7 @@ func (d *DB) ActiveAssignmentIDs(ctx context.Context, rows []*model.LicenseAssig
 	}
 	found, err := d.assignmentsByHolder(ctx, []string{"id", "pool_id", "holder_key", "status"}, pairs)
 	if err != nil {
-		return nil, err
+		return nil, wrap("active assignment ids", err)
 	}
 	byKey := make(map[[2]any]int64, len(found))
 	for _, f := range found {
@@ -203,7 +203,7 @@ func (d *DB) ActiveAssignmentsOf(ctx context.Context, f AssignmentFilter) ([]*mo
 	f.Statuses = activeStatuses
 	var out []*model.LicenseAssignment
 	err := d.forUpdate(d.assignmentQuery(f).WithContext(ctx)).Order("id").Find(&out).Error
-	return out, err
+	return out, wrap("active assignments of", err)
 }
 
 // InsertAssignments stores assignments in batches.
@@ -215,7 +215,7 @@ func (d *DB) InsertAssignments(ctx context.Context, as []*model.LicenseAssignmen
 	if isDuplicate(err) {
 		return ErrHolderHasLicense
 	}
-	return err
+	return wrap("insert assignments", err)
 }
 
 // AssignmentFilter selects license assignments.

@@ -17,7 +17,7 @@ func (d *DB) InsertAudit(ctx context.Context, e *model.AuditEvent) error {
 	if e.Details == "" {
 		e.Details = "{}"
 	}
-	return d.with(ctx).Create(e).Error
+	return wrap("insert audit", d.with(ctx).Create(e).Error)
 }
 
 // InsertAudits stores audit events in batches.
@@ -33,7 +33,7 @@ func (d *DB) InsertAudits(ctx context.Context, events []*model.AuditEvent) error
 			e.Details = "{}"
 		}
 	}
-	return d.with(ctx).CreateInBatches(events, d.batchOf(events)).Error
+	return wrap("insert audits", d.with(ctx).CreateInBatches(events, d.batchOf(events)).Error)
 }
 
 // AuditFilter selects audit events.

@@ -68,14 +68,14 @@ func (d *DB) insertRows(ctx context.Context, table string, cols []string, rows [
 		}
 		res, err := d.gorm.Statement.ConnPool.ExecContext(ctx, head+strings.TrimSuffix(strings.Repeat(one+",", len(chunk)), ",")+tail, args...)
 		if err != nil {
-			return n, err
+			return n, wrap("insert rows", err)
 		}
 		if counter != nil {
 			counter.n.Add(1)
 		}
 		k, err := res.RowsAffected()
 		if err != nil {
-			return n, err
+			return n, wrap("insert rows", err)
 		}
 		n += k
 	}

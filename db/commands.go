@@ -14,7 +14,7 @@ func (d *DB) InsertCommands(ctx context.Context, cmds ...*model.DeviceCommand) e
 	if len(cmds) == 0 {
 		return nil
 	}
-	return d.with(ctx).CreateInBatches(cmds, d.batchOf(cmds)).Error
+	return wrap("insert commands", d.with(ctx).CreateInBatches(cmds, d.batchOf(cmds)).Error)
 }
 
 // PendingCommand finds a pending command of a kind for a device and app.
@@ -29,8 +29,8 @@ func (d *DB) PendingCommand(ctx context.Context, deviceID, appID int64, kind mod
 
 // CancelCommands cancels a device's pending commands.
 func (d *DB) CancelCommands(ctx context.Context, deviceID int64, why string) error {
-	return d.with(ctx).Model(&model.DeviceCommand{}).Where("device_id = ? AND status = ?", deviceID, model.CommandPending).
-		UpdateColumns(map[string]any{"status": model.CommandCancelled, "result": why, "acknowledged_at": Now()}).Error
+	return wrap("cancel commands", d.with(ctx).Model(&model.DeviceCommand{}).Where("device_id = ? AND status = ?", deviceID, model.CommandPending).
+		UpdateColumns(map[string]any{"status": model.CommandCancelled, "result": why, "acknowledged_at": Now()}).Error)
 }
 
 // AcknowledgeCommand records the MDM's answer to a pending command; it reports false when the

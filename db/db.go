@@ -97,13 +97,13 @@ func Open(ctx context.Context, t *Target, opts Options) (*DB, error) {
 		sqlDB.SetConnMaxLifetime(t.ConnMaxLifetime)
 	}
 	if err := registerCounter(g); err != nil {
-		return nil, err
+		return nil, wrap("open", err)
 	}
 	d := &DB{gorm: g, sql: sqlDB, dialect: t.Dialect, target: t, observers: &observers{}}
 	if t.Dialect == SQLite {
 		d.writers = make(chan struct{}, 1)
 		if err := queueWrites(g, d.writers); err != nil {
-			return nil, err
+			return nil, wrap("open", err)
 		}
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -243,13 +243,13 @@ func truncate(s string, n int) string { return model.Truncate(s, n) }
 // ExecAdmin runs an administrative statement (CREATE/DROP DATABASE) for test harnesses and
 // the migrate command.
 func (d *DB) ExecAdmin(ctx context.Context, stmt string) error {
-	return d.with(ctx).Exec(stmt).Error
+	return wrap("exec admin", d.with(ctx).Exec(stmt).Error)
 }
 
 // InsertRows inserts model rows as they are (a struct pointer or a slice of them), in
 // batches. It applies no domain rule: it is for test fixtures, benchmarks and the demo.
 func (d *DB) InsertRows(ctx context.Context, rows any) error {
-	return d.with(ctx).CreateInBatches(rows, 500).Error
+	return wrap("insert rows", d.with(ctx).CreateInBatches(rows, 500).Error)
 }
 
 // forUpdate adds a row lock on MySQL.
@@ -262,3 +262,13 @@ func (d *DB) forUpdate(q *gorm.DB) *gorm.DB {
 
 // ErrDuplicate is returned when a row with the same unique key exists.
 var ErrDuplicate = errors.New("already exists")
+
+// wrap names the store operation that failed, so that a logged error says which query it was
+// ("assignments by parent: Error 1213 ..."); nil stays nil. Sentinels stay matchable with
+// errors.Is (model.ErrNotFound, ErrHolderHasLicense, ...).
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

@@ -41,9 +41,9 @@ func (d *DB) SaveDevice(ctx context.Context, dev *model.Device) error {
 		if isDuplicate(err) {
 			return ErrDuplicate
 		}
-		return err
+		return wrap("save device", err)
 	}
-	return d.with(ctx).Save(dev).Error
+	return wrap("save device", d.with(ctx).Save(dev).Error)
 }
 
 // DevicesBySerials reads devices by serial number.
@@ -53,14 +53,14 @@ func (d *DB) DevicesBySerials(ctx context.Context, serials []string) ([]*model.D
 		return out, nil
 	}
 	err := d.with(ctx).Where("serial_number IN ?", serials).Find(&out).Error
-	return out, err
+	return out, wrap("devices by serials", err)
 }
 
 // DeviceInventory reads a device's inventory.
 func (d *DB) DeviceInventory(ctx context.Context, deviceID int64) ([]*model.DeviceApp, error) {
 	var out []*model.DeviceApp
 	err := d.with(ctx).Where("device_id = ?", deviceID).Order("id").Find(&out).Error
-	return out, err
+	return out, wrap("device inventory", err)
 }
 
 // ReplaceInventory replaces a device's inventory with apps (matched by bundle id: entries kept
@@ -68,7 +68,7 @@ func (d *DB) DeviceInventory(ctx context.Context, deviceID int64) ([]*model.Devi
 func (d *DB) ReplaceInventory(ctx context.Context, deviceID int64, apps []*model.DeviceApp) error {
 	old, err := d.DeviceInventory(ctx, deviceID)
 	if err != nil {
-		return err
+		return wrap("replace inventory", err)
 	}
 	byBundle := map[string]*model.DeviceApp{}
 	for _, o := range old {
@@ -86,7 +86,7 @@ func (d *DB) ReplaceInventory(ctx context.Context, deviceID int64, apps []*model
 	}
 	if len(gone) > 0 {
 		if err := d.with(ctx).Where("id IN ?", gone).Delete(&model.DeviceApp{}).Error; err != nil {
-			return err
+			return wrap("replace inventory", err)
 		}
 	}
 	var ins []*model.DeviceApp
@@ -95,14 +95,14 @@ func (d *DB) ReplaceInventory(ctx context.Context, deviceID int64, apps []*model
 		if o, ok := byBundle[a.BundleID]; ok {
 			a.ID = o.ID
 			if err := d.with(ctx).Save(a).Error; err != nil {
-				return err
+				return wrap("replace inventory", err)
 			}
 			continue
 		}
 		ins = append(ins, a)
 	}
 	if len(ins) > 0 {
-		return d.with(ctx).CreateInBatches(ins, d.batchOf(ins)).Error
+		return wrap("replace inventory", d.with(ctx).CreateInBatches(ins, d.batchOf(ins)).Error)
 	}
 	return nil
 }
@@ -114,7 +114,7 @@ func (d *DB) UserHasAppOnDevices(ctx context.Context, userID int64, bundleID str
 	err := d.with(ctx).Model(&model.DeviceApp{}).
 		Where("bundle_id = ? AND device_id IN (SELECT id FROM devices WHERE user_id = ? AND status = ?)", bundleID, userID, model.DeviceActive).
 		Count(&n).Error
-	return n > 0, err
+	return n > 0, wrap("user has app on devices", err)
 }
 
 // DeviceFilter selects devices.

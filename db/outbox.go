@@ -54,21 +54,21 @@ func (d *DB) CancelAccountWork(ctx context.Context, accountID int64, why string)
 		return 0, fmt.Errorf("fail queued items: %w", err)
 	}
 	if err := d.lockAssignmentRows(ctx, slices.Concat(assoc, reclaim)); err != nil {
-		return 0, err
+		return 0, wrap("cancel account work", err)
 	}
 	if _, err := d.applyTransitions(ctx, model.EventAssociateCancelled, assoc, TransitionDetails{ErrorMessage: why}); err != nil {
-		return 0, err
+		return 0, wrap("cancel account work", err)
 	}
 	if _, err := d.applyTransitions(ctx, model.EventReclaimCancelled, reclaim, TransitionDetails{}); err != nil {
-		return 0, err
+		return 0, wrap("cancel account work", err)
 	}
 	if err := dropRuns(); err != nil {
-		return 0, err
+		return 0, wrap("cancel account work", err)
 	}
 	// The transitions moved the counters; the recount settles any drift while the account's
 	// work is being wound up.
 	if _, err := d.RecountPools(ctx, accountID); err != nil {
-		return 0, err
+		return 0, wrap("cancel account work", err)
 	}
 	return len(items), nil
 }
@@ -79,18 +79,18 @@ func (d *DB) AccountsWithWork(ctx context.Context, now time.Time) ([]int64, erro
 	var a, b []int64
 	if err := d.with(ctx).Model(&model.OutboxItem{}).Where("status = ? AND not_before <= ?", model.OutboxQueued, now).
 		Distinct("account_id").Pluck("account_id", &a).Error; err != nil {
-		return nil, err
+		return nil, wrap("accounts with work", err)
 	}
 	if err := d.with(ctx).Model(&model.AppleEvent{}).Where("status = ? AND next_poll_at <= ?", model.EventPending, now).
 		Distinct("account_id").Pluck("account_id", &b).Error; err != nil {
-		return nil, err
+		return nil, wrap("accounts with work", err)
 	}
 	// Items a crash left claimed without an event (see RequeueUnrecorded); a live worker
 	// records its event within a request's time.
 	var c []int64
 	if err := d.with(ctx).Model(&model.OutboxItem{}).Where("status = ? AND event_id IS NULL AND sent_at < ?", model.OutboxSent, now.Add(-10*time.Second)).
 		Distinct("account_id").Pluck("account_id", &c).Error; err != nil {
-		return nil, err
+		return nil, wrap("accounts with work", err)
 	}
 	return append(append(a, b...), c...), nil
 }
@@ -100,7 +100,7 @@ func (d *DB) QueuedOutbox(ctx context.Context, accountID int64, now time.Time, l
 	var out []*model.OutboxItem
 	err := d.with(ctx).Where("account_id = ? AND status = ? AND not_before <= ?", accountID, model.OutboxQueued, utc(now)).
 		Order("id").Limit(limit).Find(&out).Error
-	return out, err
+	return out, wrap("queued outbox", err)
 }
 
 // RecordSent stores an event Apple accepted and marks its outbox items SENT, together: the
@@ -113,10 +113,10 @@ func (d *DB) RecordSent(ctx context.Context, ev *model.AppleEvent, itemIDs []int
 			ev.Failures = "[]"
 		}
 		if err := tx.with(ctx).Create(ev).Error; err != nil {
-			return err
+			return wrap("record sent", err)
 		}
-		return tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ? AND event_id IS NULL", itemIDs, model.OutboxSent).
-			UpdateColumn("event_id", ev.EventID).Error
+		return wrap("record sent", tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ? AND event_id IS NULL", itemIDs, model.OutboxSent).
+			UpdateColumn("event_id", ev.EventID).Error)
 	})
 }
 
@@ -130,15 +130,15 @@ func (d *DB) ClaimOutbox(ctx context.Context, ids []int64) ([]int64, error) {
 		claimed = claimed[:0]
 		if err := tx.forUpdate(tx.with(ctx).Model(&model.OutboxItem{})).Where("id IN ? AND status = ?", ids, model.OutboxQueued).
 			Pluck("id", &claimed).Error; err != nil {
-			return err
+			return wrap("claim outbox", err)
 		}
 		if len(claimed) == 0 {
 			return nil
 		}
-		return tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", claimed).
-			UpdateColumns(map[string]any{"status": model.OutboxSent, "event_id": nil, "sent_at": Now(), "attempts": gorm.Expr("attempts + 1")}).Error
+		return wrap("claim outbox", tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", claimed).
+			UpdateColumns(map[string]any{"status": model.OutboxSent, "event_id": nil, "sent_at": Now(), "attempts": gorm.Expr("attempts + 1")}).Error)
 	})
-	return claimed, err
+	return claimed, wrap("claim outbox", err)
 }
 
 // UnclaimOutbox queues claimed items again when their request did not reach Apple (the
@@ -147,8 +147,8 @@ func (d *DB) UnclaimOutbox(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ? AND event_id IS NULL", ids, model.OutboxSent).
-		UpdateColumns(map[string]any{"status": model.OutboxQueued, "attempts": gorm.Expr("CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END")}).Error
+	return wrap("unclaim outbox", d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ? AND event_id IS NULL", ids, model.OutboxSent).
+		UpdateColumns(map[string]any{"status": model.OutboxQueued, "attempts": gorm.Expr("CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END")}).Error)
 }
 
 // RequeueUnrecorded queues again the items a crash left claimed but without an event (Apple
@@ -164,9 +164,9 @@ func (d *DB) RetryOutbox(ctx context.Context, itemIDs []int64, notBefore time.Ti
 	if len(itemIDs) == 0 {
 		return nil
 	}
-	return d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", itemIDs).
+	return wrap("retry outbox", d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", itemIDs).
 		UpdateColumns(map[string]any{"status": model.OutboxQueued, "not_before": utc(notBefore), "last_error": truncate(why, 1000),
-			"attempts": gorm.Expr("attempts + 1"), "event_id": nil}).Error
+			"attempts": gorm.Expr("attempts + 1"), "event_id": nil}).Error)
 }
 
 // DelayOutbox postpones items without counting an attempt (they wait for something, such as
@@ -175,7 +175,7 @@ func (d *DB) DelayOutbox(ctx context.Context, itemIDs []int64, notBefore time.Ti
 	if len(itemIDs) == 0 {
 		return nil
 	}
-	return d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", itemIDs).UpdateColumn("not_before", utc(notBefore)).Error
+	return wrap("delay outbox", d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", itemIDs).UpdateColumn("not_before", utc(notBefore)).Error)
 }
 
 // DueEvents reads an account's events that are due for a status poll.
@@ -183,7 +183,7 @@ func (d *DB) DueEvents(ctx context.Context, accountID int64, now time.Time, limi
 	var out []*model.AppleEvent
 	err := d.with(ctx).Where("account_id = ? AND status = ? AND next_poll_at <= ?", accountID, model.EventPending, utc(now)).
 		Order("next_poll_at").Limit(limit).Find(&out).Error
-	return out, err
+	return out, wrap("due events", err)
 }
 
 // AppleEvent reads an event.
@@ -202,14 +202,14 @@ func (d *DB) UpdateAppleEvent(ctx context.Context, eventID string, cols map[stri
 			cols[k] = utc(t)
 		}
 	}
-	return d.with(ctx).Model(&model.AppleEvent{}).Where("event_id = ?", eventID).UpdateColumns(cols).Error
+	return wrap("update apple event", d.with(ctx).Model(&model.AppleEvent{}).Where("event_id = ?", eventID).UpdateColumns(cols).Error)
 }
 
 // SentItemsOfEvent reads the outbox items an event is for that are still waiting for it.
 func (d *DB) SentItemsOfEvent(ctx context.Context, eventID string) ([]*model.OutboxItem, error) {
 	var out []*model.OutboxItem
 	err := d.with(ctx).Where("event_id = ? AND status = ?", eventID, model.OutboxSent).Order("id").Find(&out).Error
-	return out, err
+	return out, wrap("sent items of event", err)
 }
 
 // Outcome is what Apple said of one outbox item.
@@ -249,7 +249,7 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 			var got []int64
 			if err := tx.forUpdate(tx.with(ctx).Model(&model.OutboxItem{})).Where("id IN ? AND status IN ?", chunk,
 				[]model.OutboxStatus{model.OutboxSent, model.OutboxQueued}).Pluck("id", &got).Error; err != nil {
-				return err
+				return wrap("apply outcomes", err)
 			}
 			live = append(live, got...)
 		}
@@ -289,21 +289,21 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 				}
 			case model.OutboxCreateUser:
 				if err := tx.completeRegistration(ctx, it, o, now); err != nil {
-					return err
+					return wrap("apply outcomes", err)
 				}
 			case model.OutboxRetireUser:
 				switch {
 				case it.AppleUserID == nil:
 				case o.OK:
 					if err := tx.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRetired, "error_message": nil}); err != nil {
-						return err
+						return wrap("apply outcomes", err)
 					}
 				default:
 					// Still registered as far as Orchard knows (a pass corrects it); not stuck
 					// RETIRING, which would refuse the user's next registration.
 					if err := tx.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRegistered,
 						"error_message": truncate("Apple refused to retire the user: "+o.ErrorMessage, 1000)}); err != nil {
-						return err
+						return wrap("apply outcomes", err)
 					}
 				}
 			}
@@ -311,14 +311,14 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 		for _, chunk := range chunks(done, 1000) {
 			if err := tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", chunk).
 				UpdateColumns(map[string]any{"status": model.OutboxDone, "last_error": nil, "completed_at": now}).Error; err != nil {
-				return err
+				return wrap("apply outcomes", err)
 			}
 		}
 		for msg, ids := range itemFail {
 			for _, chunk := range chunks(ids, 1000) {
 				if err := tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", chunk).
 					UpdateColumns(map[string]any{"status": model.OutboxFailed, "last_error": msg, "completed_at": now}).Error; err != nil {
-					return err
+					return wrap("apply outcomes", err)
 				}
 			}
 		}
@@ -327,14 +327,14 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 		// rows, then pools) then waits instead of deadlocking with this one.
 		if err := tx.lockAssignmentRows(ctx, slices.Concat(assocOK, disOK, slices.Concat(slices.Collect(maps.Values(assocFail))...),
 			slices.Concat(slices.Collect(maps.Values(disFail))...))); err != nil {
-			return err
+			return wrap("apply outcomes", err)
 		}
 		// Apple's counts move with the licenses it now holds or released (its next listing
 		// says so too).
 		apple := map[int64]int64{}
 		res, err := tx.applyTransitions(ctx, model.EventAssociateConfirmed, assocOK, TransitionDetails{})
 		if err != nil {
-			return err
+			return wrap("apply outcomes", err)
 		}
 		res.appleDeltas(apple)
 		for _, a := range res.applied {
@@ -346,13 +346,13 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 			num := k.num
 			res, err := tx.applyTransitions(ctx, model.EventAssociateRefused, ids, TransitionDetails{ErrorNumber: &num, ErrorMessage: k.msg})
 			if err != nil {
-				return err
+				return wrap("apply outcomes", err)
 			}
 			res.appleDeltas(apple)
 		}
 		res, err = tx.applyTransitions(ctx, model.EventReclaimConfirmed, disOK, TransitionDetails{})
 		if err != nil {
-			return err
+			return wrap("apply outcomes", err)
 		}
 		res.appleDeltas(apple)
 		for k, ids := range disFail {
@@ -360,7 +360,7 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 			res, err := tx.applyTransitions(ctx, model.EventReclaimRefused, ids, TransitionDetails{ErrorNumber: &num,
 				ErrorMessage: "Apple refused to take the license back: " + k.msg})
 			if err != nil {
-				return err
+				return wrap("apply outcomes", err)
 			}
 			res.appleDeltas(apple)
 		}
@@ -411,7 +411,7 @@ func (d *DB) completeRegistration(ctx context.Context, it *model.OutboxItem, o O
 	num := o.ErrorNumber
 	_, err := d.applyTransitions(ctx, model.EventAssociateRefused, assignmentIDs, TransitionDetails{ErrorNumber: &num,
 		ErrorMessage: truncate("the user could not be registered at Apple: "+o.ErrorMessage, 1000)})
-	return err
+	return wrap("complete registration", err)
 }
 
 // StalledEvents reads events pending for longer than before (Apple: retry the request after
@@ -419,7 +419,7 @@ func (d *DB) completeRegistration(ctx context.Context, it *model.OutboxItem, o O
 func (d *DB) StalledEvents(ctx context.Context, accountID int64, before time.Time) ([]*model.AppleEvent, error) {
 	var out []*model.AppleEvent
 	err := d.with(ctx).Where("account_id = ? AND status = ? AND sent_at < ?", accountID, model.EventPending, utc(before)).Find(&out).Error
-	return out, err
+	return out, wrap("stalled events", err)
 }
 
 // RequeueEvent gives up on an event and queues its unfinished items again (re-sending an
@@ -427,10 +427,10 @@ func (d *DB) StalledEvents(ctx context.Context, accountID int64, before time.Tim
 func (d *DB) RequeueEvent(ctx context.Context, eventID, why string) error {
 	return d.Tx(ctx, func(tx *DB) error {
 		if err := tx.UpdateAppleEvent(ctx, eventID, map[string]any{"status": model.EventFailed, "completed_at": Now(), "failures": `[{"errorMessage":"` + why + `"}]`}); err != nil {
-			return err
+			return wrap("requeue event", err)
 		}
-		return tx.with(ctx).Model(&model.OutboxItem{}).Where("event_id = ? AND status = ?", eventID, model.OutboxSent).
-			UpdateColumns(map[string]any{"status": model.OutboxQueued, "event_id": nil, "not_before": Now(), "last_error": why}).Error
+		return wrap("requeue event", tx.with(ctx).Model(&model.OutboxItem{}).Where("event_id = ? AND status = ?", eventID, model.OutboxSent).
+			UpdateColumns(map[string]any{"status": model.OutboxQueued, "event_id": nil, "not_before": Now(), "last_error": why}).Error)
 	})
 }
 
@@ -441,7 +441,7 @@ func (d *DB) OutboxByIDs(ctx context.Context, ids []int64) ([]*model.OutboxItem,
 		return out, nil
 	}
 	err := d.with(ctx).Where("id IN ?", ids).Find(&out).Error
-	return out, err
+	return out, wrap("outbox by ids", err)
 }
 
 // UserForRegistration reads the user an account registration is for.
@@ -459,7 +459,7 @@ func (d *DB) ReleaseOutbox(ctx context.Context, assignmentIDs []int64) error {
 	for _, chunk := range chunks(assignmentIDs, 1000) {
 		if err := d.with(ctx).Model(&model.OutboxItem{}).Where("assignment_id IN ? AND status = ?", chunk, model.OutboxQueued).
 			UpdateColumn("not_before", Now()).Error; err != nil {
-			return err
+			return wrap("release outbox", err)
 		}
 	}
 	return nil
@@ -531,7 +531,7 @@ func (d *DB) InsertOutbox(ctx context.Context, items ...*model.OutboxItem) error
 	if len(items) == 0 {
 		return nil
 	}
-	return d.with(ctx).CreateInBatches(items, d.batchOf(items)).Error
+	return wrap("insert outbox", d.with(ctx).CreateInBatches(items, d.batchOf(items)).Error)
 }
 
 // CancelQueuedAssociate cancels the associate of an assignment if it was never sent to Apple;

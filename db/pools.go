@@ -11,8 +11,8 @@ import (
 
 // SetPoolCounts sets Orchard's own counts of a pool (for fixtures and the recount of a sync).
 func (d *DB) SetPoolCounts(ctx context.Context, poolID, assigned, reserved int64) error {
-	return d.with(ctx).Model(&model.LicensePool{}).Where("id = ?", poolID).
-		Updates(map[string]any{"assigned_count": assigned, "reserved_count": reserved, "updated_at": Now()}).Error
+	return wrap("set pool counts", d.with(ctx).Model(&model.LicensePool{}).Where("id = ?", poolID).
+		Updates(map[string]any{"assigned_count": assigned, "reserved_count": reserved, "updated_at": Now()}).Error)
 }
 
 // PoolParent names the column that ties pools to a parent.
@@ -30,7 +30,7 @@ func (p PoolParent) relation() (Relation, error) {
 func (d *DB) PoolsByParent(ctx context.Context, parent PoolParent, first int, pages []ChildPage) (map[int64][]*model.LicensePool, error) {
 	r, err := parent.relation()
 	if err != nil {
-		return nil, err
+		return nil, wrap("pools by parent", err)
 	}
 	return childrenOf[model.LicensePool](ctx, d, r, "", nil, first, pages)
 }
@@ -39,7 +39,7 @@ func (d *DB) PoolsByParent(ctx context.Context, parent PoolParent, first int, pa
 func (d *DB) CountPoolsByParent(ctx context.Context, parent PoolParent, parents []int64) (map[int64]int, error) {
 	r, err := parent.relation()
 	if err != nil {
-		return nil, err
+		return nil, wrap("count pools by parent", err)
 	}
 	return countChildren(ctx, d, r, "", nil, parents)
 }
@@ -71,16 +71,16 @@ func (d *DB) ReserveLicense(ctx context.Context, poolID int64) (bool, error) {
 // moves them through ApplyTransitions, by the transition table; this is for reservations
 // taken and released before an assignment exists.
 func (d *DB) AdjustPoolCounts(ctx context.Context, poolID int64, da, dr int64) error {
-	return d.with(ctx).Exec(`UPDATE license_pools SET assigned_count = CASE WHEN assigned_count + ? < 0 THEN 0 ELSE assigned_count + ? END,
+	return wrap("adjust pool counts", d.with(ctx).Exec(`UPDATE license_pools SET assigned_count = CASE WHEN assigned_count + ? < 0 THEN 0 ELSE assigned_count + ? END,
   reserved_count = CASE WHEN reserved_count + ? < 0 THEN 0 ELSE reserved_count + ? END, updated_at = ? WHERE id = ?`,
-		da, da, dr, dr, Now(), poolID).Error
+		da, da, dr, dr, Now(), poolID).Error)
 }
 
 // ReserveLicenses takes up to n licenses of a pool at once and returns how many it took.
 func (d *DB) ReserveLicenses(ctx context.Context, poolID int64, n int64) (int64, error) {
 	p, err := d.lockPool(ctx, poolID)
 	if err != nil {
-		return 0, err
+		return 0, wrap("reserve licenses", err)
 	}
 	take := n
 	if !p.Unlimited {
@@ -108,7 +108,7 @@ func (d *DB) PoolRefs(ctx context.Context, accountID int64, adamIDs []string) (m
 		return out, nil
 	}
 	if err := d.with(ctx).Select("id", "app_id", "adam_id", "pricing_param").Where("account_id = ? AND adam_id IN ?", accountID, adamIDs).Find(&pools).Error; err != nil {
-		return nil, err
+		return nil, wrap("pool refs", err)
 	}
 	for _, p := range pools {
 		out[AssetKey(p.AdamID, p.PricingParam)] = PoolRef{PoolID: p.ID, AppID: p.AppID}

@@ -24,13 +24,13 @@ func (d *DB) ClaimSetting(ctx context.Context, name, value string) (string, bool
 		return value, true, nil
 	}
 	if !isDuplicate(err) {
-		return "", false, err
+		return "", false, wrap("claim setting", err)
 	}
 	v, err := d.Setting(ctx, name)
-	return v, false, err
+	return v, false, wrap("claim setting", err)
 }
 
 // SetSetting stores a named setting.
 func (d *DB) SetSetting(ctx context.Context, name, value string) error {
-	return d.with(ctx).Save(&model.Setting{Name: name, Value: value, UpdatedAt: Now()}).Error
+	return wrap("set setting", d.with(ctx).Save(&model.Setting{Name: name, Value: value, UpdatedAt: Now()}).Error)
 }

@@ -56,7 +56,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 	err := d.Tx(ctx, func(tx *DB) error {
 		apps, err := tx.ensureApps(ctx, rows, now)
 		if err != nil {
-			return err
+			return wrap("upsert assets", err)
 		}
 		appIDs := make([]int64, 0, len(apps))
 		for _, id := range apps {
@@ -64,7 +64,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 		}
 		var existing []*model.LicensePool
 		if err := tx.with(ctx).Where("account_id = ? AND app_id IN ?", accountID, appIDs).Find(&existing).Error; err != nil {
-			return err
+			return wrap("upsert assets", err)
 		}
 		byKey := make(map[string]*model.LicensePool, len(existing))
 		for _, p := range existing {
@@ -97,7 +97,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 					"revocable": r.Revocable, "gone_at_apple_at": nil, "updated_at": now,
 				}).Error
 				if err != nil {
-					return err
+					return wrap("upsert assets", err)
 				}
 				counts.Changed++
 			}
@@ -113,7 +113,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 				cols["seen_run_id"] = runID
 			}
 			if err := tx.with(ctx).Model(&model.LicensePool{}).Where("id IN ?", seen).UpdateColumns(cols).Error; err != nil {
-				return err
+				return wrap("upsert assets", err)
 			}
 		}
 		if len(inserts) > 0 {
@@ -122,7 +122,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 			// interleaved auto-increment, distributed engines).
 			var fresh []*model.LicensePool
 			if err := tx.with(ctx).Select("id", "app_id", "adam_id", "pricing_param").Where("account_id = ? AND app_id IN ?", accountID, appIDs).Find(&fresh).Error; err != nil {
-				return err
+				return wrap("upsert assets", err)
 			}
 			for _, p := range fresh {
 				byKey[AssetKey(p.AdamID, p.PricingParam)] = p
@@ -133,7 +133,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 		}
 		return nil
 	})
-	return refs, counts, err
+	return refs, counts, wrap("upsert assets", err)
 }
 
 // ensureApps returns the app ids of the rows' adamIds, creating the apps not known yet (their
@@ -155,7 +155,7 @@ func (d *DB) ensureApps(ctx context.Context, rows []AssetRow, now time.Time) (ma
 			AdamID string
 		}
 		if err := d.with(ctx).Model(&model.App{}).Select("id", "adam_id").Where("adam_id IN ?", ids).Find(&apps).Error; err != nil {
-			return err
+			return wrap("ensure apps", err)
 		}
 		for _, a := range apps {
 			found[a.AdamID] = a.ID
@@ -163,7 +163,7 @@ func (d *DB) ensureApps(ctx context.Context, rows []AssetRow, now time.Time) (ma
 		return nil
 	}
 	if err := read(); err != nil {
-		return nil, err
+		return nil, wrap("ensure apps", err)
 	}
 	var missing []*model.App
 	for _, id := range ids {
@@ -184,7 +184,7 @@ func (d *DB) ensureApps(ctx context.Context, rows []AssetRow, now time.Time) (ma
 		return nil, fmt.Errorf("insert apps: %w", err)
 	}
 	if err := read(); err != nil {
-		return nil, err
+		return nil, wrap("ensure apps", err)
 	}
 	return found, nil
 }
@@ -276,7 +276,7 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 		}
 		applied, err := tx.ApplyTransitions(ctx, model.EventFoundAtApple, confirm, TransitionDetails{})
 		if err != nil {
-			return err
+			return wrap("apply assignments", err)
 		}
 		counts.Changed += len(applied)
 		if len(wanted) > 0 {
@@ -286,14 +286,14 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 			}
 			ins, err := tx.newFoundAssignments(ctx, accountID, runID, list, now)
 			if err != nil {
-				return err
+				return wrap("apply assignments", err)
 			}
 			counts.Added += ins
 		}
 		if runID != 0 && len(seen) > 0 {
 			for ids := range slices.Chunk(seen, tx.inChunk()) {
 				if err := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", ids).UpdateColumn("seen_run_id", runID).Error; err != nil {
-					return err
+					return wrap("apply assignments", err)
 				}
 			}
 		}
@@ -332,7 +332,7 @@ func (d *DB) newFoundAssignments(ctx context.Context, accountID, runID int64, li
 		}
 		for chunk := range slices.Chunk(serials, d.inChunk()) {
 			if err := d.with(ctx).Model(&model.Device{}).Select("id", "serial_number").Where("serial_number IN ?", chunk).Find(&ds).Error; err != nil {
-				return 0, err
+				return 0, wrap("new found assignments", err)
 			}
 			for _, x := range ds {
 				devices[x.SerialNumber] = x.ID
@@ -347,7 +347,7 @@ func (d *DB) newFoundAssignments(ctx context.Context, accountID, runID int64, li
 		}
 		for chunk := range slices.Chunk(cuids, d.inChunk()) {
 			if err := d.with(ctx).Model(&model.User{}).Select("id", "client_user_id").Where("client_user_id IN ?", chunk).Find(&us).Error; err != nil {
-				return 0, err
+				return 0, wrap("new found assignments", err)
 			}
 			for _, x := range us {
 				users[x.ClientUserID] = x.ID
@@ -392,7 +392,7 @@ func (d *DB) newFoundAssignments(ctx context.Context, accountID, runID int64, li
 		for chunk := range slices.Chunk(pairs, d.inChunk()/2) {
 			q, args := d.pairIn("UPDATE license_assignments SET seen_run_id = ? WHERE (pool_id, holder_key) IN ", chunk)
 			if err := d.with(ctx).Exec(q, append([]any{runID}, args...)...).Error; err != nil {
-				return 0, err
+				return 0, wrap("new found assignments", err)
 			}
 		}
 	}
@@ -432,7 +432,7 @@ func (d *DB) SweepAssignments(ctx context.Context, accountID, runID int64, passS
 		applied, err := tx.ApplyTransitions(ctx, model.EventGoneAtApple, ids, TransitionDetails{
 			ReclaimReason: "no longer held at Apple (removed in Apple Business Manager or by another tool)", ReclaimedBy: "sync"})
 		removed = len(applied)
-		return err
+		return wrap("sweep assignments", err)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sweep assignments: %w", err)

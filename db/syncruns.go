@@ -10,7 +10,7 @@ import (
 
 // InsertSyncRun records a pass (queued or starting).
 func (d *DB) InsertSyncRun(ctx context.Context, r *model.SyncRun) error {
-	return d.with(ctx).Create(r).Error
+	return wrap("insert sync run", d.with(ctx).Create(r).Error)
 }
 
 // QueuedSyncRun returns the oldest queued pass of an account, if any.
@@ -27,7 +27,7 @@ func (d *DB) QueuedSyncRun(ctx context.Context, accountID int64) (*model.SyncRun
 func (d *DB) AccountsWithQueuedRuns(ctx context.Context) ([]int64, error) {
 	var ids []int64
 	err := d.with(ctx).Model(&model.SyncRun{}).Where("status = ?", model.SyncRunQueued).Distinct("account_id").Pluck("account_id", &ids).Error
-	return ids, err
+	return ids, wrap("accounts with queued runs", err)
 }
 
 // SyncRunByID reads one pass.
@@ -45,7 +45,7 @@ func (d *DB) FailStaleRuns(ctx context.Context, accountID int64, msg string) ([]
 	var stale []*model.SyncRun
 	err := d.Tx(ctx, func(tx *DB) error {
 		if err := tx.forUpdate(tx.with(ctx)).Where("account_id = ? AND status = ?", accountID, model.SyncRunRunning).Find(&stale).Error; err != nil {
-			return err
+			return wrap("fail stale runs", err)
 		}
 		if len(stale) == 0 {
 			return nil
@@ -54,10 +54,10 @@ func (d *DB) FailStaleRuns(ctx context.Context, accountID int64, msg string) ([]
 		for i, r := range stale {
 			ids[i] = r.ID
 		}
-		return tx.with(ctx).Model(&model.SyncRun{}).Where("id IN ? AND status = ?", ids, model.SyncRunRunning).
-			Updates(map[string]any{"status": model.SyncRunFailed, "finished_at": Now(), "error": msg}).Error
+		return wrap("fail stale runs", tx.with(ctx).Model(&model.SyncRun{}).Where("id IN ? AND status = ?", ids, model.SyncRunRunning).
+			Updates(map[string]any{"status": model.SyncRunFailed, "finished_at": Now(), "error": msg}).Error)
 	})
-	return stale, err
+	return stale, wrap("fail stale runs", err)
 }
 
 // FinishSyncRun records a pass's outcome and the account's columns that follow from it, in one
@@ -80,14 +80,14 @@ func (d *DB) FinishSyncRun(ctx context.Context, r *model.SyncRun, accountCols ma
 		}
 		return tx.UpdateAccount(ctx, r.AccountID, accountCols)
 	})
-	return ok && err == nil, err
+	return ok && err == nil, wrap("finish sync run", err)
 }
 
 // SyncRunProgress writes a running pass's counts so far (not once it is no longer RUNNING).
 func (d *DB) SyncRunProgress(ctx context.Context, r *model.SyncRun) error {
-	return d.with(ctx).Model(&model.SyncRun{}).Where("id = ? AND status = ?", r.ID, model.SyncRunRunning).Updates(map[string]any{
+	return wrap("sync run progress", d.with(ctx).Model(&model.SyncRun{}).Where("id = ? AND status = ?", r.ID, model.SyncRunRunning).Updates(map[string]any{
 		"kind": r.Kind, "pages": r.Pages, "items_seen": r.ItemsSeen, "added": r.Added, "changed": r.Changed, "removed": r.Removed,
-	}).Error
+	}).Error)
 }
 
 // StartSyncRun records a pass as RUNNING — a new run, or the queued one r names — if holder
@@ -104,7 +104,7 @@ func (d *DB) StartSyncRun(ctx context.Context, r *model.SyncRun, lease, holder s
 		}
 		var holders []string
 		if err := tx.with(ctx).Raw(q, append([]any{lease, holder}, nowArgs...)...).Scan(&holders).Error; err != nil {
-			return err
+			return wrap("start sync run", err)
 		}
 		if len(holders) == 0 {
 			return nil
@@ -112,7 +112,7 @@ func (d *DB) StartSyncRun(ctx context.Context, r *model.SyncRun, lease, holder s
 		r.Status, r.StartedAt = model.SyncRunRunning, Now()
 		if r.ID == 0 {
 			if err := tx.InsertSyncRun(ctx, r); err != nil {
-				return err
+				return wrap("start sync run", err)
 			}
 		} else {
 			res := tx.with(ctx).Model(&model.SyncRun{}).Where("id = ? AND status = ?", r.ID, model.SyncRunQueued).
@@ -124,7 +124,7 @@ func (d *DB) StartSyncRun(ctx context.Context, r *model.SyncRun, lease, holder s
 		ok = true
 		return nil
 	})
-	return ok && err == nil, err
+	return ok && err == nil, wrap("start sync run", err)
 }
 
 // MakeQueuedRunFull turns a queued pass into a full one, if it is still queued; it reports

@@ -98,7 +98,7 @@ func (r transitionResult) appleDeltas(into map[int64]int64) map[int64]int64 {
 // reclaim), as are ids that do not exist. It returns the transitions applied.
 func (d *DB) ApplyTransitions(ctx context.Context, ev model.AssignmentEvent, ids []int64, det TransitionDetails) ([]model.AppliedTransition, error) {
 	res, err := d.applyTransitions(ctx, ev, ids, det)
-	return res.applied, err
+	return res.applied, wrap("apply transitions", err)
 }
 
 func (d *DB) applyTransitions(ctx context.Context, ev model.AssignmentEvent, ids []int64, det TransitionDetails) (res transitionResult, err error) {
@@ -108,7 +108,7 @@ func (d *DB) applyTransitions(ctx context.Context, ev model.AssignmentEvent, ids
 	err = d.inTx(ctx, func(tx *DB) error {
 		var err error
 		res, err = tx.applyTransitionsTx(ctx, ev, ids, det)
-		return err
+		return wrap("apply transitions", err)
 	})
 	if err != nil {
 		return transitionResult{}, fmt.Errorf("apply %s to %d assignments: %w", ev, len(ids), err)
@@ -197,10 +197,10 @@ func (d *DB) applyTransitionsTx(ctx context.Context, ev model.AssignmentEvent, i
 		}
 	}
 	if err := d.queueDisassociates(ctx, disassociate, now); err != nil {
-		return res, err
+		return res, wrap("apply transitions tx", err)
 	}
 	if err := d.releaseWaitingCommands(ctx, release); err != nil {
-		return res, err
+		return res, wrap("apply transitions tx", err)
 	}
 	if len(res.applied) > 0 {
 		for _, fn := range d.observers.list() {

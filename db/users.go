@@ -25,9 +25,9 @@ func (d *DB) SaveUser(ctx context.Context, u *model.User) error {
 		if isDuplicate(err) {
 			return ErrDuplicate
 		}
-		return err
+		return wrap("save user", err)
 	}
-	return d.with(ctx).Save(u).Error
+	return wrap("save user", d.with(ctx).Save(u).Error)
 }
 
 // UsersByExternalIDs reads users by the directory's ids.
@@ -37,7 +37,7 @@ func (d *DB) UsersByExternalIDs(ctx context.Context, ids []string) ([]*model.Use
 		return out, nil
 	}
 	err := d.with(ctx).Where("external_id IN ?", ids).Find(&out).Error
-	return out, err
+	return out, wrap("users by external ids", err)
 }
 
 // UserFilter selects users.
