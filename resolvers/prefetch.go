@@ -107,19 +107,19 @@ func (r *Resolver) prefetchAssignments(ctx context.Context, items []*model.Licen
 	}
 	l := loaders.For(ctx)
 	if s, ok := fields["pool"]; ok {
-		pools := prime(ctx, l.Pool, r.DB.PoolsByID, poolID, ids(items, func(a *model.LicenseAssignment) int64 { return a.PoolID }))
+		pools := prime(ctx, l.PoolsByID, r.DB.PoolsByID, poolID, ids(items, func(a *model.LicenseAssignment) int64 { return a.PoolID }))
 		r.prefetchPools(ctx, pools, s)
 	}
 	if _, ok := fields["account"]; ok {
-		prime(ctx, l.Account, r.DB.AccountsByID, accountID, ids(items, func(a *model.LicenseAssignment) int64 { return a.AccountID }))
+		prime(ctx, l.AccountsByID, r.DB.AccountsByID, accountID, ids(items, func(a *model.LicenseAssignment) int64 { return a.AccountID }))
 	}
 	if _, ok := fields["app"]; ok {
-		prime(ctx, l.App, r.DB.AppsByID, appID, ids(items, func(a *model.LicenseAssignment) int64 { return a.AppID }))
+		prime(ctx, l.AppsByID, r.DB.AppsByID, appID, ids(items, func(a *model.LicenseAssignment) int64 { return a.AppID }))
 	}
 	var users []int64
 	var userSel ast.SelectionSet
 	if s, ok := fields["device"]; ok {
-		devices := prime(ctx, l.Device, r.DB.DevicesByID, deviceID, optIDs(items, func(a *model.LicenseAssignment) *int64 { return a.DeviceID }))
+		devices := prime(ctx, l.DevicesByID, r.DB.DevicesByID, deviceID, optIDs(items, func(a *model.LicenseAssignment) *int64 { return a.DeviceID }))
 		// A device's user is usually selected beside the assignment's own user: load both
 		// sets in one statement.
 		if us, ok := children(ctx, s, "Device")["user"]; ok {
@@ -132,7 +132,7 @@ func (r *Resolver) prefetchAssignments(ctx context.Context, items []*model.Licen
 		users = append(users, optIDs(items, func(a *model.LicenseAssignment) *int64 { return a.UserID })...)
 		userSel = append(userSel, s...)
 	}
-	r.prefetchUsers(ctx, prime(ctx, l.User, r.DB.UsersByID, userID, users), userSel)
+	r.prefetchUsers(ctx, prime(ctx, l.UsersByID, r.DB.UsersByID, userID, users), userSel)
 }
 
 func (r *Resolver) prefetchPools(ctx context.Context, items []*model.LicensePool, sel ast.SelectionSet) {
@@ -142,20 +142,20 @@ func (r *Resolver) prefetchPools(ctx context.Context, items []*model.LicensePool
 	}
 	l := loaders.For(ctx)
 	if _, ok := fields["account"]; ok {
-		prime(ctx, l.Account, r.DB.AccountsByID, accountID, ids(items, func(p *model.LicensePool) int64 { return p.AccountID }))
+		prime(ctx, l.AccountsByID, r.DB.AccountsByID, accountID, ids(items, func(p *model.LicensePool) int64 { return p.AccountID }))
 	}
 	if _, ok := fields["app"]; ok {
-		prime(ctx, l.App, r.DB.AppsByID, appID, ids(items, func(p *model.LicensePool) int64 { return p.AppID }))
+		prime(ctx, l.AppsByID, r.DB.AppsByID, appID, ids(items, func(p *model.LicensePool) int64 { return p.AppID }))
 	}
 	if f, ok := connectionField(ctx, sel, "LicensePool", "assignments"); ok {
-		as, s := prefetchConnection(ctx, f, ids(items, poolID), l.AssignmentsOf[db.AssignmentsOfPool], l.AssignmentCountsOf[db.AssignmentsOfPool])
+		as, s := prefetchConnection(ctx, f, ids(items, poolID), l.AssignmentsByParent[db.AssignmentsOfPool], l.CountAssignmentsByParent[db.AssignmentsOfPool])
 		r.prefetchAssignments(ctx, as, s)
 	}
 }
 
 func (r *Resolver) prefetchDevices(ctx context.Context, items []*model.Device, sel ast.SelectionSet) {
 	if s, ok := children(ctx, sel, "Device")["user"]; ok && len(items) > 0 {
-		users := prime(ctx, loaders.For(ctx).User, r.DB.UsersByID, userID, optIDs(items, func(d *model.Device) *int64 { return d.UserID }))
+		users := prime(ctx, loaders.For(ctx).UsersByID, r.DB.UsersByID, userID, optIDs(items, func(d *model.Device) *int64 { return d.UserID }))
 		r.prefetchUsers(ctx, users, s)
 	}
 	r.prefetchDeviceConnections(ctx, items, sel)
@@ -168,13 +168,13 @@ func (r *Resolver) prefetchDeviceConnections(ctx context.Context, items []*model
 	}
 	l := loaders.For(ctx)
 	if f, ok := connectionField(ctx, sel, "Device", "assignments"); ok {
-		as, s := prefetchConnection(ctx, f, ids(items, deviceID), l.AssignmentsOf[db.AssignmentsOfDevice], l.AssignmentCountsOf[db.AssignmentsOfDevice])
+		as, s := prefetchConnection(ctx, f, ids(items, deviceID), l.AssignmentsByParent[db.AssignmentsOfDevice], l.CountAssignmentsByParent[db.AssignmentsOfDevice])
 		r.prefetchAssignments(ctx, as, s)
 	}
 	if f, ok := connectionField(ctx, sel, "Device", "installedApps"); ok {
-		apps, s := prefetchConnection(ctx, f, ids(items, deviceID), l.DeviceApps, l.DeviceAppCounts)
+		apps, s := prefetchConnection(ctx, f, ids(items, deviceID), l.DeviceAppsByDevice, l.CountDeviceAppsByDevice)
 		if _, ok := children(ctx, s, "DeviceApp")["app"]; ok {
-			prime(ctx, l.App, r.DB.AppsByID, appID, optIDs(apps, func(a *model.DeviceApp) *int64 { return a.AppID }))
+			prime(ctx, l.AppsByID, r.DB.AppsByID, appID, optIDs(apps, func(a *model.DeviceApp) *int64 { return a.AppID }))
 		}
 	}
 }
@@ -187,15 +187,15 @@ func (r *Resolver) prefetchAccounts(ctx context.Context, items []*model.Account,
 	l := loaders.For(ctx)
 	parents := ids(items, accountID)
 	if f, ok := connectionField(ctx, sel, "Account", "syncRuns"); ok {
-		runs, s := prefetchConnection(ctx, f, parents, l.RunsOfAccount, l.RunCountsOfAccount)
+		runs, s := prefetchConnection(ctx, f, parents, l.SyncRunsByAccount, l.CountSyncRunsByAccount)
 		r.prefetchAccountsOf(ctx, "SyncRun", ids(runs, func(s *model.SyncRun) int64 { return s.AccountID }), s)
 	}
 	if f, ok := connectionField(ctx, sel, "Account", "licensePools"); ok {
-		pools, s := prefetchConnection(ctx, f, parents, l.PoolsOf[db.PoolsOfAccount], l.PoolCountsOf[db.PoolsOfAccount])
+		pools, s := prefetchConnection(ctx, f, parents, l.PoolsByParent[db.PoolsOfAccount], l.CountPoolsByParent[db.PoolsOfAccount])
 		r.prefetchPools(ctx, pools, s)
 	}
 	if f, ok := connectionField(ctx, sel, "Account", "licenseAssignments"); ok {
-		as, s := prefetchConnection(ctx, f, parents, l.AssignmentsOf[db.AssignmentsOfAccount], l.AssignmentCountsOf[db.AssignmentsOfAccount])
+		as, s := prefetchConnection(ctx, f, parents, l.AssignmentsByParent[db.AssignmentsOfAccount], l.CountAssignmentsByParent[db.AssignmentsOfAccount])
 		r.prefetchAssignments(ctx, as, s)
 	}
 }
@@ -207,10 +207,10 @@ func (r *Resolver) prefetchApps(ctx context.Context, items []*model.App, sel ast
 	}
 	l := loaders.For(ctx)
 	if _, ok := children(ctx, sel, "App")["soldIn"]; ok {
-		loaders.Prefill(ctx, l.AppCountries, ids(items, appID))
+		loaders.Prefill(ctx, l.CountriesByApp, ids(items, appID))
 	}
 	if f, ok := connectionField(ctx, sel, "App", "licensePools"); ok {
-		pools, s := prefetchConnection(ctx, f, ids(items, appID), l.PoolsOf[db.PoolsOfApp], l.PoolCountsOf[db.PoolsOfApp])
+		pools, s := prefetchConnection(ctx, f, ids(items, appID), l.PoolsByParent[db.PoolsOfApp], l.CountPoolsByParent[db.PoolsOfApp])
 		r.prefetchPools(ctx, pools, s)
 	}
 }
@@ -223,15 +223,15 @@ func (r *Resolver) prefetchUsers(ctx context.Context, items []*model.User, sel a
 	l := loaders.For(ctx)
 	parents := ids(items, userID)
 	if f, ok := connectionField(ctx, sel, "User", "devices"); ok {
-		devices, s := prefetchConnection(ctx, f, parents, l.DevicesOfUser, l.DeviceCountsOfUser)
+		devices, s := prefetchConnection(ctx, f, parents, l.DevicesByUser, l.CountDevicesByUser)
 		r.prefetchDevices(ctx, devices, s)
 	}
 	if f, ok := connectionField(ctx, sel, "User", "assignments"); ok {
-		as, s := prefetchConnection(ctx, f, parents, l.AssignmentsOf[db.AssignmentsOfUser], l.AssignmentCountsOf[db.AssignmentsOfUser])
+		as, s := prefetchConnection(ctx, f, parents, l.AssignmentsByParent[db.AssignmentsOfUser], l.CountAssignmentsByParent[db.AssignmentsOfUser])
 		r.prefetchAssignments(ctx, as, s)
 	}
 	if f, ok := connectionField(ctx, sel, "User", "groups"); ok {
-		groups, s := prefetchConnection(ctx, f, parents, l.GroupsOfUser, l.GroupCountsOfUser)
+		groups, s := prefetchConnection(ctx, f, parents, l.GroupsByUser, l.CountGroupsByUser)
 		r.prefetchGroups(ctx, groups, s)
 	}
 	if s, ok := children(ctx, sel, "User")["appleRegistrations"]; ok {
@@ -250,7 +250,7 @@ func (r *Resolver) prefetchGroups(ctx context.Context, items []*model.Group, sel
 	}
 	l := loaders.For(ctx)
 	if f, ok := connectionField(ctx, sel, "Group", "members"); ok {
-		users, s := prefetchConnection(ctx, f, ids(items, groupID), l.Members, l.MemberCounts)
+		users, s := prefetchConnection(ctx, f, ids(items, groupID), l.MembersByGroup, l.CountMembersByGroup)
 		r.prefetchUsers(ctx, users, s)
 	}
 }
@@ -262,14 +262,14 @@ func (r *Resolver) prefetchCommands(ctx context.Context, items []*model.DeviceCo
 	}
 	l := loaders.For(ctx)
 	if s, ok := fields["device"]; ok {
-		devices := prime(ctx, l.Device, r.DB.DevicesByID, deviceID, ids(items, func(c *model.DeviceCommand) int64 { return c.DeviceID }))
+		devices := prime(ctx, l.DevicesByID, r.DB.DevicesByID, deviceID, ids(items, func(c *model.DeviceCommand) int64 { return c.DeviceID }))
 		r.prefetchDevices(ctx, devices, s)
 	}
 	if _, ok := fields["app"]; ok {
-		prime(ctx, l.App, r.DB.AppsByID, appID, ids(items, func(c *model.DeviceCommand) int64 { return c.AppID }))
+		prime(ctx, l.AppsByID, r.DB.AppsByID, appID, ids(items, func(c *model.DeviceCommand) int64 { return c.AppID }))
 	}
 	if s, ok := fields["assignment"]; ok {
-		as := prime(ctx, l.Assignment, r.DB.AssignmentsByID, assignmentID, optIDs(items, func(c *model.DeviceCommand) *int64 { return c.AssignmentID }))
+		as := prime(ctx, l.AssignmentsByID, r.DB.AssignmentsByID, assignmentID, optIDs(items, func(c *model.DeviceCommand) *int64 { return c.AssignmentID }))
 		r.prefetchAssignments(ctx, as, s)
 	}
 }
@@ -277,7 +277,7 @@ func (r *Resolver) prefetchCommands(ctx context.Context, items []*model.DeviceCo
 // prefetchAccountsOf primes the accounts of rows that point to one (sync runs, audit events).
 func (r *Resolver) prefetchAccountsOf(ctx context.Context, typ string, accountIDs []int64, sel ast.SelectionSet) {
 	if _, ok := children(ctx, sel, typ)["account"]; ok {
-		prime(ctx, loaders.For(ctx).Account, r.DB.AccountsByID, accountID, accountIDs)
+		prime(ctx, loaders.For(ctx).AccountsByID, r.DB.AccountsByID, accountID, accountIDs)
 	}
 }
 
@@ -386,30 +386,30 @@ func (r *Resolver) prefetchNodes(ctx context.Context, gids []string) {
 	for typ, keys := range byType {
 		switch typ {
 		case typeAccount:
-			r.prefetchAccounts(ctx, rowsOf(loaders.Prefill(ctx, l.Account, keys)), sel)
+			r.prefetchAccounts(ctx, rowsOf(loaders.Prefill(ctx, l.AccountsByID, keys)), sel)
 		case typeApp:
-			r.prefetchApps(ctx, rowsOf(loaders.Prefill(ctx, l.App, keys)), sel)
+			r.prefetchApps(ctx, rowsOf(loaders.Prefill(ctx, l.AppsByID, keys)), sel)
 		case typePool:
-			r.prefetchPools(ctx, rowsOf(loaders.Prefill(ctx, l.Pool, keys)), sel)
+			r.prefetchPools(ctx, rowsOf(loaders.Prefill(ctx, l.PoolsByID, keys)), sel)
 		case typeAssignment:
-			r.prefetchAssignments(ctx, rowsOf(loaders.Prefill(ctx, l.Assignment, keys)), sel)
+			r.prefetchAssignments(ctx, rowsOf(loaders.Prefill(ctx, l.AssignmentsByID, keys)), sel)
 		case typeDevice:
-			r.prefetchDevices(ctx, rowsOf(loaders.Prefill(ctx, l.Device, keys)), sel)
+			r.prefetchDevices(ctx, rowsOf(loaders.Prefill(ctx, l.DevicesByID, keys)), sel)
 		case typeUser:
-			r.prefetchUsers(ctx, rowsOf(loaders.Prefill(ctx, l.User, keys)), sel)
+			r.prefetchUsers(ctx, rowsOf(loaders.Prefill(ctx, l.UsersByID, keys)), sel)
 		case typeGroup:
-			r.prefetchGroups(ctx, rowsOf(loaders.Prefill(ctx, l.Group, keys)), sel)
+			r.prefetchGroups(ctx, rowsOf(loaders.Prefill(ctx, l.GroupsByID, keys)), sel)
 		case typeAuditEvent:
-			events := rowsOf(loaders.Prefill(ctx, l.AuditEvent, keys))
+			events := rowsOf(loaders.Prefill(ctx, l.AuditEventsByID, keys))
 			r.prefetchAccountsOf(ctx, "AuditEvent", optIDs(events, func(e *model.AuditEvent) *int64 { return e.AccountID }), sel)
 		case typeSyncRun:
-			runs := rowsOf(loaders.Prefill(ctx, l.SyncRun, keys))
+			runs := rowsOf(loaders.Prefill(ctx, l.SyncRunsByID, keys))
 			r.prefetchAccountsOf(ctx, "SyncRun", ids(runs, func(s *model.SyncRun) int64 { return s.AccountID }), sel)
 		case typeDeviceCommand:
-			r.prefetchCommands(ctx, rowsOf(loaders.Prefill(ctx, l.Command, keys)), sel)
+			r.prefetchCommands(ctx, rowsOf(loaders.Prefill(ctx, l.CommandsByID, keys)), sel)
 		case typeAPIKey:
 			if k := KeyFrom(ctx); k != nil && k.Role.Rank() >= 3 { // as node(): admins only
-				loaders.Prefill(ctx, l.APIKey, keys)
+				loaders.Prefill(ctx, l.APIKeysByID, keys)
 			}
 		}
 	}

@@ -36,88 +36,88 @@ const (
 
 // Loaders are one request's dataloaders.
 type Loaders struct {
-	Account    *Loader[int64, *model.Account]
-	App        *Loader[int64, *model.App]
-	Pool       *Loader[int64, *model.LicensePool]
-	Assignment *Loader[int64, *model.LicenseAssignment]
-	Device     *Loader[int64, *model.Device]
-	User       *Loader[int64, *model.User]
-	Group      *Loader[int64, *model.Group]
-	AuditEvent *Loader[int64, *model.AuditEvent]
-	SyncRun    *Loader[int64, *model.SyncRun]
-	Command    *Loader[int64, *model.DeviceCommand]
-	APIKey     *Loader[int64, *model.APIKey]
+	AccountsByID    *Loader[int64, *model.Account]
+	AppsByID        *Loader[int64, *model.App]
+	PoolsByID       *Loader[int64, *model.LicensePool]
+	AssignmentsByID *Loader[int64, *model.LicenseAssignment]
+	DevicesByID     *Loader[int64, *model.Device]
+	UsersByID       *Loader[int64, *model.User]
+	GroupsByID      *Loader[int64, *model.Group]
+	AuditEventsByID *Loader[int64, *model.AuditEvent]
+	SyncRunsByID    *Loader[int64, *model.SyncRun]
+	CommandsByID    *Loader[int64, *model.DeviceCommand]
+	APIKeysByID     *Loader[int64, *model.APIKey]
 	// AppCountries gives the countries an app is known to be sold in.
-	AppCountries *Loader[int64, []string]
+	CountriesByApp *Loader[int64, []string]
 	// AppleUsersByUserIDs gives a user's Apple registrations, one per account.
 	AppleUsersByUserIDs *Loader[int64, []*model.AppleUser]
 
 	// Nested connections: one page of children per parent, and counts per parent.
-	AssignmentsOf      map[db.AssignmentParent]*Loader[ChildKey, *Children[model.LicenseAssignment]]
-	AssignmentCountsOf map[db.AssignmentParent]*Loader[ChildKey, int]
-	PoolsOf            map[db.PoolParent]*Loader[ChildKey, *Children[model.LicensePool]]
-	PoolCountsOf       map[db.PoolParent]*Loader[ChildKey, int]
-	DeviceApps         *Loader[ChildKey, *Children[model.DeviceApp]]
-	DeviceAppCounts    *Loader[ChildKey, int]
-	DevicesOfUser      *Loader[ChildKey, *Children[model.Device]]
-	DeviceCountsOfUser *Loader[ChildKey, int]
-	GroupsOfUser       *Loader[ChildKey, *Children[model.Group]]
-	GroupCountsOfUser  *Loader[ChildKey, int]
-	Members            *Loader[ChildKey, *Children[model.User]]
-	MemberCounts       *Loader[ChildKey, int]
-	RunsOfAccount      *Loader[ChildKey, *Children[model.SyncRun]]
-	RunCountsOfAccount *Loader[ChildKey, int]
+	AssignmentsByParent      map[db.AssignmentParent]*Loader[ChildKey, *Children[model.LicenseAssignment]]
+	CountAssignmentsByParent map[db.AssignmentParent]*Loader[ChildKey, int]
+	PoolsByParent            map[db.PoolParent]*Loader[ChildKey, *Children[model.LicensePool]]
+	CountPoolsByParent       map[db.PoolParent]*Loader[ChildKey, int]
+	DeviceAppsByDevice       *Loader[ChildKey, *Children[model.DeviceApp]]
+	CountDeviceAppsByDevice  *Loader[ChildKey, int]
+	DevicesByUser            *Loader[ChildKey, *Children[model.Device]]
+	CountDevicesByUser       *Loader[ChildKey, int]
+	GroupsByUser             *Loader[ChildKey, *Children[model.Group]]
+	CountGroupsByUser        *Loader[ChildKey, int]
+	MembersByGroup           *Loader[ChildKey, *Children[model.User]]
+	CountMembersByGroup      *Loader[ChildKey, int]
+	SyncRunsByAccount        *Loader[ChildKey, *Children[model.SyncRun]]
+	CountSyncRunsByAccount   *Loader[ChildKey, int]
 }
 
 // New builds a request's loaders over d.
 func New(d *db.DB) *Loaders {
 	l := &Loaders{
-		Account:      byID(d.AccountsByID, func(v *model.Account) int64 { return v.ID }),
-		App:          byID(d.AppsByID, func(v *model.App) int64 { return v.ID }),
-		Pool:         byID(d.PoolsByID, func(v *model.LicensePool) int64 { return v.ID }),
-		Assignment:   byID(d.AssignmentsByID, func(v *model.LicenseAssignment) int64 { return v.ID }),
-		Device:       byID(d.DevicesByID, func(v *model.Device) int64 { return v.ID }),
-		User:         byID(d.UsersByID, func(v *model.User) int64 { return v.ID }),
-		Group:        byID(d.GroupsByID, func(v *model.Group) int64 { return v.ID }),
-		AuditEvent:   byID(d.AuditEventsByID, func(v *model.AuditEvent) int64 { return v.ID }),
-		SyncRun:      byID(d.SyncRunsByID, func(v *model.SyncRun) int64 { return v.ID }),
-		Command:      byID(d.CommandsByID, func(v *model.DeviceCommand) int64 { return v.ID }),
-		APIKey:       byID(d.APIKeysByID, func(v *model.APIKey) int64 { return v.ID }),
-		AppCountries: newLoader(mapped(d.CountriesByApp)),
+		AccountsByID:    byID(d.AccountsByID, func(v *model.Account) int64 { return v.ID }),
+		AppsByID:        byID(d.AppsByID, func(v *model.App) int64 { return v.ID }),
+		PoolsByID:       byID(d.PoolsByID, func(v *model.LicensePool) int64 { return v.ID }),
+		AssignmentsByID: byID(d.AssignmentsByID, func(v *model.LicenseAssignment) int64 { return v.ID }),
+		DevicesByID:     byID(d.DevicesByID, func(v *model.Device) int64 { return v.ID }),
+		UsersByID:       byID(d.UsersByID, func(v *model.User) int64 { return v.ID }),
+		GroupsByID:      byID(d.GroupsByID, func(v *model.Group) int64 { return v.ID }),
+		AuditEventsByID: byID(d.AuditEventsByID, func(v *model.AuditEvent) int64 { return v.ID }),
+		SyncRunsByID:    byID(d.SyncRunsByID, func(v *model.SyncRun) int64 { return v.ID }),
+		CommandsByID:    byID(d.CommandsByID, func(v *model.DeviceCommand) int64 { return v.ID }),
+		APIKeysByID:     byID(d.APIKeysByID, func(v *model.APIKey) int64 { return v.ID }),
+		CountriesByApp:  newLoader(mapped(d.CountriesByApp)),
 
 		AppleUsersByUserIDs: newLoader(mapped(d.AppleUsersByUserIDs)),
 
-		AssignmentsOf:      map[db.AssignmentParent]*Loader[ChildKey, *Children[model.LicenseAssignment]]{},
-		AssignmentCountsOf: map[db.AssignmentParent]*Loader[ChildKey, int]{},
-		PoolsOf:            map[db.PoolParent]*Loader[ChildKey, *Children[model.LicensePool]]{},
-		PoolCountsOf:       map[db.PoolParent]*Loader[ChildKey, int]{},
+		AssignmentsByParent:      map[db.AssignmentParent]*Loader[ChildKey, *Children[model.LicenseAssignment]]{},
+		CountAssignmentsByParent: map[db.AssignmentParent]*Loader[ChildKey, int]{},
+		PoolsByParent:            map[db.PoolParent]*Loader[ChildKey, *Children[model.LicensePool]]{},
+		CountPoolsByParent:       map[db.PoolParent]*Loader[ChildKey, int]{},
 	}
 	for _, p := range []db.AssignmentParent{db.AssignmentsOfAccount, db.AssignmentsOfPool, db.AssignmentsOfDevice, db.AssignmentsOfUser} {
-		l.AssignmentsOf[p] = children(func(ctx context.Context, filter string, first int, pages []db.ChildPage) (map[int64][]*model.LicenseAssignment, error) {
+		l.AssignmentsByParent[p] = children(func(ctx context.Context, filter string, first int, pages []db.ChildPage) (map[int64][]*model.LicenseAssignment, error) {
 			return d.AssignmentsByParent(ctx, p, statuses(filter), first, pages)
 		})
-		l.AssignmentCountsOf[p] = counts(func(ctx context.Context, filter string, parents []int64) (map[int64]int, error) {
+		l.CountAssignmentsByParent[p] = counts(func(ctx context.Context, filter string, parents []int64) (map[int64]int, error) {
 			return d.CountAssignmentsByParent(ctx, p, statuses(filter), parents)
 		})
 	}
 	for _, p := range []db.PoolParent{db.PoolsOfAccount, db.PoolsOfApp} {
-		l.PoolsOf[p] = children(func(ctx context.Context, _ string, first int, pages []db.ChildPage) (map[int64][]*model.LicensePool, error) {
+		l.PoolsByParent[p] = children(func(ctx context.Context, _ string, first int, pages []db.ChildPage) (map[int64][]*model.LicensePool, error) {
 			return d.PoolsByParent(ctx, p, first, pages)
 		})
-		l.PoolCountsOf[p] = counts(func(ctx context.Context, _ string, parents []int64) (map[int64]int, error) {
+		l.CountPoolsByParent[p] = counts(func(ctx context.Context, _ string, parents []int64) (map[int64]int, error) {
 			return d.CountPoolsByParent(ctx, p, parents)
 		})
 	}
-	l.DeviceApps = children(unfiltered(d.DeviceAppsByDevice))
-	l.DeviceAppCounts = counts(unfilteredCount(d.CountDeviceAppsByDevice))
-	l.DevicesOfUser = children(unfiltered(d.DevicesByUser))
-	l.DeviceCountsOfUser = counts(unfilteredCount(d.CountDevicesByUser))
-	l.GroupsOfUser = children(unfiltered(d.GroupsByUser))
-	l.GroupCountsOfUser = counts(unfilteredCount(d.CountGroupsByUser))
-	l.Members = children(unfiltered(d.MembersByGroup))
-	l.MemberCounts = counts(unfilteredCount(d.CountMembersByGroup))
-	l.RunsOfAccount = children(unfiltered(d.SyncRunsByAccount))
-	l.RunCountsOfAccount = counts(unfilteredCount(d.CountSyncRunsByAccount))
+	l.DeviceAppsByDevice = children(unfiltered(d.DeviceAppsByDevice))
+	l.CountDeviceAppsByDevice = counts(unfilteredCount(d.CountDeviceAppsByDevice))
+	l.DevicesByUser = children(unfiltered(d.DevicesByUser))
+	l.CountDevicesByUser = counts(unfilteredCount(d.CountDevicesByUser))
+	l.GroupsByUser = children(unfiltered(d.GroupsByUser))
+	l.CountGroupsByUser = counts(unfilteredCount(d.CountGroupsByUser))
+	l.MembersByGroup = children(unfiltered(d.MembersByGroup))
+	l.CountMembersByGroup = counts(unfilteredCount(d.CountMembersByGroup))
+	l.SyncRunsByAccount = children(unfiltered(d.SyncRunsByAccount))
+	l.CountSyncRunsByAccount = counts(unfilteredCount(d.CountSyncRunsByAccount))
 	return l
 }
 
