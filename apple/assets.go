@@ -8,7 +8,7 @@ import (
 	"strconv"
 )
 
-// AssetsQuery filters GET /assets (§5.2). Zero values leave a filter out.
+// AssetsQuery filters GET /assets (doc/apple-api.md §5.2). Zero values leave a filter out.
 type AssetsQuery struct {
 	AdamID       string
 	ProductType  string // ProductApp or ProductBook

@@ -7,7 +7,7 @@ import (
 	"strconv"
 )
 
-// AssignmentsQuery filters GET /assignments (§5.3). Zero values leave a filter
+// AssignmentsQuery filters GET /assignments (doc/apple-api.md §5.3). Zero values leave a filter
 // out.
 type AssignmentsQuery struct {
 	AdamID       string
@@ -17,7 +17,7 @@ type AssignmentsQuery struct {
 	// SinceVersionID asks only for the records changed since that version (the
 	// VersionID of a previous listing's pages). An unknown version fails with
 	// ErrBadVersion: do a full listing instead. Removals are not reported by
-	// default (§15): find them with periodic full listings.
+	// default (doc/apple-api.md §15): find them with periodic full listings.
 	SinceVersionID string
 	// ExcludeInactiveUsers drops the assignments of retired/inactive users.
 	ExcludeInactiveUsers bool

@@ -10,7 +10,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Default endpoints (apple-api.md §0, §10.2).
+// Default endpoints (doc/apple-api.md §0, §10.2).
 const (
 	DefaultBaseURL   = "https://vpp.itunes.apple.com/mdm/v2"
 	DefaultLookupURL = "https://uclient-api.itunes.apple.com/WebObjects/MZStorePlatform.woa/wa/lookup"
@@ -21,7 +21,7 @@ const (
 type Config struct {
 	// BaseURL of the v2 API; default DefaultBaseURL (ORCHARD_APPLE_URL).
 	BaseURL string
-	// LookupURL of the metadata lookup (§10.2 shape); default DefaultLookupURL
+	// LookupURL of the metadata lookup (doc/apple-api.md §10.2 shape); default DefaultLookupURL
 	// (ORCHARD_LOOKUP_URL).
 	LookupURL string
 	// LookupPlatform is the lookup's platform parameter: "enterprisestore"

@@ -97,7 +97,7 @@ func TestServiceConfig(t *testing.T) {
 	if r := f.requests("GET /service/config")[0]; r.Auth != "" {
 		t.Errorf("service config sent credentials %q; it needs none", r.Auth)
 	}
-	// A limit error invalidates the cache (limits are dynamic, §9.6).
+	// A limit error invalidates the cache (limits are dynamic, doc/apple-api.md §9.6).
 	tok := testToken(t)
 	f.handle("POST /assets/associate", appleError(400, 9700, "Too many assets"))
 	if _, err := c.Associate(ctx, tok, ManageAssetsRequest{Assets: []AssetRef{{AdamID: "1"}}, SerialNumbers: []string{"s"}}); !errors.Is(err, ErrLimitExceeded) {
@@ -493,7 +493,7 @@ func TestEventStatus(t *testing.T) {
 	}
 }
 
-// TestErrorAnswers checks that every error number of apple-api.md §9.2-9.4 is
+// TestErrorAnswers checks that every error number of doc/apple-api.md §9.2-9.4 is
 // read from the body whatever the HTTP status — including 200 — and comes
 // back as an *Error of the right kind, or as a throttle, without retrying
 // anything that is not a throttle.

@@ -10,7 +10,7 @@ import (
 )
 
 // ClientConfig is the library's configuration at Apple (GET/POST
-// /client/config, apple-api.md §4). Every field is optional.
+// /client/config, doc/apple-api.md §4). Every field is optional.
 type ClientConfig struct {
 	Envelope
 	// CountryISO2ACode is the library's store country, upper case ("US").
@@ -67,7 +67,7 @@ func (cc ClientConfig) LogValue() slog.Value {
 	)
 }
 
-// ClientConfigRequest is the body of POST /client/config (§4.2).
+// ClientConfigRequest is the body of POST /client/config (doc/apple-api.md §4.2).
 type ClientConfigRequest struct {
 	// MDMInfo claims the token. SetClientConfig fills it with Config.MDM when
 	// nil and Config.MDM.ID is set. Apple requires id, name and metadata (9723).
@@ -122,7 +122,7 @@ func decodeClientConfig(b []byte) (*ClientConfig, *wireHeader, error) {
 }
 
 // ClientConfig reads the library's configuration (GET /client/config); it is
-// also how a token is validated (§13).
+// also how a token is validated (doc/apple-api.md §13).
 //
 // When the answer names another manager, the configuration is returned
 // together with a *ClaimedError, so that the caller can show who holds the

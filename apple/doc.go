@@ -2,7 +2,7 @@
 // (formerly VPP) and of the app metadata lookup.
 //
 // The client is typed, streaming, rate limited and Retry-After aware. The rules
-// it follows come from /work/shared/apple-api.md (§13 client checklist, §15
+// it follows come from doc/apple-api.md (§13 client checklist, §15
 // decisions) and DESIGN.md (R3 throttle holds, R12 one manager per account):
 //
 //   - Every answer, whatever its HTTP status, is read for an "errorNumber"

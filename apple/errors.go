@@ -14,7 +14,7 @@ type kind struct{ name string }
 
 func (k *kind) Error() string { return "apple: " + k.name }
 
-// Sentinel kinds of Apple errors (apple-api.md §9). Match with errors.Is.
+// Sentinel kinds of Apple errors (doc/apple-api.md §9). Match with errors.Is.
 var (
 	// ErrTokenExpired: 9621. The admin must download a new token.
 	ErrTokenExpired error = &kind{"content token expired"}
@@ -60,9 +60,9 @@ var (
 	ErrAppleAccountConflict error = &kind{"Apple Account cannot be associated"}
 	// ErrMaintenance: 9644 (maintenance mode).
 	ErrMaintenance error = &kind{"service in maintenance mode"}
-	// ErrAlreadyAssigned: 9616 (legacy; §15 switch "re-associate fails").
+	// ErrAlreadyAssigned: 9616 (legacy; doc/apple-api.md §15 switch "re-associate fails").
 	ErrAlreadyAssigned error = &kind{"license already assigned"}
-	// ErrNotAssociated: 9619 (legacy; §15 switch "disassociate of nothing fails").
+	// ErrNotAssociated: 9619 (legacy; doc/apple-api.md §15 switch "disassociate of nothing fails").
 	ErrNotAssociated error = &kind{"license not associated"}
 	// ErrRepeatedRequest: 9630-9632 (too many identical recent calls, legacy).
 	ErrRepeatedRequest error = &kind{"too many identical requests"}

@@ -9,7 +9,7 @@ import (
 )
 
 // TestErrorKinds checks the number → kind table for every number of
-// apple-api.md §9.2-9.4 that has a kind.
+// doc/apple-api.md §9.2-9.4 that has a kind.
 func TestErrorKinds(t *testing.T) {
 	tests := []struct {
 		numbers []int

@@ -7,7 +7,7 @@ import (
 	"net/url"
 )
 
-// EventStatus is the state of an asynchronous event (GET /status, §5.6).
+// EventStatus is the state of an asynchronous event (GET /status, doc/apple-api.md §5.6).
 type EventStatus struct {
 	Envelope
 	// EventID is the id asked about (Apple does not echo it).

@@ -8,7 +8,7 @@ import (
 
 // limiterSet holds one token bucket per key (token fingerprint). Apple counts
 // "total requests per second for a location or sToken" (maxRequestPerSecond,
-// §3), so every request of a token — whichever goroutine sends it, page
+// doc/apple-api.md §3), so every request of a token — whichever goroutine sends it, page
 // prefetchers included — takes a token from the same bucket.
 //
 // The bucket's burst is 1: requests are spaced 1/rate apart, so no one-second

@@ -14,7 +14,7 @@ import (
 )
 
 // AppMetadata describes an app as the metadata lookup reports it in one
-// storefront (apple-api.md §10).
+// storefront (doc/apple-api.md §10).
 type AppMetadata struct {
 	AdamID   string `json:"adamId"`
 	Name     string `json:"name"`
@@ -153,10 +153,10 @@ func (c *Client) lookupBatch(ctx context.Context, tok *Token, cc string, ids []s
 	return res, err
 }
 
-// wireLookupApp covers both answer shapes: the MDM lookup of §10.2 (results
-// keyed by id) and the public iTunes lookup of §10.1 (results array).
+// wireLookupApp covers both answer shapes: the MDM lookup of doc/apple-api.md §10.2 (results
+// keyed by id) and the public iTunes lookup of doc/apple-api.md §10.1 (results array).
 type wireLookupApp struct {
-	// §10.2
+	// doc/apple-api.md §10.2
 	ID                               flexString `json:"id"`
 	Name                             string     `json:"name"`
 	BundleID                         string     `json:"bundleId"`
@@ -175,7 +175,7 @@ type wireLookupApp struct {
 		} `json:"version"`
 	} `json:"offers"`
 	Price *float64 `json:"price"`
-	// §10.1
+	// doc/apple-api.md §10.1
 	TrackID          flexString `json:"trackId"`
 	TrackName        string     `json:"trackName"`
 	Version          string     `json:"version"`
@@ -270,7 +270,7 @@ func (a *wireLookupApp) metadata(key string) AppMetadata {
 
 var platformOrder = []string{"iOS", "iPadOS", "macOS", "tvOS", "watchOS", "visionOS"}
 
-// platformsOf derives platforms from deviceFamilies (§10.2: "iphone", "ipad",
+// platformsOf derives platforms from deviceFamilies (doc/apple-api.md §10.2: "iphone", "ipad",
 // "mac", "tvos", "watch", "realityDevice"), supportedDevices of the public
 // lookup ("iPhone15-iPhone15", "iPadPro...", "AppleTV...", "Watch...",
 // "AppleVisionPro...") and the kind.

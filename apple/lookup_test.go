@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// lookupFake serves a §10.2 lookup: apps sold everywhere except in notSold.
+// lookupFake serves a doc/apple-api.md §10.2 lookup: apps sold everywhere except in notSold.
 func lookupFake(t *testing.T, f *fakeAPI, notSold map[string][]string) {
 	f.handle("GET /lookup", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()

@@ -7,7 +7,7 @@ import (
 )
 
 // ManageAssetsRequest is the body of POST /assets/associate and
-// /assets/disassociate (§5.4): every asset × every target (users and serial
+// /assets/disassociate (doc/apple-api.md §5.4): every asset × every target (users and serial
 // numbers). Within one request at most Limits.MaxAssets unique assets and
 // MaxClientUserIDs / MaxSerialNumbers unique ids, without duplicates — use
 // SplitManage.
@@ -17,7 +17,7 @@ type ManageAssetsRequest struct {
 	SerialNumbers []string   `json:"serialNumbers,omitempty"`
 }
 
-// RevokeAssetsRequest is the body of POST /assets/revoke (§5.5): all revocable
+// RevokeAssetsRequest is the body of POST /assets/revoke (doc/apple-api.md §5.5): all revocable
 // assets of these users and devices. Limits: MaxRevokeClientUserIDs /
 // MaxRevokeSerialNumbers — use SplitRevoke.
 type RevokeAssetsRequest struct {
@@ -28,7 +28,7 @@ type RevokeAssetsRequest struct {
 // EventResponse is the answer of the asynchronous endpoints: the event to
 // follow with EventStatus (or ASSET_MANAGEMENT / USER_MANAGEMENT
 // notifications). A 200 answer only means Apple accepted the work; never infer
-// that it succeeded (§15).
+// that it succeeded (doc/apple-api.md §15).
 type EventResponse struct {
 	Envelope
 	EventID string `json:"eventId"`

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Notification is a push from Apple to our notificationUrl (apple-api.md §8).
+// Notification is a push from Apple to our notificationUrl (doc/apple-api.md §8).
 // Exactly one of the typed payloads is set for the known types; for other
 // types (SUBSCRIPTION_*, UNLIMITED_ASSET, future ones) only Payload is.
 type Notification struct {

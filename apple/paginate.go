@@ -7,10 +7,10 @@ import (
 	"sync"
 )
 
-// MaxParallelPages is Apple's limit on concurrent page requests (§7).
+// MaxParallelPages is Apple's limit on concurrent page requests (doc/apple-api.md §7).
 const MaxParallelPages = 5
 
-// PageInfo is the pagination state of one page (§7).
+// PageInfo is the pagination state of one page (doc/apple-api.md §7).
 type PageInfo struct {
 	// CurrentPageIndex is this page's zero-based index.
 	CurrentPageIndex int `json:"currentPageIndex"`
@@ -24,7 +24,7 @@ type PageInfo struct {
 	// a page has no next page, whatever it said before.
 	TotalPages int `json:"totalPages"`
 	// VersionID is the versionId of the first page read in this listing: the
-	// value to pass as SinceVersionID next time (§7). Every page carries it.
+	// value to pass as SinceVersionID next time (doc/apple-api.md §7). Every page carries it.
 	VersionID string `json:"versionId"`
 	// PageVersionID is this page's own versionId; it differs from VersionID
 	// when the data set changed during the listing.

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// ServiceConfig is Apple's GET /service/config answer (apple-api.md §3): the
+// ServiceConfig is Apple's GET /service/config answer (doc/apple-api.md §3): the
 // error codes, the limits that requests must respect, the notification types
 // and the URLs. Limits and URLs are dynamic; the client reads them from here
 // and refreshes them every 5 minutes (Config.ServiceConfigTTL).
@@ -33,7 +33,7 @@ type ErrorCode struct {
 	Message string `json:"errorMessage"`
 }
 
-// Limits are the request limits of the service configuration (§3). Typed
+// Limits are the request limits of the service configuration (doc/apple-api.md §3). Typed
 // fields for the known keys; All keeps every integer key, unknown ones too.
 type Limits struct {
 	MaxAssets                    int `json:"maxAssets"`
@@ -90,7 +90,7 @@ func (l Limits) withDefaults() Limits {
 }
 
 // wireServiceConfig is the answer as sent. limits and urls are "any key"
-// dictionaries (§3), decoded loosely so that an unexpected value type of one
+// dictionaries (doc/apple-api.md §3), decoded loosely so that an unexpected value type of one
 // key does not lose the others.
 type wireServiceConfig struct {
 	wireHeader

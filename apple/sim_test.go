@@ -1,8 +1,8 @@
 package apple_test
 
 // Integration tests of the client against the simulator (apple/applesim) over
-// real HTTP: every endpoint, the error numbers of apple-api.md §9.2–9.3 the
-// simulator produces, both settings of every §15 switch, throttling with the
+// real HTTP: every endpoint, the error numbers of doc/apple-api.md §9.2–9.3 the
+// simulator produces, both settings of every doc/apple-api.md §15 switch, throttling with the
 // request log as proof, notifications and the metadata lookup. Error numbers
 // the simulator cannot be made to answer to this client (9601, 9722, 9726,
 // 9727: the client never sends a malformed header, a wrong method or content
@@ -341,7 +341,7 @@ func TestSimNotifications(t *testing.T) {
 }
 
 func TestSimAssetsListing(t *testing.T) {
-	for _, reject := range []bool{false, true} { // §15: assets with sinceVersionId ignored | 9602
+	for _, reject := range []bool{false, true} { // doc/apple-api.md §15: assets with sinceVersionId ignored | 9602
 		e := newSimEnv(t, applesim.Options{PageSize: 3, AssetsRejectSinceVersionID: reject}, apple.Config{})
 		tok, file := e.token(applesim.TokenSpec{})
 		for i, a := range []applesim.Asset{
@@ -428,7 +428,7 @@ func TestSimAssignFlow(t *testing.T) {
 	e.sim.AddUser(file, "user-1", "u1@example.com", "")
 	e.sim.AddUser(file, "user-2", "", "u2@mab.example.com")
 
-	// Associate with pricingParam omitted (§15: STDQ).
+	// Associate with pricingParam omitted (doc/apple-api.md §15: STDQ).
 	st := e.wait(tok)(e.c.Associate(ctx, tok, apple.ManageAssetsRequest{Assets: []apple.AssetRef{{AdamID: "300"}},
 		ClientUserIDs: []string{"user-1"}, SerialNumbers: []string{"SER-1", "SER-2"}}))
 	if st.Status != apple.EventComplete || st.NumCompleted != 3 || st.NumRequested != 3 || st.Type != apple.EventTypeAssociate {
@@ -687,7 +687,7 @@ func TestSimUsers(t *testing.T) {
 			t.Errorf("%d: %v", tc.num, err)
 		}
 	}
-	// Retire releases the user's revocable licenses (§15).
+	// Retire releases the user's revocable licenses (doc/apple-api.md §15).
 	if st := e.wait(tok)(e.c.Associate(ctx, tok, apple.ManageAssetsRequest{Assets: []apple.AssetRef{{AdamID: "500"}}, ClientUserIDs: []string{"c3"}})); st.Status != apple.EventComplete {
 		t.Fatalf("associate: %+v", st)
 	}
@@ -734,7 +734,7 @@ func TestSimUsers(t *testing.T) {
 }
 
 // TestSimTokenStates: expired (9621), revoked (9625), unknown (9622, with
-// both §15 settings of its HTTP status).
+// both doc/apple-api.md §15 settings of its HTTP status).
 func TestSimTokenStates(t *testing.T) {
 	for _, http401 := range []bool{false, true} {
 		e := newSimEnv(t, applesim.Options{UnknownTokenHTTP401: http401}, apple.Config{})
@@ -781,7 +781,7 @@ func TestSimTokenStates(t *testing.T) {
 }
 
 // TestSimExpirationDateSwitch: tokenExpirationDate always (default) or only
-// within 15 days of expiry (§15 switch).
+// within 15 days of expiry (doc/apple-api.md §15 switch).
 func TestSimExpirationDateSwitch(t *testing.T) {
 	for _, within := range []bool{false, true} {
 		e := newSimEnv(t, applesim.Options{ExpirationDateOnlyWithin15Days: within}, apple.Config{})
@@ -809,7 +809,7 @@ func TestSimExpirationDateSwitch(t *testing.T) {
 	}
 }
 
-// TestSimReassociateAndDisassociateSwitches: §15 re-associate (idempotent |
+// TestSimReassociateAndDisassociateSwitches: doc/apple-api.md §15 re-associate (idempotent |
 // 9616) and disassociate of nothing (idempotent | 9619).
 func TestSimReassociateAndDisassociateSwitches(t *testing.T) {
 	for _, strict := range []bool{false, true} {
@@ -849,7 +849,7 @@ func TestSimReassociateAndDisassociateSwitches(t *testing.T) {
 	}
 }
 
-// TestSimDeltaRemovalsSwitch: §15 removals in a sinceVersionId delta (not
+// TestSimDeltaRemovalsSwitch: doc/apple-api.md §15 removals in a sinceVersionId delta (not
 // reported | reported with "removed": true).
 func TestSimDeltaRemovalsSwitch(t *testing.T) {
 	for _, report := range []bool{false, true} {

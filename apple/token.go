@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"orchard/model"
 )
 
 // Reasons a content token file is rejected by ParseToken. Each is wrapped with
@@ -28,7 +30,7 @@ var (
 // under 1 KiB.
 const maxTokenFileSize = 64 << 10
 
-// Token is a parsed content token (apple-api.md §1). The whole base64 string of
+// Token is a parsed content token (doc/apple-api.md §1). The whole base64 string of
 // the file is the bearer credential; it and the inner "token" are held only by
 // a closure in an unexported field: reflection-based printing (fmt of an
 // enclosing struct under any verb, slog's text handler) shows a function
@@ -166,12 +168,8 @@ func describeJSONError(err error) string {
 	}
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
+// truncate cuts s to at most n characters for a message: see model.Truncate.
+func truncate(s string, n int) string { return model.Truncate(s, n) }
 
 // Bearer returns the credential for the Authorization header (and the itvt
 // cookie). It is the only way to obtain the secret; never log its result.

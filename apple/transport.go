@@ -186,7 +186,7 @@ func (c *Client) exchange(ctx context.Context, r *request, decode decodeFunc) er
 		c.holds.succeeded(r.holdKey, c.now()) // a real answer: the backoff streak restarts
 		if apiErr != nil {
 			if errors.Is(apiErr, ErrLimitExceeded) {
-				// §9.6: limits are dynamic; re-read them before the caller splits again.
+				// doc/apple-api.md §9.6: limits are dynamic; re-read them before the caller splits again.
 				c.svc.invalidate()
 			}
 			return apiErr

@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// Values of Apple's enumerations (apple-api.md §5, §6, §8). They are plain
+// Values of Apple's enumerations (doc/apple-api.md §5, §6, §8). They are plain
 // strings on the wire; the constants exist so callers need not spell them.
 const (
-	PricingSTDQ = "STDQ" // standard quality; the default when a request omits pricingParam (§15)
+	PricingSTDQ = "STDQ" // standard quality; the default when a request omits pricingParam (doc/apple-api.md §15)
 	PricingPLUS = "PLUS" // "high quality" (historically books)
 
 	ProductApp  = "App"
@@ -55,20 +55,20 @@ type MDMInfo struct {
 	Metadata string `json:"metadata"`
 }
 
-// Envelope holds the fields Apple adds to every authenticated answer (§2).
+// Envelope holds the fields Apple adds to every authenticated answer (doc/apple-api.md §2).
 type Envelope struct {
 	// UID is the library (organisational unit) id; two tokens with the same
 	// UID point at the same library.
 	UID string `json:"uId,omitempty"`
 	// TokenExpirationDate is zero when Apple left the field out (it may do so
-	// unless the token expires within 15 days, §15).
+	// unless the token expires within 15 days, doc/apple-api.md §15).
 	TokenExpirationDate time.Time `json:"tokenExpirationDate,omitzero"`
 	// MDMInfo is nil when no manager has claimed the token.
 	MDMInfo *MDMInfo `json:"mdmInfo,omitempty"`
 }
 
 // AssetRef names an asset in requests and error details: the pair
-// (adamId, pricingParam). An empty PricingParam means STDQ (§15).
+// (adamId, pricingParam). An empty PricingParam means STDQ (doc/apple-api.md §15).
 type AssetRef struct {
 	AdamID       string `json:"adamId"`
 	PricingParam string `json:"pricingParam,omitempty"`
@@ -83,14 +83,14 @@ func (a AssetRef) normalized() AssetRef {
 	return a
 }
 
-// ErrorInfo lists the entities an error applies to (§9.1).
+// ErrorInfo lists the entities an error applies to (doc/apple-api.md §9.1).
 type ErrorInfo struct {
 	Assets        []AssetRef `json:"assets,omitempty"`
 	ClientUserIDs []string   `json:"clientUserIds,omitempty"`
 	SerialNumbers []string   `json:"serialNumbers,omitempty"`
 }
 
-// Asset is one purchased app or book of a library (ResponseAsset, §5.1).
+// Asset is one purchased app or book of a library (ResponseAsset, doc/apple-api.md §5.1).
 type Asset struct {
 	AdamID             string   `json:"adamId"`
 	PricingParam       string   `json:"pricingParam"`
@@ -111,11 +111,11 @@ type Asset struct {
 func (a Asset) Ref() AssetRef { return AssetRef{AdamID: a.AdamID, PricingParam: a.PricingParam} }
 
 // IsUnlimited reports whether the asset is unlimited: listed in
-// unlimitedAssets, or reported with totalCount 2147483647 (§5.2).
+// unlimitedAssets, or reported with totalCount 2147483647 (doc/apple-api.md §5.2).
 func (a Asset) IsUnlimited() bool { return a.Unlimited || a.TotalCount == UnlimitedCount }
 
 // Assignment is one license held by a user (ClientUserID) or a device
-// (SerialNumber) (§5.1). IDHash and UserStatus are set only when the query
+// (SerialNumber) (doc/apple-api.md §5.1). IDHash and UserStatus are set only when the query
 // asked for includeUserState.
 type Assignment struct {
 	AdamID       string `json:"adamId"`
@@ -125,13 +125,13 @@ type Assignment struct {
 	IDHash       string `json:"idHash,omitempty"`
 	UserStatus   string `json:"userStatus,omitempty"`
 	// Removed is set when a sinceVersionId delta reports that this assignment
-	// no longer exists. Apple documents no such marker; by default (§15) a
+	// no longer exists. Apple documents no such marker; by default (doc/apple-api.md §15) a
 	// removed assignment simply stops appearing, so callers must still find
 	// removals with periodic full syncs.
 	Removed bool `json:"removed,omitempty"`
 }
 
-// User is one registered user of a library (ResponseUser, §6.1).
+// User is one registered user of a library (ResponseUser, doc/apple-api.md §6.1).
 type User struct {
 	ClientUserID   string `json:"clientUserId"`
 	Email          string `json:"email,omitempty"`
@@ -143,7 +143,7 @@ type User struct {
 	Removed bool `json:"removed,omitempty"`
 }
 
-// RequestUser is a user in create/update/retire requests (§6.1).
+// RequestUser is a user in create/update/retire requests (doc/apple-api.md §6.1).
 type RequestUser struct {
 	ClientUserID   string `json:"clientUserId"`
 	Email          string `json:"email,omitempty"`
@@ -221,7 +221,7 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 }
 
 // wireHeader is the part every answer shares: the ErrorResponse fields (which
-// may come with any HTTP status) and the envelope (§2, §9.1).
+// may come with any HTTP status) and the envelope (doc/apple-api.md §2, §9.1).
 type wireHeader struct {
 	ErrorNumber         flexInt    `json:"errorNumber"`
 	ErrorMessage        string     `json:"errorMessage"`

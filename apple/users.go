@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// UsersQuery filters GET /users (§6.2). Zero values leave a filter out.
+// UsersQuery filters GET /users (doc/apple-api.md §6.2). Zero values leave a filter out.
 type UsersQuery struct {
 	ClientUserID string
 	// ActiveOnly lists only Registered/Associated users: the live set (a
@@ -84,7 +84,7 @@ type manageUsersRequest struct {
 	Users []RequestUser `json:"users"`
 }
 
-// CreateUsers registers users (POST /users/create, §6.3); at most
+// CreateUsers registers users (POST /users/create, doc/apple-api.md §6.3); at most
 // Limits.MaxUsers per request (see SplitUsers). A user created with a
 // ManagedAppleID is associated at once; others need the invitation. Results
 // are asynchronous: poll EventStatus or wait for USER_MANAGEMENT.
@@ -98,7 +98,7 @@ func (c *Client) UpdateUsers(ctx context.Context, tok *Token, users []RequestUse
 }
 
 // RetireUsers retires users (POST /users/retire); only ClientUserID is sent.
-// Retiring releases the users' revocable licenses (§15).
+// Retiring releases the users' revocable licenses (doc/apple-api.md §15).
 func (c *Client) RetireUsers(ctx context.Context, tok *Token, users []RequestUser) (*EventResponse, error) {
 	ids := make([]RequestUser, len(users))
 	for i, u := range users {
@@ -109,7 +109,7 @@ func (c *Client) RetireUsers(ctx context.Context, tok *Token, users []RequestUse
 
 // InvitationURL returns the invitation link for a Registered user: the
 // service configuration's invitationEmail URL with the inviteCode filled in
-// (§6.1). It returns "" when the configuration has no such URL.
+// (doc/apple-api.md §6.1). It returns "" when the configuration has no such URL.
 func (sc *ServiceConfig) InvitationURL(inviteCode string) string {
 	tmpl := sc.URLs["invitationEmail"]
 	if tmpl == "" || inviteCode == "" {

@@ -49,7 +49,7 @@ func (d *DB) UpsertAppleUsers(ctx context.Context, accountID, runID int64, rows 
 	err := d.Tx(ctx, func(tx *DB) error {
 		var existing []*model.AppleUser
 		if err := tx.with(ctx).Where("account_id = ? AND client_user_id IN ?", accountID, ids).Find(&existing).Error; err != nil {
-			return err
+			return wrap("upsert apple users", err)
 		}
 		var seen []int64
 		for _, u := range existing {
@@ -68,7 +68,7 @@ func (d *DB) UpsertAppleUsers(ctx context.Context, accountID, runID int64, rows 
 				cols["email"] = r.Email
 			}
 			if err := tx.with(ctx).Model(&model.AppleUser{}).Where("id = ?", u.ID).UpdateColumns(cols).Error; err != nil {
-				return err
+				return wrap("upsert apple users", err)
 			}
 			counts.Changed++
 		}
@@ -82,7 +82,7 @@ func (d *DB) UpsertAppleUsers(ctx context.Context, accountID, runID int64, rows 
 				ClientUserID string
 			}
 			if err := tx.with(ctx).Model(&model.User{}).Select("id", "client_user_id").Where("client_user_id IN ?", newIDs).Find(&us).Error; err != nil {
-				return err
+				return wrap("upsert apple users", err)
 			}
 			known := map[string]int64{}
 			for _, u := range us {
@@ -106,11 +106,11 @@ func (d *DB) UpsertAppleUsers(ctx context.Context, accountID, runID int64, rows 
 			counts.Added += len(ins)
 		}
 		if runID != 0 && len(seen) > 0 {
-			return tx.with(ctx).Model(&model.AppleUser{}).Where("id IN ?", seen).UpdateColumn("seen_run_id", runID).Error
+			return wrap("upsert apple users", tx.with(ctx).Model(&model.AppleUser{}).Where("id IN ?", seen).UpdateColumn("seen_run_id", runID).Error)
 		}
 		return nil
 	})
-	return counts, err
+	return counts, wrap("upsert apple users", err)
 }
 
 // SweepAppleUsers ends a full pass over an account's active users: registered users Apple no
@@ -143,4 +143,68 @@ func nilIfEmpty(s string) any {
 		return nil
 	}
 	return s
+}
+
+// AppleUsersByUserIDs returns the Apple registrations of users by user id, each user's in
+// account order; users without any are absent from the map. It is the batch read behind the
+// User.appleRegistrations loader.
+func (d *DB) AppleUsersByUserIDs(ctx context.Context, userIDs []int64) (map[int64][]*model.AppleUser, error) {
+	var rows []*model.AppleUser
+	if err := d.with(ctx).Where("user_id IN ?", userIDs).Order("user_id, account_id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("apple users by user ids: %w", err)
+	}
+	out := make(map[int64][]*model.AppleUser, len(userIDs))
+	for _, r := range rows {
+		out[*r.UserID] = append(out[*r.UserID], r)
+	}
+	return out, nil
+}
+
+// AppleUserOf reads a user's registration in an account.
+func (d *DB) AppleUserOf(ctx context.Context, accountID int64, clientUserID string) (*model.AppleUser, error) {
+	var u model.AppleUser
+	if err := d.with(ctx).Where("account_id = ? AND client_user_id = ?", accountID, clientUserID).Take(&u).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &u, nil
+}
+
+// InsertAppleUser stores a registration; when a concurrent call stored it first, it reads
+// that one back (created reports which happened).
+func (d *DB) InsertAppleUser(ctx context.Context, u *model.AppleUser) (au *model.AppleUser, created bool, err error) {
+	err = d.with(ctx).Create(u).Error
+	if isDuplicate(err) {
+		au, err = d.AppleUserOf(ctx, u.AccountID, u.ClientUserID)
+		return au, false, wrap("insert apple user", err)
+	}
+	return u, err == nil, wrap("insert apple user", err)
+}
+
+// UpdateAppleUser sets columns of a registration.
+func (d *DB) UpdateAppleUser(ctx context.Context, id int64, cols map[string]any) error {
+	cols["updated_at"] = Now()
+	return wrap("update apple user", d.with(ctx).Model(&model.AppleUser{}).Where("id = ?", id).UpdateColumns(cols).Error)
+}
+
+// AppleUsersOfUser reads a user's registrations at Apple.
+func (d *DB) AppleUsersOfUser(ctx context.Context, userID int64) ([]*model.AppleUser, error) {
+	out := []*model.AppleUser{}
+	err := d.with(ctx).Where("user_id = ?", userID).Order("account_id").Find(&out).Error
+	return out, wrap("apple users of user", err)
+}
+
+// AppleUserStatuses reads the registration states of users in an account.
+func (d *DB) AppleUserStatuses(ctx context.Context, accountID int64, clientUserIDs []string) (map[string]*model.AppleUser, error) {
+	out := map[string]*model.AppleUser{}
+	if len(clientUserIDs) == 0 {
+		return out, nil
+	}
+	var rows []*model.AppleUser
+	if err := d.with(ctx).Where("account_id = ? AND client_user_id IN ?", accountID, clientUserIDs).Find(&rows).Error; err != nil {
+		return nil, wrap("apple user statuses", err)
+	}
+	for _, r := range rows {
+		out[r.ClientUserID] = r
+	}
+	return out, nil
 }

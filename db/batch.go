@@ -36,46 +36,6 @@ func (d *DB) batchOf(rows any) int {
 	return max(1, sqliteParamsPerInsert/len(st.Schema.DBNames))
 }
 
-// assignmentsByHolder reads the given columns of the assignments with the given
-// (pool_id, holder_key) pairs, a bounded number of pairs per statement (fewer on SQLite, whose
-// driver binds in quadratic time: sqliteParamsPerInsert). SQLite does not use an index for a
-// row-value IN (it scans the table once per call: quadratic over a pass), so there the pairs
-// are a VALUES table joined on the unique (pool_id, holder_key) index; MySQL ranges over that
-// index with a row-value IN.
-func (d *DB) assignmentsByHolder(ctx context.Context, cols []string, pairs [][2]any) ([]activeRow, error) {
-	per := 500
-	if d.dialect == SQLite {
-		per = 128
-	}
-	var out []activeRow
-	for start := 0; start < len(pairs); start += per {
-		chunk := pairs[start:min(start+per, len(pairs))]
-		var sb strings.Builder
-		args := make([]any, 0, 2*len(chunk))
-		if d.dialect == SQLite {
-			sb.WriteString("SELECT la.")
-			sb.WriteString(strings.Join(cols, ", la."))
-			sb.WriteString(" FROM (VALUES ")
-		} else {
-			sb.WriteString("SELECT ")
-			sb.WriteString(strings.Join(cols, ", "))
-			sb.WriteString(" FROM license_assignments WHERE (pool_id, holder_key) IN (")
-		}
-		args = appendPairs(&sb, args, chunk)
-		if d.dialect == SQLite {
-			sb.WriteString(") AS v JOIN license_assignments la ON la.pool_id = v.column1 AND la.holder_key = v.column2")
-		} else {
-			sb.WriteString(")")
-		}
-		var found []activeRow
-		if err := d.with(ctx).Raw(sb.String(), args...).Scan(&found).Error; err != nil {
-			return nil, err
-		}
-		out = append(out, found...)
-	}
-	return out, nil
-}
-
 // sqliteRowsPerInsert is the number of rows per INSERT that insertRows sends on SQLite. Its
 // driver prepares every statement anew (parsing and planning it: the fixed cost of an INSERT
 // into a table with many indexes) and binds in quadratic time (sqliteParamsPerInsert); 16 rows
@@ -108,14 +68,14 @@ func (d *DB) insertRows(ctx context.Context, table string, cols []string, rows [
 		}
 		res, err := d.gorm.Statement.ConnPool.ExecContext(ctx, head+strings.TrimSuffix(strings.Repeat(one+",", len(chunk)), ",")+tail, args...)
 		if err != nil {
-			return n, err
+			return n, wrap("insert rows", err)
 		}
 		if counter != nil {
 			counter.n.Add(1)
 		}
 		k, err := res.RowsAffected()
 		if err != nil {
-			return n, err
+			return n, wrap("insert rows", err)
 		}
 		n += k
 	}

@@ -41,7 +41,7 @@ func registerCounter(g *gorm.DB) error {
 		cb.Raw().After("gorm:raw").Register("orchard:count_raw", count),
 	} {
 		if err != nil {
-			return err
+			return wrap("register counter", err)
 		}
 	}
 	return nil

@@ -18,7 +18,10 @@ import (
 	mysqldrv "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
+
+	"orchard/model"
 )
 
 // DB is Orchard's handle on its database.
@@ -29,6 +32,9 @@ type DB struct {
 	target  *Target
 	// writers is the token of SQLite's write queue (writequeue.go); nil on MySQL.
 	writers chan struct{}
+	// observers are told of applied transitions (transitions.go); shared with the copies
+	// that transactions make.
+	observers *observers
 }
 
 // Options tune Open.
@@ -91,13 +97,13 @@ func Open(ctx context.Context, t *Target, opts Options) (*DB, error) {
 		sqlDB.SetConnMaxLifetime(t.ConnMaxLifetime)
 	}
 	if err := registerCounter(g); err != nil {
-		return nil, err
+		return nil, wrap("open", err)
 	}
-	d := &DB{gorm: g, sql: sqlDB, dialect: t.Dialect, target: t}
+	d := &DB{gorm: g, sql: sqlDB, dialect: t.Dialect, target: t, observers: &observers{}}
 	if t.Dialect == SQLite {
 		d.writers = make(chan struct{}, 1)
 		if err := queueWrites(g, d.writers); err != nil {
-			return nil, err
+			return nil, wrap("open", err)
 		}
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -143,6 +149,11 @@ func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 func (d *DB) with(ctx context.Context) *gorm.DB { return d.gorm.WithContext(ctx) }
 
+// in returns a copy of d that runs its statements on g (a transaction).
+func (d *DB) in(g *gorm.DB) *DB {
+	return &DB{gorm: g, sql: d.sql, dialect: d.dialect, target: d.target, writers: d.writers, observers: d.observers}
+}
+
 // Tx runs fn in a transaction; a returned error (or panic) rolls it back. A transaction that
 // MySQL chose as a deadlock victim (or that timed out waiting for a lock) is run again, up to
 // three times: fn must therefore not have effects outside the database. Nested calls run in
@@ -150,7 +161,7 @@ func (d *DB) with(ctx context.Context) *gorm.DB { return d.gorm.WithContext(ctx)
 func (d *DB) Tx(ctx context.Context, fn func(tx *DB) error) error {
 	if _, nested := d.gorm.Statement.ConnPool.(gorm.TxCommitter); nested {
 		return d.gorm.WithContext(ctx).Transaction(func(g *gorm.DB) error {
-			return fn(&DB{gorm: g, sql: d.sql, dialect: d.dialect, target: d.target, writers: d.writers})
+			return fn(d.in(g))
 		})
 	}
 	if d.writers != nil { // see writequeue.go
@@ -162,7 +173,7 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *DB) error) error {
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
 		err = d.gorm.WithContext(ctx).Transaction(func(g *gorm.DB) error {
-			return fn(&DB{gorm: g, sql: d.sql, dialect: d.dialect, target: d.target, writers: d.writers})
+			return fn(d.in(g))
 		})
 		if !retryable(err) || ctx.Err() != nil {
 			return err
@@ -226,21 +237,38 @@ func (g *gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (stri
 	}
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
+// truncate cuts s to at most n characters for a column or a log line: see model.Truncate.
+func truncate(s string, n int) string { return model.Truncate(s, n) }
 
 // ExecAdmin runs an administrative statement (CREATE/DROP DATABASE) for test harnesses and
 // the migrate command.
 func (d *DB) ExecAdmin(ctx context.Context, stmt string) error {
-	return d.with(ctx).Exec(stmt).Error
+	return wrap("exec admin", d.with(ctx).Exec(stmt).Error)
 }
 
 // InsertRows inserts model rows as they are (a struct pointer or a slice of them), in
 // batches. It applies no domain rule: it is for test fixtures, benchmarks and the demo.
 func (d *DB) InsertRows(ctx context.Context, rows any) error {
-	return d.with(ctx).CreateInBatches(rows, 500).Error
+	return wrap("insert rows", d.with(ctx).CreateInBatches(rows, 500).Error)
+}
+
+// forUpdate adds a row lock on MySQL.
+func (d *DB) forUpdate(q *gorm.DB) *gorm.DB {
+	if d.dialect == MySQL {
+		return q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	}
+	return q
+}
+
+// ErrDuplicate is returned when a row with the same unique key exists.
+var ErrDuplicate = errors.New("already exists")
+
+// wrap names the store operation that failed, so that a logged error says which query it was
+// ("assignments by parent: Error 1213 ..."); nil stays nil. Sentinels stay matchable with
+// errors.Is (model.ErrNotFound, ErrHolderHasLicense, ...).
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }

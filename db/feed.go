@@ -29,7 +29,7 @@ func (d *DB) AssignmentChanges(ctx context.Context, c FeedCursor, accountID, app
 	}
 	var out []*model.LicenseAssignment
 	err := q.Order("updated_at, id").Limit(limit).Find(&out).Error
-	return out, err
+	return out, wrap("assignment changes", err)
 }
 
 // SyncRunChanges reads sync runs that started or finished after since.
@@ -41,5 +41,5 @@ func (d *DB) SyncRunChanges(ctx context.Context, since time.Time, accountID int6
 	}
 	var out []*model.SyncRun
 	err := q.Order("id").Limit(1000).Find(&out).Error
-	return out, err
+	return out, wrap("sync run changes", err)
 }

@@ -20,11 +20,11 @@ func (d *DB) ClaimIdempotencyKey(ctx context.Context, scope, key, op, requestHas
 	if isDuplicate(err) {
 		prev, err := d.IdempotencyRecord(ctx, scope, key)
 		if err != nil {
-			return nil, err
+			return nil, wrap("claim idempotency key", err)
 		}
 		return prev, ErrIdempotencyKeyUsed
 	}
-	return r, err
+	return r, wrap("claim idempotency key", err)
 }
 
 // IdempotencyRecord reads a key's record.
@@ -38,5 +38,5 @@ func (d *DB) IdempotencyRecord(ctx context.Context, scope, key string) (*model.I
 
 // SetIdempotencyResponse stores the answer of a claimed key.
 func (d *DB) SetIdempotencyResponse(ctx context.Context, id int64, response string) error {
-	return d.with(ctx).Model(&model.IdempotencyRecord{}).Where("id = ?", id).UpdateColumn("response", response).Error
+	return wrap("set idempotency response", d.with(ctx).Model(&model.IdempotencyRecord{}).Where("id = ?", id).UpdateColumn("response", response).Error)
 }

@@ -13,14 +13,14 @@ func (d *DB) Columns(ctx context.Context, table string) (map[string]bool, error)
 	case SQLite:
 		rows, err := d.with(ctx).Raw("SELECT name, \"notnull\", pk FROM pragma_table_info(?)", table).Rows()
 		if err != nil {
-			return nil, err
+			return nil, wrap("columns", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var name string
 			var notNull, pk int
 			if err := rows.Scan(&name, &notNull, &pk); err != nil {
-				return nil, err
+				return nil, wrap("columns", err)
 			}
 			out[name] = notNull == 0 && pk == 0
 		}
@@ -28,13 +28,13 @@ func (d *DB) Columns(ctx context.Context, table string) (map[string]bool, error)
 	case MySQL:
 		rows, err := d.with(ctx).Raw("SELECT column_name, is_nullable FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?", table).Rows()
 		if err != nil {
-			return nil, err
+			return nil, wrap("columns", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var name, nullable string
 			if err := rows.Scan(&name, &nullable); err != nil {
-				return nil, err
+				return nil, wrap("columns", err)
 			}
 			out[name] = nullable == "YES"
 		}
@@ -54,5 +54,5 @@ func (d *DB) Tables(ctx context.Context) ([]string, error) {
 	}
 	var out []string
 	err := d.with(ctx).Raw(q).Scan(&out).Error
-	return out, err
+	return out, wrap("tables", err)
 }

@@ -58,7 +58,7 @@ func (d *DB) AcquireLease(ctx context.Context, name, holder string, ttl time.Dur
 
 // ReleaseLease gives a lease up, if holder still holds it.
 func (d *DB) ReleaseLease(ctx context.Context, name, holder string) error {
-	return d.with(ctx).Exec("DELETE FROM leases WHERE name = ? AND holder = ?", name, holder).Error
+	return wrap("release lease", d.with(ctx).Exec("DELETE FROM leases WHERE name = ? AND holder = ?", name, holder).Error)
 }
 
 // after renders "the database's now + ttl".

@@ -11,7 +11,7 @@ import (
 	"orchard/model"
 )
 
-// App metadata and availability (DESIGN §2.3: the reconcile fetches names, icons, platforms,
+// App metadata and availability (doc/design.md §2.3: the reconcile fetches names, icons, platforms,
 // the B2B flag and the countries an app is sold in). The scheduler looks them up after a pass;
 // these are its reads and writes.
 
@@ -22,7 +22,7 @@ func (d *DB) AppsNeedingMetadata(ctx context.Context, accountID int64, before ti
 	err := d.with(ctx).
 		Where("id IN (SELECT app_id FROM license_pools WHERE account_id = ?) AND (metadata_refreshed_at IS NULL OR metadata_refreshed_at < ?)", accountID, utc(before)).
 		Order("id").Limit(limit).Find(&out).Error
-	return out, err
+	return out, wrap("apps needing metadata", err)
 }
 
 // AppsMissingAvailability reads up to limit apps of an account's pools for which Orchard does
@@ -36,7 +36,7 @@ func (d *DB) AppsMissingAvailability(ctx context.Context, accountID int64, count
 		Where("id IN (SELECT app_id FROM license_pools WHERE account_id = ?) AND (SELECT COUNT(*) FROM app_countries c WHERE c.app_id = apps.id AND c.country_code IN ?) < ?",
 			accountID, countries, len(countries)).
 		Order("id").Limit(limit).Find(&out).Error
-	return out, err
+	return out, wrap("apps missing availability", err)
 }
 
 // CountriesInUse lists the countries availability matters for: those of active devices and of
@@ -45,11 +45,11 @@ func (d *DB) CountriesInUse(ctx context.Context) ([]string, error) {
 	var dev, acc []string
 	if err := d.with(ctx).Model(&model.Device{}).Where("status = ? AND country_code <> ''", model.DeviceActive).
 		Distinct("country_code").Pluck("country_code", &dev).Error; err != nil {
-		return nil, err
+		return nil, wrap("countries in use", err)
 	}
 	if err := d.with(ctx).Model(&model.Account{}).Where("removed_at IS NULL AND country_code <> ''").
 		Distinct("country_code").Pluck("country_code", &acc).Error; err != nil {
-		return nil, err
+		return nil, wrap("countries in use", err)
 	}
 	seen := map[string]bool{}
 	var out []string
@@ -98,7 +98,7 @@ func (d *DB) SetAppMetadata(ctx context.Context, rows []AppMetadata, at time.Tim
 				}
 			}
 			if err := tx.with(ctx).Model(&model.App{}).Where("id = ?", r.AppID).UpdateColumns(cols).Error; err != nil {
-				return err
+				return wrap("set app metadata", err)
 			}
 		}
 		return nil
@@ -115,8 +115,8 @@ func (d *DB) SetAvailability(ctx context.Context, rows []model.AppCountry) error
 		rows[i].CheckedAt = utc(rows[i].CheckedAt)
 		rows[i].CountryCode = strings.ToUpper(rows[i].CountryCode)
 	}
-	return d.with(ctx).Clauses(clause.OnConflict{
+	return wrap("set availability", d.with(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "app_id"}, {Name: "country_code"}},
 		DoUpdates: clause.AssignmentColumns([]string{"available", "checked_at"}),
-	}).CreateInBatches(rows, d.batchOf(rows)).Error
+	}).CreateInBatches(rows, d.batchOf(rows)).Error)
 }

@@ -52,7 +52,7 @@ func Migrations(d Dialect) ([]Migration, error) {
 		}
 		b, err := migrationFS.ReadFile(path.Join(dir, e.Name()))
 		if err != nil {
-			return nil, err
+			return nil, wrap("migrations", err)
 		}
 		sum := sha256.Sum256(b)
 		out = append(out, Migration{Version: v, Name: name, SQL: string(b), Checksum: hex.EncodeToString(sum[:])})
@@ -95,7 +95,7 @@ func (s MigrationStatus) Current() bool { return s.Applied == s.Latest }
 func (d *DB) Migrate(ctx context.Context) ([]int, error) {
 	ms, err := Migrations(d.dialect)
 	if err != nil {
-		return nil, err
+		return nil, wrap("migrate", err)
 	}
 	for _, stmt := range []string{d.ddl(createMigrationsTable), d.ddl(createLockTable)} {
 		if err := d.with(ctx).Exec(stmt).Error; err != nil {
@@ -109,13 +109,13 @@ func (d *DB) Migrate(ctx context.Context) ([]int, error) {
 	}
 	release, err := d.lockMigrations(ctx)
 	if err != nil {
-		return nil, err
+		return nil, wrap("migrate", err)
 	}
 	defer release()
 
 	applied, err := d.appliedMigrations(ctx)
 	if err != nil {
-		return nil, err
+		return nil, wrap("migrate", err)
 	}
 	var done []int
 	for _, m := range ms {
@@ -142,7 +142,7 @@ func (d *DB) Migrate(ctx context.Context) ([]int, error) {
 func (d *DB) Status(ctx context.Context) (MigrationStatus, error) {
 	ms, err := Migrations(d.dialect)
 	if err != nil {
-		return MigrationStatus{}, err
+		return MigrationStatus{}, wrap("status", err)
 	}
 	st := MigrationStatus{Latest: len(ms)}
 	var v *int
@@ -182,7 +182,7 @@ func (d *DB) appliedMigrations(ctx context.Context) (map[int]string, error) {
 		var v int
 		var sum string
 		if err := rows.Scan(&v, &sum); err != nil {
-			return nil, err
+			return nil, wrap("applied migrations", err)
 		}
 		out[v] = sum
 	}
@@ -195,8 +195,8 @@ func (d *DB) appliedMigrations(ctx context.Context) (map[int]string, error) {
 func (d *DB) apply(ctx context.Context, m Migration) error {
 	stmts := SplitStatements(m.SQL)
 	record := func(tx *DB) error {
-		return tx.with(ctx).Exec("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
-			m.Version, m.Name, m.Checksum, Now()).Error
+		return wrap("apply", tx.with(ctx).Exec("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
+			m.Version, m.Name, m.Checksum, Now()).Error)
 	}
 	if d.dialect == SQLite {
 		return d.Tx(ctx, func(tx *DB) error {

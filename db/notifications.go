@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"orchard/model"
@@ -25,7 +26,7 @@ func (d *DB) ClaimNotification(ctx context.Context, id string, accountID int64, 
 		return true, nil
 	}
 	if !isDuplicate(err) {
-		return false, err
+		return false, wrap("claim notification", err)
 	}
 	var prev model.AppleNotification
 	if err := d.with(ctx).Where("notification_id = ?", id).Take(&prev).Error; err != nil {
@@ -48,13 +49,13 @@ func (d *DB) ClaimNotification(ctx context.Context, id string, accountID int64, 
 
 // MarkNotificationApplied records that a notification's changes are recorded.
 func (d *DB) MarkNotificationApplied(ctx context.Context, id string) error {
-	return d.with(ctx).Model(&model.AppleNotification{}).Where("notification_id = ?", id).UpdateColumn("applied_at", Now()).Error
+	return wrap("mark notification applied", d.with(ctx).Model(&model.AppleNotification{}).Where("notification_id = ?", id).UpdateColumn("applied_at", Now()).Error)
 }
 
 // PruneNotifications forgets notification ids older than before (Apple retries for minutes,
 // not days).
 func (d *DB) PruneNotifications(ctx context.Context, before time.Time) error {
-	return d.with(ctx).Where("received_at < ?", utc(before)).Delete(&model.AppleNotification{}).Error
+	return wrap("prune notifications", d.with(ctx).Where("received_at < ?", utc(before)).Delete(&model.AppleNotification{}).Error)
 }
 
 // AdjustPoolTotal applies an ASSET_COUNT notification: licenses bought, refunded or moved.
@@ -65,7 +66,7 @@ func (d *DB) PruneNotifications(ctx context.Context, before time.Time) error {
 func (d *DB) AdjustPoolTotal(ctx context.Context, accountID int64, adamID, pricingParam string, delta int64) (applied bool, err error) {
 	err = d.Tx(ctx, func(tx *DB) error {
 		if running, err := tx.passRunning(ctx, accountID); err != nil || running {
-			return err
+			return wrap("adjust pool total", err)
 		}
 		retired := max(-delta, 0)
 		res := tx.with(ctx).Exec(`UPDATE license_pools SET total_count = CASE WHEN total_count + ? < 0 THEN 0 ELSE total_count + ? END,
@@ -76,7 +77,7 @@ func (d *DB) AdjustPoolTotal(ctx context.Context, accountID int64, adamID, prici
 		applied = res.RowsAffected > 0
 		return res.Error
 	})
-	return applied && err == nil, err
+	return applied && err == nil, wrap("adjust pool total", err)
 }
 
 // passRunning reports whether a pass of the account is under way. A notification's change of
@@ -86,7 +87,7 @@ func (d *DB) AdjustPoolTotal(ctx context.Context, accountID int64, adamID, prici
 func (d *DB) passRunning(ctx context.Context, accountID int64) (bool, error) {
 	var n int64
 	err := d.with(ctx).Model(&model.SyncRun{}).Where("account_id = ? AND status = ?", accountID, model.SyncRunRunning).Count(&n).Error
-	return n > 0, err
+	return n > 0, wrap("pass running", err)
 }
 
 // FoundAtApple applies Apple's word that assignments exist there (an associate Orchard did not
@@ -98,14 +99,14 @@ func (d *DB) FoundAtApple(ctx context.Context, accountID int64, rows []AppleAssi
 	err = d.Tx(ctx, func(tx *DB) error {
 		held, err := tx.heldPairs(ctx, rows, pools)
 		if err != nil {
-			return err
+			return wrap("found at apple", err)
 		}
 		if counts, skipped, err = tx.ApplyAssignments(ctx, accountID, 0, rows, pools); err != nil {
-			return err
+			return wrap("found at apple", err)
 		}
 		now, err := tx.heldPairs(ctx, rows, pools)
 		if err != nil {
-			return err
+			return wrap("found at apple", err)
 		}
 		deltas := map[int64]int64{}
 		for k := range now {
@@ -114,9 +115,12 @@ func (d *DB) FoundAtApple(ctx context.Context, accountID int64, rows []AppleAssi
 			}
 		}
 		doubt, err = tx.moveAppleCounts(ctx, accountID, deltas)
-		return err
+		return wrap("found at apple", err)
 	})
-	return counts, skipped, doubt, err
+	if err != nil {
+		return counts, skipped, doubt, fmt.Errorf("found at Apple: %w", err)
+	}
+	return counts, skipped, doubt, nil
 }
 
 // heldPairs returns which of the rows' (pool, holder) pairs Orchard counts as held at Apple
@@ -136,10 +140,10 @@ func (d *DB) heldPairs(ctx context.Context, rows []AppleAssignmentRow, pools map
 	var found []activeRow
 	q, args := d.pairIn("SELECT id, pool_id, holder_key, status FROM license_assignments WHERE (pool_id, holder_key) IN ", pairs)
 	if err := d.with(ctx).Raw(q, args...).Scan(&found).Error; err != nil {
-		return nil, err
+		return nil, fmt.Errorf("held pairs: %w", err)
 	}
 	for _, f := range found {
-		if f.Status == model.AssignmentAssigned || f.Status == model.AssignmentReclaiming {
+		if f.Status.HeldAtApple() {
 			out[[2]any{f.PoolID, f.HolderKey}] = true
 		}
 	}
@@ -159,26 +163,10 @@ func (d *DB) adjustAppleAssigned(ctx context.Context, deltas map[int64]int64) er
   apple_available_count = CASE WHEN apple_available_count - ? < 0 THEN 0 ELSE apple_available_count - ? END, updated_at = ?
   WHERE id = ?`, n, n, n, n, now, poolID).Error
 		if err != nil {
-			return err
+			return wrap("adjust apple assigned", err)
 		}
 	}
 	return nil
-}
-
-// PoolRefs reads the account's pools of the given assets, by AssetKey.
-func (d *DB) PoolRefs(ctx context.Context, accountID int64, adamIDs []string) (map[string]PoolRef, error) {
-	var pools []model.LicensePool
-	out := map[string]PoolRef{}
-	if len(adamIDs) == 0 {
-		return out, nil
-	}
-	if err := d.with(ctx).Select("id", "app_id", "adam_id", "pricing_param").Where("account_id = ? AND adam_id IN ?", accountID, adamIDs).Find(&pools).Error; err != nil {
-		return nil, err
-	}
-	for _, p := range pools {
-		out[AssetKey(p.AdamID, p.PricingParam)] = PoolRef{PoolID: p.ID, AppID: p.AppID}
-	}
-	return out, nil
 }
 
 // GoneAtApple applies Apple's word that assignments no longer exist there (a disassociate or
@@ -199,57 +187,38 @@ func (d *DB) GoneAtApple(ctx context.Context, accountID int64, rows []AppleAssig
 	if len(pairs) == 0 {
 		return 0, false, nil
 	}
-	now := Now()
 	err = d.Tx(ctx, func(tx *DB) error {
 		n = 0
 		var found []activeRow
 		q, args := tx.pairIn("SELECT id, pool_id, holder_key, status FROM license_assignments WHERE (pool_id, holder_key) IN ", pairs)
 		if err := tx.with(ctx).Raw(q, args...).Scan(&found).Error; err != nil {
-			return err
+			return fmt.Errorf("find assignments: %w", err)
 		}
-		var assigned, reclaiming []int64
-		deltas := map[int64]int64{} // licenses no longer held at Apple, per pool
+		ids := make([]int64, 0, len(found))
 		for _, f := range found {
-			switch f.Status {
-			case model.AssignmentAssigned:
-				assigned = append(assigned, f.ID)
-				deltas[f.PoolID]--
-			case model.AssignmentReclaiming:
-				reclaiming = append(reclaiming, f.ID)
-				deltas[f.PoolID]--
-			}
+			ids = append(ids, f.ID)
 		}
-		if len(assigned) > 0 {
-			res := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ? AND status = ?", assigned, model.AssignmentAssigned).
-				UpdateColumns(map[string]any{"status": model.AssignmentRemovedAtApple, "holder_key": nil, "removed_at_apple_at": now,
-					"reclaim_reason": "removed at Apple (notification)", "reclaimed_by": "apple", "updated_at": now})
-			if res.Error != nil {
-				return res.Error
-			}
-			n += int(res.RowsAffected)
+		res, err := tx.applyTransitions(ctx, model.EventGoneAtApple, ids, TransitionDetails{
+			ReclaimReason: "removed at Apple (notification)", ReclaimedBy: "apple"})
+		if err != nil {
+			return wrap("gone at apple", err)
 		}
-		if len(reclaiming) > 0 {
-			res := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ? AND status = ?", reclaiming, model.AssignmentReclaiming).
-				UpdateColumns(map[string]any{"status": model.AssignmentReclaimed, "holder_key": nil, "reclaimed_at": now, "updated_at": now})
-			if res.Error != nil {
-				return res.Error
-			}
-			n += int(res.RowsAffected)
-		}
-		if n == 0 {
+		if n = len(res.applied); n == 0 {
 			return nil
 		}
 		// Apple's counts move with the licenses it released (its next listing says so too).
-		var err error
-		doubt, err = tx.moveAppleCounts(ctx, accountID, deltas)
-		return err
+		doubt, err = tx.moveAppleCounts(ctx, accountID, res.appleDeltas(nil))
+		return wrap("gone at apple", err)
 	})
-	return n, doubt, err
+	if err != nil {
+		return 0, false, fmt.Errorf("gone at Apple: %w", err)
+	}
+	return n, doubt, nil
 }
 
 // ForgetNotification drops a notification id whose application failed, so a retry applies it.
 func (d *DB) ForgetNotification(ctx context.Context, id string) error {
-	return d.with(ctx).Where("notification_id = ?", id).Delete(&model.AppleNotification{}).Error
+	return wrap("forget notification", d.with(ctx).Where("notification_id = ?", id).Delete(&model.AppleNotification{}).Error)
 }
 
 // moveAppleCounts applies a notification's change to Apple's assigned counts (per pool) and
@@ -260,14 +229,14 @@ func (d *DB) moveAppleCounts(ctx context.Context, accountID int64, deltas map[in
 	if len(deltas) > 0 {
 		running, err := d.passRunning(ctx, accountID)
 		if err != nil {
-			return false, err
+			return false, wrap("move apple counts", err)
 		}
 		if doubt = running; !running {
 			if err := d.adjustAppleAssigned(ctx, deltas); err != nil {
-				return false, err
+				return false, wrap("move apple counts", err)
 			}
 		}
 	}
 	_, err = d.RecountPools(ctx, accountID)
-	return doubt, err
+	return doubt, wrap("move apple counts", err)
 }

@@ -2,6 +2,9 @@ package db
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -10,17 +13,28 @@ import (
 )
 
 // CancelAccountWork cancels an account's work that has not reached Apple: its queued outbox
-// items fail; the assignments they were for fail (an associate: the reservation is released)
-// or go back to ASSIGNED (a reclaim that will not happen); queued passes are dropped. It
-// returns how many outbox items it cancelled.
-func (d *DB) CancelAccountWork(ctx context.Context, accountID int64, why string) (int, error) {
+// items fail; the assignments they were for move by ASSOCIATE_CANCELLED (they fail, the
+// reservation is released) or RECLAIM_CANCELLED (back to ASSIGNED: a reclaim that will not
+// happen); queued passes are dropped. It returns how many outbox items it cancelled.
+func (d *DB) CancelAccountWork(ctx context.Context, accountID int64, why string) (n int, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("cancel work of account %d: %w", accountID, err)
+		}
+	}()
 	now := Now()
 	var items []model.OutboxItem
 	if err := d.with(ctx).Where("account_id = ? AND status = ?", accountID, model.OutboxQueued).Find(&items).Error; err != nil {
-		return 0, err
+		return 0, fmt.Errorf("read queued items: %w", err)
+	}
+	dropRuns := func() error {
+		if err := d.with(ctx).Where("account_id = ? AND status = ?", accountID, model.SyncRunQueued).Delete(&model.SyncRun{}).Error; err != nil {
+			return fmt.Errorf("drop queued passes: %w", err)
+		}
+		return nil
 	}
 	if len(items) == 0 {
-		return 0, d.with(ctx).Where("account_id = ? AND status = ?", accountID, model.SyncRunQueued).Delete(&model.SyncRun{}).Error
+		return 0, dropRuns()
 	}
 	var ids, assoc, reclaim []int64
 	for _, it := range items {
@@ -37,25 +51,24 @@ func (d *DB) CancelAccountWork(ctx context.Context, accountID int64, why string)
 	}
 	if err := d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", ids).
 		UpdateColumns(map[string]any{"status": model.OutboxFailed, "last_error": why, "completed_at": now}).Error; err != nil {
-		return 0, err
+		return 0, fmt.Errorf("fail queued items: %w", err)
 	}
-	if len(assoc) > 0 {
-		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ? AND status = ?", assoc, model.AssignmentPending).
-			UpdateColumns(map[string]any{"status": model.AssignmentFailed, "holder_key": nil, "error_message": why, "updated_at": now}).Error; err != nil {
-			return 0, err
-		}
+	if err := d.lockAssignmentRows(ctx, slices.Concat(assoc, reclaim)); err != nil {
+		return 0, wrap("cancel account work", err)
 	}
-	if len(reclaim) > 0 {
-		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ? AND status = ?", reclaim, model.AssignmentReclaiming).
-			UpdateColumns(map[string]any{"status": model.AssignmentAssigned, "reclaim_reason": nil, "reclaimed_by": nil, "updated_at": now}).Error; err != nil {
-			return 0, err
-		}
+	if _, err := d.applyTransitions(ctx, model.EventAssociateCancelled, assoc, TransitionDetails{ErrorMessage: why}); err != nil {
+		return 0, wrap("cancel account work", err)
 	}
-	if err := d.with(ctx).Where("account_id = ? AND status = ?", accountID, model.SyncRunQueued).Delete(&model.SyncRun{}).Error; err != nil {
-		return 0, err
+	if _, err := d.applyTransitions(ctx, model.EventReclaimCancelled, reclaim, TransitionDetails{}); err != nil {
+		return 0, wrap("cancel account work", err)
 	}
+	if err := dropRuns(); err != nil {
+		return 0, wrap("cancel account work", err)
+	}
+	// The transitions moved the counters; the recount settles any drift while the account's
+	// work is being wound up.
 	if _, err := d.RecountPools(ctx, accountID); err != nil {
-		return 0, err
+		return 0, wrap("cancel account work", err)
 	}
 	return len(items), nil
 }
@@ -66,18 +79,18 @@ func (d *DB) AccountsWithWork(ctx context.Context, now time.Time) ([]int64, erro
 	var a, b []int64
 	if err := d.with(ctx).Model(&model.OutboxItem{}).Where("status = ? AND not_before <= ?", model.OutboxQueued, now).
 		Distinct("account_id").Pluck("account_id", &a).Error; err != nil {
-		return nil, err
+		return nil, wrap("accounts with work", err)
 	}
 	if err := d.with(ctx).Model(&model.AppleEvent{}).Where("status = ? AND next_poll_at <= ?", model.EventPending, now).
 		Distinct("account_id").Pluck("account_id", &b).Error; err != nil {
-		return nil, err
+		return nil, wrap("accounts with work", err)
 	}
 	// Items a crash left claimed without an event (see RequeueUnrecorded); a live worker
 	// records its event within a request's time.
 	var c []int64
 	if err := d.with(ctx).Model(&model.OutboxItem{}).Where("status = ? AND event_id IS NULL AND sent_at < ?", model.OutboxSent, now.Add(-10*time.Second)).
 		Distinct("account_id").Pluck("account_id", &c).Error; err != nil {
-		return nil, err
+		return nil, wrap("accounts with work", err)
 	}
 	return append(append(a, b...), c...), nil
 }
@@ -87,23 +100,7 @@ func (d *DB) QueuedOutbox(ctx context.Context, accountID int64, now time.Time, l
 	var out []*model.OutboxItem
 	err := d.with(ctx).Where("account_id = ? AND status = ? AND not_before <= ?", accountID, model.OutboxQueued, utc(now)).
 		Order("id").Limit(limit).Find(&out).Error
-	return out, err
-}
-
-// AppleUserStatuses reads the registration states of users in an account.
-func (d *DB) AppleUserStatuses(ctx context.Context, accountID int64, clientUserIDs []string) (map[string]*model.AppleUser, error) {
-	out := map[string]*model.AppleUser{}
-	if len(clientUserIDs) == 0 {
-		return out, nil
-	}
-	var rows []*model.AppleUser
-	if err := d.with(ctx).Where("account_id = ? AND client_user_id IN ?", accountID, clientUserIDs).Find(&rows).Error; err != nil {
-		return nil, err
-	}
-	for _, r := range rows {
-		out[r.ClientUserID] = r
-	}
-	return out, nil
+	return out, wrap("queued outbox", err)
 }
 
 // RecordSent stores an event Apple accepted and marks its outbox items SENT, together: the
@@ -116,10 +113,10 @@ func (d *DB) RecordSent(ctx context.Context, ev *model.AppleEvent, itemIDs []int
 			ev.Failures = "[]"
 		}
 		if err := tx.with(ctx).Create(ev).Error; err != nil {
-			return err
+			return wrap("record sent", err)
 		}
-		return tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ? AND event_id IS NULL", itemIDs, model.OutboxSent).
-			UpdateColumn("event_id", ev.EventID).Error
+		return wrap("record sent", tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ? AND event_id IS NULL", itemIDs, model.OutboxSent).
+			UpdateColumn("event_id", ev.EventID).Error)
 	})
 }
 
@@ -133,15 +130,15 @@ func (d *DB) ClaimOutbox(ctx context.Context, ids []int64) ([]int64, error) {
 		claimed = claimed[:0]
 		if err := tx.forUpdate(tx.with(ctx).Model(&model.OutboxItem{})).Where("id IN ? AND status = ?", ids, model.OutboxQueued).
 			Pluck("id", &claimed).Error; err != nil {
-			return err
+			return wrap("claim outbox", err)
 		}
 		if len(claimed) == 0 {
 			return nil
 		}
-		return tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", claimed).
-			UpdateColumns(map[string]any{"status": model.OutboxSent, "event_id": nil, "sent_at": Now(), "attempts": gorm.Expr("attempts + 1")}).Error
+		return wrap("claim outbox", tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", claimed).
+			UpdateColumns(map[string]any{"status": model.OutboxSent, "event_id": nil, "sent_at": Now(), "attempts": gorm.Expr("attempts + 1")}).Error)
 	})
-	return claimed, err
+	return claimed, wrap("claim outbox", err)
 }
 
 // UnclaimOutbox queues claimed items again when their request did not reach Apple (the
@@ -150,8 +147,8 @@ func (d *DB) UnclaimOutbox(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ? AND event_id IS NULL", ids, model.OutboxSent).
-		UpdateColumns(map[string]any{"status": model.OutboxQueued, "attempts": gorm.Expr("CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END")}).Error
+	return wrap("unclaim outbox", d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ? AND event_id IS NULL", ids, model.OutboxSent).
+		UpdateColumns(map[string]any{"status": model.OutboxQueued, "attempts": gorm.Expr("CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END")}).Error)
 }
 
 // RequeueUnrecorded queues again the items a crash left claimed but without an event (Apple
@@ -167,9 +164,9 @@ func (d *DB) RetryOutbox(ctx context.Context, itemIDs []int64, notBefore time.Ti
 	if len(itemIDs) == 0 {
 		return nil
 	}
-	return d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", itemIDs).
+	return wrap("retry outbox", d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", itemIDs).
 		UpdateColumns(map[string]any{"status": model.OutboxQueued, "not_before": utc(notBefore), "last_error": truncate(why, 1000),
-			"attempts": gorm.Expr("attempts + 1"), "event_id": nil}).Error
+			"attempts": gorm.Expr("attempts + 1"), "event_id": nil}).Error)
 }
 
 // DelayOutbox postpones items without counting an attempt (they wait for something, such as
@@ -178,7 +175,7 @@ func (d *DB) DelayOutbox(ctx context.Context, itemIDs []int64, notBefore time.Ti
 	if len(itemIDs) == 0 {
 		return nil
 	}
-	return d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", itemIDs).UpdateColumn("not_before", utc(notBefore)).Error
+	return wrap("delay outbox", d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", itemIDs).UpdateColumn("not_before", utc(notBefore)).Error)
 }
 
 // DueEvents reads an account's events that are due for a status poll.
@@ -186,7 +183,7 @@ func (d *DB) DueEvents(ctx context.Context, accountID int64, now time.Time, limi
 	var out []*model.AppleEvent
 	err := d.with(ctx).Where("account_id = ? AND status = ? AND next_poll_at <= ?", accountID, model.EventPending, utc(now)).
 		Order("next_poll_at").Limit(limit).Find(&out).Error
-	return out, err
+	return out, wrap("due events", err)
 }
 
 // AppleEvent reads an event.
@@ -205,14 +202,14 @@ func (d *DB) UpdateAppleEvent(ctx context.Context, eventID string, cols map[stri
 			cols[k] = utc(t)
 		}
 	}
-	return d.with(ctx).Model(&model.AppleEvent{}).Where("event_id = ?", eventID).UpdateColumns(cols).Error
+	return wrap("update apple event", d.with(ctx).Model(&model.AppleEvent{}).Where("event_id = ?", eventID).UpdateColumns(cols).Error)
 }
 
 // SentItemsOfEvent reads the outbox items an event is for that are still waiting for it.
 func (d *DB) SentItemsOfEvent(ctx context.Context, eventID string) ([]*model.OutboxItem, error) {
 	var out []*model.OutboxItem
 	err := d.with(ctx).Where("event_id = ? AND status = ?", eventID, model.OutboxSent).Order("id").Find(&out).Error
-	return out, err
+	return out, wrap("sent items of event", err)
 }
 
 // Outcome is what Apple said of one outbox item.
@@ -225,11 +222,12 @@ type Outcome struct {
 }
 
 // ApplyOutcomes completes outbox items and the assignments and registrations they were for,
-// moving the pools' counters with the rows they count, in one transaction. Items already
-// completed (by the other of notification and poll) are skipped. Associates and
-// disassociates are applied in bulk — an event of a thousand items costs a handful of
-// statements — so that the pool rows it locks are soon free again. It returns the
-// assignments that became ASSIGNED.
+// in one transaction. Items already completed (by the other of notification and poll) are
+// skipped. Apple's answers to associates and disassociates are the events ASSOCIATE_CONFIRMED
+// / ASSOCIATE_REFUSED and RECLAIM_CONFIRMED / RECLAIM_REFUSED, applied in bulk by
+// ApplyTransitions (which moves the pools' counters by the table) — an event of a thousand
+// items costs a handful of statements — so that the pool rows it locks are soon free again;
+// Apple's counts of the pools move with them. It returns the assignments that became ASSIGNED.
 func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []int64, err error) {
 	if len(outcomes) == 0 {
 		return nil, nil
@@ -251,7 +249,7 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 			var got []int64
 			if err := tx.forUpdate(tx.with(ctx).Model(&model.OutboxItem{})).Where("id IN ? AND status IN ?", chunk,
 				[]model.OutboxStatus{model.OutboxSent, model.OutboxQueued}).Pluck("id", &got).Error; err != nil {
-				return err
+				return wrap("apply outcomes", err)
 			}
 			live = append(live, got...)
 		}
@@ -291,21 +289,21 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 				}
 			case model.OutboxCreateUser:
 				if err := tx.completeRegistration(ctx, it, o, now); err != nil {
-					return err
+					return wrap("apply outcomes", err)
 				}
 			case model.OutboxRetireUser:
 				switch {
 				case it.AppleUserID == nil:
 				case o.OK:
 					if err := tx.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRetired, "error_message": nil}); err != nil {
-						return err
+						return wrap("apply outcomes", err)
 					}
 				default:
 					// Still registered as far as Orchard knows (a pass corrects it); not stuck
 					// RETIRING, which would refuse the user's next registration.
 					if err := tx.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRegistered,
 						"error_message": truncate("Apple refused to retire the user: "+o.ErrorMessage, 1000)}); err != nil {
-						return err
+						return wrap("apply outcomes", err)
 					}
 				}
 			}
@@ -313,243 +311,107 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 		for _, chunk := range chunks(done, 1000) {
 			if err := tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", chunk).
 				UpdateColumns(map[string]any{"status": model.OutboxDone, "last_error": nil, "completed_at": now}).Error; err != nil {
-				return err
+				return wrap("apply outcomes", err)
 			}
 		}
 		for msg, ids := range itemFail {
 			for _, chunk := range chunks(ids, 1000) {
 				if err := tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", chunk).
 					UpdateColumns(map[string]any{"status": model.OutboxFailed, "last_error": msg, "completed_at": now}).Error; err != nil {
-					return err
+					return wrap("apply outcomes", err)
 				}
 			}
 		}
-		ok, err := tx.confirmAssociates(ctx, assocOK, now)
+		// Every assignment of the outcomes locked at once, in id order, before the
+		// transitions below lock pools: a sync page that confirms some of them (assignment
+		// rows, then pools) then waits instead of deadlocking with this one.
+		if err := tx.lockAssignmentRows(ctx, slices.Concat(assocOK, disOK, slices.Concat(slices.Collect(maps.Values(assocFail))...),
+			slices.Concat(slices.Collect(maps.Values(disFail))...))); err != nil {
+			return wrap("apply outcomes", err)
+		}
+		// Apple's counts move with the licenses it now holds or released (its next listing
+		// says so too).
+		apple := map[int64]int64{}
+		res, err := tx.applyTransitions(ctx, model.EventAssociateConfirmed, assocOK, TransitionDetails{})
 		if err != nil {
-			return err
+			return wrap("apply outcomes", err)
 		}
-		assigned = ok
+		res.appleDeltas(apple)
+		for _, a := range res.applied {
+			if a.To == model.AssignmentAssigned { // reported to the caller; RECLAIMING ones go on to their reclaim
+				assigned = append(assigned, a.AssignmentID)
+			}
+		}
 		for k, ids := range assocFail {
-			if err := tx.failAssignments(ctx, ids, model.AssignmentPending, map[string]any{"status": model.AssignmentFailed, "holder_key": nil,
-				"error_number": k.num, "error_message": k.msg}, 0, -1); err != nil {
-				return err
+			num := k.num
+			res, err := tx.applyTransitions(ctx, model.EventAssociateRefused, ids, TransitionDetails{ErrorNumber: &num, ErrorMessage: k.msg})
+			if err != nil {
+				return wrap("apply outcomes", err)
 			}
+			res.appleDeltas(apple)
 		}
-		if err := tx.failAssignments(ctx, disOK, model.AssignmentReclaiming, map[string]any{"status": model.AssignmentReclaimed,
-			"holder_key": nil, "reclaimed_at": now}, -1, 0); err != nil {
-			return err
+		res, err = tx.applyTransitions(ctx, model.EventReclaimConfirmed, disOK, TransitionDetails{})
+		if err != nil {
+			return wrap("apply outcomes", err)
 		}
+		res.appleDeltas(apple)
 		for k, ids := range disFail {
-			if err := tx.failAssignments(ctx, ids, model.AssignmentReclaiming, map[string]any{"status": model.AssignmentAssigned,
-				"error_number": k.num, "error_message": "Apple refused to take the license back: " + k.msg}, 0, 0); err != nil {
-				return err
+			num := k.num
+			res, err := tx.applyTransitions(ctx, model.EventReclaimRefused, ids, TransitionDetails{ErrorNumber: &num,
+				ErrorMessage: "Apple refused to take the license back: " + k.msg})
+			if err != nil {
+				return wrap("apply outcomes", err)
 			}
+			res.appleDeltas(apple)
+		}
+		if err := tx.adjustAppleAssigned(ctx, apple); err != nil {
+			return fmt.Errorf("move Apple's counts: %w", err)
 		}
 		return nil
 	})
-	return assigned, err
-}
-
-// lockedAssignment is what the bulk completion reads of an assignment.
-type lockedAssignment struct {
-	ID            int64
-	PoolID        int64
-	AccountID     int64
-	Status        model.AssignmentStatus
-	ReclaimReason *string
-	SerialNumber  *string
-	ClientUserID  *string
-}
-
-// lockAssignments reads assignments in a state, locked until the transaction ends.
-func (d *DB) lockAssignments(ctx context.Context, ids []int64, status model.AssignmentStatus) ([]lockedAssignment, error) {
-	var out []lockedAssignment
-	for _, chunk := range chunks(ids, 1000) {
-		var got []lockedAssignment
-		if err := d.forUpdate(d.with(ctx).Model(&model.LicenseAssignment{})).
-			Select("id", "pool_id", "account_id", "status", "reclaim_reason", "serial_number", "client_user_id").
-			Where("id IN ? AND status = ?", chunk, status).Scan(&got).Error; err != nil {
-			return nil, err
-		}
-		out = append(out, got...)
-	}
-	return out, nil
-}
-
-// failAssignments moves the assignments among ids that are in state from to cols, and each
-// pool's counters by (da, dr) per assignment moved.
-func (d *DB) failAssignments(ctx context.Context, ids []int64, from model.AssignmentStatus, cols map[string]any, da, dr int64) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	rows, err := d.lockAssignments(ctx, ids, from)
-	if err != nil || len(rows) == 0 {
-		return err
-	}
-	perPool := map[int64]int64{}
-	var move []int64
-	for _, r := range rows {
-		move = append(move, r.ID)
-		perPool[r.PoolID]++
-	}
-	cols["updated_at"] = Now()
-	for _, chunk := range chunks(move, 1000) {
-		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", chunk).UpdateColumns(cols).Error; err != nil {
-			return err
-		}
-	}
-	if da == 0 && dr == 0 {
-		return nil
-	}
-	apple := map[int64]int64{}
-	for pool, n := range perPool {
-		if err := d.AdjustPoolCounts(ctx, pool, da*n, dr*n); err != nil {
-			return err
-		}
-		apple[pool] = da * n // a license Apple held (da ≠ 0) came back there too
-	}
-	return d.adjustAppleAssigned(ctx, apple)
-}
-
-// confirmAssociates: Apple assigned these licenses. PENDING ones become ASSIGNED (their
-// waiting device commands may go), or RECLAIMING with a disassociate queued when a reclaim was
-// asked for while they were on their way. It returns the ones that became ASSIGNED.
-func (d *DB) confirmAssociates(ctx context.Context, ids []int64, now time.Time) ([]int64, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	rows, err := d.lockAssignments(ctx, ids, model.AssignmentPending)
-	if err != nil || len(rows) == 0 {
-		return nil, err
-	}
-	perPool := map[int64]int64{}
-	var assigned, reclaim []int64
-	var reclaimRows []lockedAssignment
-	for _, r := range rows {
-		perPool[r.PoolID]++
-		if r.ReclaimReason != nil {
-			reclaim = append(reclaim, r.ID)
-			reclaimRows = append(reclaimRows, r)
-		} else {
-			assigned = append(assigned, r.ID)
-		}
-	}
-	for _, chunk := range chunks(assigned, 1000) {
-		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", chunk).
-			UpdateColumns(map[string]any{"status": model.AssignmentAssigned, "assigned_at": now, "updated_at": now}).Error; err != nil {
-			return nil, err
-		}
-		// Commands that waited for these licenses ("install only after Apple confirms") may go.
-		if err := d.with(ctx).Model(&model.DeviceCommand{}).Where("assignment_id IN ? AND waits_for_assignment = ?", chunk, true).
-			UpdateColumn("waits_for_assignment", false).Error; err != nil {
-			return nil, err
-		}
-	}
-	if len(reclaim) > 0 {
-		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", reclaim).
-			UpdateColumns(map[string]any{"status": model.AssignmentReclaiming, "assigned_at": now, "updated_at": now}).Error; err != nil {
-			return nil, err
-		}
-		pools := map[int64]*model.LicensePool{}
-		var items []*model.OutboxItem
-		for _, r := range reclaimRows {
-			p := pools[r.PoolID]
-			if p == nil {
-				if p, err = d.PoolByID(ctx, r.PoolID); err != nil {
-					return nil, err
-				}
-				pools[r.PoolID] = p
-			}
-			id := r.ID
-			items = append(items, &model.OutboxItem{AccountID: r.AccountID, Action: model.OutboxDisassociate, AssignmentID: &id,
-				AdamID: p.AdamID, PricingParam: p.PricingParam, SerialNumber: r.SerialNumber, ClientUserID: r.ClientUserID,
-				Status: model.OutboxQueued, NotBefore: now, CreatedAt: now})
-		}
-		if err := d.InsertOutbox(ctx, items...); err != nil {
-			return nil, err
-		}
-	}
-	for pool, n := range perPool {
-		if err := d.AdjustPoolCounts(ctx, pool, n, -n); err != nil {
-			return nil, err
-		}
-	}
-	// Apple's own counts moved too; the next pass reads them exactly.
-	return assigned, d.adjustAppleAssigned(ctx, perPool)
-}
-
-// completeAssociate: Apple assigned the license (or refused it, releasing the reservation). A
-// license reclaimed while it was on its way goes on to its reclaim at once.
-func (d *DB) completeAssociate(ctx context.Context, it *model.OutboxItem, o Outcome, now time.Time) (bool, error) {
-	if it.AssignmentID == nil {
-		return false, nil
-	}
-	a, err := d.LockAssignment(ctx, *it.AssignmentID)
 	if err != nil {
-		return false, err
+		return nil, fmt.Errorf("apply outcomes: %w", err)
 	}
-	if a.Status != model.AssignmentPending {
-		return false, nil // a sync confirmed it first; its recount set the counters
-	}
-	if !o.OK {
-		if err := d.UpdateAssignment(ctx, a.ID, map[string]any{"status": model.AssignmentFailed, "holder_key": nil,
-			"error_number": o.ErrorNumber, "error_message": truncate(o.ErrorMessage, 1000)}); err != nil {
-			return false, err
-		}
-		return false, d.AdjustPoolCounts(ctx, a.PoolID, 0, -1)
-	}
-	if err := d.AdjustPoolCounts(ctx, a.PoolID, 1, -1); err != nil {
-		return false, err
-	}
-	if a.ReclaimReason != nil {
-		if err := d.UpdateAssignment(ctx, a.ID, map[string]any{"status": model.AssignmentReclaiming, "assigned_at": now}); err != nil {
-			return false, err
-		}
-		pool, err := d.PoolByID(ctx, a.PoolID)
-		if err != nil {
-			return false, err
-		}
-		id := a.ID
-		return false, d.InsertOutbox(ctx, &model.OutboxItem{AccountID: a.AccountID, Action: model.OutboxDisassociate, AssignmentID: &id,
-			AdamID: pool.AdamID, PricingParam: pool.PricingParam, SerialNumber: a.SerialNumber, ClientUserID: a.ClientUserID,
-			Status: model.OutboxQueued, NotBefore: now, CreatedAt: now})
-	}
-	if err := d.UpdateAssignment(ctx, a.ID, map[string]any{"status": model.AssignmentAssigned, "assigned_at": now}); err != nil {
-		return false, err
-	}
-	// Commands that waited for this license ("install only after Apple confirms") may go.
-	return true, d.with(ctx).Model(&model.DeviceCommand{}).Where("assignment_id = ? AND waits_for_assignment = ?", a.ID, true).
-		UpdateColumn("waits_for_assignment", false).Error
+	return assigned, nil
 }
 
 // completeRegistration: the user is registered at Apple (their licenses can be sent), or
-// could not be, and the licenses waiting for it fail with the reason.
+// could not be, and the licenses waiting for it fail with the reason (ASSOCIATE_REFUSED).
 func (d *DB) completeRegistration(ctx context.Context, it *model.OutboxItem, o Outcome, now time.Time) error {
 	if it.AppleUserID == nil {
 		return nil
 	}
 	if o.OK {
-		return d.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRegistered, "error_message": nil})
+		if err := d.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRegistered, "error_message": nil}); err != nil {
+			return fmt.Errorf("complete registration: %w", err)
+		}
+		return nil
 	}
 	if err := d.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserFailed, "error_message": truncate(o.ErrorMessage, 1000)}); err != nil {
-		return err
+		return fmt.Errorf("fail registration: %w", err)
 	}
 	var waiting []*model.OutboxItem
 	if err := d.with(ctx).Where("account_id = ? AND action = ? AND status = ? AND client_user_id = ?", it.AccountID, model.OutboxAssociate,
 		model.OutboxQueued, it.ClientUserID).Find(&waiting).Error; err != nil {
-		return err
+		return fmt.Errorf("read associates waiting for a registration: %w", err)
 	}
+	var itemIDs, assignmentIDs []int64
 	for _, w := range waiting {
-		if err := d.with(ctx).Model(&model.OutboxItem{}).Where("id = ?", w.ID).
-			UpdateColumns(map[string]any{"status": model.OutboxFailed, "last_error": "user registration failed", "completed_at": now}).Error; err != nil {
-			return err
-		}
-		if _, err := d.completeAssociate(ctx, w, Outcome{Item: w, ErrorNumber: o.ErrorNumber,
-			ErrorMessage: "the user could not be registered at Apple: " + o.ErrorMessage}, now); err != nil {
-			return err
+		itemIDs = append(itemIDs, w.ID)
+		if w.AssignmentID != nil {
+			assignmentIDs = append(assignmentIDs, *w.AssignmentID)
 		}
 	}
-	return nil
+	for chunk := range slices.Chunk(itemIDs, d.inChunk()) {
+		if err := d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", chunk).
+			UpdateColumns(map[string]any{"status": model.OutboxFailed, "last_error": "user registration failed", "completed_at": now}).Error; err != nil {
+			return fmt.Errorf("fail associates waiting for a registration: %w", err)
+		}
+	}
+	num := o.ErrorNumber
+	_, err := d.applyTransitions(ctx, model.EventAssociateRefused, assignmentIDs, TransitionDetails{ErrorNumber: &num,
+		ErrorMessage: truncate("the user could not be registered at Apple: "+o.ErrorMessage, 1000)})
+	return wrap("complete registration", err)
 }
 
 // StalledEvents reads events pending for longer than before (Apple: retry the request after
@@ -557,7 +419,7 @@ func (d *DB) completeRegistration(ctx context.Context, it *model.OutboxItem, o O
 func (d *DB) StalledEvents(ctx context.Context, accountID int64, before time.Time) ([]*model.AppleEvent, error) {
 	var out []*model.AppleEvent
 	err := d.with(ctx).Where("account_id = ? AND status = ? AND sent_at < ?", accountID, model.EventPending, utc(before)).Find(&out).Error
-	return out, err
+	return out, wrap("stalled events", err)
 }
 
 // RequeueEvent gives up on an event and queues its unfinished items again (re-sending an
@@ -565,10 +427,10 @@ func (d *DB) StalledEvents(ctx context.Context, accountID int64, before time.Tim
 func (d *DB) RequeueEvent(ctx context.Context, eventID, why string) error {
 	return d.Tx(ctx, func(tx *DB) error {
 		if err := tx.UpdateAppleEvent(ctx, eventID, map[string]any{"status": model.EventFailed, "completed_at": Now(), "failures": `[{"errorMessage":"` + why + `"}]`}); err != nil {
-			return err
+			return wrap("requeue event", err)
 		}
-		return tx.with(ctx).Model(&model.OutboxItem{}).Where("event_id = ? AND status = ?", eventID, model.OutboxSent).
-			UpdateColumns(map[string]any{"status": model.OutboxQueued, "event_id": nil, "not_before": Now(), "last_error": why}).Error
+		return wrap("requeue event", tx.with(ctx).Model(&model.OutboxItem{}).Where("event_id = ? AND status = ?", eventID, model.OutboxSent).
+			UpdateColumns(map[string]any{"status": model.OutboxQueued, "event_id": nil, "not_before": Now(), "last_error": why}).Error)
 	})
 }
 
@@ -579,7 +441,7 @@ func (d *DB) OutboxByIDs(ctx context.Context, ids []int64) ([]*model.OutboxItem,
 		return out, nil
 	}
 	err := d.with(ctx).Where("id IN ?", ids).Find(&out).Error
-	return out, err
+	return out, wrap("outbox by ids", err)
 }
 
 // UserForRegistration reads the user an account registration is for.
@@ -597,7 +459,7 @@ func (d *DB) ReleaseOutbox(ctx context.Context, assignmentIDs []int64) error {
 	for _, chunk := range chunks(assignmentIDs, 1000) {
 		if err := d.with(ctx).Model(&model.OutboxItem{}).Where("assignment_id IN ? AND status = ?", chunk, model.OutboxQueued).
 			UpdateColumn("not_before", Now()).Error; err != nil {
-			return err
+			return wrap("release outbox", err)
 		}
 	}
 	return nil
@@ -617,10 +479,11 @@ func chunks(ids []int64, n int) [][]int64 {
 }
 
 // DropObsoleteOutbox completes, without sending them, the queued items whose assignment no
-// longer needs them: an associate for an assignment that is not PENDING any more (a pass or a
-// notification found it at Apple, or it was cancelled), a disassociate for one that is not
-// RECLAIMING. Sending them would undo what happened since: an associate re-sent after a crash
-// must not reach Apple after the license was reclaimed. It returns the ids it dropped.
+// longer needs them (model.OutboxItemNeeded: Apple's confirmation would not move it): an
+// associate for an assignment that is not PENDING any more (a pass or a notification found it
+// at Apple, or it was cancelled), a disassociate for one that is not RECLAIMING. Sending them
+// would undo what happened since: an associate re-sent after a crash must not reach Apple
+// after the license was reclaimed. It returns the ids it dropped.
 func (d *DB) DropObsoleteOutbox(ctx context.Context, items []*model.OutboxItem) ([]int64, error) {
 	var ids []int64
 	for _, it := range items {
@@ -631,37 +494,52 @@ func (d *DB) DropObsoleteOutbox(ctx context.Context, items []*model.OutboxItem) 
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	status := map[int64]model.AssignmentStatus{}
+	state := map[int64]model.AssignmentState{}
 	for _, chunk := range chunks(ids, 1000) {
 		var rows []struct {
-			ID     int64
-			Status model.AssignmentStatus
+			ID            int64
+			Status        model.AssignmentStatus
+			ReclaimReason *string
 		}
-		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Select("id", "status").Where("id IN ?", chunk).Scan(&rows).Error; err != nil {
-			return nil, err
+		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Select("id", "status", "reclaim_reason").Where("id IN ?", chunk).Scan(&rows).Error; err != nil {
+			return nil, fmt.Errorf("drop obsolete outbox: read assignments: %w", err)
 		}
 		for _, r := range rows {
-			status[r.ID] = r.Status
+			state[r.ID] = model.StateOf(r.Status, r.ReclaimReason)
 		}
 	}
 	var drop []int64
 	for _, it := range items {
-		if it.AssignmentID == nil {
+		if it.AssignmentID == nil || (it.Action != model.OutboxAssociate && it.Action != model.OutboxDisassociate) {
 			continue
 		}
-		st, ok := status[*it.AssignmentID]
-		switch {
-		case it.Action == model.OutboxAssociate && (!ok || st != model.AssignmentPending):
-			drop = append(drop, it.ID)
-		case it.Action == model.OutboxDisassociate && (!ok || st != model.AssignmentReclaiming):
+		if st, ok := state[*it.AssignmentID]; !ok || !model.OutboxItemNeeded(it.Action, st) {
 			drop = append(drop, it.ID)
 		}
 	}
 	for _, chunk := range chunks(drop, 1000) {
 		if err := d.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ?", chunk, model.OutboxQueued).
 			UpdateColumns(map[string]any{"status": model.OutboxDone, "last_error": "no longer needed: the assignment moved on", "completed_at": Now()}).Error; err != nil {
-			return nil, err
+			return nil, fmt.Errorf("drop obsolete outbox: %w", err)
 		}
 	}
 	return drop, nil
+}
+
+// InsertOutbox queues work for Apple.
+func (d *DB) InsertOutbox(ctx context.Context, items ...*model.OutboxItem) error {
+	if len(items) == 0 {
+		return nil
+	}
+	return wrap("insert outbox", d.with(ctx).CreateInBatches(items, d.batchOf(items)).Error)
+}
+
+// CancelQueuedAssociate cancels the associate of an assignment if it was never sent to Apple;
+// it reports whether it did.
+func (d *DB) CancelQueuedAssociate(ctx context.Context, assignmentID int64) (bool, error) {
+	// Only an item never attempted: one queued again after an attempt (a crash, a network
+	// error) may have reached Apple.
+	res := d.with(ctx).Model(&model.OutboxItem{}).Where("assignment_id = ? AND action = ? AND status = ? AND attempts = 0", assignmentID, model.OutboxAssociate, model.OutboxQueued).
+		UpdateColumns(map[string]any{"status": model.OutboxFailed, "last_error": "cancelled: the license was taken back before it reached Apple", "completed_at": Now()})
+	return res.RowsAffected > 0, res.Error
 }

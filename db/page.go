@@ -1,5 +1,11 @@
 package db
 
+// The read side of the API: filtered keyset pages and counts of every listed entity, batch
+// reads by id for the dataloaders, and per-parent pages for nested connections (each relation
+// lists, in one statement, a page of children for every parent the dataloader batched, and
+// counts them per parent in another). Every list orders by id; the filters have indexes behind
+// them (see the migrations). Each entity's filter and queries live in its aggregate's file.
+
 import (
 	"context"
 	"fmt"
@@ -155,4 +161,10 @@ func countChildren(ctx context.Context, d *DB, r Relation, where string, args []
 		out[row.Parent] = row.N
 	}
 	return out, nil
+}
+
+// escapeLike escapes LIKE wildcards with '!'.
+func escapeLike(s string) string {
+	r := strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+	return r.Replace(s)
 }

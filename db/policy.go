@@ -625,3 +625,49 @@ func (d *DB) LicenseLabelsByGroup(ctx context.Context, groupIDs []int64) (map[in
 	}
 	return out, nil
 }
+
+// ClaimLabelAssignments marks the label's just-made assignments of an app (PENDING, caused by
+// the label, no label yet) as the label's, inside the transaction that made them, and returns
+// them.
+func (d *DB) ClaimLabelAssignments(ctx context.Context, appID, labelID int64, causedBy string) ([]*model.LicenseAssignment, error) {
+	rows, err := findAll[model.LicenseAssignment](d.with(ctx).Where("app_id = ? AND caused_by = ? AND label_id IS NULL AND status = ? AND origin = ?",
+		appID, causedBy, model.AssignmentPending, model.OriginLabel))
+	if err != nil {
+		return nil, fmt.Errorf("read new label assignments: %w", err)
+	}
+	ids := make([]int64, len(rows))
+	for i, a := range rows {
+		ids[i] = a.ID
+		l := labelID
+		a.LabelID = &l
+	}
+	if err := d.SetLabelOfAssignments(ctx, ids, labelID); err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// SetAssignmentReason records why assignments were made.
+func (d *DB) SetAssignmentReason(ctx context.Context, ids []int64, reason string) error {
+	for _, chunk := range chunks(ids, d.inChunk()) {
+		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", chunk).UpdateColumn("reason", reason).Error; err != nil {
+			return fmt.Errorf("set assignment reasons: %w", err)
+		}
+	}
+	return nil
+}
+
+// EnqueueAppsWithWaiting queues the evaluation of those of the apps that have waiting holders
+// (a license came back to one of their pools). One statement.
+func (d *DB) EnqueueAppsWithWaiting(ctx context.Context, appIDs []int64, reason string) error {
+	if len(appIDs) == 0 {
+		return nil
+	}
+	now := Now()
+	err := d.with(ctx).Exec("INSERT INTO policy_queue (app_id, reason, not_before, created_at) SELECT DISTINCT app_id, ?, ?, ? FROM policy_waiting WHERE app_id IN ?",
+		reason, now, now, appIDs).Error
+	if err != nil {
+		return fmt.Errorf("queue evaluation of apps with waiting holders: %w", err)
+	}
+	return nil
+}

@@ -16,16 +16,16 @@ import (
 func findAll[T any](q *gorm.DB) ([]*T, error) {
 	st := &gorm.Statement{DB: q}
 	if err := st.Parse(new(T)); err != nil {
-		return nil, err
+		return nil, wrap("find all", err)
 	}
 	rows, err := q.Model(new(T)).Rows()
 	if err != nil {
-		return nil, err
+		return nil, wrap("find all", err)
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
-		return nil, err
+		return nil, wrap("find all", err)
 	}
 	fields := make([][]int, len(cols)) // the struct field index of each column, nil: none
 	seen := make(map[string]bool, len(cols))
@@ -60,7 +60,7 @@ func findAll[T any](q *gorm.DB) ([]*T, error) {
 func findOne[T any](q *gorm.DB) (*T, error) {
 	rows, err := findAll[T](q.Limit(1))
 	if err != nil {
-		return nil, err
+		return nil, wrap("find one", err)
 	}
 	if len(rows) == 0 {
 		return nil, errNotFound

@@ -56,7 +56,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 	err := d.Tx(ctx, func(tx *DB) error {
 		apps, err := tx.ensureApps(ctx, rows, now)
 		if err != nil {
-			return err
+			return wrap("upsert assets", err)
 		}
 		appIDs := make([]int64, 0, len(apps))
 		for _, id := range apps {
@@ -64,7 +64,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 		}
 		var existing []*model.LicensePool
 		if err := tx.with(ctx).Where("account_id = ? AND app_id IN ?", accountID, appIDs).Find(&existing).Error; err != nil {
-			return err
+			return wrap("upsert assets", err)
 		}
 		byKey := make(map[string]*model.LicensePool, len(existing))
 		for _, p := range existing {
@@ -97,7 +97,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 					"revocable": r.Revocable, "gone_at_apple_at": nil, "updated_at": now,
 				}).Error
 				if err != nil {
-					return err
+					return wrap("upsert assets", err)
 				}
 				counts.Changed++
 			}
@@ -113,7 +113,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 				cols["seen_run_id"] = runID
 			}
 			if err := tx.with(ctx).Model(&model.LicensePool{}).Where("id IN ?", seen).UpdateColumns(cols).Error; err != nil {
-				return err
+				return wrap("upsert assets", err)
 			}
 		}
 		if len(inserts) > 0 {
@@ -122,7 +122,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 			// interleaved auto-increment, distributed engines).
 			var fresh []*model.LicensePool
 			if err := tx.with(ctx).Select("id", "app_id", "adam_id", "pricing_param").Where("account_id = ? AND app_id IN ?", accountID, appIDs).Find(&fresh).Error; err != nil {
-				return err
+				return wrap("upsert assets", err)
 			}
 			for _, p := range fresh {
 				byKey[AssetKey(p.AdamID, p.PricingParam)] = p
@@ -133,7 +133,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 		}
 		return nil
 	})
-	return refs, counts, err
+	return refs, counts, wrap("upsert assets", err)
 }
 
 // ensureApps returns the app ids of the rows' adamIds, creating the apps not known yet (their
@@ -155,7 +155,7 @@ func (d *DB) ensureApps(ctx context.Context, rows []AssetRow, now time.Time) (ma
 			AdamID string
 		}
 		if err := d.with(ctx).Model(&model.App{}).Select("id", "adam_id").Where("adam_id IN ?", ids).Find(&apps).Error; err != nil {
-			return err
+			return wrap("ensure apps", err)
 		}
 		for _, a := range apps {
 			found[a.AdamID] = a.ID
@@ -163,7 +163,7 @@ func (d *DB) ensureApps(ctx context.Context, rows []AssetRow, now time.Time) (ma
 		return nil
 	}
 	if err := read(); err != nil {
-		return nil, err
+		return nil, wrap("ensure apps", err)
 	}
 	var missing []*model.App
 	for _, id := range ids {
@@ -184,7 +184,7 @@ func (d *DB) ensureApps(ctx context.Context, rows []AssetRow, now time.Time) (ma
 		return nil, fmt.Errorf("insert apps: %w", err)
 	}
 	if err := read(); err != nil {
-		return nil, err
+		return nil, wrap("ensure apps", err)
 	}
 	return found, nil
 }
@@ -260,7 +260,7 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 		if err != nil {
 			return fmt.Errorf("find assignments: %w", err)
 		}
-		var seen, confirm, reclaim []int64
+		var seen, confirm []int64
 		for _, f := range found {
 			k := [2]any{f.PoolID, f.HolderKey}
 			if _, ok := wanted[k]; !ok {
@@ -268,40 +268,17 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 			}
 			delete(wanted, k)
 			seen = append(seen, f.ID)
-			if f.Status == model.AssignmentPending {
-				if f.ReclaimReason != nil {
-					reclaim = append(reclaim, f.ID)
-				} else {
-					confirm = append(confirm, f.ID)
-				}
+			// Apple holds what Orchard was waiting to hear about: the associate went through
+			// (a license reclaimed on its way goes on to its reclaim).
+			if _, ok := model.LookupTransition(model.EventFoundAtApple, model.StateOf(f.Status, f.ReclaimReason)); ok {
+				confirm = append(confirm, f.ID)
 			}
 		}
-		if len(confirm) > 0 {
-			// Apple holds what Orchard was waiting to hear about: the associate went through.
-			for ids := range slices.Chunk(confirm, tx.inChunk()) {
-				res := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ? AND status = ?", ids, model.AssignmentPending).
-					UpdateColumns(map[string]any{"status": model.AssignmentAssigned, "assigned_at": now, "updated_at": now})
-				if res.Error != nil {
-					return res.Error
-				}
-				counts.Changed += int(res.RowsAffected)
-				// Commands that waited for these licenses may go, as when their events complete
-				// (completeAssociate, which then finds them confirmed and does nothing).
-				if err := tx.with(ctx).Model(&model.DeviceCommand{}).Where("assignment_id IN ? AND waits_for_assignment = ?", ids, true).
-					Where("EXISTS (SELECT 1 FROM license_assignments la WHERE la.id = device_commands.assignment_id AND la.status = ?)", model.AssignmentAssigned).
-					UpdateColumn("waits_for_assignment", false).Error; err != nil {
-					return err
-				}
-			}
+		applied, err := tx.ApplyTransitions(ctx, model.EventFoundAtApple, confirm, TransitionDetails{})
+		if err != nil {
+			return wrap("apply assignments", err)
 		}
-		for _, id := range reclaim {
-			// Reclaimed while on its way: now that Apple holds it, the reclaim goes ahead, as
-			// when its event completes (confirming it as ASSIGNED would drop the reclaim).
-			if _, err := tx.completeAssociate(ctx, &model.OutboxItem{AssignmentID: &id}, Outcome{OK: true}, now); err != nil {
-				return err
-			}
-			counts.Changed++
-		}
+		counts.Changed += len(applied)
 		if len(wanted) > 0 {
 			list := make([]foundRow, 0, len(wanted))
 			for _, w := range wanted {
@@ -309,20 +286,23 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 			}
 			ins, err := tx.newFoundAssignments(ctx, accountID, runID, list, now)
 			if err != nil {
-				return err
+				return wrap("apply assignments", err)
 			}
 			counts.Added += ins
 		}
 		if runID != 0 && len(seen) > 0 {
 			for ids := range slices.Chunk(seen, tx.inChunk()) {
 				if err := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", ids).UpdateColumn("seen_run_id", runID).Error; err != nil {
-					return err
+					return wrap("apply assignments", err)
 				}
 			}
 		}
 		return nil
 	})
-	return counts, skipped, err
+	if err != nil {
+		return counts, skipped, fmt.Errorf("apply assignments: %w", err)
+	}
+	return counts, skipped, nil
 }
 
 // foundRow is an assignment of a page with its holder and pool.
@@ -352,7 +332,7 @@ func (d *DB) newFoundAssignments(ctx context.Context, accountID, runID int64, li
 		}
 		for chunk := range slices.Chunk(serials, d.inChunk()) {
 			if err := d.with(ctx).Model(&model.Device{}).Select("id", "serial_number").Where("serial_number IN ?", chunk).Find(&ds).Error; err != nil {
-				return 0, err
+				return 0, wrap("new found assignments", err)
 			}
 			for _, x := range ds {
 				devices[x.SerialNumber] = x.ID
@@ -367,7 +347,7 @@ func (d *DB) newFoundAssignments(ctx context.Context, accountID, runID int64, li
 		}
 		for chunk := range slices.Chunk(cuids, d.inChunk()) {
 			if err := d.with(ctx).Model(&model.User{}).Select("id", "client_user_id").Where("client_user_id IN ?", chunk).Find(&us).Error; err != nil {
-				return 0, err
+				return 0, wrap("new found assignments", err)
 			}
 			for _, x := range us {
 				users[x.ClientUserID] = x.ID
@@ -412,7 +392,7 @@ func (d *DB) newFoundAssignments(ctx context.Context, accountID, runID int64, li
 		for chunk := range slices.Chunk(pairs, d.inChunk()/2) {
 			q, args := d.pairIn("UPDATE license_assignments SET seen_run_id = ? WHERE (pool_id, holder_key) IN ", chunk)
 			if err := d.with(ctx).Exec(q, append([]any{runID}, args...)...).Error; err != nil {
-				return 0, err
+				return 0, wrap("new found assignments", err)
 			}
 		}
 	}
@@ -423,88 +403,41 @@ func (d *DB) newFoundAssignments(ctx context.Context, accountID, runID int64, li
 const foundReason = "held at Apple but unknown to Orchard when a sync found it"
 
 // SweepAssignments ends a full pass: assignments Orchard believed held at Apple that the pass
-// did not see are gone there. A RECLAIMING one was reclaimed (the disassociate went through);
-// an ASSIGNED one was removed at Apple (in Apple Business Manager, or by another tool) and is
-// kept as drift with the time it was found. Assignments confirmed after the pass started are
-// left for the next pass, which will have seen them.
+// did not see are gone there (GONE_AT_APPLE). A RECLAIMING one was reclaimed (the
+// disassociate went through); an ASSIGNED one was removed at Apple (in Apple Business
+// Manager, or by another tool) and is kept as drift with the time it was found. Assignments
+// confirmed after the pass started are left for the next pass, which will have seen them.
 func (d *DB) SweepAssignments(ctx context.Context, accountID, runID int64, passStart time.Time) (int, error) {
-	now := Now()
 	passStart = utc(passStart)
 	removed := 0
 	err := d.Tx(ctx, func(tx *DB) error {
-		unseen := "account_id = ? AND status = ? AND (seen_run_id IS NULL OR seen_run_id <> ?) AND (assigned_at IS NULL OR assigned_at < ?) AND " + runningFence
-		res := tx.with(ctx).Model(&model.LicenseAssignment{}).Where(unseen, accountID, model.AssignmentReclaiming, runID, passStart, runID, model.SyncRunRunning).
-			UpdateColumns(map[string]any{"status": model.AssignmentReclaimed, "holder_key": nil, "reclaimed_at": now, "updated_at": now})
-		if res.Error != nil {
-			return res.Error
+		removed = 0
+		// The run's row, locked: a replica that declares the pass dead (FailStaleRuns) waits
+		// for the sweep, or the sweep finds the pass no longer RUNNING and changes nothing.
+		var live []int64
+		if err := tx.forUpdate(tx.with(ctx).Model(&model.SyncRun{})).Where("id = ? AND status = ?", runID, model.SyncRunRunning).
+			Pluck("id", &live).Error; err != nil {
+			return fmt.Errorf("lock the run: %w", err)
 		}
-		removed += int(res.RowsAffected)
-		res = tx.with(ctx).Model(&model.LicenseAssignment{}).Where(unseen, accountID, model.AssignmentAssigned, runID, passStart, runID, model.SyncRunRunning).
-			UpdateColumns(map[string]any{"status": model.AssignmentRemovedAtApple, "holder_key": nil, "removed_at_apple_at": now,
-				"reclaim_reason": "no longer held at Apple (removed in Apple Business Manager or by another tool)", "reclaimed_by": "sync", "updated_at": now})
-		if res.Error != nil {
-			return res.Error
+		if len(live) == 0 {
+			return nil
 		}
-		removed += int(res.RowsAffected)
-		return nil
+		var ids []int64
+		unseen := "account_id = ? AND status IN ? AND (seen_run_id IS NULL OR seen_run_id <> ?) AND (assigned_at IS NULL OR assigned_at < ?) AND " + runningFence
+		if err := tx.with(ctx).Model(&model.LicenseAssignment{}).
+			Where(unseen, accountID, model.EventSources(model.EventGoneAtApple), runID, passStart, runID, model.SyncRunRunning).
+			Order("id").Pluck("id", &ids).Error; err != nil {
+			return fmt.Errorf("find unseen assignments: %w", err)
+		}
+		applied, err := tx.ApplyTransitions(ctx, model.EventGoneAtApple, ids, TransitionDetails{
+			ReclaimReason: "no longer held at Apple (removed in Apple Business Manager or by another tool)", ReclaimedBy: "sync"})
+		removed = len(applied)
+		return wrap("sweep assignments", err)
 	})
-	return removed, err
-}
-
-// RecountPools recomputes Orchard's counts of an account's pools from the assignment rows
-// (DESIGN §2.1: the counters can always be recomputed, and a sync does so). The pool rows are
-// locked first, so a reservation cannot slip between the count and the update.
-func (d *DB) RecountPools(ctx context.Context, accountID int64) (int, error) {
-	changed := 0
-	err := d.Tx(ctx, func(tx *DB) error {
-		var pools []*model.LicensePool
-		if err := tx.forUpdate(tx.with(ctx)).Select("id", "assigned_count", "reserved_count").Where("account_id = ?", accountID).Find(&pools).Error; err != nil {
-			return err
-		}
-		var rows []struct {
-			PoolID int64
-			Status model.AssignmentStatus
-			N      int64
-		}
-		// By the account's pools rather than by account_id: the (pool_id, status) index covers
-		// the count, where the (account_id, status) one sends every row to the table for its
-		// pool_id (hundreds of milliseconds for 100,000 assignments on MySQL, at every pass).
-		if err := tx.with(ctx).Model(&model.LicenseAssignment{}).Select("pool_id, status, COUNT(*) AS n").
-			Where("pool_id IN (SELECT id FROM license_pools WHERE account_id = ?) AND status IN ?", accountID,
-				[]model.AssignmentStatus{model.AssignmentPending, model.AssignmentAssigned, model.AssignmentReclaiming}).
-			Group("pool_id, status").Scan(&rows).Error; err != nil {
-			return err
-		}
-		type c struct{ assigned, reserved int64 }
-		counts := map[int64]*c{}
-		for _, r := range rows {
-			x := counts[r.PoolID]
-			if x == nil {
-				x = &c{}
-				counts[r.PoolID] = x
-			}
-			if r.Status == model.AssignmentPending {
-				x.reserved += r.N
-			} else {
-				x.assigned += r.N
-			}
-		}
-		for _, p := range pools {
-			x := counts[p.ID]
-			if x == nil {
-				x = &c{}
-			}
-			if x.assigned == p.AssignedCount && x.reserved == p.ReservedCount {
-				continue
-			}
-			if err := tx.SetPoolCounts(ctx, p.ID, x.assigned, x.reserved); err != nil {
-				return err
-			}
-			changed++
-		}
-		return nil
-	})
-	return changed, err
+	if err != nil {
+		return 0, fmt.Errorf("sweep assignments: %w", err)
+	}
+	return removed, nil
 }
 
 // pairIn renders "prefix (col1, col2) IN <list of pairs>" for the dialect: SQLite wants a

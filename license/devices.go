@@ -166,10 +166,7 @@ func (s *Service) upsertDevice(ctx context.Context, tx *db.DB, actor Actor, in D
 		if err != nil {
 			return nil, 0, err
 		}
-		for _, a := range as {
-			if a.Status == model.AssignmentReclaiming {
-				continue
-			}
+		for _, a := range reinstallsAfterRestore(dev.ID, as) {
 			c, err := s.queueCommand(ctx, tx, dev.ID, a.AppID, a, model.CommandReinstall, "the device was restored: device-licensed apps are not in backups")
 			if err != nil {
 				return nil, 0, err
@@ -375,21 +372,17 @@ func (s *Service) reclaimWhere(ctx context.Context, tx *db.DB, actor Actor, f db
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	pools := map[int64]*model.LicensePool{}
 	for _, a := range as {
-		pool, err := tx.PoolByID(ctx, a.PoolID)
-		if err != nil {
-			return n, err
+		if pools[a.PoolID] == nil {
+			p, err := tx.PoolByID(ctx, a.PoolID)
+			if err != nil {
+				return 0, fmt.Errorf("reclaim: %w", err)
+			}
+			pools[a.PoolID] = p
 		}
-		if a.Status == model.AssignmentReclaiming || (a.Status == model.AssignmentAssigned && !pool.Revocable) {
-			continue
-		}
-		if err := s.reclaimTx(ctx, tx, actor, a, pool, reason); err != nil {
-			return n, err
-		}
-		n++
 	}
-	return n, nil
+	return s.reclaimBatchTx(ctx, tx, actor, as, pools, reason)
 }
 
 // RetireDevice retires a device; its device licenses come back (R4b) and its pending commands

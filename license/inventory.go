@@ -188,14 +188,10 @@ func (s *Service) ConvertAppToManaged(ctx context.Context, actor Actor, ref Targ
 		}
 		target := Target{DeviceID: dev.ID}
 		var a *model.LicenseAssignment
-		r, err := s.assignTx(ctx, tx, actor, AssignInput{AppID: app.ID, AccountID: accountID, Kind: kind, Target: target,
+		r, h, err := s.assignTx(ctx, tx, actor, AssignInput{AppID: app.ID, AccountID: accountID, Kind: kind, Target: target,
 			Reason: "converting the unmanaged app on device " + dev.SerialNumber + " to managed", Origin: model.OriginConversion})
 		if e, ok := model.AsError(err); ok && e.Code == model.CodeAlreadyAssigned {
 			// The holder has the license already: only the command is missing.
-			h, herr := s.resolveTarget(ctx, tx, kind, target)
-			if herr != nil {
-				return nil, herr
-			}
 			if a, err = tx.ActiveAssignmentOfApp(ctx, app.ID, h.kind, serialOf(h), clientIDOf(h)); err != nil {
 				return nil, err
 			}

@@ -276,39 +276,35 @@ func (s *Service) evaluateApp(ctx context.Context, h *db.DB, appID int64) (*Eval
 		}
 		byLabel[a.LabelID] = append(byLabel[a.LabelID], a)
 	}
-	var released []int64
 	for _, labelID := range order {
 		spec := st.labels[labelID]
 		todo := byLabel[labelID]
-		actor := LabelActor(spec.Label)
-		for start := 0; start < len(todo); start += bulkChunk {
-			chunk := todo[start:min(start+bulkChunk, len(todo))]
-			in := AssignManyInput{AppID: appID, Kind: *spec.Label.LicenseKind, Origin: model.OriginLabel, LabelID: labelID,
-				CausedBy: "label:" + strconv.FormatInt(labelID, 10), AccountOrder: spec.AccountIDs}
-			for _, a := range chunk {
-				in.Targets = append(in.Targets, a.Holder.target())
-				in.Reasons = append(in.Reasons, a.Reason)
-			}
-			out := make([]TargetResult, len(chunk))
-			var cmds int
-			var refusal *model.Error
-			err := h.Tx(ctx, func(tx *db.DB) error {
-				cmds, refusal = 0, nil
-				err := s.assignChunk(ctx, tx, actor, in, 0, len(chunk), out, false)
-				if e, ok := model.AsError(err); ok {
-					refusal = e // the whole chunk is refused (e.g. no account has bought the app)
-					return nil
+		causedBy := "label:" + strconv.FormatInt(labelID, 10)
+		req := &assignRequest{AppID: appID, Kind: *spec.Label.LicenseKind, Accounts: spec.AccountIDs, Origin: model.OriginLabel,
+			Reason: fmt.Sprintf("label %q", spec.Label.Name), CausedBy: causedBy, Gather: true}
+		for _, a := range todo {
+			req.Targets = append(req.Targets, a.Holder.target())
+		}
+		// The planner commits chunk by chunk, each in a transaction of h; in the same
+		// transaction the chunk's new assignments are marked as this label's (so that a crash
+		// never leaves a label license that no label owns) and their install commands queued.
+		// The outbox rows are released once every chunk is recorded (packed: 1,000 per request).
+		cmds := 0
+		outs, err := s.runChunks(ctx, h, LabelActor(spec.Label), req, false, func(fn func(tx *db.DB) error) error {
+			return h.Tx(ctx, func(tx *db.DB) error {
+				if err := fn(tx); err != nil {
+					return err
 				}
+				made, err := tx.ClaimLabelAssignments(ctx, appID, labelID, causedBy)
 				if err != nil {
 					return err
 				}
-				for k, r := range out {
-					if r.AssignmentID == 0 || chunk[k].Holder.Kind != model.LicenseKindDevice || !installOnReg[chunk[k].Holder.Device.ID] {
+				for _, a := range made {
+					if a.Kind != model.LicenseKindDevice || a.DeviceID == nil || !installOnReg[*a.DeviceID] {
 						continue
 					}
-					a := &model.LicenseAssignment{ID: r.AssignmentID, Status: model.AssignmentPending}
-					queued, err := s.queueCommand(ctx, tx, chunk[k].Holder.Device.ID, appID, a, model.CommandInstall,
-						fmt.Sprintf("install on registration: app label of %s (%s)", nameOf(f.App), chunk[k].Reason))
+					queued, err := s.queueCommand(ctx, tx, *a.DeviceID, appID, a, model.CommandInstall,
+						fmt.Sprintf("install on registration: an app label of %s covers the device", nameOf(f.App)))
 					if err != nil {
 						return err
 					}
@@ -318,53 +314,65 @@ func (s *Service) evaluateApp(ctx context.Context, h *db.DB, appID int64) (*Eval
 				}
 				return nil
 			})
-			if err != nil {
-				return nil, fmt.Errorf("policy of app %d: assign through label %d: %w", appID, labelID, err)
+		})
+		var refusal *model.Error
+		if e, ok := model.AsError(err); ok {
+			refusal, err = e, nil // the whole request is refused (e.g. no account has bought the app)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("policy of app %d: assign through label %d: %w", appID, labelID, err)
+		}
+		res.InstallCommands += cmds
+		reasons := map[string][]int64{}
+		for k, pa := range todo {
+			var o targetOutcome
+			if refusal == nil {
+				o = outs[k]
 			}
-			res.InstallCommands += cmds
-			ids := map[int64]bool{}
-			for k, r := range out {
-				pa := chunk[k]
-				e := r.Error
-				if refusal != nil {
-					e = refusal
+			e := o.Error
+			if refusal != nil {
+				e = refusal
+			}
+			if e == nil && o.AssignmentID != 0 {
+				ea := EvalAssigned{LabelID: labelID, HolderKey: pa.Holder.Key, Kind: pa.Holder.Kind, AssignmentID: o.AssignmentID, Reason: pa.Reason}
+				if o.Account != nil {
+					ea.AccountID = o.Account.ID
 				}
-				if e == nil && r.AssignmentID != 0 {
-					ids[r.AssignmentID] = true
-					released = append(released, r.AssignmentID)
-					ea := EvalAssigned{LabelID: labelID, HolderKey: pa.Holder.Key, Kind: pa.Holder.Kind, AssignmentID: r.AssignmentID, Reason: pa.Reason}
-					if pa.Holder.Device != nil {
-						ea.DeviceID = pa.Holder.Device.ID
-					}
-					if pa.Holder.User != nil {
-						ea.UserID = pa.Holder.User.ID
-					}
-					res.Assigned = append(res.Assigned, ea)
-					continue
-				}
-				if e == nil || e.Code == model.CodeAlreadyAssigned {
-					continue // served meanwhile (an admin assigned it): nothing to wait for
-				}
-				w := &model.PolicyWaiting{LabelID: labelID, HolderKey: pa.Holder.Key, AppID: appID, Kind: pa.Holder.Kind, Code: e.Code, Reason: truncate(e.Message, 1000),
-					FirstCoveredAt: pa.FirstCoveredAt, UpdatedAt: f.Now}
 				if pa.Holder.Device != nil {
-					w.DeviceID = &pa.Holder.Device.ID
+					ea.DeviceID = pa.Holder.Device.ID
 				}
 				if pa.Holder.User != nil {
-					w.UserID = &pa.Holder.User.ID
+					ea.UserID = pa.Holder.User.ID
 				}
-				waiting = append(waiting, w)
+				res.Assigned = append(res.Assigned, ea)
+				reasons[pa.Reason] = append(reasons[pa.Reason], o.AssignmentID)
+				continue
 			}
-			if len(ids) > 0 {
-				if err := s.fillAccounts(ctx, h, res.Assigned, ids); err != nil {
-					return nil, err
-				}
+			if e == nil || e.Code == model.CodeAlreadyAssigned {
+				continue // served meanwhile (an admin assigned it): nothing to wait for
 			}
+			w := &model.PolicyWaiting{LabelID: labelID, HolderKey: pa.Holder.Key, AppID: appID, Kind: pa.Holder.Kind, Code: e.Code, Reason: truncate(e.Message, 1000),
+				FirstCoveredAt: pa.FirstCoveredAt, UpdatedAt: f.Now}
+			if pa.Holder.Device != nil {
+				w.DeviceID = &pa.Holder.Device.ID
+			}
+			if pa.Holder.User != nil {
+				w.UserID = &pa.Holder.User.ID
+			}
+			waiting = append(waiting, w)
 		}
-	}
-	if len(released) > 0 {
-		if err := h.ReleaseOutbox(ctx, released); err != nil {
-			return nil, fmt.Errorf("policy of app %d: release outbox: %w", appID, err)
+		// Each assignment says which group and label it is for (one statement per group).
+		if len(reasons) > 0 {
+			if err := h.Tx(ctx, func(tx *db.DB) error {
+				for reason, ids := range reasons {
+					if err := tx.SetAssignmentReason(ctx, ids, truncate(reason, 1000)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				return nil, fmt.Errorf("policy of app %d: reasons: %w", appID, err)
+			}
 		}
 	}
 
@@ -391,28 +399,6 @@ func (s *Service) evaluateApp(ctx context.Context, h *db.DB, appID int64) (*Eval
 		}
 	}
 	return res, nil
-}
-
-// fillAccounts sets the account of new assignments (by id) in the result.
-func (s *Service) fillAccounts(ctx context.Context, q *db.DB, as []EvalAssigned, ids map[int64]bool) error {
-	list := make([]int64, 0, len(ids))
-	for id := range ids {
-		list = append(list, id)
-	}
-	rows, err := q.AssignmentsByID(ctx, list)
-	if err != nil {
-		return err
-	}
-	acct := map[int64]int64{}
-	for _, a := range rows {
-		acct[a.ID] = a.AccountID
-	}
-	for i := range as {
-		if ids[as[i].AssignmentID] {
-			as[i].AccountID = acct[as[i].AssignmentID]
-		}
-	}
-	return nil
 }
 
 // installOnRegistration lists the devices an app label covers that asks for an install on
@@ -578,4 +564,37 @@ func deref64(p *int64) int64 {
 		return 0
 	}
 	return *p
+}
+
+// WatchTransitions makes policy follow the assignment transitions applied through d (each
+// database handle once; the service's own is watched from the start, a scheduler with a handle
+// of its own adds its own): inside the transaction that applies them, a license label's
+// assignment that Apple refused queues its app's evaluation (its holder then waits with
+// Apple's reason), and a license that came back to a pool (a completed reclaim, a refusal)
+// queues the evaluation of its app when holders wait for it — they are served without anyone
+// asking.
+func (s *Service) WatchTransitions(d *db.DB) {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	if s.watched[d] {
+		return
+	}
+	s.watched[d] = true
+	d.OnTransitions(func(ctx context.Context, tx *db.DB, applied []model.AppliedTransition) error {
+		var refused, freed []int64
+		for _, t := range applied {
+			if t.Origin == model.OriginLabel && t.To == model.AssignmentFailed {
+				refused = append(refused, t.AppID)
+			}
+			if t.FreesLicense() {
+				freed = append(freed, t.AppID)
+			}
+		}
+		if len(refused) > 0 {
+			if err := s.enqueueApps(ctx, tx, refused, "Apple refused a label's license"); err != nil {
+				return err
+			}
+		}
+		return tx.EnqueueAppsWithWaiting(ctx, dedupe(freed), "licenses came back to a pool")
+	})
 }

@@ -167,7 +167,6 @@ func TestPlanPolicy(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
 
 func TestGroupRuleMatches(t *testing.T) {
 	yes, no := true, false

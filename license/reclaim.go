@@ -1,11 +1,12 @@
 package license
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
-	"time"
 
 	"orchard/db"
 	"orchard/model"
@@ -59,56 +60,56 @@ func reasonOr(reason string, actor Actor) string {
 	return "reclaimed by " + actor.String()
 }
 
-// reclaimTx takes one active assignment back, inside the caller's transaction. Non-revocable
-// licenses are left alone (the caller decides whether that is an error).
+// reclaimTx takes one active assignment back, inside the caller's transaction (see
+// reclaimBatchTx).
 func (s *Service) reclaimTx(ctx context.Context, tx *db.DB, actor Actor, a *model.LicenseAssignment, pool *model.LicensePool, reason string) error {
-	now := s.now()
-	reason = truncate(reason, 1000)
-	switch a.Status {
-	case model.AssignmentReclaiming:
-		return nil // already on its way back
-	case model.AssignmentPending:
-		cancelled, err := tx.CancelQueuedAssociate(ctx, a.ID)
-		if err != nil {
-			return err
-		}
-		if cancelled {
-			// Never reached Apple: the reservation is simply released.
-			if err := tx.UpdateAssignment(ctx, a.ID, map[string]any{"status": model.AssignmentReclaimed, "holder_key": nil,
-				"reclaim_reason": reason, "reclaimed_by": actor.String(), "reclaimed_at": now}); err != nil {
-				return err
-			}
-			if err := tx.AdjustPoolCounts(ctx, a.PoolID, 0, -1); err != nil {
-				return err
-			}
-		} else {
-			// Apple has it: reclaimed as soon as its associate is confirmed (see the dispatcher).
-			if err := tx.UpdateAssignment(ctx, a.ID, map[string]any{"reclaim_reason": reason, "reclaimed_by": actor.String()}); err != nil {
-				return err
-			}
-		}
-	case model.AssignmentAssigned:
-		if !pool.Revocable {
-			return nil
-		}
-		if err := tx.UpdateAssignment(ctx, a.ID, map[string]any{"status": model.AssignmentReclaiming,
-			"reclaim_reason": reason, "reclaimed_by": actor.String()}); err != nil {
-			return err
-		}
-		if err := tx.InsertOutbox(ctx, disassociateItem(a, pool, now)); err != nil {
-			return err
-		}
-	default:
-		return nil
-	}
-	return s.auditTx(ctx, tx, actor, "license.reclaim", "LicenseAssignment", a.ID, &a.AccountID, "license taken back: "+reason, nil)
+	_, err := s.reclaimBatchTx(ctx, tx, actor, []*model.LicenseAssignment{a}, map[int64]*model.LicensePool{pool.ID: pool}, reason)
+	return err
 }
 
-func disassociateItem(a *model.LicenseAssignment, pool *model.LicensePool, now time.Time) *model.OutboxItem {
-	id := a.ID
-	return &model.OutboxItem{AccountID: a.AccountID, Action: model.OutboxDisassociate, AssignmentID: &id, AdamID: pool.AdamID,
-		PricingParam: pool.PricingParam, SerialNumber: a.SerialNumber, ClientUserID: a.ClientUserID,
-		Status: model.OutboxQueued, NotBefore: now, CreatedAt: now}
+// reclaimBatchTx takes active assignments back, inside the caller's transaction, by the
+// transition table: an ASSIGNED one goes RECLAIMING with its disassociate queued; a PENDING
+// one whose associate was never sent has it cancelled and is reclaimed at once
+// (RECLAIM_UNSENT); one whose associate may have reached Apple is marked, and reclaimed as
+// soon as Apple confirms it (see the dispatcher). One already on its way back is left alone,
+// as are non-revocable licenses (the caller decides whether that is an error). pools holds
+// the assignments' pools by id. It returns how many it took back, each audited.
+func (s *Service) reclaimBatchTx(ctx context.Context, tx *db.DB, actor Actor, as []*model.LicenseAssignment, pools map[int64]*model.LicensePool, reason string) (int, error) {
+	reason = truncate(reason, 1000)
+	var asked, unsent []int64
+	for _, a := range as {
+		if a.Status == model.AssignmentAssigned && !pools[a.PoolID].Revocable {
+			continue
+		}
+		if _, ok := model.LookupTransition(model.EventReclaimUnsent, model.StateOf(a.Status, a.ReclaimReason)); ok {
+			cancelled, err := tx.CancelQueuedAssociate(ctx, a.ID)
+			if err != nil {
+				return 0, fmt.Errorf("reclaim %d: %w", a.ID, err)
+			}
+			if cancelled { // never reached Apple: the reservation is simply released
+				unsent = append(unsent, a.ID)
+				continue
+			}
+		}
+		asked = append(asked, a.ID)
+	}
+	det := db.TransitionDetails{ReclaimReason: reason, ReclaimedBy: actor.String()}
+	applied, err := tx.ApplyTransitions(ctx, model.EventReclaimUnsent, unsent, det)
+	if err != nil {
+		return 0, fmt.Errorf("reclaim: %w", err)
+	}
+	more, err := tx.ApplyTransitions(ctx, model.EventReclaimAsked, asked, det)
+	if err != nil {
+		return 0, fmt.Errorf("reclaim: %w", err)
+	}
+	applied = append(applied, more...)
+	slices.SortFunc(applied, func(a, b model.AppliedTransition) int { return cmp.Compare(a.AssignmentID, b.AssignmentID) })
+	for _, t := range applied {
+		if err := s.auditTx(ctx, tx, actor, "license.reclaim", "LicenseAssignment", t.AssignmentID, &t.AccountID, "license taken back: "+reason, nil); err != nil {
+			return 0, fmt.Errorf("reclaim %d: %w", t.AssignmentID, err)
+		}
+	}
+	return len(applied), nil
 }
 
 // ReclaimScope selects the licenses of a bulk reclaim: all of an account, or all of an app in
@@ -144,36 +145,37 @@ func (s *Service) reclaimScope(ctx context.Context, actor Actor, scope ReclaimSc
 	n := 0
 	after := int64(0)
 	for {
-		done := false
+		done, took := false, 0
 		err := s.db.Tx(ctx, func(tx *db.DB) error {
+			took = 0
 			batch, err := tx.ActiveAssignmentsIn(ctx, scope.AccountID, scope.AppID, after, 500)
 			if err != nil {
-				return err
+				return fmt.Errorf("reclaim: %w", err)
 			}
 			if len(batch) == 0 {
 				done = true
 				return nil
 			}
 			for _, a := range batch {
-				p := pools[a.PoolID]
-				if p == nil {
-					if p, err = tx.PoolByID(ctx, a.PoolID); err != nil {
-						return err
+				if pools[a.PoolID] == nil {
+					p, err := tx.PoolByID(ctx, a.PoolID)
+					if err != nil {
+						return fmt.Errorf("reclaim: %w", err)
 					}
 					pools[a.PoolID] = p
 				}
-				if a.Status == model.AssignmentReclaiming || (a.Status == model.AssignmentAssigned && !p.Revocable) {
-					continue
-				}
-				if err := s.reclaimTx(ctx, tx, actor, a, p, reason); err != nil {
-					return err
-				}
-				n++
+			}
+			if took, err = s.reclaimBatchTx(ctx, tx, actor, batch, pools, reason); err != nil {
+				return err
 			}
 			after = batch[len(batch)-1].ID
 			return nil
 		})
-		if err != nil || done {
+		if err != nil {
+			return n, err
+		}
+		n += took
+		if done {
 			return n, err
 		}
 	}

@@ -1,4 +1,4 @@
-// Package license is Orchard's domain service: every rule of DESIGN §1 that decides an intent
+// Package license is Orchard's domain service: every rule of doc/design.md §1 that decides an intent
 // (assign, reclaim, convert, policy) and the management of accounts and API keys. It records
 // intents in the database through package db; it never speaks HTTP or GraphQL, and it asks
 // Apple nothing inline except to validate a token an admin is adding.
@@ -7,6 +7,7 @@ package license
 import (
 	"context"
 	"errors"
+	"sync"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -26,6 +27,9 @@ type Service struct {
 	sealer    *Sealer
 	publicURL string
 	kick      func(accountID int64)
+
+	watchMu sync.Mutex
+	watched map[*db.DB]bool // database handles whose transitions policy observes
 }
 
 // Options configure a Service.
@@ -56,8 +60,10 @@ func New(d *db.DB, opts Options) *Service {
 	if opts.Kick == nil {
 		opts.Kick = func(int64) {}
 	}
-	return &Service{db: d, log: opts.Logger, now: opts.Now, apple: opts.Apple, sealer: opts.Sealer,
-		publicURL: opts.PublicURL, kick: opts.Kick}
+	s := &Service{db: d, log: opts.Logger, now: opts.Now, apple: opts.Apple, sealer: opts.Sealer,
+		publicURL: opts.PublicURL, kick: opts.Kick, watched: map[*db.DB]bool{}}
+	s.WatchTransitions(d)
+	return s
 }
 
 // SetKick sets the hook told about queued work (the scheduler is built after the service).

@@ -32,7 +32,10 @@ type wsMessage struct {
 type licenseEvent struct {
 	Kind       string
 	Assignment *struct{ ID, Status string }
-	SyncRun    *struct{ ID, Status string }
+	SyncRun    *struct {
+		ID, Status string
+		Account    *struct{ Name string }
+	}
 }
 
 // wsEndpoint serves the GraphQL endpoint over the stack's database and service the way
@@ -49,6 +52,13 @@ func wsEndpoint(t *testing.T, st *gqltest.Stack) string {
 // subscribe opens a WebSocket to base with key and subscribes to licenseEvents of an account;
 // the events arrive on the returned channel, which is closed when the connection ends.
 func subscribe(t *testing.T, base, key, acct string) (<-chan licenseEvent, error) {
+	t.Helper()
+	return subscribeTo(t, base, key, `subscription($a: ID) { licenseEvents(accountId: $a) { kind assignment { id status } syncRun { id status } } }`, acct)
+}
+
+// subscribeTo is subscribe with a subscription document of the caller's, taking the account
+// as $a.
+func subscribeTo(t *testing.T, base, key, query, acct string) (<-chan licenseEvent, error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	url := base + "/graphql"
@@ -84,7 +94,7 @@ func subscribe(t *testing.T, base, key, acct string) (<-chan licenseEvent, error
 		return nil, &wsError{ack}
 	}
 	sub, _ := json.Marshal(map[string]any{
-		"query":     `subscription($a: ID) { licenseEvents(accountId: $a) { kind assignment { id status } syncRun { id status } } }`,
+		"query":     query,
 		"variables": map[string]any{"a": acct},
 	})
 	if err := write(wsMessage{ID: "1", Type: "subscribe", Payload: sub}); err != nil {
@@ -182,6 +192,71 @@ func TestLicenseEventsSubscription(t *testing.T) {
 		}
 		if diff := cmp.Diff([]string{"PENDING", "ASSIGNED"}, seen); diff != "" {
 			t.Errorf("states streamed mismatch (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// Each event of a subscription is resolved with loaders of its own, as each HTTP request is:
+// the nested fields of an event (here a sync run's account) are read fresh, not served from
+// what an earlier event on the same WebSocket connection loaded.
+func TestSubscriptionEventsReadNestedFieldsFresh(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		e := newEnv(t, d, gqltest.StackOptions{}, app("9311"))
+		ws := wsEndpoint(t, e.st)
+		events, err := subscribeTo(t, ws, e.st.Keys[model.RoleViewer],
+			`subscription($a: ID) { licenseEvents(accountId: $a) { kind syncRun { id status account { name } } } }`, e.acct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin := e.st.Keys[model.RoleAdmin]
+		// runName asks for passes until a finished one streams, and returns the name of its
+		// account as the event carries it.
+		runName := func() string {
+			t.Helper()
+			deadline := time.Now().Add(waitLong)
+			for {
+				if time.Now().After(deadline) {
+					t.Fatal("no finished sync run from the subscription")
+				}
+				e.st.Do(t, admin, `mutation($id: ID!) { syncAccount(input: {accountId: $id}) { userErrors { code } } }`, map[string]any{"id": e.acct}).MustData(t, &struct{}{})
+				wait := time.After(3 * time.Second)
+				for {
+					select {
+					case ev, ok := <-events:
+						if !ok {
+							t.Fatal("subscription closed")
+						}
+						if ev.Kind == "SYNC_RUN" && ev.SyncRun != nil && ev.SyncRun.Status == "SUCCEEDED" && ev.SyncRun.Account != nil {
+							return ev.SyncRun.Account.Name
+						}
+						continue
+					case <-wait:
+					}
+					break
+				}
+			}
+		}
+		if got := runName(); got != "Main" {
+			t.Fatalf("first event: account name %q, want %q", got, "Main")
+		}
+		accts, err := d.ListLiveAccounts(context.Background())
+		if err != nil || len(accts) != 1 {
+			t.Fatalf("accounts %v %v", accts, err)
+		}
+		if err := d.UpdateAccount(context.Background(), accts[0].ID, map[string]any{"name": "Renamed"}); err != nil {
+			t.Fatal(err)
+		}
+		// An event written to the socket before the rename may still be unread: allow two of
+		// those, then the name must be the new one.
+		for i := 0; ; i++ {
+			got := runName()
+			if got == "Renamed" {
+				break
+			}
+			if got != "Main" || i == 2 {
+				t.Fatalf("after the rename: account name %q in the event, want %q (loaders kept from an earlier event?)", got, "Renamed")
+			}
 		}
 	})
 }

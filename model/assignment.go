@@ -10,10 +10,39 @@ const (
 	LicenseKindUser   LicenseKind = "USER"   // to a registered user (clientUserId)
 )
 
-// AssignmentStatus is an assignment's place in its life.
+// AssignmentStatus is an assignment's place in its life. An assignment is born PENDING (a
+// license reserved, its associate queued for Apple) or ASSIGNED (found at Apple); it moves
+// only by the transition table (Transitions, in transition.go), whose transitions are listed
+// here: for each state, each event that moves it, the next state, the pool counters' deltas
+// and the effects. PENDING+RECLAIM is a PENDING assignment asked back on its way to Apple.
+// The list is rendered from the table and checked by TestTransitionDiagram
+// (go test ./model/ -run TestTransitionDiagram -update rewrites it).
 //
-//	PENDING ──Apple confirms──▶ ASSIGNED ──reclaim──▶ RECLAIMING ──Apple confirms──▶ RECLAIMED
-//	   └──Apple refuses──▶ FAILED          └──a full pass finds it gone at Apple──▶ REMOVED_AT_APPLE
+//	PENDING
+//	  ASSOCIATE_CONFIRMED ──▶ ASSIGNED          assigned +1, reserved -1; stamp assigned, release commands
+//	  ASSOCIATE_REFUSED   ──▶ FAILED            assigned +0, reserved -1; release holder, record error
+//	  ASSOCIATE_CANCELLED ──▶ FAILED            assigned +0, reserved -1; release holder, record error
+//	  RECLAIM_ASKED       ──▶ PENDING+RECLAIM   assigned +0, reserved +0; record reclaim
+//	  RECLAIM_UNSENT      ──▶ RECLAIMED         assigned +0, reserved -1; release holder, stamp reclaimed, record reclaim
+//	  FOUND_AT_APPLE      ──▶ ASSIGNED          assigned +1, reserved -1; stamp assigned, release commands
+//	PENDING+RECLAIM
+//	  ASSOCIATE_CONFIRMED ──▶ RECLAIMING        assigned +1, reserved -1; stamp assigned, queue disassociate
+//	  ASSOCIATE_REFUSED   ──▶ FAILED            assigned +0, reserved -1; release holder, record error
+//	  ASSOCIATE_CANCELLED ──▶ FAILED            assigned +0, reserved -1; release holder, record error
+//	  RECLAIM_ASKED       ──▶ PENDING+RECLAIM   assigned +0, reserved +0; record reclaim
+//	  RECLAIM_UNSENT      ──▶ RECLAIMED         assigned +0, reserved -1; release holder, stamp reclaimed, record reclaim
+//	  FOUND_AT_APPLE      ──▶ RECLAIMING        assigned +1, reserved -1; stamp assigned, queue disassociate
+//	ASSIGNED
+//	  RECLAIM_ASKED       ──▶ RECLAIMING        assigned +0, reserved +0; record reclaim, queue disassociate
+//	  GONE_AT_APPLE       ──▶ REMOVED_AT_APPLE  assigned -1, reserved +0; release holder, stamp removed, record reclaim
+//	RECLAIMING
+//	  RECLAIM_CONFIRMED   ──▶ RECLAIMED         assigned -1, reserved +0; release holder, stamp reclaimed
+//	  RECLAIM_REFUSED     ──▶ ASSIGNED          assigned +0, reserved +0; record error
+//	  RECLAIM_CANCELLED   ──▶ ASSIGNED          assigned +0, reserved +0; clear reclaim
+//	  GONE_AT_APPLE       ──▶ RECLAIMED         assigned -1, reserved +0; release holder, stamp reclaimed
+//	RECLAIMED (final)
+//	FAILED (final)
+//	REMOVED_AT_APPLE (final)
 type AssignmentStatus string
 
 const (

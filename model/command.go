@@ -2,7 +2,7 @@ package model
 
 import "time"
 
-// CommandKind is what a device must do with an app (§2.5).
+// CommandKind is what a device must do with an app (doc/design.md §2.5).
 type CommandKind string
 
 const (

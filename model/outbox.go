@@ -25,7 +25,7 @@ const (
 )
 
 // OutboxItem is one unit of work for Apple, written in the same transaction as the intent that
-// needs it (§2.1), so an accepted intent survives any crash (R14). The dispatcher packs queued
+// needs it (doc/design.md §2.1), so an accepted intent survives any crash (R14). The dispatcher packs queued
 // items of an account into as few Apple requests as the current limits allow.
 type OutboxItem struct {
 	ID           int64 `gorm:"primaryKey"`

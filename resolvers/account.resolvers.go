@@ -51,19 +51,19 @@ func (r *accountResolver) RemovalPending(ctx context.Context, obj *model.Account
 // SyncRuns is the resolver for the syncRuns field.
 func (r *accountResolver) SyncRuns(ctx context.Context, obj *model.Account, first *int, after *string) (*graph.Connection[model.SyncRun], error) {
 	l := loaders.For(ctx)
-	return nested(ctx, l.RunsOfAccount, l.RunCountsOfAccount, obj.ID, first, after, "", syncRunID)
+	return nested(ctx, l.SyncRunsByAccount, l.CountSyncRunsByAccount, obj.ID, first, after, "", syncRunID)
 }
 
 // LicensePools is the resolver for the licensePools field.
 func (r *accountResolver) LicensePools(ctx context.Context, obj *model.Account, first *int, after *string) (*graph.Connection[model.LicensePool], error) {
 	l := loaders.For(ctx)
-	return nested(ctx, l.PoolsOf[db.PoolsOfAccount], l.PoolCountsOf[db.PoolsOfAccount], obj.ID, first, after, "", poolID)
+	return nested(ctx, l.PoolsByParent[db.PoolsOfAccount], l.CountPoolsByParent[db.PoolsOfAccount], obj.ID, first, after, "", poolID)
 }
 
 // LicenseAssignments is the resolver for the licenseAssignments field.
 func (r *accountResolver) LicenseAssignments(ctx context.Context, obj *model.Account, first *int, after *string, status []model.AssignmentStatus) (*graph.Connection[model.LicenseAssignment], error) {
 	l := loaders.For(ctx)
-	return nested(ctx, l.AssignmentsOf[db.AssignmentsOfAccount], l.AssignmentCountsOf[db.AssignmentsOfAccount], obj.ID, first, after, loaders.StatusFilter(status), assignmentID)
+	return nested(ctx, l.AssignmentsByParent[db.AssignmentsOfAccount], l.CountAssignmentsByParent[db.AssignmentsOfAccount], obj.ID, first, after, loaders.StatusFilter(status), assignmentID)
 }
 
 // AddAccount is the resolver for the addAccount field.
@@ -156,6 +156,7 @@ func (r *queryResolver) Accounts(ctx context.Context, first *int, after *string,
 	if err != nil {
 		return nil, err
 	}
+	r.prefetchAccounts(ctx, items, nodeSelections(ctx))
 	return connection(items, more, p, accountID, func(ctx context.Context) (int, error) { return r.DB.CountAccounts(ctx, f) }), nil
 }
 
@@ -165,7 +166,7 @@ func (r *queryResolver) Account(ctx context.Context, id string) (*model.Account,
 	if err != nil {
 		return nil, err
 	}
-	return loaders.Load(ctx, loaders.For(ctx).Account, n)
+	return single(ctx, r.prefetchAccounts)(loaders.Load(ctx, loaders.For(ctx).AccountsByID, n))
 }
 
 // Account returns graph.AccountResolver implementation.

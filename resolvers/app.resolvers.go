@@ -15,7 +15,7 @@ import (
 
 // SoldIn is the resolver for the soldIn field.
 func (r *appResolver) SoldIn(ctx context.Context, obj *model.App) ([]string, error) {
-	cs, err := loaders.Load(ctx, loaders.For(ctx).AppCountries, obj.ID)
+	cs, err := loaders.Load(ctx, loaders.For(ctx).CountriesByApp, obj.ID)
 	if cs == nil {
 		cs = []string{}
 	}
@@ -25,7 +25,7 @@ func (r *appResolver) SoldIn(ctx context.Context, obj *model.App) ([]string, err
 // LicensePools is the resolver for the licensePools field.
 func (r *appResolver) LicensePools(ctx context.Context, obj *model.App, first *int, after *string) (*graph.Connection[model.LicensePool], error) {
 	l := loaders.For(ctx)
-	return nested(ctx, l.PoolsOf[db.PoolsOfApp], l.PoolCountsOf[db.PoolsOfApp], obj.ID, first, after, "", poolID)
+	return nested(ctx, l.PoolsByParent[db.PoolsOfApp], l.CountPoolsByParent[db.PoolsOfApp], obj.ID, first, after, "", poolID)
 }
 
 // Apps is the resolver for the apps field.
@@ -53,6 +53,7 @@ func (r *queryResolver) Apps(ctx context.Context, first *int, after *string, fil
 	if err != nil {
 		return nil, err
 	}
+	r.prefetchApps(ctx, items, nodeSelections(ctx))
 	return connection(items, more, p, appID, func(ctx context.Context) (int, error) { return r.DB.CountApps(ctx, f) }), nil
 }
 
@@ -66,9 +67,9 @@ func (r *queryResolver) App(ctx context.Context, id *string, adamID *string) (*m
 		if err != nil {
 			return nil, err
 		}
-		return loaders.Load(ctx, loaders.For(ctx).App, n)
+		return single(ctx, r.prefetchApps)(loaders.Load(ctx, loaders.For(ctx).AppsByID, n))
 	default:
-		return orNil(r.DB.AppByAdamID(ctx, *adamID))
+		return single(ctx, r.prefetchApps)(orNil(r.DB.AppByAdamID(ctx, *adamID)))
 	}
 }
 

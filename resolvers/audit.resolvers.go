@@ -24,7 +24,7 @@ func (r *auditEventResolver) SubjectID(ctx context.Context, obj *model.AuditEven
 
 // Account is the resolver for the account field.
 func (r *auditEventResolver) Account(ctx context.Context, obj *model.AuditEvent) (*model.Account, error) {
-	return ref(ctx, loaders.For(ctx).Account, obj.AccountID)
+	return ref(ctx, loaders.For(ctx).AccountsByID, obj.AccountID)
 }
 
 // AuditEvents is the resolver for the auditEvents field.

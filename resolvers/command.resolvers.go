@@ -15,17 +15,17 @@ import (
 
 // Device is the resolver for the device field.
 func (r *deviceCommandResolver) Device(ctx context.Context, obj *model.DeviceCommand) (*model.Device, error) {
-	return must(ctx, loaders.For(ctx).Device, obj.DeviceID, "device")
+	return must(ctx, loaders.For(ctx).DevicesByID, obj.DeviceID, "device")
 }
 
 // App is the resolver for the app field.
 func (r *deviceCommandResolver) App(ctx context.Context, obj *model.DeviceCommand) (*model.App, error) {
-	return must(ctx, loaders.For(ctx).App, obj.AppID, "app")
+	return must(ctx, loaders.For(ctx).AppsByID, obj.AppID, "app")
 }
 
 // Assignment is the resolver for the assignment field.
 func (r *deviceCommandResolver) Assignment(ctx context.Context, obj *model.DeviceCommand) (*model.LicenseAssignment, error) {
-	return ref(ctx, loaders.For(ctx).Assignment, obj.AssignmentID)
+	return ref(ctx, loaders.For(ctx).AssignmentsByID, obj.AssignmentID)
 }
 
 // AcknowledgeDeviceCommands is the resolver for the acknowledgeDeviceCommands field.

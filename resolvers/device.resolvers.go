@@ -15,24 +15,24 @@ import (
 
 // User is the resolver for the user field.
 func (r *deviceResolver) User(ctx context.Context, obj *model.Device) (*model.User, error) {
-	return ref(ctx, loaders.For(ctx).User, obj.UserID)
+	return ref(ctx, loaders.For(ctx).UsersByID, obj.UserID)
 }
 
 // Assignments is the resolver for the assignments field.
 func (r *deviceResolver) Assignments(ctx context.Context, obj *model.Device, first *int, after *string, status []model.AssignmentStatus) (*graph.Connection[model.LicenseAssignment], error) {
 	l := loaders.For(ctx)
-	return nested(ctx, l.AssignmentsOf[db.AssignmentsOfDevice], l.AssignmentCountsOf[db.AssignmentsOfDevice], obj.ID, first, after, loaders.StatusFilter(status), assignmentID)
+	return nested(ctx, l.AssignmentsByParent[db.AssignmentsOfDevice], l.CountAssignmentsByParent[db.AssignmentsOfDevice], obj.ID, first, after, loaders.StatusFilter(status), assignmentID)
 }
 
 // InstalledApps is the resolver for the installedApps field.
 func (r *deviceResolver) InstalledApps(ctx context.Context, obj *model.Device, first *int, after *string) (*graph.Connection[model.DeviceApp], error) {
 	l := loaders.For(ctx)
-	return nested(ctx, l.DeviceApps, l.DeviceAppCounts, obj.ID, first, after, "", deviceAppID)
+	return nested(ctx, l.DeviceAppsByDevice, l.CountDeviceAppsByDevice, obj.ID, first, after, "", deviceAppID)
 }
 
 // App is the resolver for the app field.
 func (r *deviceAppResolver) App(ctx context.Context, obj *model.DeviceApp) (*model.App, error) {
-	return ref(ctx, loaders.For(ctx).App, obj.AppID)
+	return ref(ctx, loaders.For(ctx).AppsByID, obj.AppID)
 }
 
 // Devices is the resolver for the devices field.
@@ -78,9 +78,9 @@ func (r *queryResolver) Device(ctx context.Context, id *string, serialNumber *st
 		if err != nil {
 			return nil, err
 		}
-		return loaders.Load(ctx, loaders.For(ctx).Device, n)
+		return single(ctx, r.prefetchDevices)(loaders.Load(ctx, loaders.For(ctx).DevicesByID, n))
 	default:
-		return orNil(r.DB.DeviceBySerial(ctx, *serialNumber))
+		return single(ctx, r.prefetchDevices)(orNil(r.DB.DeviceBySerial(ctx, *serialNumber)))
 	}
 }
 

@@ -71,7 +71,7 @@ func NewHandler(cfg Config) http.Handler {
 			if err != nil {
 				return ctx, nil, err
 			}
-			return loaders.NewContext(WithKey(ctx, k), cfg.DB), nil, nil
+			return WithKey(ctx, k), nil, nil // loaders: per response, see responseLoaders
 		},
 	})
 	srv.AddTransport(transport.Options{})
@@ -88,6 +88,7 @@ func NewHandler(cfg Config) http.Handler {
 	srv.SetErrorPresenter(presentError)
 	srv.SetRecoverFunc(recoverPanic)
 	srv.AroundResponses(observeResponses)
+	srv.AroundResponses(responseLoaders(cfg.DB))
 
 	var h http.Handler = srv
 	h = loaders.Middleware(cfg.DB, h)

@@ -17,43 +17,43 @@ import (
 
 // Pool is the resolver for the pool field.
 func (r *licenseAssignmentResolver) Pool(ctx context.Context, obj *model.LicenseAssignment) (*model.LicensePool, error) {
-	return must(ctx, loaders.For(ctx).Pool, obj.PoolID, "pool")
+	return must(ctx, loaders.For(ctx).PoolsByID, obj.PoolID, "pool")
 }
 
 // Account is the resolver for the account field.
 func (r *licenseAssignmentResolver) Account(ctx context.Context, obj *model.LicenseAssignment) (*model.Account, error) {
-	return must(ctx, loaders.For(ctx).Account, obj.AccountID, "account")
+	return must(ctx, loaders.For(ctx).AccountsByID, obj.AccountID, "account")
 }
 
 // App is the resolver for the app field.
 func (r *licenseAssignmentResolver) App(ctx context.Context, obj *model.LicenseAssignment) (*model.App, error) {
-	return must(ctx, loaders.For(ctx).App, obj.AppID, "app")
+	return must(ctx, loaders.For(ctx).AppsByID, obj.AppID, "app")
 }
 
 // Device is the resolver for the device field.
 func (r *licenseAssignmentResolver) Device(ctx context.Context, obj *model.LicenseAssignment) (*model.Device, error) {
-	return ref(ctx, loaders.For(ctx).Device, obj.DeviceID)
+	return ref(ctx, loaders.For(ctx).DevicesByID, obj.DeviceID)
 }
 
 // User is the resolver for the user field.
 func (r *licenseAssignmentResolver) User(ctx context.Context, obj *model.LicenseAssignment) (*model.User, error) {
-	return ref(ctx, loaders.For(ctx).User, obj.UserID)
+	return ref(ctx, loaders.For(ctx).UsersByID, obj.UserID)
 }
 
 // Account is the resolver for the account field.
 func (r *licensePoolResolver) Account(ctx context.Context, obj *model.LicensePool) (*model.Account, error) {
-	return must(ctx, loaders.For(ctx).Account, obj.AccountID, "account")
+	return must(ctx, loaders.For(ctx).AccountsByID, obj.AccountID, "account")
 }
 
 // App is the resolver for the app field.
 func (r *licensePoolResolver) App(ctx context.Context, obj *model.LicensePool) (*model.App, error) {
-	return must(ctx, loaders.For(ctx).App, obj.AppID, "app")
+	return must(ctx, loaders.For(ctx).AppsByID, obj.AppID, "app")
 }
 
 // Assignments is the resolver for the assignments field.
 func (r *licensePoolResolver) Assignments(ctx context.Context, obj *model.LicensePool, first *int, after *string, status []model.AssignmentStatus) (*graph.Connection[model.LicenseAssignment], error) {
 	l := loaders.For(ctx)
-	return nested(ctx, l.AssignmentsOf[db.AssignmentsOfPool], l.AssignmentCountsOf[db.AssignmentsOfPool], obj.ID, first, after, loaders.StatusFilter(status), assignmentID)
+	return nested(ctx, l.AssignmentsByParent[db.AssignmentsOfPool], l.CountAssignmentsByParent[db.AssignmentsOfPool], obj.ID, first, after, loaders.StatusFilter(status), assignmentID)
 }
 
 // AssignLicense is the resolver for the assignLicense field.
@@ -227,7 +227,7 @@ func (r *queryResolver) LicensePool(ctx context.Context, id string) (*model.Lice
 	if err != nil {
 		return nil, err
 	}
-	return loaders.Load(ctx, loaders.For(ctx).Pool, n)
+	return single(ctx, r.prefetchPools)(loaders.Load(ctx, loaders.For(ctx).PoolsByID, n))
 }
 
 // LicenseAssignments is the resolver for the licenseAssignments field.

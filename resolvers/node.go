@@ -18,36 +18,36 @@ func (r *Resolver) node(ctx context.Context, gid string, field ...string) (graph
 	// A typed nil inside the interface would not read as null, hence nilOr.
 	switch typ {
 	case typeAccount:
-		return nilOr(loaders.Load(ctx, l.Account, id))
+		return nilOr(loaders.Load(ctx, l.AccountsByID, id))
 	case typeApp:
-		return nilOr(loaders.Load(ctx, l.App, id))
+		return nilOr(loaders.Load(ctx, l.AppsByID, id))
 	case typePool:
-		return nilOr(loaders.Load(ctx, l.Pool, id))
+		return nilOr(loaders.Load(ctx, l.PoolsByID, id))
 	case typeAssignment:
-		return nilOr(loaders.Load(ctx, l.Assignment, id))
+		return nilOr(loaders.Load(ctx, l.AssignmentsByID, id))
 	case typeDevice:
-		return nilOr(loaders.Load(ctx, l.Device, id))
+		return nilOr(loaders.Load(ctx, l.DevicesByID, id))
 	case typeUser:
-		return nilOr(loaders.Load(ctx, l.User, id))
+		return nilOr(loaders.Load(ctx, l.UsersByID, id))
 	case typeGroup:
-		return nilOr(loaders.Load(ctx, l.Group, id))
+		return nilOr(loaders.Load(ctx, l.GroupsByID, id))
 	case typeAuditEvent:
-		return nilOr(loaders.Load(ctx, l.AuditEvent, id))
+		return nilOr(loaders.Load(ctx, l.AuditEventsByID, id))
 	case typeSyncRun:
-		return nilOr(loaders.Load(ctx, l.SyncRun, id))
+		return nilOr(loaders.Load(ctx, l.SyncRunsByID, id))
 	case typeDeviceCommand:
-		return nilOr(loaders.Load(ctx, l.Command, id))
+		return nilOr(loaders.Load(ctx, l.CommandsByID, id))
 	case typeLicenseLabel:
-		l, err := loaders.Load(ctx, loaders.For(ctx).Label, id)
-		if err != nil || l == nil || l.Kind != model.LabelLicense || l.DeletedAt != nil {
+		lb, err := loaders.Load(ctx, l.LabelsByID, id)
+		if err != nil || lb == nil || lb.Kind != model.LabelLicense || lb.DeletedAt != nil {
 			return nil, err
 		}
-		return l, nil
+		return lb, nil
 	case typeAPIKey:
 		if k := KeyFrom(ctx); k == nil || k.Role.Rank() < 3 {
 			return nil, nil // API keys are visible to admins only
 		}
-		return nilOr(loaders.Load(ctx, l.APIKey, id))
+		return nilOr(loaders.Load(ctx, l.APIKeysByID, id))
 	}
 	return nil, nil
 }

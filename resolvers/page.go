@@ -10,7 +10,7 @@ import (
 	"orchard/graph"
 )
 
-// Page sizes: DESIGN §3 caps `first` at 100.
+// Page sizes: doc/design.md §3 caps `first` at 100.
 const (
 	defaultPageSize = 50
 	maxPageSize     = 100

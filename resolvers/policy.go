@@ -32,13 +32,13 @@ func decodeIDs(gids []string, typ string, field ...string) ([]int64, error) {
 // labelGroups loads a label's groups through the loaders.
 func labelGroups(ctx context.Context, labelID int64) ([]*model.Group, error) {
 	l := loaders.For(ctx)
-	ids, err := loaders.Load(ctx, l.LabelGroups, labelID)
+	ids, err := loaders.Load(ctx, l.LabelGroupIDs, labelID)
 	if err != nil {
 		return nil, err
 	}
 	out := []*model.Group{}
 	for _, id := range ids {
-		g, err := loaders.Load(ctx, l.Group, id)
+		g, err := loaders.Load(ctx, l.GroupsByID, id)
 		if err != nil {
 			return nil, err
 		}
@@ -142,26 +142,26 @@ func (r *Resolver) preview(ctx context.Context, res *license.EvalResult, counts 
 	change := func(labelID int64, kind model.LicenseKind, deviceID, userID, accountID, assignmentID int64, reason string) (*graph.PolicyChange, error) {
 		c := &graph.PolicyChange{Kind: kind, Reason: reason}
 		var err error
-		if c.Label, err = loaders.Load(ctx, l.Label, labelID); err != nil {
+		if c.Label, err = loaders.Load(ctx, l.LabelsByID, labelID); err != nil {
 			return nil, err
 		}
 		if deviceID != 0 {
-			if c.Device, err = loaders.Load(ctx, l.Device, deviceID); err != nil {
+			if c.Device, err = loaders.Load(ctx, l.DevicesByID, deviceID); err != nil {
 				return nil, err
 			}
 		}
 		if userID != 0 {
-			if c.User, err = loaders.Load(ctx, l.User, userID); err != nil {
+			if c.User, err = loaders.Load(ctx, l.UsersByID, userID); err != nil {
 				return nil, err
 			}
 		}
 		if accountID != 0 {
-			if c.Account, err = loaders.Load(ctx, l.Account, accountID); err != nil {
+			if c.Account, err = loaders.Load(ctx, l.AccountsByID, accountID); err != nil {
 				return nil, err
 			}
 		}
 		if assignmentID != 0 {
-			if c.Assignment, err = loaders.Load(ctx, l.Assignment, assignmentID); err != nil {
+			if c.Assignment, err = loaders.Load(ctx, l.AssignmentsByID, assignmentID); err != nil {
 				return nil, err
 			}
 		}
@@ -175,7 +175,7 @@ func (r *Resolver) preview(ctx context.Context, res *license.EvalResult, counts 
 		}
 		p := per[accountID]
 		if p == nil {
-			a, err := loaders.Load(ctx, l.Account, accountID)
+			a, err := loaders.Load(ctx, l.AccountsByID, accountID)
 			if err != nil || a == nil {
 				return err
 			}

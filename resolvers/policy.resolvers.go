@@ -18,7 +18,7 @@ import (
 
 // App is the resolver for the app field.
 func (r *appLabelResolver) App(ctx context.Context, obj *model.Label) (*model.App, error) {
-	return must(ctx, loaders.For(ctx).App, obj.AppID, "app")
+	return must(ctx, loaders.For(ctx).AppsByID, obj.AppID, "app")
 }
 
 // Groups is the resolver for the groups field.
@@ -41,12 +41,12 @@ func (r *groupResolver) Rule(ctx context.Context, obj *model.Group) (*model.Grou
 // Devices is the resolver for the devices field.
 func (r *groupResolver) Devices(ctx context.Context, obj *model.Group, first *int, after *string) (*graph.Connection[model.Device], error) {
 	l := loaders.For(ctx)
-	return nested(ctx, l.DevicesOfGroup, l.DeviceCountsOfGroup, obj.ID, first, after, "", deviceID)
+	return nested(ctx, l.DevicesByGroup, l.CountDevicesByGroup, obj.ID, first, after, "", deviceID)
 }
 
 // LicenseLabels is the resolver for the licenseLabels field.
 func (r *groupResolver) LicenseLabels(ctx context.Context, obj *model.Group) ([]*model.Label, error) {
-	ls, err := loaders.Load(ctx, loaders.For(ctx).LicenseLabelsOf, obj.ID)
+	ls, err := loaders.Load(ctx, loaders.For(ctx).LicenseLabelsByGroup, obj.ID)
 	if ls == nil {
 		ls = []*model.Label{}
 	}
@@ -58,12 +58,12 @@ func (r *licenseAssignmentResolver) Label(ctx context.Context, obj *model.Licens
 	if obj.LabelID == nil {
 		return nil, nil
 	}
-	return loaders.Load(ctx, loaders.For(ctx).Label, *obj.LabelID)
+	return loaders.Load(ctx, loaders.For(ctx).LabelsByID, *obj.LabelID)
 }
 
 // App is the resolver for the app field.
 func (r *licenseLabelResolver) App(ctx context.Context, obj *model.Label) (*model.App, error) {
-	return must(ctx, loaders.For(ctx).App, obj.AppID, "app")
+	return must(ctx, loaders.For(ctx).AppsByID, obj.AppID, "app")
 }
 
 // Kind is the resolver for the kind field.
@@ -76,20 +76,20 @@ func (r *licenseLabelResolver) Kind(ctx context.Context, obj *model.Label) (mode
 
 // Source is the resolver for the source field.
 func (r *licenseLabelResolver) Source(ctx context.Context, obj *model.Label) (model.LicenseSource, error) {
-	ids, err := loaders.Load(ctx, loaders.For(ctx).LabelAccounts, obj.ID)
+	ids, err := loaders.Load(ctx, loaders.For(ctx).LabelAccountIDs, obj.ID)
 	return model.SourceOf(ids), err
 }
 
 // Accounts is the resolver for the accounts field.
 func (r *licenseLabelResolver) Accounts(ctx context.Context, obj *model.Label) ([]*model.Account, error) {
 	l := loaders.For(ctx)
-	ids, err := loaders.Load(ctx, l.LabelAccounts, obj.ID)
+	ids, err := loaders.Load(ctx, l.LabelAccountIDs, obj.ID)
 	if err != nil {
 		return nil, err
 	}
 	out := []*model.Account{}
 	for _, id := range ids {
-		a, err := loaders.Load(ctx, l.Account, id)
+		a, err := loaders.Load(ctx, l.AccountsByID, id)
 		if err != nil {
 			return nil, err
 		}
@@ -107,12 +107,12 @@ func (r *licenseLabelResolver) Groups(ctx context.Context, obj *model.Label) ([]
 
 // HeldCount is the resolver for the heldCount field.
 func (r *licenseLabelResolver) HeldCount(ctx context.Context, obj *model.Label) (int, error) {
-	return loaders.Load(ctx, loaders.For(ctx).LabelHeld, obj.ID)
+	return loaders.Load(ctx, loaders.For(ctx).CountLabelAssignments, obj.ID)
 }
 
 // WaitingCount is the resolver for the waitingCount field.
 func (r *licenseLabelResolver) WaitingCount(ctx context.Context, obj *model.Label) (int, error) {
-	return loaders.Load(ctx, loaders.For(ctx).LabelWaiting, obj.ID)
+	return loaders.Load(ctx, loaders.For(ctx).CountWaitingByLabel, obj.ID)
 }
 
 // Waiting is the resolver for the waiting field.
@@ -133,7 +133,7 @@ func (r *licenseLabelResolver) Waiting(ctx context.Context, obj *model.Label, fi
 	c := &graph.Connection[model.PolicyWaiting]{Edges: make([]*graph.Edge[model.PolicyWaiting], len(rows)),
 		PageInfo: &graph.PageInfo{HasNextPage: more, HasPreviousPage: p.After > 0},
 		Count: func(ctx context.Context) (int, error) {
-			return loaders.Load(ctx, loaders.For(ctx).LabelWaiting, obj.ID)
+			return loaders.Load(ctx, loaders.For(ctx).CountWaitingByLabel, obj.ID)
 		}}
 	for i, w := range rows {
 		c.Edges[i] = &graph.Edge[model.PolicyWaiting]{Cursor: encodeCursor(p.After + int64(i) + 1), Node: w}
@@ -319,7 +319,7 @@ func (r *queryResolver) Group(ctx context.Context, id *string, externalID *strin
 		if err != nil {
 			return nil, err
 		}
-		return loaders.Load(ctx, loaders.For(ctx).Group, n)
+		return loaders.Load(ctx, loaders.For(ctx).GroupsByID, n)
 	default:
 		return orNil(r.DB.GroupByExternalID(ctx, *externalID))
 	}
@@ -418,7 +418,7 @@ func (r *queryResolver) ExplainLicense(ctx context.Context, appID *string, adamI
 
 // Label is the resolver for the label field.
 func (r *waitingHolderResolver) Label(ctx context.Context, obj *model.PolicyWaiting) (*model.Label, error) {
-	return must(ctx, loaders.For(ctx).Label, obj.LabelID, "label")
+	return must(ctx, loaders.For(ctx).LabelsByID, obj.LabelID, "label")
 }
 
 // Device is the resolver for the device field.
@@ -426,7 +426,7 @@ func (r *waitingHolderResolver) Device(ctx context.Context, obj *model.PolicyWai
 	if obj.DeviceID == nil {
 		return nil, nil
 	}
-	return loaders.Load(ctx, loaders.For(ctx).Device, *obj.DeviceID)
+	return loaders.Load(ctx, loaders.For(ctx).DevicesByID, *obj.DeviceID)
 }
 
 // User is the resolver for the user field.
@@ -434,7 +434,7 @@ func (r *waitingHolderResolver) User(ctx context.Context, obj *model.PolicyWaiti
 	if obj.UserID == nil {
 		return nil, nil
 	}
-	return loaders.Load(ctx, loaders.For(ctx).User, *obj.UserID)
+	return loaders.Load(ctx, loaders.For(ctx).UsersByID, *obj.UserID)
 }
 
 // AppLabel returns graph.AppLabelResolver implementation.

@@ -12,6 +12,7 @@ import (
 
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id string) (graph.Node, error) {
+	r.prefetchNodes(ctx, []string{id})
 	return r.node(ctx, id, "id")
 }
 
@@ -20,6 +21,7 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]graph.Node, 
 	if len(ids) > maxPageSize {
 		return nil, badInput([]string{"ids"}, "at most %d ids at once", maxPageSize)
 	}
+	r.prefetchNodes(ctx, ids)
 	out := make([]graph.Node, len(ids))
 	for i, id := range ids {
 		n, err := r.node(ctx, id, "ids", itoa(int64(i)))

@@ -4,10 +4,38 @@ import (
 	"context"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+
 	"orchard/db"
 	"orchard/graph"
 	"orchard/model"
+	"orchard/resolvers/loaders"
 )
+
+// responseLoaders gives every event of a subscription fresh loaders, and every operation sent
+// over a WebSocket connection too. gqlgen resolves the fields of a response — a query's one
+// answer, each event of a subscription — in the context the transport passes for it, which for
+// a WebSocket is the connection's: loaders put there would serve the nested fields of every
+// event and operation of the connection from what its first one loaded (a sync run's account
+// keeping its old name, an assignment's app its old metadata, for as long as the connection
+// lives). An HTTP request already carries loaders of its own (loaders.Middleware), kept.
+func responseLoaders(d *db.DB) graphql.ResponseMiddleware {
+	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		if !loaders.Has(ctx) || isSubscription(ctx) {
+			ctx = loaders.NewContext(ctx, d)
+		}
+		return next(ctx)
+	}
+}
+
+func isSubscription(ctx context.Context) bool {
+	if !graphql.HasOperationContext(ctx) {
+		return false
+	}
+	op := graphql.GetOperationContext(ctx).Operation
+	return op != nil && op.Operation == ast.Subscription
+}
 
 // feedInterval is how often a licenseEvents subscription looks for changes.
 const feedInterval = 500 * time.Millisecond

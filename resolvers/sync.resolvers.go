@@ -39,7 +39,7 @@ func (r *queryResolver) SyncRuns(ctx context.Context, first *int, after *string,
 
 // Account is the resolver for the account field.
 func (r *syncRunResolver) Account(ctx context.Context, obj *model.SyncRun) (*model.Account, error) {
-	return must(ctx, loaders.For(ctx).Account, obj.AccountID, "account")
+	return must(ctx, loaders.For(ctx).AccountsByID, obj.AccountID, "account")
 }
 
 // SyncRun returns graph.SyncRunResolver implementation.

@@ -15,7 +15,7 @@ import (
 
 // Account is the resolver for the account field.
 func (r *appleRegistrationResolver) Account(ctx context.Context, obj *model.AppleUser) (*model.Account, error) {
-	return must(ctx, loaders.For(ctx).Account, obj.AccountID, "account")
+	return must(ctx, loaders.For(ctx).AccountsByID, obj.AccountID, "account")
 }
 
 // InviteURL is the resolver for the inviteUrl field.
@@ -33,7 +33,7 @@ func (r *appleRegistrationResolver) InviteURL(ctx context.Context, obj *model.Ap
 // Members is the resolver for the members field.
 func (r *groupResolver) Members(ctx context.Context, obj *model.Group, first *int, after *string) (*graph.Connection[model.User], error) {
 	l := loaders.For(ctx)
-	return nested(ctx, l.Members, l.MemberCounts, obj.ID, first, after, "", userID)
+	return nested(ctx, l.MembersByGroup, l.CountMembersByGroup, obj.ID, first, after, "", userID)
 }
 
 // Users is the resolver for the users field.
@@ -58,6 +58,7 @@ func (r *queryResolver) Users(ctx context.Context, first *int, after *string, fi
 	if err != nil {
 		return nil, err
 	}
+	r.prefetchUsers(ctx, items, nodeSelections(ctx))
 	return connection(items, more, p, userID, func(ctx context.Context) (int, error) { return r.DB.CountUsers(ctx, f) }), nil
 }
 
@@ -71,9 +72,9 @@ func (r *queryResolver) User(ctx context.Context, id *string, externalID *string
 		if err != nil {
 			return nil, err
 		}
-		return loaders.Load(ctx, loaders.For(ctx).User, n)
+		return single(ctx, r.prefetchUsers)(loaders.Load(ctx, loaders.For(ctx).UsersByID, n))
 	default:
-		return orNil(r.DB.UserByExternalID(ctx, *externalID))
+		return single(ctx, r.prefetchUsers)(orNil(r.DB.UserByExternalID(ctx, *externalID)))
 	}
 }
 
@@ -91,30 +92,35 @@ func (r *queryResolver) Groups(ctx context.Context, first *int, after *string, f
 	if err != nil {
 		return nil, err
 	}
+	r.prefetchGroups(ctx, items, nodeSelections(ctx))
 	return connection(items, more, p, groupID, func(ctx context.Context) (int, error) { return r.DB.CountGroups(ctx, f) }), nil
 }
 
 // Devices is the resolver for the devices field.
 func (r *userResolver) Devices(ctx context.Context, obj *model.User, first *int, after *string) (*graph.Connection[model.Device], error) {
 	l := loaders.For(ctx)
-	return nested(ctx, l.DevicesOfUser, l.DeviceCountsOfUser, obj.ID, first, after, "", deviceID)
+	return nested(ctx, l.DevicesByUser, l.CountDevicesByUser, obj.ID, first, after, "", deviceID)
 }
 
 // Assignments is the resolver for the assignments field.
 func (r *userResolver) Assignments(ctx context.Context, obj *model.User, first *int, after *string, status []model.AssignmentStatus) (*graph.Connection[model.LicenseAssignment], error) {
 	l := loaders.For(ctx)
-	return nested(ctx, l.AssignmentsOf[db.AssignmentsOfUser], l.AssignmentCountsOf[db.AssignmentsOfUser], obj.ID, first, after, loaders.StatusFilter(status), assignmentID)
+	return nested(ctx, l.AssignmentsByParent[db.AssignmentsOfUser], l.CountAssignmentsByParent[db.AssignmentsOfUser], obj.ID, first, after, loaders.StatusFilter(status), assignmentID)
 }
 
 // Groups is the resolver for the groups field.
 func (r *userResolver) Groups(ctx context.Context, obj *model.User, first *int, after *string) (*graph.Connection[model.Group], error) {
 	l := loaders.For(ctx)
-	return nested(ctx, l.GroupsOfUser, l.GroupCountsOfUser, obj.ID, first, after, "", groupID)
+	return nested(ctx, l.GroupsByUser, l.CountGroupsByUser, obj.ID, first, after, "", groupID)
 }
 
 // AppleRegistrations is the resolver for the appleRegistrations field.
 func (r *userResolver) AppleRegistrations(ctx context.Context, obj *model.User) ([]*model.AppleUser, error) {
-	return r.DB.AppleUsersOfUser(ctx, obj.ID)
+	regs, err := loaders.Load(ctx, loaders.For(ctx).AppleUsersByUserIDs, obj.ID)
+	if regs == nil && err == nil {
+		regs = []*model.AppleUser{}
+	}
+	return regs, err
 }
 
 // AppleRegistration returns graph.AppleRegistrationResolver implementation.

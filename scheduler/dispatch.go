@@ -12,7 +12,7 @@ import (
 	"orchard/model"
 )
 
-// The outbox dispatcher (DESIGN §2.1, step 3): per account, under its lease, it takes the
+// The outbox dispatcher (doc/design.md §2.1, step 3): per account, under its lease, it takes the
 // queued work for Apple, packs it into as few requests as Apple's current limits allow (an
 // associate is a cross product of assets and targets: Orchard sends one asset to up to
 // maxSerialNumbers devices or maxClientUserIds users), sends them, and stores each eventId with
@@ -187,15 +187,15 @@ func (s *Scheduler) sendAssets(ctx context.Context, a *model.Account, tok *apple
 	for _, it := range items {
 		switch {
 		case it.SerialNumber != nil:
-			if _, dup := byTarget["D:"+*it.SerialNumber]; !dup {
+			if _, dup := byTarget[model.HolderKeyFor(model.LicenseKindDevice, *it.SerialNumber, "")]; !dup {
 				req.SerialNumbers = append(req.SerialNumbers, *it.SerialNumber)
 			}
-			byTarget["D:"+*it.SerialNumber] = it
+			byTarget[model.HolderKeyFor(model.LicenseKindDevice, *it.SerialNumber, "")] = it
 		case it.ClientUserID != nil:
-			if _, dup := byTarget["U:"+*it.ClientUserID]; !dup {
+			if _, dup := byTarget[model.HolderKeyFor(model.LicenseKindUser, "", *it.ClientUserID)]; !dup {
 				req.ClientUserIDs = append(req.ClientUserIDs, *it.ClientUserID)
 			}
-			byTarget["U:"+*it.ClientUserID] = it
+			byTarget[model.HolderKeyFor(model.LicenseKindUser, "", *it.ClientUserID)] = it
 		}
 	}
 	// Items for the same target (an intent retried after a crash) ride along with the first.
@@ -209,12 +209,12 @@ func (s *Scheduler) sendAssets(ctx context.Context, a *model.Account, tok *apple
 	for _, part := range apple.SplitManage(req, limits) {
 		var ids []int64
 		for _, sn := range part.SerialNumbers {
-			ids = append(ids, byTarget["D:"+sn].ID)
-			ids = append(ids, extra["D:"+sn]...)
+			ids = append(ids, byTarget[model.HolderKeyFor(model.LicenseKindDevice, sn, "")].ID)
+			ids = append(ids, extra[model.HolderKeyFor(model.LicenseKindDevice, sn, "")]...)
 		}
 		for _, u := range part.ClientUserIDs {
-			ids = append(ids, byTarget["U:"+u].ID)
-			ids = append(ids, extra["U:"+u]...)
+			ids = append(ids, byTarget[model.HolderKeyFor(model.LicenseKindUser, "", u)].ID)
+			ids = append(ids, extra[model.HolderKeyFor(model.LicenseKindUser, "", u)]...)
 		}
 		// Claim the items before Apple hears of them: from here on a reclaim cannot cancel them
 		// (it waits for their outcome instead), and what was cancelled meanwhile is left out.
@@ -259,13 +259,13 @@ func onlyClaimed(part apple.ManageAssetsRequest, ids, claimed []int64, byTarget 
 	out := apple.ManageAssetsRequest{Assets: part.Assets}
 	var outIDs []int64
 	for _, sn := range part.SerialNumbers {
-		if k, got := keep("D:" + sn); k {
+		if k, got := keep(model.HolderKeyFor(model.LicenseKindDevice, sn, "")); k {
 			out.SerialNumbers = append(out.SerialNumbers, sn)
 			outIDs = append(outIDs, got...)
 		}
 	}
 	for _, u := range part.ClientUserIDs {
-		if k, got := keep("U:" + u); k {
+		if k, got := keep(model.HolderKeyFor(model.LicenseKindUser, "", u)); k {
 			out.ClientUserIDs = append(out.ClientUserIDs, u)
 			outIDs = append(outIDs, got...)
 		}
@@ -275,10 +275,10 @@ func onlyClaimed(part apple.ManageAssetsRequest, ids, claimed []int64, byTarget 
 
 func targetKey(it *model.OutboxItem) string {
 	if it.SerialNumber != nil {
-		return "D:" + *it.SerialNumber
+		return model.HolderKeyFor(model.LicenseKindDevice, *it.SerialNumber, "")
 	}
 	if it.ClientUserID != nil {
-		return "U:" + *it.ClientUserID
+		return model.HolderKeyFor(model.LicenseKindUser, "", *it.ClientUserID)
 	}
 	return ""
 }

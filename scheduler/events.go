@@ -11,7 +11,7 @@ import (
 	"orchard/model"
 )
 
-// Completion (DESIGN §2.1, step 4): an event completes from status polling or from its
+// Completion (doc/design.md §2.1, step 4): an event completes from status polling or from its
 // ASSET_MANAGEMENT / USER_MANAGEMENT notification, whichever comes first; the other finds
 // nothing left to do. Only what Apple confirms counts: an assignment becomes ASSIGNED, or
 // FAILED with Apple's error (its reservation released); a reclaim becomes RECLAIMED, or goes
@@ -116,12 +116,6 @@ func (s *Scheduler) completeEvent(ctx context.Context, a *model.Account, ev *mod
 // licenses than Orchard counted, or users were registered (their invitation codes come with
 // the users listing).
 func (s *Scheduler) afterEvent(ctx context.Context, a *model.Account, action model.OutboxAction, noLicenses bool) error {
-	if action == model.OutboxDisassociate {
-		// Reclaims completed: the pools have licenses for holders waiting on a label.
-		if err := s.db.EnqueueWaitingApps(ctx, a.ID, "licenses came back"); err != nil {
-			return err
-		}
-	}
 	if noLicenses || action == model.OutboxCreateUser {
 		return s.queue(ctx, a.ID)
 	}

@@ -8,7 +8,7 @@ import (
 	"orchard/model"
 )
 
-// App metadata (DESIGN §2.3): after a successful pass, the apps of the account's pools whose
+// App metadata (doc/design.md §2.3): after a successful pass, the apps of the account's pools whose
 // metadata is missing or older than Config.MetadataRefresh are looked up in the account's
 // storefront (name, icon, bundle id, platforms, B2B, free, minimum OS, version), and their
 // availability in every country in use (devices' and accounts' countries) is recorded for the

@@ -12,7 +12,7 @@ import (
 	"orchard/model"
 )
 
-// reconcile brings Orchard's picture of an account in line with Apple's (DESIGN §2.3): every
+// reconcile brings Orchard's picture of an account in line with Apple's (doc/design.md §2.3): every
 // asset page (counts and inventory), then the assignments (every page on a full pass, the
 // changes since the last versionId on an incremental one), then the users. Pages stream: the
 // client fetches ahead while a page is written, and only a page is held at a time. A full pass
@@ -137,7 +137,7 @@ func (s *Scheduler) reconcile(ctx context.Context, a *model.Account, tok *apple.
 			rows := make([]db.AppleAssignmentRow, 0, len(pg.Assignments))
 			for _, x := range pg.Assignments {
 				if x.Removed {
-					continue // a delta's removal marker (a §15 switch): the next full pass confirms it
+					continue // a delta's removal marker (a doc/apple-api.md §15 switch): the next full pass confirms it
 				}
 				rows = append(rows, db.AppleAssignmentRow{AdamID: x.AdamID, PricingParam: pricing(x.PricingParam), SerialNumber: x.SerialNumber, ClientUserID: x.ClientUserID})
 			}

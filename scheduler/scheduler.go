@@ -115,6 +115,9 @@ type Scheduler struct {
 // New returns a Scheduler; call Run to start it.
 func New(cfg Config) *Scheduler {
 	cfg.defaults()
+	if cfg.License != nil && cfg.DB != nil {
+		cfg.License.WatchTransitions(cfg.DB) // policy follows the transitions this replica applies
+	}
 	s := &Scheduler{cfg: cfg, db: cfg.DB, svc: cfg.License, api: cfg.Apple, log: cfg.Log,
 		kick: make(chan struct{}, 1), kicked: map[int64]bool{}, busy: map[string]bool{}, sem: make(chan struct{}, cfg.Concurrency)}
 	return s

@@ -270,9 +270,5 @@ func (s *Scheduler) checkHealth(ctx context.Context, a *model.Account, tok *appl
 	return true, s.svc.SetHealth(ctx, a.ID, h, "", nil, syncActor)
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
+// truncate cuts s to at most n characters for a column: see model.Truncate.
+func truncate(s string, n int) string { return model.Truncate(s, n) }

@@ -14,7 +14,7 @@ type Asset struct {
 	// PricingParam is "STDQ" (default) or "PLUS".
 	PricingParam string `json:"pricingParam,omitempty"`
 	// ProductType is "App" (default) or "Book". Books are always user-only and not revocable,
-	// whatever DeviceAssignable and Revocable say (apple-api.md §11).
+	// whatever DeviceAssignable and Revocable say (doc/apple-api.md §11).
 	ProductType string `json:"productType,omitempty"`
 	// Total is the number of licenses owned; ignored when Unlimited.
 	Total int `json:"total"`
@@ -40,7 +40,7 @@ type Asset struct {
 // assetKey identifies an asset: the pair (adamId, pricingParam).
 type assetKey struct{ adamID, pricing string }
 
-// asset is an asset with its license counts. Accounting follows apple-api.md §15:
+// asset is an asset with its license counts. Accounting follows doc/apple-api.md §15:
 // total = assigned + available, retired counted apart.
 type asset struct {
 	meta     Asset
@@ -251,7 +251,7 @@ func (s *Sim) AssetStates(tokenFile string) []AssetState {
 	return out
 }
 
-// assetFilter is the query of GET /assets (apple-api.md §5.2).
+// assetFilter is the query of GET /assets (doc/apple-api.md §5.2).
 type assetFilter struct {
 	adamID, productType, pricing string
 	revocable, deviceAssignable  *bool

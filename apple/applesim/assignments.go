@@ -9,7 +9,7 @@ import (
 )
 
 // assignKey identifies an assignment: asset and exactly one target, a device (serial) or a
-// user (clientUserId). v2 has no license ids (apple-api.md §5.3).
+// user (clientUserId). v2 has no license ids (doc/apple-api.md §5.3).
 type assignKey struct{ adamID, pricing, serial, user string }
 
 // assignRec is an assignment. Removed records stay referenced by the change log so that a
@@ -165,7 +165,7 @@ func (c *viewCache[T]) put(version, uversion uint64, key string, v []T) {
 	c.views[key] = v
 }
 
-// assignFilter is the query of GET /assignments (apple-api.md §5.3).
+// assignFilter is the query of GET /assignments (doc/apple-api.md §5.3).
 type assignFilter struct {
 	adamID, pricing, serial, user string
 	since                         uint64

@@ -35,7 +35,7 @@ func Main(args []string, stdout io.Writer) error {
 //	-notification-retry-backoff D -duplicate-notifications
 //	-unknown-token-401 -expiration-date-within-15-days -reassociate-fails-9616
 //	-disassociate-missing-fails-9619 -delta-reports-removals -assets-reject-since-version-id
-//	                      the §15 switches of Options
+//	                      the doc/apple-api.md §15 switches of Options
 func Run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("applesim", flag.ContinueOnError)
 	fs.SetOutput(stdout)

@@ -9,7 +9,7 @@ import (
 	"sort"
 )
 
-// Service config and client config (apple-api.md §3, §4).
+// Service config and client config (doc/apple-api.md §3, §4).
 
 // baseURL is the scheme and host the request came to, so that service config's URLs point
 // back at this simulator whatever address it listens on.

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Asynchronous events (apple-api.md §5.4–5.6, §6.3). A manage request that passes the
+// Asynchronous events (doc/apple-api.md §5.4–5.6, §6.3). A manage request that passes the
 // synchronous validation is accepted with an eventId and stays PENDING for
 // Options.EventDelay. Then the event is processed in one step under the token's lock: its
 // changes to assets, assignments and users all carry one new version, and it becomes COMPLETE

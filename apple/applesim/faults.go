@@ -16,7 +16,7 @@ type FaultKind int
 // FaultSlow, which only delays the request (and then lets later faults or the endpoint answer).
 const (
 	// FaultUnavailable503 answers HTTP 503 with a non-JSON body, like a load balancer under
-	// heavy load (apple-api.md §9.6), and Retry-After when set.
+	// heavy load (doc/apple-api.md §9.6), and Retry-After when set.
 	FaultUnavailable503 FaultKind = iota + 1
 	// FaultTooMany429 answers HTTP 429 + 9646, with Retry-After when set.
 	FaultTooMany429

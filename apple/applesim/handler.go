@@ -48,7 +48,7 @@ type route struct {
 	post func(*call)
 }
 
-// apiRoutes maps paths below /mdm/v2/ to endpoints (apple-api.md §0).
+// apiRoutes maps paths below /mdm/v2/ to endpoints (doc/apple-api.md §0).
 var apiRoutes = map[string]route{
 	"service/config":      {auth: false, get: (*call).serviceConfig},
 	"client/config":       {auth: true, get: (*call).getClientConfig, post: (*call).postClientConfig},
@@ -144,7 +144,7 @@ func (s *Sim) serveAPI(w *respWriter, r *http.Request) (uid string) {
 		return uid
 	case t == nil:
 		// An unknown or undecodable token is 9622, with HTTP 200 as Apple answers in practice
-		// (apple-api.md §1.3), or 401 with Options.UnknownTokenHTTP401.
+		// (doc/apple-api.md §1.3), or 401 with Options.UnknownTokenHTTP401.
 		writeInvalidToken(w, s.opts.UnknownTokenHTTP401)
 		return uid
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// The metadata lookup (apple-api.md §10.2), served at GET /lookup (and at Apple's own path,
+// The metadata lookup (doc/apple-api.md §10.2), served at GET /lookup (and at Apple's own path,
 // appleLookupPath) and advertised as contentMetadataLookup in service config:
 //
 //	GET /lookup?version=2&p=mdm-lockup&caller=MDM&platform=enterprisestore&cc=us&l=en&id=1,2,3

@@ -2,7 +2,7 @@ package applesim
 
 import "slices"
 
-// Associate, disassociate and revoke (apple-api.md §5.4, §5.5). The synchronous validation
+// Associate, disassociate and revoke (doc/apple-api.md §5.4, §5.5). The synchronous validation
 // follows Apple's order — body presence (9718, 9719), limits (9700–9702), duplicates
 // (9703–9705), asset properties (9707, then 9706) — and any failure means no event is
 // created. Everything else happens asynchronously, per task, when the event is processed.
@@ -44,7 +44,7 @@ func (c *call) manageAssets(typ string) {
 	keys := make([]assetKey, len(req.Assets))
 	for i, a := range req.Assets {
 		if a.PricingParam == "" {
-			a.PricingParam = "STDQ" // apple-api.md §15
+			a.PricingParam = "STDQ" // doc/apple-api.md §15
 		}
 		if a.AdamID == "" || !validPricing(a.PricingParam) {
 			writeError(c.w, errInvalidArgument, nil)

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Notifications (apple-api.md §8): Apple POSTs JSON to the token's notificationUrl with
+// Notifications (doc/apple-api.md §8): Apple POSTs JSON to the token's notificationUrl with
 // "Authorization: Bearer <notificationAuthToken>"; any 2xx counts as delivered. Delivery is
 // best effort: up to Options.NotificationAttempts attempts, the n-th retry after n ×
 // Options.NotificationRetryBackoff, optionally every notification twice

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// Data sets with a versionId (apple-api.md §7). Each token has one write counter; a data
+// Data sets with a versionId (doc/apple-api.md §7). Each token has one write counter; a data
 // set's version is the counter value of its last change, so versions only grow.
 const (
 	setAssets      = 'a'

@@ -7,7 +7,7 @@
 // client (package orchard/apple) so that tests of the client against it are meaningful.
 //
 // Where Apple's behaviour is unconfirmed, the simulator follows the project's decisions
-// (apple-api.md §15) by default and offers a switch in Options for the other behaviour.
+// (doc/apple-api.md §15) by default and offers a switch in Options for the other behaviour.
 package applesim
 
 import (
@@ -28,7 +28,7 @@ type Options struct {
 	// Clock replaces time.Now (token expiry, event due times, request log, rate limit).
 	Clock func() time.Time
 
-	// §15 switches; the zero value is the project's default.
+	// doc/apple-api.md §15 switches; the zero value is the project's default.
 
 	// UnknownTokenHTTP401 answers an unknown or garbage token with HTTP 401 + 9622 instead
 	// of HTTP 200 + 9622.
@@ -67,7 +67,7 @@ type Options struct {
 }
 
 // Limits are the values service config advertises and the simulator enforces (apple-api.md
-// §3). MaxRequestPerSecond is advertised only; the enforced limit is Options.RequestsPerSecond
+// doc/apple-api.md §3). MaxRequestPerSecond is advertised only; the enforced limit is Options.RequestsPerSecond
 // or SetRequestsPerSecond.
 type Limits struct {
 	MaxAssets                    int

@@ -12,7 +12,7 @@ import (
 	"strings"
 )
 
-// Users (apple-api.md §6). A clientUserId has at most one active row (Registered or
+// Users (doc/apple-api.md §6). A clientUserId has at most one active row (Registered or
 // Associated) and any number of Retired rows; the listing shows all rows in creation order.
 // Registration with a managedAppleId associates the user at once; otherwise the user is
 // Registered with an inviteCode until the invitation is accepted (AssociateUser, or the
@@ -99,7 +99,7 @@ func (t *token) associate(r *userRow, account string, v uint64) {
 	t.users.touch(r, v)
 }
 
-// retire retires a row and releases the user's revocable licenses (apple-api.md §15); books
+// retire retires a row and releases the user's revocable licenses (doc/apple-api.md §15); books
 // stay assigned to the retired user.
 func (t *token) retire(r *userRow, v uint64) {
 	st := &t.users

@@ -135,7 +135,7 @@ func errorStatus(number int) int {
 	return http.StatusBadRequest
 }
 
-// Notification types (apple-api.md §8). TEST_NOTIFICATION is sent on configuration and is not
+// Notification types (doc/apple-api.md §8). TEST_NOTIFICATION is sent on configuration and is not
 // subscribable.
 const (
 	notifAssetManagement = "ASSET_MANAGEMENT"
@@ -204,7 +204,7 @@ type wireMDMInfo struct {
 	Metadata string `json:"metadata"`
 }
 
-// envelope is the part common to every authenticated success response (apple-api.md §2).
+// envelope is the part common to every authenticated success response (doc/apple-api.md §2).
 type envelope struct {
 	UID                 string       `json:"uId,omitempty"`
 	TokenExpirationDate string       `json:"tokenExpirationDate,omitempty"`
@@ -232,7 +232,7 @@ type wireClientConfig struct {
 }
 
 // wireClientConfigRequest uses pointers so that "absent" and "empty" can be told apart:
-// POST client/config sets the fields present and leaves the others (apple-api.md §4.2).
+// POST client/config sets the fields present and leaves the others (doc/apple-api.md §4.2).
 type wireClientConfigRequest struct {
 	MDMInfo               *wireMDMInfoRequest `json:"mdmInfo"`
 	NotificationURL       *string             `json:"notificationUrl"`
@@ -365,7 +365,7 @@ type wireAssetCountNotification struct {
 	CountDelta   int    `json:"countDelta"`
 }
 
-// wireTokenFile is the decoded content of a .vpptoken file (apple-api.md §1.1).
+// wireTokenFile is the decoded content of a .vpptoken file (doc/apple-api.md §1.1).
 type wireTokenFile struct {
 	Token   string `json:"token"`
 	ExpDate string `json:"expDate"`

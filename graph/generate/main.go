@@ -26,15 +26,22 @@ import (
 	"github.com/99designs/gqlgen/codegen/config"
 )
 
-// sequentialFields is the plugin.
-type sequentialFields struct{}
+// sequentialFields is the plugin. It counts the objects whose executor builds a @defer group
+// (all but the subscription root, which streams), so that the patch of the executor can check
+// it found one group in each (see dropDeferredGroups).
+type sequentialFields struct {
+	objects int
+}
 
-func (sequentialFields) Name() string { return "orchard-sequential-fields" }
+func (*sequentialFields) Name() string { return "orchard-sequential-fields" }
 
 // GenerateCode runs after gqlgen has built its model of the schema and before it writes the
 // executor, which reads DisableConcurrency.
-func (sequentialFields) GenerateCode(data *codegen.Data) error {
+func (p *sequentialFields) GenerateCode(data *codegen.Data) error {
 	for _, o := range data.Objects {
+		if !o.Stream {
+			p.objects++
+		}
 		if !o.Root {
 			o.DisableConcurrency = true
 		}
@@ -47,11 +54,12 @@ func main() {
 	if errors.Is(err, fs.ErrNotExist) {
 		err = fmt.Errorf("gqlgen.yml not found: run go generate from the repository root")
 	}
+	plugin := &sequentialFields{}
 	if err == nil {
-		err = api.Generate(cfg, api.AddPlugin(sequentialFields{}))
+		err = api.Generate(cfg, api.AddPlugin(plugin))
 	}
 	if err == nil {
-		err = dropDeferredGroups(cfg.Exec.Filename)
+		err = patchFile(cfg.Exec.Filename, func(src []byte) ([]byte, error) { return dropDeferredGroups(src, plugin.objects) })
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "generate:", err)
@@ -59,20 +67,45 @@ func main() {
 	}
 }
 
-// dropDeferredGroups removes, from the executor gqlgen wrote, the @defer bookkeeping of every
-// object: with its fields resolved in order (sequentialFields) an object never defers a field,
-// yet gqlgen still builds a group for it (its path, a field set, a map), and on a 100-item
-// page those groups were a tenth of the request's allocations. An empty group does the same.
-// It refuses to do so if any field is still scheduled concurrently with a group.
-func dropDeferredGroups(file string) error {
+// patchFile rewrites file with what patch makes of it, and leaves it alone if patch fails.
+func patchFile(file string, patch func([]byte) ([]byte, error)) error {
 	src, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
-	if bytes.Contains(src, []byte("&deferred")) {
-		return fmt.Errorf("%s: a field still uses its object's @defer group; not dropping the groups", file)
+	out, err := patch(src)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
 	}
-	out := bytes.ReplaceAll(src, []byte("deferred := graphql.NewDeferredGroup(ctx)"),
-		[]byte("var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate"))
 	return os.WriteFile(file, out, 0o644)
+}
+
+// The text dropDeferredGroups replaces in gqlgen's executor, and what it puts instead.
+const (
+	deferredGroupNew  = "deferred := graphql.NewDeferredGroup(ctx)"
+	deferredGroupZero = "var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate"
+)
+
+// dropDeferredGroups removes, from the executor gqlgen wrote, the @defer bookkeeping of every
+// object: with its fields resolved in order (sequentialFields) an object never defers a field,
+// yet gqlgen still builds a group for it (its path, a field set, a map), and on a 100-item
+// page those groups were a tenth of the request's allocations. An empty group does the same.
+//
+// It is a textual patch of another program's output, so it fails the generation — rather
+// than leave the executor half patched or quietly unpatched — when that output is not the one
+// it was written for: when a field is still scheduled concurrently with a group (the group
+// would then be needed), or when it does not find the group's construction exactly once in
+// each of the objects gqlgen generated (a gqlgen upgrade that renamed or moved it).
+func dropDeferredGroups(src []byte, objects int) ([]byte, error) {
+	const name = "drop-deferred-groups"
+	if bytes.Contains(src, []byte("&deferred")) {
+		return nil, fmt.Errorf("patch %s: a field still uses its object's @defer group; not dropping the groups", name)
+	}
+	switch n := bytes.Count(src, []byte(deferredGroupNew)); {
+	case n == 0:
+		return nil, fmt.Errorf("patch %s: %q not found in gqlgen's output (did gqlgen change?)", name, deferredGroupNew)
+	case n != objects:
+		return nil, fmt.Errorf("patch %s: %q found %d times, want once in each of the %d objects that are not streamed (did gqlgen change?)", name, deferredGroupNew, n, objects)
+	}
+	return bytes.ReplaceAll(src, []byte(deferredGroupNew), []byte(deferredGroupZero)), nil
 }

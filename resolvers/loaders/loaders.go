@@ -28,106 +28,114 @@ const (
 	wait = 2 * time.Millisecond
 	// maxBatch bounds one statement's IN list or UNION.
 	maxBatch = 100
+	// maxPrefill bounds the keys one prefill statement serves: a page of 100 items with a
+	// nested page of two under each fits, and a nested connection's UNION ALL of one term per
+	// parent stays well below SQLite's 500 terms per compound SELECT.
+	maxPrefill = 250
 )
 
 // Loaders are one request's dataloaders.
 type Loaders struct {
-	Account    *Loader[int64, *model.Account]
-	App        *Loader[int64, *model.App]
-	Pool       *Loader[int64, *model.LicensePool]
-	Assignment *Loader[int64, *model.LicenseAssignment]
-	Device     *Loader[int64, *model.Device]
-	User       *Loader[int64, *model.User]
-	Group      *Loader[int64, *model.Group]
-	AuditEvent *Loader[int64, *model.AuditEvent]
-	SyncRun    *Loader[int64, *model.SyncRun]
-	Command    *Loader[int64, *model.DeviceCommand]
-	APIKey     *Loader[int64, *model.APIKey]
+	AccountsByID    *Loader[int64, *model.Account]
+	AppsByID        *Loader[int64, *model.App]
+	PoolsByID       *Loader[int64, *model.LicensePool]
+	AssignmentsByID *Loader[int64, *model.LicenseAssignment]
+	DevicesByID     *Loader[int64, *model.Device]
+	UsersByID       *Loader[int64, *model.User]
+	GroupsByID      *Loader[int64, *model.Group]
+	AuditEventsByID *Loader[int64, *model.AuditEvent]
+	SyncRunsByID    *Loader[int64, *model.SyncRun]
+	CommandsByID    *Loader[int64, *model.DeviceCommand]
+	APIKeysByID     *Loader[int64, *model.APIKey]
 	// AppCountries gives the countries an app is known to be sold in.
-	AppCountries *Loader[int64, []string]
+	CountriesByApp *Loader[int64, []string]
+	// AppleUsersByUserIDs gives a user's Apple registrations, one per account.
+	AppleUsersByUserIDs *Loader[int64, []*model.AppleUser]
 
 	// Nested connections: one page of children per parent, and counts per parent.
-	AssignmentsOf      map[db.AssignmentParent]*Loader[ChildKey, *Children[model.LicenseAssignment]]
-	AssignmentCountsOf map[db.AssignmentParent]*Loader[ChildKey, int]
-	PoolsOf            map[db.PoolParent]*Loader[ChildKey, *Children[model.LicensePool]]
-	PoolCountsOf       map[db.PoolParent]*Loader[ChildKey, int]
-	DeviceApps         *Loader[ChildKey, *Children[model.DeviceApp]]
-	DeviceAppCounts    *Loader[ChildKey, int]
-	DevicesOfUser      *Loader[ChildKey, *Children[model.Device]]
-	DeviceCountsOfUser *Loader[ChildKey, int]
-	GroupsOfUser       *Loader[ChildKey, *Children[model.Group]]
-	GroupCountsOfUser  *Loader[ChildKey, int]
-	Members            *Loader[ChildKey, *Children[model.User]]
-	MemberCounts       *Loader[ChildKey, int]
-	RunsOfAccount      *Loader[ChildKey, *Children[model.SyncRun]]
-	RunCountsOfAccount *Loader[ChildKey, int]
+	AssignmentsByParent      map[db.AssignmentParent]*Loader[ChildKey, *Children[model.LicenseAssignment]]
+	CountAssignmentsByParent map[db.AssignmentParent]*Loader[ChildKey, int]
+	PoolsByParent            map[db.PoolParent]*Loader[ChildKey, *Children[model.LicensePool]]
+	CountPoolsByParent       map[db.PoolParent]*Loader[ChildKey, int]
+	DeviceAppsByDevice       *Loader[ChildKey, *Children[model.DeviceApp]]
+	CountDeviceAppsByDevice  *Loader[ChildKey, int]
+	DevicesByUser            *Loader[ChildKey, *Children[model.Device]]
+	CountDevicesByUser       *Loader[ChildKey, int]
+	GroupsByUser             *Loader[ChildKey, *Children[model.Group]]
+	CountGroupsByUser        *Loader[ChildKey, int]
+	MembersByGroup           *Loader[ChildKey, *Children[model.User]]
+	CountMembersByGroup      *Loader[ChildKey, int]
+	SyncRunsByAccount        *Loader[ChildKey, *Children[model.SyncRun]]
+	CountSyncRunsByAccount   *Loader[ChildKey, int]
 
 	// Policy: labels, their groups, accounts and counts, and the devices of groups.
-	Label               *Loader[int64, *model.Label]
-	LabelGroups         *Loader[int64, []int64]
-	LabelAccounts       *Loader[int64, []int64]
-	LabelHeld           *Loader[int64, int]
-	LabelWaiting        *Loader[int64, int]
-	LicenseLabelsOf     *Loader[int64, []*model.Label]
-	DevicesOfGroup      *Loader[ChildKey, *Children[model.Device]]
-	DeviceCountsOfGroup *Loader[ChildKey, int]
+	LabelsByID            *Loader[int64, *model.Label]
+	LabelGroupIDs         *Loader[int64, []int64]
+	LabelAccountIDs       *Loader[int64, []int64]
+	CountLabelAssignments *Loader[int64, int]
+	CountWaitingByLabel   *Loader[int64, int]
+	LicenseLabelsByGroup  *Loader[int64, []*model.Label]
+	DevicesByGroup        *Loader[ChildKey, *Children[model.Device]]
+	CountDevicesByGroup   *Loader[ChildKey, int]
 }
 
 // New builds a request's loaders over d.
 func New(d *db.DB) *Loaders {
 	l := &Loaders{
-		Account:      byID(d.AccountsByID, func(v *model.Account) int64 { return v.ID }),
-		App:          byID(d.AppsByID, func(v *model.App) int64 { return v.ID }),
-		Pool:         byID(d.PoolsByID, func(v *model.LicensePool) int64 { return v.ID }),
-		Assignment:   byID(d.AssignmentsByID, func(v *model.LicenseAssignment) int64 { return v.ID }),
-		Device:       byID(d.DevicesByID, func(v *model.Device) int64 { return v.ID }),
-		User:         byID(d.UsersByID, func(v *model.User) int64 { return v.ID }),
-		Group:        byID(d.GroupsByID, func(v *model.Group) int64 { return v.ID }),
-		AuditEvent:   byID(d.AuditEventsByID, func(v *model.AuditEvent) int64 { return v.ID }),
-		SyncRun:      byID(d.SyncRunsByID, func(v *model.SyncRun) int64 { return v.ID }),
-		Command:      byID(d.CommandsByID, func(v *model.DeviceCommand) int64 { return v.ID }),
-		APIKey:       byID(d.APIKeysByID, func(v *model.APIKey) int64 { return v.ID }),
-		AppCountries: newLoader(mapped(d.CountriesByApp)),
+		AccountsByID:    byID(d.AccountsByID, func(v *model.Account) int64 { return v.ID }),
+		AppsByID:        byID(d.AppsByID, func(v *model.App) int64 { return v.ID }),
+		PoolsByID:       byID(d.PoolsByID, func(v *model.LicensePool) int64 { return v.ID }),
+		AssignmentsByID: byID(d.AssignmentsByID, func(v *model.LicenseAssignment) int64 { return v.ID }),
+		DevicesByID:     byID(d.DevicesByID, func(v *model.Device) int64 { return v.ID }),
+		UsersByID:       byID(d.UsersByID, func(v *model.User) int64 { return v.ID }),
+		GroupsByID:      byID(d.GroupsByID, func(v *model.Group) int64 { return v.ID }),
+		AuditEventsByID: byID(d.AuditEventsByID, func(v *model.AuditEvent) int64 { return v.ID }),
+		SyncRunsByID:    byID(d.SyncRunsByID, func(v *model.SyncRun) int64 { return v.ID }),
+		CommandsByID:    byID(d.CommandsByID, func(v *model.DeviceCommand) int64 { return v.ID }),
+		APIKeysByID:     byID(d.APIKeysByID, func(v *model.APIKey) int64 { return v.ID }),
+		CountriesByApp:  newLoader(mapped(d.CountriesByApp)),
 
-		AssignmentsOf:      map[db.AssignmentParent]*Loader[ChildKey, *Children[model.LicenseAssignment]]{},
-		AssignmentCountsOf: map[db.AssignmentParent]*Loader[ChildKey, int]{},
-		PoolsOf:            map[db.PoolParent]*Loader[ChildKey, *Children[model.LicensePool]]{},
-		PoolCountsOf:       map[db.PoolParent]*Loader[ChildKey, int]{},
+		AppleUsersByUserIDs: newLoader(mapped(d.AppleUsersByUserIDs)),
+
+		AssignmentsByParent:      map[db.AssignmentParent]*Loader[ChildKey, *Children[model.LicenseAssignment]]{},
+		CountAssignmentsByParent: map[db.AssignmentParent]*Loader[ChildKey, int]{},
+		PoolsByParent:            map[db.PoolParent]*Loader[ChildKey, *Children[model.LicensePool]]{},
+		CountPoolsByParent:       map[db.PoolParent]*Loader[ChildKey, int]{},
 	}
 	for _, p := range []db.AssignmentParent{db.AssignmentsOfAccount, db.AssignmentsOfPool, db.AssignmentsOfDevice, db.AssignmentsOfUser} {
-		l.AssignmentsOf[p] = children(func(ctx context.Context, filter string, first int, pages []db.ChildPage) (map[int64][]*model.LicenseAssignment, error) {
+		l.AssignmentsByParent[p] = children(func(ctx context.Context, filter string, first int, pages []db.ChildPage) (map[int64][]*model.LicenseAssignment, error) {
 			return d.AssignmentsByParent(ctx, p, statuses(filter), first, pages)
 		})
-		l.AssignmentCountsOf[p] = counts(func(ctx context.Context, filter string, parents []int64) (map[int64]int, error) {
+		l.CountAssignmentsByParent[p] = counts(func(ctx context.Context, filter string, parents []int64) (map[int64]int, error) {
 			return d.CountAssignmentsByParent(ctx, p, statuses(filter), parents)
 		})
 	}
 	for _, p := range []db.PoolParent{db.PoolsOfAccount, db.PoolsOfApp} {
-		l.PoolsOf[p] = children(func(ctx context.Context, _ string, first int, pages []db.ChildPage) (map[int64][]*model.LicensePool, error) {
+		l.PoolsByParent[p] = children(func(ctx context.Context, _ string, first int, pages []db.ChildPage) (map[int64][]*model.LicensePool, error) {
 			return d.PoolsByParent(ctx, p, first, pages)
 		})
-		l.PoolCountsOf[p] = counts(func(ctx context.Context, _ string, parents []int64) (map[int64]int, error) {
+		l.CountPoolsByParent[p] = counts(func(ctx context.Context, _ string, parents []int64) (map[int64]int, error) {
 			return d.CountPoolsByParent(ctx, p, parents)
 		})
 	}
-	l.DeviceApps = children(unfiltered(d.DeviceAppsByDevice))
-	l.DeviceAppCounts = counts(unfilteredCount(d.CountDeviceAppsByDevice))
-	l.DevicesOfUser = children(unfiltered(d.DevicesByUser))
-	l.DeviceCountsOfUser = counts(unfilteredCount(d.CountDevicesByUser))
-	l.GroupsOfUser = children(unfiltered(d.GroupsByUser))
-	l.GroupCountsOfUser = counts(unfilteredCount(d.CountGroupsByUser))
-	l.Members = children(unfiltered(d.MembersByGroup))
-	l.MemberCounts = counts(unfilteredCount(d.CountMembersByGroup))
-	l.RunsOfAccount = children(unfiltered(d.SyncRunsByAccount))
-	l.RunCountsOfAccount = counts(unfilteredCount(d.CountSyncRunsByAccount))
-	l.Label = byID(d.LabelsByID, func(v *model.Label) int64 { return v.ID })
-	l.LabelGroups = newLoader(mapped(d.LabelGroupIDs))
-	l.LabelAccounts = newLoader(mapped(d.LabelAccountIDs))
-	l.LabelHeld = newLoader(mapped(d.CountLabelAssignments))
-	l.LabelWaiting = newLoader(mapped(d.CountWaitingByLabel))
-	l.LicenseLabelsOf = newLoader(mapped(d.LicenseLabelsByGroup))
-	l.DevicesOfGroup = children(unfiltered(d.DevicesByGroup))
-	l.DeviceCountsOfGroup = counts(unfilteredCount(d.CountDevicesByGroup))
+	l.DeviceAppsByDevice = children(unfiltered(d.DeviceAppsByDevice))
+	l.CountDeviceAppsByDevice = counts(unfilteredCount(d.CountDeviceAppsByDevice))
+	l.DevicesByUser = children(unfiltered(d.DevicesByUser))
+	l.CountDevicesByUser = counts(unfilteredCount(d.CountDevicesByUser))
+	l.GroupsByUser = children(unfiltered(d.GroupsByUser))
+	l.CountGroupsByUser = counts(unfilteredCount(d.CountGroupsByUser))
+	l.MembersByGroup = children(unfiltered(d.MembersByGroup))
+	l.CountMembersByGroup = counts(unfilteredCount(d.CountMembersByGroup))
+	l.SyncRunsByAccount = children(unfiltered(d.SyncRunsByAccount))
+	l.CountSyncRunsByAccount = counts(unfilteredCount(d.CountSyncRunsByAccount))
+	l.LabelsByID = byID(d.LabelsByID, func(v *model.Label) int64 { return v.ID })
+	l.LabelGroupIDs = newLoader(mapped(d.LabelGroupIDs))
+	l.LabelAccountIDs = newLoader(mapped(d.LabelAccountIDs))
+	l.CountLabelAssignments = newLoader(mapped(d.CountLabelAssignments))
+	l.CountWaitingByLabel = newLoader(mapped(d.CountWaitingByLabel))
+	l.LicenseLabelsByGroup = newLoader(mapped(d.LicenseLabelsByGroup))
+	l.DevicesByGroup = children(unfiltered(d.DevicesByGroup))
+	l.CountDevicesByGroup = counts(unfilteredCount(d.CountDevicesByGroup))
 	return l
 }
 
@@ -141,9 +149,16 @@ func Middleware(d *db.DB, next http.Handler) http.Handler {
 	})
 }
 
-// NewContext returns ctx carrying fresh loaders (also used for WebSocket operations and tests).
+// NewContext returns ctx carrying fresh loaders (also used for each WebSocket response and
+// subscription event, and by tests).
 func NewContext(ctx context.Context, d *db.DB) context.Context {
 	return context.WithValue(ctx, ctxKey{}, New(d))
+}
+
+// Has reports whether ctx carries loaders.
+func Has(ctx context.Context) bool {
+	_, ok := ctx.Value(ctxKey{}).(*Loaders)
+	return ok
 }
 
 // For returns the request's loaders.
@@ -174,8 +189,44 @@ func Load[K comparable, V any](ctx context.Context, l *Loader[K, V], key K) (V, 
 func newLoader[K comparable, V any](fetch func(ctx context.Context, keys []K) []*dataloader.Result[V]) *Loader[K, V] {
 	return &Loader[K, V]{
 		Loader: dataloader.NewBatchedLoader(fetch, dataloader.WithWait[K, V](wait), dataloader.WithBatchCapacity[K, V](maxBatch)),
+		batch:  fetch,
 		primed: map[K]V{},
 	}
+}
+
+// Prefill loads the keys that are not primed yet through the loader's own batch function, all
+// at once (one statement per relation for up to maxPrefill keys), and primes them: the
+// resolvers of a page's items then find them cached, however their goroutines are scheduled.
+// A failed batch primes nothing, so the resolvers load (and report) on their own. It returns
+// the values of all the keys it was given, primed before or now.
+func Prefill[K comparable, V any](ctx context.Context, l *Loader[K, V], keys []K) map[K]V {
+	out := make(map[K]V, len(keys))
+	seen := make(map[K]bool, len(keys))
+	var want []K
+	l.mu.RLock()
+	for _, k := range keys {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if v, ok := l.primed[k]; ok {
+			out[k] = v
+		} else {
+			want = append(want, k)
+		}
+	}
+	l.mu.RUnlock()
+	for chunk := range slices.Chunk(want, maxPrefill) {
+		res := l.batch(ctx, chunk)
+		for i, r := range res {
+			if r == nil || r.Error != nil {
+				continue
+			}
+			l.Prime(ctx, chunk[i], r.Data)
+			out[chunk[i]] = r.Data
+		}
+	}
+	return out
 }
 
 // Loader is a dataloader with a second, read-mostly cache for primed values. A page's
@@ -184,6 +235,7 @@ func newLoader[K comparable, V any](fetch func(ctx context.Context, keys []K) []
 // shared lock, instead of queueing on the dataloader's exclusive one.
 type Loader[K comparable, V any] struct {
 	*dataloader.Loader[K, V]
+	batch  func(ctx context.Context, keys []K) []*dataloader.Result[V] // for Prefill
 	mu     sync.RWMutex
 	primed map[K]V
 }

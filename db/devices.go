@@ -1,0 +1,176 @@
+package db
+
+import (
+	"context"
+	"strings"
+
+	"gorm.io/gorm"
+
+	"orchard/model"
+)
+
+// DeviceAppsByDevice reads one page of inventory per device.
+func (d *DB) DeviceAppsByDevice(ctx context.Context, first int, pages []ChildPage) (map[int64][]*model.DeviceApp, error) {
+	return childrenOf[model.DeviceApp](ctx, d, relDeviceApps, "", nil, first, pages)
+}
+
+// CountDeviceAppsByDevice counts inventory entries per device.
+func (d *DB) CountDeviceAppsByDevice(ctx context.Context, parents []int64) (map[int64]int, error) {
+	return countChildren(ctx, d, relDeviceApps, "", nil, parents)
+}
+
+// DevicesByUser reads one page of devices per user.
+func (d *DB) DevicesByUser(ctx context.Context, first int, pages []ChildPage) (map[int64][]*model.Device, error) {
+	return childrenOf[model.Device](ctx, d, relDevicesOfUser, "", nil, first, pages)
+}
+
+// CountDevicesByUser counts devices per user.
+func (d *DB) CountDevicesByUser(ctx context.Context, parents []int64) (map[int64]int, error) {
+	return countChildren(ctx, d, relDevicesOfUser, "", nil, parents)
+}
+
+// DeviceByID reads one device.
+func (d *DB) DeviceByID(ctx context.Context, id int64) (*model.Device, error) {
+	return findOne[model.Device](d.with(ctx).Where("id = ?", id))
+}
+
+// SaveDevice inserts or updates a device.
+func (d *DB) SaveDevice(ctx context.Context, dev *model.Device) error {
+	if dev.ID == 0 {
+		err := d.with(ctx).Create(dev).Error
+		if isDuplicate(err) {
+			return ErrDuplicate
+		}
+		return wrap("save device", err)
+	}
+	return wrap("save device", d.with(ctx).Save(dev).Error)
+}
+
+// DevicesBySerials reads devices by serial number.
+func (d *DB) DevicesBySerials(ctx context.Context, serials []string) ([]*model.Device, error) {
+	var out []*model.Device
+	if len(serials) == 0 {
+		return out, nil
+	}
+	err := d.with(ctx).Where("serial_number IN ?", serials).Find(&out).Error
+	return out, wrap("devices by serials", err)
+}
+
+// DeviceInventory reads a device's inventory.
+func (d *DB) DeviceInventory(ctx context.Context, deviceID int64) ([]*model.DeviceApp, error) {
+	var out []*model.DeviceApp
+	err := d.with(ctx).Where("device_id = ?", deviceID).Order("id").Find(&out).Error
+	return out, wrap("device inventory", err)
+}
+
+// ReplaceInventory replaces a device's inventory with apps (matched by bundle id: entries kept
+// keep their id).
+func (d *DB) ReplaceInventory(ctx context.Context, deviceID int64, apps []*model.DeviceApp) error {
+	old, err := d.DeviceInventory(ctx, deviceID)
+	if err != nil {
+		return wrap("replace inventory", err)
+	}
+	byBundle := map[string]*model.DeviceApp{}
+	for _, o := range old {
+		byBundle[o.BundleID] = o
+	}
+	var gone []int64
+	keep := map[string]bool{}
+	for _, a := range apps {
+		keep[a.BundleID] = true
+	}
+	for _, o := range old {
+		if !keep[o.BundleID] {
+			gone = append(gone, o.ID)
+		}
+	}
+	if len(gone) > 0 {
+		if err := d.with(ctx).Where("id IN ?", gone).Delete(&model.DeviceApp{}).Error; err != nil {
+			return wrap("replace inventory", err)
+		}
+	}
+	var ins []*model.DeviceApp
+	for _, a := range apps {
+		a.DeviceID = deviceID
+		if o, ok := byBundle[a.BundleID]; ok {
+			a.ID = o.ID
+			if err := d.with(ctx).Save(a).Error; err != nil {
+				return wrap("replace inventory", err)
+			}
+			continue
+		}
+		ins = append(ins, a)
+	}
+	if len(ins) > 0 {
+		return wrap("replace inventory", d.with(ctx).CreateInBatches(ins, d.batchOf(ins)).Error)
+	}
+	return nil
+}
+
+// UserHasAppOnDevices reports whether any device of a user has an app (by bundle id) in its
+// inventory.
+func (d *DB) UserHasAppOnDevices(ctx context.Context, userID int64, bundleID string) (bool, error) {
+	var n int64
+	err := d.with(ctx).Model(&model.DeviceApp{}).
+		Where("bundle_id = ? AND device_id IN (SELECT id FROM devices WHERE user_id = ? AND status = ?)", bundleID, userID, model.DeviceActive).
+		Count(&n).Error
+	return n > 0, wrap("user has app on devices", err)
+}
+
+// DeviceFilter selects devices.
+type DeviceFilter struct {
+	Status      model.DeviceStatus
+	Platform    model.Platform
+	SharedIPad  *bool
+	UserID      int64
+	CountryCode string
+	Search      string
+}
+
+func (d *DB) deviceQuery(f DeviceFilter) *gorm.DB {
+	q := d.gorm.Model(&model.Device{})
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	if f.Platform != "" {
+		q = q.Where("platform = ?", f.Platform)
+	}
+	if f.SharedIPad != nil {
+		q = q.Where("shared_ipad = ?", *f.SharedIPad)
+	}
+	if f.UserID != 0 {
+		q = q.Where("user_id = ?", f.UserID)
+	}
+	if f.CountryCode != "" {
+		q = q.Where("country_code = ?", strings.ToUpper(f.CountryCode))
+	}
+	if f.Search != "" {
+		like := "%" + escapeLike(strings.ToLower(f.Search)) + "%"
+		q = q.Where("(LOWER(serial_number) LIKE ? ESCAPE '!' OR LOWER(name) LIKE ? ESCAPE '!')", like, like)
+	}
+	return q
+}
+
+// ListDevices reads a page of devices.
+func (d *DB) ListDevices(ctx context.Context, f DeviceFilter, p Page) ([]*model.Device, bool, error) {
+	return list[model.Device](ctx, d.deviceQuery(f), "devices", p)
+}
+
+// CountDevices counts devices.
+func (d *DB) CountDevices(ctx context.Context, f DeviceFilter) (int, error) {
+	return count(ctx, d.deviceQuery(f), "devices")
+}
+
+// DevicesByID reads devices by id.
+func (d *DB) DevicesByID(ctx context.Context, ids []int64) ([]*model.Device, error) {
+	return byIDs[model.Device](ctx, d, ids)
+}
+
+// DeviceBySerial reads a device by serial number.
+func (d *DB) DeviceBySerial(ctx context.Context, serial string) (*model.Device, error) {
+	return findOne[model.Device](d.with(ctx).Where("serial_number = ?", serial))
+}
+
+var relDeviceApps = Relation{Table: "device_apps", From: "device_apps", ParentExpr: "device_apps.device_id"}
+
+var relDevicesOfUser = Relation{Table: "devices", From: "devices", ParentExpr: "devices.user_id"}

@@ -1,0 +1,62 @@
+package loaders
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/graph-gophers/dataloader/v7"
+)
+
+// Prefill serves the keys not primed yet with the loader's batch function, maxPrefill keys a
+// call, primes what it finds — and nothing of a failed key, so the resolver loads (and
+// reports) it on its own — and answers every key it was given.
+func TestPrefill(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var calls [][]int
+	l := newLoader(func(_ context.Context, keys []int) []*dataloader.Result[string] {
+		calls = append(calls, append([]int(nil), keys...))
+		out := make([]*dataloader.Result[string], len(keys))
+		for i, k := range keys {
+			if k == 13 {
+				out[i] = &dataloader.Result[string]{Error: errors.New("unlucky")}
+				continue
+			}
+			out[i] = &dataloader.Result[string]{Data: "v" + string(rune('0'+k%10))}
+		}
+		return out
+	})
+	l.Prime(ctx, 1, "primed")
+	keys := make([]int, 0, maxPrefill+20)
+	for k := range maxPrefill + 20 {
+		keys = append(keys, k, k) // duplicates are asked for once
+	}
+	got := Prefill(ctx, l, keys)
+	if len(calls) != 2 || len(calls[0]) != maxPrefill || len(calls[1]) != 20-1 {
+		t.Fatalf("batch calls of %v keys, want %d then %d (key 1 was primed)", lens(calls), maxPrefill, 19)
+	}
+	if diff := cmp.Diff("primed", got[1]); diff != "" {
+		t.Errorf("primed key mismatch (-want +got):\n%s", diff)
+	}
+	if _, ok := got[13]; ok || l.Cached(13) {
+		t.Errorf("a failed key was answered or primed: %q", got[13])
+	}
+	if len(got) != maxPrefill+20-1 || !l.Cached(maxPrefill+19) {
+		t.Errorf("answered %d keys, want %d, all primed", len(got), maxPrefill+19)
+	}
+	calls = nil
+	Prefill(ctx, l, []int{2, 3, 13})
+	if diff := cmp.Diff([][]int{{13}}, calls); diff != "" {
+		t.Errorf("second prefill: only the failed key is asked again; mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func lens(calls [][]int) []int {
+	out := make([]int, len(calls))
+	for i, c := range calls {
+		out[i] = len(c)
+	}
+	return out
+}
