@@ -109,10 +109,14 @@ func policyCrashRun(t *testing.T, bin string, e dbtest.Engine) {
 		for i := start; i < start+1000; i++ {
 			us = append(us, map[string]any{"externalId": ext(i), "email": ext(i) + "@example.com"})
 		}
-		var out struct{ UpsertUsers struct{ UserErrors []struct{ Code string } } }
+		var out struct {
+			UpsertUsers struct{ UserErrors []struct{ Code string } }
+		}
 		cl.must(t, `mutation($u: [UserInput!]!) { upsertUsers(input: {users: $u}) { userErrors { code } } }`, map[string]any{"u": us}, &out)
 	}
-	var g struct{ UpsertGroup struct{ Group struct{ ID string } } }
+	var g struct {
+		UpsertGroup struct{ Group struct{ ID string } }
+	}
 	cl.must(t, `mutation { upsertGroup(input: {externalId: "crash-group", name: "Crash"}) { group { id } } }`, nil, &g)
 	var l struct {
 		CreateLicenseLabel struct {

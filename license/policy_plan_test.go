@@ -167,7 +167,6 @@ func TestPlanPolicy(t *testing.T) {
 	}
 }
 
-
 func TestGroupRuleMatches(t *testing.T) {
 	yes, no := true, false
 	dev := &model.Device{Platform: model.PlatformIPadOS, OSVersion: "17.10", CountryCode: "US", SharedIPad: true, Supervised: true, Status: model.DeviceActive}

@@ -7,10 +7,10 @@ package license
 import (
 	"context"
 	"errors"
-	"sync"
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"orchard/apple"
