@@ -12,7 +12,7 @@ import (
 	"orchard/model"
 )
 
-// Policy storage (DESIGN §2.4): groups and their members (users and devices), license and app
+// Policy storage (doc/design.md §2.4): groups and their members (users and devices), license and app
 // labels, the durable evaluation queue, waiting holders and departures. Every read an
 // evaluation makes is a set read (a statement per kind of fact, IN lists bounded per engine),
 // so its statement count does not grow with the number of holders beyond those bounds.

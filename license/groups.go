@@ -12,7 +12,7 @@ import (
 	"orchard/model"
 )
 
-// Groups and their members, as the directory and MDM integrations push them (DESIGN §2.4). A
+// Groups and their members, as the directory and MDM integrations push them (doc/design.md §2.4). A
 // membership change is written with a durable evaluation row for every app labelled for the
 // group, in one transaction, so that the licenses follow (R4a) whichever replica evaluates.
 // A dynamic group's members are the devices matching its rule; Orchard keeps them current as

@@ -12,7 +12,7 @@ import (
 	"orchard/model"
 )
 
-// License labels and app labels (DESIGN §2.4, R4a, R10). Every change to a label is written
+// License labels and app labels (doc/design.md §2.4, R4a, R10). Every change to a label is written
 // with a durable evaluation row for its app in one transaction; the evaluation (scheduler)
 // then assigns and reclaims. A preview runs the very same change and evaluation in a
 // transaction that is rolled back, so that what it answers is what the change then does

@@ -13,7 +13,7 @@ import (
 	"orchard/resolvers/gqltest"
 )
 
-// Policy end to end (R4a, R10, DESIGN §2.4): groups and labels through GraphQL over HTTP, the
+// Policy end to end (R4a, R10, doc/design.md §2.4): groups and labels through GraphQL over HTTP, the
 // evaluation run by the scheduler under its lease, Apple played by the simulator; each test
 // ends by comparing Orchard with the simulator.
 

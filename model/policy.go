@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Policy (DESIGN §2.4): labels apply to groups, and licenses follow membership.
+// Policy (doc/design.md §2.4): labels apply to groups, and licenses follow membership.
 
 // LicenseSource says where a license label takes its licenses from.
 type LicenseSource string

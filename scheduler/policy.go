@@ -8,7 +8,7 @@ import (
 	"orchard/model"
 )
 
-// Policy evaluation as background work (DESIGN §2.4): the replica holding the "policy:0" lease
+// Policy evaluation as background work (doc/design.md §2.4): the replica holding the "policy:0" lease
 // evaluates what the durable queue asks for (rows written with the changes that cause them, so
 // any replica finds them) and, every sync interval, every app under policy (to heal anything
 // an incremental evaluation missed). The lease makes it run once across replicas; the queue
