@@ -5,8 +5,10 @@
 //	orchard migrate [flags]        apply database migrations and exit
 //	orchard apikey create|list|revoke
 //	orchard applesim [flags]       run the Apple simulator standalone
+//	orchard version                print the version, commit and Go version
 //
-// This file wires the packages together; the configuration is in config.go.
+// This file wires the packages together; the command line is in cli.go, the configuration in
+// config.go.
 package main
 
 import (
@@ -20,7 +22,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -37,48 +38,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "orchard:", err)
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
 		}
-		fmt.Fprintln(os.Stderr, "orchard:", err)
 		os.Exit(1)
 	}
 }
 
-var errUsage = errors.New("usage")
-
 var randRead = rand.Read
-
-// run dispatches the subcommands.
-func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
-	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
-	}
-	switch cmd {
-	case "serve":
-		return serve(ctx, args, env, stdout, stderr)
-	case "migrate":
-		return migrateCmd(ctx, args, env, stdout, stderr)
-	case "apikey":
-		return apikeyCmd(ctx, args, env, stdout, stderr)
-	case "applesim":
-		return applesimCmd(ctx, args, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, usage)
-		return nil
-	}
-	fmt.Fprintf(stderr, "unknown command %q\n%s\n", cmd, usage)
-	return errUsage
-}
-
-const usage = `usage:
-  orchard [serve] [flags]              run the service (flags: orchard serve -h)
-  orchard migrate [flags]              apply database migrations and exit
-  orchard apikey create -name N -role ADMIN|OPERATOR|VIEWER
-  orchard apikey list
-  orchard apikey revoke ID
-  orchard applesim [flags]             run the Apple simulator (flags: orchard applesim -h)`
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
@@ -103,13 +71,10 @@ func openDB(ctx context.Context, t *db.Target, log *slog.Logger) (*db.DB, error)
 }
 
 // serve runs the service until ctx is cancelled, then shuts down gracefully.
-func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
-	cfg, err := loadConfig(args, env, stderr)
-	if err != nil {
-		return err
-	}
+func serve(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, cfg.LogLevel)
 	var dm *demo
+	var err error
 	if cfg.Demo {
 		// The simulator is started, and cfg pointed at it, before anything is built from cfg;
 		// it needs Orchard's address, so the demo opens Orchard's listener (demo.go).
