@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -109,8 +110,9 @@ func serve(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 
 	auth := resolvers.NewAuthenticator(d, db.Now)
 	mux := http.NewServeMux()
+	streams := resolvers.NewStreams()
 	gql := resolvers.NewHandler(resolvers.Config{
-		DB: d, License: svc, Auth: auth, Log: log, Introspection: cfg.Introspection,
+		DB: d, License: svc, Auth: auth, Log: log, Introspection: cfg.Introspection, Streams: streams,
 	})
 	mux.Handle("/graphql", resolvers.RequestLog(log, "graphql", gql))
 	mux.Handle("GET /{$}", resolvers.RequestLog(log, "graphiql", resolvers.GraphiQL("/graphql")))
@@ -166,21 +168,43 @@ func serve(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 		}
 	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := shutdown(srv, streams, stopSched, schedDone, cfg.ShutdownTimeout); err != nil {
 		log.Warn("shutdown did not finish in time", "error", err)
-	}
-	// Background work stops at its next step; what it had not finished is picked up again at
-	// the next start (by this or another replica), since all of it lives in the database.
-	stopSched()
-	select {
-	case <-schedDone:
-	case <-sctx.Done():
-		log.Warn("background work did not stop in time")
+		// A run that could not finish its work exits non-zero, so that a supervisor or an
+		// operator sees it (requests were cut off, or background work was abandoned).
+		serveErr = errors.Join(serveErr, err)
 	}
 	log.Info("stopped")
 	return serveErr
+}
+
+// shutdown stops the service within timeout: the server stops accepting and finishes the
+// requests in flight while WebSockets and event streams are told to go away (close code 1001),
+// then background work stops at its next step; what it had not finished is picked up again at
+// the next start (by this or another replica), since all of it lives in the database. It
+// returns an error naming what did not finish in time.
+func shutdown(srv *http.Server, streams *resolvers.Streams, stopSched func(), schedDone <-chan struct{}, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var errs []string
+	streamsDone := make(chan error, 1)
+	go func() { streamsDone <- streams.Close(ctx) }()
+	if err := srv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Sprintf("requests still in flight after %s (%v)", timeout, err))
+	}
+	if err := <-streamsDone; err != nil {
+		errs = append(errs, fmt.Sprintf("subscriptions still open after %s (%v)", timeout, err))
+	}
+	stopSched()
+	select {
+	case <-schedDone:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Sprintf("background work still running after %s", timeout))
+	}
+	if len(errs) > 0 {
+		return errors.New("shutdown: " + strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 // instanceMDM is this installation's claim on Apple accounts (mdmInfo): its id is created once
