@@ -32,12 +32,12 @@ func TestHTTPConventions(t *testing.T) {
 	const gqlResp = "application/graphql-response+json"
 	tests := []struct {
 		name, method, accept, contentType, body, query string // query: the URL's query for GET
-		noKey                                              bool
-		wantStatus                                         int
-		wantMedia                                          string
-		wantData                                           bool // a data entry in the body
-		wantCode                                           string
-		wantHeader                                         [2]string
+		noKey                                          bool
+		wantStatus                                     int
+		wantMedia                                      string
+		wantData                                       bool // a data entry in the body
+		wantCode                                       string
+		wantHeader                                     [2]string
 	}{
 		{name: "query", method: "POST", accept: "application/json", body: `{"query":"{ viewer { role } }"}`, wantStatus: 200, wantMedia: "application/json", wantData: true},
 		{name: "query, graphql-response", method: "POST", accept: gqlResp, body: `{"query":"{ viewer { role } }"}`, wantStatus: 200, wantMedia: gqlResp, wantData: true},
