@@ -116,6 +116,7 @@ func serve(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	})
 	mux.Handle("/graphql", resolvers.RequestLog(log, "graphql", gql))
 	mux.Handle("GET /{$}", resolvers.RequestLog(log, "graphiql", resolvers.GraphiQL("/graphql")))
+	mux.Handle("GET "+resolvers.GraphiQLAssetPrefix, resolvers.RequestLog(log, "graphiql_assets", resolvers.GraphiQLAssets()))
 	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, "ok")

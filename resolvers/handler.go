@@ -10,7 +10,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"orchard/db"
@@ -109,14 +108,4 @@ func NewHandler(cfg Config) http.Handler {
 	h = LimitBody(cfg.Limits.BodyBytes, h)
 	h = cfg.Streams.Middleware(h)
 	return h
-}
-
-// GraphiQL serves the in-browser IDE. The key goes in its Headers tab, pre-filled with the
-// header to complete.
-func GraphiQL(endpoint string) http.Handler {
-	return playground.Handler("Orchard", endpoint,
-		playground.WithGraphiqlUiHeaders(map[string]string{"Authorization": "Bearer <paste your API key>"}),
-		playground.WithGraphiqlEnablePluginExplorer(true),
-		playground.WithStoragePrefix("orchard"),
-	)
 }
