@@ -40,6 +40,8 @@ type Config struct {
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
 	Demo            bool
+	// Env is the whole environment, for the settings of other conventions (OTEL_*).
+	Env map[string]string
 }
 
 // setting describes one configuration value: its environment variable, its flag, its default
@@ -193,7 +195,7 @@ func configFromCommand(cmd *cli.Command, envMap map[string]string) (*Config, err
 	}
 	get := func(name string) string { return strings.TrimSpace(*vals[name]) }
 
-	c := &Config{Demo: demo}
+	c := &Config{Demo: demo, Env: envMap}
 	var err error
 	if c.Listen, err = parseListen(get("ORCHARD_LISTEN")); err != nil {
 		return nil, fmt.Errorf("ORCHARD_LISTEN: %w", err)

@@ -23,9 +23,11 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"orchard/apple"
@@ -75,7 +77,17 @@ func openDB(ctx context.Context, t *db.Target, log *slog.Logger) (*db.DB, error)
 func serve(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, cfg.LogLevel)
 	var dm *demo
-	var err error
+	stopTracing, err := setupTracing(ctx, cfg.Env, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(ctx); err != nil {
+			log.Warn("flush the last spans", "error", err)
+		}
+	}()
 	if cfg.Demo {
 		// The simulator is started, and cfg pointed at it, before anything is built from cfg;
 		// it needs Orchard's address, so the demo opens Orchard's listener (demo.go).
@@ -97,7 +109,7 @@ func serve(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	api := apple.New(apple.Config{BaseURL: cfg.AppleURL, LookupURL: cfg.LookupURL, MDM: mdm,
+	api := apple.New(apple.Config{BaseURL: cfg.AppleURL, LookupURL: cfg.LookupURL, MDM: mdm, HTTPClient: appleHTTPClient(),
 		Logger: log.With("component", "apple"), Observe: scheduler.ObserveApple})
 	svc := license.New(d, license.Options{Logger: log, Apple: api, Sealer: sealer, PublicURL: cfg.PublicURL})
 	sched := scheduler.New(scheduler.Config{DB: d, License: svc, Apple: api, Log: log.With("component", "scheduler"),
@@ -114,16 +126,20 @@ func serve(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	gql := resolvers.NewHandler(resolvers.Config{
 		DB: d, License: svc, Auth: auth, Log: log, Introspection: cfg.Introspection, Streams: streams,
 	})
-	mux.Handle("/graphql", resolvers.RequestLog(log, "graphql", gql))
-	mux.Handle("GET /{$}", resolvers.RequestLog(log, "graphiql", resolvers.GraphiQL("/graphql")))
-	mux.Handle("GET "+resolvers.GraphiQLAssetPrefix, resolvers.RequestLog(log, "graphiql_assets", resolvers.GraphiQLAssets()))
+	// route: the route's server span (outermost, so the log line has the trace id), request
+	// id, log line and metrics.
+	route := func(name string, h http.Handler) http.Handler { return traced(name, resolvers.RequestLog(log, name, h)) }
+	mux.Handle("/graphql", route("graphql", gql))
+	mux.Handle("GET /{$}", route("graphiql", resolvers.GraphiQL("/graphql")))
+	mux.Handle("GET "+resolvers.GraphiQLAssetPrefix, route("graphiql_assets", resolvers.GraphiQLAssets()))
 	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, "ok")
 	}))
-	mux.Handle("GET /readyz", resolvers.RequestLog(log, "readyz", readyz(d)))
+	mux.Handle("GET /readyz", route("readyz", readyz(d)))
+	registerGauges(d, log)
 	mux.Handle("GET /metrics", promhttp.Handler())
-	mux.Handle("POST /apple/notifications/{accountID}", resolvers.RequestLog(log, "apple_notifications", sched.NotificationHandler()))
+	mux.Handle("POST /apple/notifications/{accountID}", route("apple_notifications", sched.NotificationHandler()))
 
 	ln := dm.listener()
 	if ln == nil {
@@ -206,6 +222,23 @@ func shutdown(srv *http.Server, streams *resolvers.Streams, stopSched func(), sc
 		return errors.New("shutdown: " + strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// registerGauges adds the gauges read from the database to /metrics (once per process: tests
+// start the service several times).
+func registerGauges(d *db.DB, log *slog.Logger) {
+	gauges.mu.Lock()
+	defer gauges.mu.Unlock()
+	if gauges.c == nil {
+		gauges.c = &scheduler.GaugeCollector{}
+		prometheus.MustRegister(gauges.c)
+	}
+	gauges.c.Use(d, log)
+}
+
+var gauges struct {
+	mu sync.Mutex
+	c  *scheduler.GaugeCollector
 }
 
 // instanceMDM is this installation's claim on Apple accounts (mdmInfo): its id is created once

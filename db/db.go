@@ -93,6 +93,9 @@ func Open(ctx context.Context, t *Target, opts Options) (*DB, error) {
 	if err := registerCounter(g); err != nil {
 		return nil, err
 	}
+	if err := registerTracing(g); err != nil {
+		return nil, err
+	}
 	d := &DB{gorm: g, sql: sqlDB, dialect: t.Dialect, target: t}
 	if t.Dialect == SQLite {
 		d.writers = make(chan struct{}, 1)

@@ -153,6 +153,7 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 			writeError(w, code, e)
 			return
 		}
+		noteKeyName(r.Context(), k.Name)
 		next.ServeHTTP(w, r.WithContext(WithKey(r.Context(), k)))
 	})
 }

@@ -83,6 +83,7 @@ func NewHandler(cfg Config) http.Handler {
 			if err != nil {
 				return ctx, nil, err
 			}
+			noteKeyName(ctx, k.Name)
 			return loaders.NewContext(WithKey(ctx, k), cfg.DB), nil, nil
 		},
 	})
@@ -96,6 +97,7 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}
+	srv.Use(graphqlTracing{})
 	srv.Use(depthLimit{Max: cfg.Limits.Depth})
 	srv.Use(extension.FixedComplexityLimit(cfg.Limits.Complexity))
 	srv.SetErrorPresenter(presentError)
