@@ -128,7 +128,9 @@ func serve(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	})
 	// route: the route's server span (outermost, so the log line has the trace id), request
 	// id, log line and metrics.
-	route := func(name string, h http.Handler) http.Handler { return traced(name, resolvers.RequestLog(log, name, h)) }
+	route := func(name string, h http.Handler) http.Handler {
+		return traced(name, resolvers.RequestLog(log, name, h))
+	}
 	mux.Handle("/graphql", route("graphql", gql))
 	mux.Handle("GET /{$}", route("graphiql", resolvers.GraphiQL("/graphql")))
 	mux.Handle("GET "+resolvers.GraphiQLAssetPrefix, route("graphiql_assets", resolvers.GraphiQLAssets()))
