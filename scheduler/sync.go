@@ -37,6 +37,7 @@ func (s *Scheduler) syncAccount(ctx context.Context, accountID int64) error {
 	if a.RemovedAt != nil {
 		return nil
 	}
+	initAccountSeries(a.ID)
 	for _, r := range stale {
 		if r.Trigger != model.TriggerSchedule {
 			// What an admin, a notification or the account's addition asked for is not lost
