@@ -188,7 +188,7 @@ func readParams(r *http.Request) (*graphql.RawParams, int, error) {
 	p := &graphql.RawParams{}
 	isNull := func(b json.RawMessage) bool { return len(b) == 0 || string(b) == "null" }
 	if !isNull(raw.Extensions) {
-		if err := json.Unmarshal(raw.Extensions, &p.Extensions); err != nil || p.Extensions == nil {
+		if err := decodeNumbers(raw.Extensions, &p.Extensions); err != nil || p.Extensions == nil {
 			return nil, http.StatusBadRequest, model.Errorf(model.CodeBadUserInput, "extensions must be an object")
 		}
 	}
@@ -205,11 +205,19 @@ func readParams(r *http.Request) (*graphql.RawParams, int, error) {
 		}
 	}
 	if !isNull(raw.Variables) {
-		if err := json.Unmarshal(raw.Variables, &p.Variables); err != nil || p.Variables == nil {
+		if err := decodeNumbers(raw.Variables, &p.Variables); err != nil || p.Variables == nil {
 			return nil, http.StatusBadRequest, model.Errorf(model.CodeBadUserInput, "variables must be an object")
 		}
 	}
 	return p, 0, nil
+}
+
+// decodeNumbers decodes JSON keeping numbers as json.Number, as gqlgen's input coercion
+// expects (an Int variable is not a float64).
+func decodeNumbers(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	return dec.Decode(v)
 }
 
 // wireResponse is a response as written: "data" is left out when the operation never ran

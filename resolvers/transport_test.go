@@ -49,6 +49,8 @@ func TestHTTPConventions(t *testing.T) {
 		{name: "validation error, json", method: "POST", accept: "application/json", body: `{"query":"{ nope }"}`, wantStatus: 200, wantMedia: "application/json", wantCode: "GRAPHQL_VALIDATION_FAILED"},
 		{name: "validation error, graphql-response", method: "POST", accept: gqlResp, body: `{"query":"{ nope }"}`, wantStatus: 400, wantMedia: gqlResp, wantCode: "GRAPHQL_VALIDATION_FAILED"},
 		{name: "variable coercion, json", method: "POST", accept: "application/json", body: `{"query":"query($n: Int!) { devices(first: $n) { totalCount } }","variables":{"n":"x"}}`, wantStatus: 200, wantMedia: "application/json", wantCode: "GRAPHQL_VALIDATION_FAILED"},
+		{name: "Int variable", method: "POST", accept: "application/json", body: `{"query":"query($n: Int!) { devices(first: $n) { totalCount } }","variables":{"n":5}}`, wantStatus: 200, wantMedia: "application/json", wantData: true},
+		{name: "Int variable over GET", method: "GET", query: "query=" + url.QueryEscape("query($n: Int!) { devices(first: $n) { totalCount } }") + "&variables=" + url.QueryEscape(`{"n":5}`), wantStatus: 200, wantMedia: "application/json", wantData: true},
 		{name: "body not JSON", method: "POST", accept: gqlResp, body: `{"query":`, wantStatus: 400, wantMedia: gqlResp, wantCode: "BAD_USER_INPUT"},
 		{name: "query not a string", method: "POST", accept: "application/json", body: `{"query":{"a":1}}`, wantStatus: 400, wantMedia: "application/json", wantCode: "BAD_USER_INPUT"},
 		{name: "no query", method: "POST", accept: "application/json", body: `{}`, wantStatus: 400, wantMedia: "application/json", wantCode: "BAD_USER_INPUT"},
