@@ -1,10 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/urfave/cli/v3"
 
 	"orchard/db"
 )
@@ -38,53 +40,128 @@ type Config struct {
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
 	Demo            bool
+	// Env is the whole environment, for the settings of other conventions (OTEL_*).
+	Env map[string]string
 }
 
-// setting describes one configuration value.
+// setting describes one configuration value: its environment variable, its flag, its default
+// and its kind (the flag's type, shown in -h: a duration or a bool, not a string).
 type setting struct {
 	env, flag, def, help string
+	kind                 settingKind
 }
+
+type settingKind int
+
+const (
+	kindString settingKind = iota
+	kindDuration
+	kindBool
+)
 
 var settings = []setting{
-	{"ORCHARD_LISTEN", "listen", ":8080", "address to listen on"},
-	{"ORCHARD_DATABASE", "database", "sqlite:orchard.db", "sqlite:PATH or mysql://USER:PASS@HOST:PORT/DB"},
-	{"ORCHARD_APPLE_URL", "apple-url", "https://vpp.itunes.apple.com/mdm/v2", "base URL of Apple's license API (v2)"},
-	{"ORCHARD_LOOKUP_URL", "lookup-url", "https://uclient-api.itunes.apple.com/WebObjects/MZStorePlatform.woa/wa/lookup", "app metadata lookup URL"},
-	{"ORCHARD_SYNC_INTERVAL", "sync-interval", "30m", "time between full reconciles of an account"},
-	{"ORCHARD_INCREMENTAL_INTERVAL", "incremental-interval", "5m", "time between incremental (sinceVersionId) passes"},
-	{"ORCHARD_SECRET_KEY", "secret-key", "", "32-byte key (64 hex chars or base64) sealing tokens at rest; with SQLite, a key file beside the database is created when unset"},
-	{"ORCHARD_PUBLIC_URL", "public-url", "", "public https URL of this service, for Apple notifications; unset: no notifications"},
-	{"ORCHARD_INTROSPECTION", "introspection", "true", "allow GraphQL introspection (GraphiQL needs it)"},
-	{"ORCHARD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
-	{"ORCHARD_SHUTDOWN_TIMEOUT", "shutdown-timeout", "20s", "time to finish requests and background work on shutdown"},
+	{"ORCHARD_LISTEN", "listen", ":8080", "address to listen on", kindString},
+	{"ORCHARD_DATABASE", "database", "sqlite:orchard.db", "sqlite:PATH or mysql://USER:PASS@HOST:PORT/DB", kindString},
+	{"ORCHARD_APPLE_URL", "apple-url", "https://vpp.itunes.apple.com/mdm/v2", "base URL of Apple's license API (v2)", kindString},
+	{"ORCHARD_LOOKUP_URL", "lookup-url", "https://uclient-api.itunes.apple.com/WebObjects/MZStorePlatform.woa/wa/lookup", "app metadata lookup URL", kindString},
+	{"ORCHARD_SYNC_INTERVAL", "sync-interval", "30m", "time between full reconciles of an account", kindDuration},
+	{"ORCHARD_INCREMENTAL_INTERVAL", "incremental-interval", "5m", "time between incremental (sinceVersionId) passes", kindDuration},
+	{"ORCHARD_SECRET_KEY", "secret-key", "", "32-byte key (64 hex chars or base64) sealing tokens at rest; with SQLite, a key file beside the database is created when unset", kindString},
+	{"ORCHARD_PUBLIC_URL", "public-url", "", "public https URL of this service, for Apple notifications; unset: no notifications", kindString},
+	{"ORCHARD_INTROSPECTION", "introspection", "true", "allow GraphQL introspection (GraphiQL needs it)", kindBool},
+	{"ORCHARD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", kindString},
+	{"ORCHARD_SHUTDOWN_TIMEOUT", "shutdown-timeout", "20s", "time to finish requests and background work on shutdown", kindDuration},
 }
 
-// loadConfig reads the configuration of the serve command from env and args.
-func loadConfig(args []string, env []string, stderr io.Writer) (*Config, error) {
-	fs := flag.NewFlagSet("orchard", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	vals := map[string]*string{}
-	envMap := map[string]string{}
+// envMap turns KEY=VALUE pairs into a map (the last one of a key wins, as in a shell).
+func envMap(env []string) map[string]string {
+	m := map[string]string{}
 	for _, kv := range env {
 		if k, v, ok := strings.Cut(kv, "="); ok {
-			envMap[k] = v
+			m[k] = v
 		}
+	}
+	return m
+}
+
+// envSource is a flag's environment variable, read from the environment run was given (not
+// from os.Getenv, so that tests pass their own). It shows in -h as [$NAME].
+type envSource struct {
+	env map[string]string
+	key string
+}
+
+func (e envSource) Lookup() (string, bool) { v, ok := e.env[e.key]; return v, ok }
+func (e envSource) IsFromEnv() bool        { return true }
+func (e envSource) Key() string            { return e.key }
+func (e envSource) String() string         { return fmt.Sprintf("environment variable %q", e.key) }
+func (e envSource) GoString() string       { return fmt.Sprintf("envSource{%q}", e.key) }
+
+func fromEnv(env map[string]string, key string) cli.ValueSourceChain {
+	return cli.NewValueSourceChain(envSource{env, key})
+}
+
+// settingFlag is the flag of one setting, typed by its kind, with its variable as its source.
+func settingFlag(s setting, env map[string]string) cli.Flag {
+	src := fromEnv(env, s.env)
+	switch s.kind {
+	case kindDuration:
+		d, _ := time.ParseDuration(s.def)
+		return &cli.DurationFlag{Name: s.flag, Value: d, Usage: s.help, Sources: src}
+	case kindBool:
+		b, _ := strconv.ParseBool(s.def)
+		return &cli.BoolFlag{Name: s.flag, Value: b, Usage: s.help, Sources: src}
+	}
+	return &cli.StringFlag{Name: s.flag, Value: s.def, Usage: s.help, Sources: src}
+}
+
+// serveFlags are the flags of the serve command: one per setting, and -demo.
+func serveFlags(env map[string]string) []cli.Flag {
+	var fs []cli.Flag
+	for _, s := range settings {
+		fs = append(fs, settingFlag(s, env))
+	}
+	return append(fs, &cli.BoolFlag{Name: "demo", Usage: "start an in-process Apple simulator with three generated accounts, add them and sync (for trying Orchard out; database default: " + demoDatabase + ")"})
+}
+
+// loadConfig reads the configuration of the serve command from env and args (the flags of
+// `orchard serve`).
+func loadConfig(args []string, env []string, stderr io.Writer) (*Config, error) {
+	var cfg *Config
+	cmd := serveCommand(envMap(env), func(_ context.Context, c *Config) error { cfg = c; return nil })
+	cmd.Writer, cmd.ErrWriter = stderr, stderr
+	cmd.ExitErrHandler = func(context.Context, *cli.Command, error) {}
+	if err := cmd.Run(context.Background(), append([]string{"orchard serve"}, args...)); err != nil {
+		return nil, flagError(err)
+	}
+	if cfg == nil {
+		return nil, errHelpShown
+	}
+	return cfg, nil
+}
+
+// errHelpShown is loadConfig's answer to -h: the help is printed, there is nothing to run.
+var errHelpShown = errors.New("help shown")
+
+// configFromCommand checks the serve command's parsed settings and builds the Config.
+func configFromCommand(cmd *cli.Command, envMap map[string]string) (*Config, error) {
+	if cmd.Args().Present() {
+		return nil, usageErrorf("unexpected argument %q (commands: %s)", cmd.Args().First(), commandNames)
 	}
 	known := map[string]bool{}
+	vals := map[string]*string{}
 	for _, s := range settings {
 		known[s.env] = true
-		def := s.def
-		if v, ok := envMap[s.env]; ok {
-			def = v
+		var v string
+		switch s.kind {
+		case kindDuration:
+			v = cmd.Duration(s.flag).String()
+		case kindBool:
+			v = strconv.FormatBool(cmd.Bool(s.flag))
+		default:
+			v = cmd.String(s.flag)
 		}
-		vals[s.env] = fs.String(s.flag, def, s.help+" ("+s.env+")")
-	}
-	demo := fs.Bool("demo", false, "start an in-process Apple simulator with three generated accounts, add them and sync (for trying Orchard out; database default: "+demoDatabase+")")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (commands: serve, migrate, apikey, applesim)", fs.Arg(0))
+		vals[s.env] = &v
 	}
 	var unknown []string
 	for k := range envMap {
@@ -96,28 +173,29 @@ func loadConfig(args []string, env []string, stderr io.Writer) (*Config, error) 
 		sort.Strings(unknown)
 		return nil, fmt.Errorf("unknown setting %s (known: %s)", strings.Join(unknown, ", "), knownNames())
 	}
-	if *demo {
-		// The settings given explicitly, by environment or flag.
+	demo := cmd.Bool("demo")
+	if demo {
+		// The settings given explicitly, by environment or flag (an empty variable is not
+		// "given").
 		set := map[string]bool{}
 		for _, s := range settings {
 			if strings.TrimSpace(envMap[s.env]) != "" {
 				set[s.env] = true
 			}
 		}
-		fs.Visit(func(f *flag.Flag) {
-			for _, s := range settings {
-				if s.flag == f.Name {
-					set[s.env] = true
-				}
+		for _, s := range settings {
+			// Given as a flag: set, and not merely read from its (empty) variable.
+			if ev, inEnv := envMap[s.env]; cmd.IsSet(s.flag) && (!inEnv || *vals[s.env] != ev) {
+				set[s.env] = true
 			}
-		})
+		}
 		if err := demoConfig(set, vals); err != nil {
 			return nil, err
 		}
 	}
 	get := func(name string) string { return strings.TrimSpace(*vals[name]) }
 
-	c := &Config{Demo: *demo}
+	c := &Config{Demo: demo, Env: envMap}
 	var err error
 	if c.Listen, err = parseListen(get("ORCHARD_LISTEN")); err != nil {
 		return nil, fmt.Errorf("ORCHARD_LISTEN: %w", err)
@@ -148,9 +226,7 @@ func loadConfig(args []string, env []string, stderr io.Writer) (*Config, error) 
 			return nil, fmt.Errorf("ORCHARD_PUBLIC_URL: %w", err)
 		}
 	}
-	if c.Introspection, err = strconv.ParseBool(get("ORCHARD_INTROSPECTION")); err != nil {
-		return nil, fmt.Errorf("ORCHARD_INTROSPECTION: %q is not true or false", get("ORCHARD_INTROSPECTION"))
-	}
+	c.Introspection, _ = strconv.ParseBool(get("ORCHARD_INTROSPECTION")) // a bool flag: parsed already
 	if err := c.LogLevel.UnmarshalText([]byte(get("ORCHARD_LOG_LEVEL"))); err != nil {
 		return nil, fmt.Errorf("ORCHARD_LOG_LEVEL: %q is not debug, info, warn or error", get("ORCHARD_LOG_LEVEL"))
 	}

@@ -5,8 +5,10 @@
 //	orchard migrate [flags]        apply database migrations and exit
 //	orchard apikey create|list|revoke
 //	orchard applesim [flags]       run the Apple simulator standalone
+//	orchard version                print the version, commit and Go version
 //
-// This file wires the packages together; the configuration is in config.go.
+// This file wires the packages together; the command line is in cli.go, the configuration in
+// config.go.
 package main
 
 import (
@@ -21,9 +23,11 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"orchard/apple"
@@ -37,48 +41,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "orchard:", err)
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
 		}
-		fmt.Fprintln(os.Stderr, "orchard:", err)
 		os.Exit(1)
 	}
 }
 
-var errUsage = errors.New("usage")
-
 var randRead = rand.Read
-
-// run dispatches the subcommands.
-func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
-	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
-	}
-	switch cmd {
-	case "serve":
-		return serve(ctx, args, env, stdout, stderr)
-	case "migrate":
-		return migrateCmd(ctx, args, env, stdout, stderr)
-	case "apikey":
-		return apikeyCmd(ctx, args, env, stdout, stderr)
-	case "applesim":
-		return applesimCmd(ctx, args, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, usage)
-		return nil
-	}
-	fmt.Fprintf(stderr, "unknown command %q\n%s\n", cmd, usage)
-	return errUsage
-}
-
-const usage = `usage:
-  orchard [serve] [flags]              run the service (flags: orchard serve -h)
-  orchard migrate [flags]              apply database migrations and exit
-  orchard apikey create -name N -role ADMIN|OPERATOR|VIEWER
-  orchard apikey list
-  orchard apikey revoke ID
-  orchard applesim [flags]             run the Apple simulator (flags: orchard applesim -h)`
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
@@ -103,13 +74,20 @@ func openDB(ctx context.Context, t *db.Target, log *slog.Logger) (*db.DB, error)
 }
 
 // serve runs the service until ctx is cancelled, then shuts down gracefully.
-func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
-	cfg, err := loadConfig(args, env, stderr)
+func serve(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
+	log := newLogger(stderr, cfg.LogLevel)
+	var dm *demo
+	stopTracing, err := setupTracing(ctx, cfg.Env, log)
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.LogLevel)
-	var dm *demo
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(ctx); err != nil {
+			log.Warn("flush the last spans", "error", err)
+		}
+	}()
 	if cfg.Demo {
 		// The simulator is started, and cfg pointed at it, before anything is built from cfg;
 		// it needs Orchard's address, so the demo opens Orchard's listener (demo.go).
@@ -131,7 +109,7 @@ func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	api := apple.New(apple.Config{BaseURL: cfg.AppleURL, LookupURL: cfg.LookupURL, MDM: mdm,
+	api := apple.New(apple.Config{BaseURL: cfg.AppleURL, LookupURL: cfg.LookupURL, MDM: mdm, HTTPClient: appleHTTPClient(),
 		Logger: log.With("component", "apple"), Observe: scheduler.ObserveApple})
 	svc := license.New(d, license.Options{Logger: log, Apple: api, Sealer: sealer, PublicURL: cfg.PublicURL})
 	sched := scheduler.New(scheduler.Config{DB: d, License: svc, Apple: api, Log: log.With("component", "scheduler"),
@@ -144,18 +122,26 @@ func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) er
 
 	auth := resolvers.NewAuthenticator(d, db.Now)
 	mux := http.NewServeMux()
+	streams := resolvers.NewStreams()
 	gql := resolvers.NewHandler(resolvers.Config{
-		DB: d, License: svc, Auth: auth, Log: log, Introspection: cfg.Introspection,
+		DB: d, License: svc, Auth: auth, Log: log, Introspection: cfg.Introspection, Streams: streams,
 	})
-	mux.Handle("/graphql", resolvers.RequestLog(log, "graphql", gql))
-	mux.Handle("GET /{$}", resolvers.RequestLog(log, "graphiql", resolvers.GraphiQL("/graphql")))
+	// route: the route's server span (outermost, so the log line has the trace id), request
+	// id, log line and metrics.
+	route := func(name string, h http.Handler) http.Handler {
+		return traced(name, resolvers.RequestLog(log, name, h))
+	}
+	mux.Handle("/graphql", route("graphql", gql))
+	mux.Handle("GET /{$}", route("graphiql", resolvers.GraphiQL("/graphql")))
+	mux.Handle("GET "+resolvers.GraphiQLAssetPrefix, route("graphiql_assets", resolvers.GraphiQLAssets()))
 	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, "ok")
 	}))
-	mux.Handle("GET /readyz", resolvers.RequestLog(log, "readyz", readyz(d)))
+	mux.Handle("GET /readyz", route("readyz", readyz(d)))
+	registerGauges(d, log)
 	mux.Handle("GET /metrics", promhttp.Handler())
-	mux.Handle("POST /apple/notifications/{accountID}", resolvers.RequestLog(log, "apple_notifications", sched.NotificationHandler()))
+	mux.Handle("POST /apple/notifications/{accountID}", route("apple_notifications", sched.NotificationHandler()))
 
 	ln := dm.listener()
 	if ln == nil {
@@ -201,21 +187,60 @@ func serve(ctx context.Context, args, env []string, stdout, stderr io.Writer) er
 		}
 	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := shutdown(srv, streams, stopSched, schedDone, cfg.ShutdownTimeout); err != nil {
 		log.Warn("shutdown did not finish in time", "error", err)
-	}
-	// Background work stops at its next step; what it had not finished is picked up again at
-	// the next start (by this or another replica), since all of it lives in the database.
-	stopSched()
-	select {
-	case <-schedDone:
-	case <-sctx.Done():
-		log.Warn("background work did not stop in time")
+		// A run that could not finish its work exits non-zero, so that a supervisor or an
+		// operator sees it (requests were cut off, or background work was abandoned).
+		serveErr = errors.Join(serveErr, err)
 	}
 	log.Info("stopped")
 	return serveErr
+}
+
+// shutdown stops the service within timeout: the server stops accepting and finishes the
+// requests in flight while WebSockets and event streams are told to go away (close code 1001),
+// then background work stops at its next step; what it had not finished is picked up again at
+// the next start (by this or another replica), since all of it lives in the database. It
+// returns an error naming what did not finish in time.
+func shutdown(srv *http.Server, streams *resolvers.Streams, stopSched func(), schedDone <-chan struct{}, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var errs []string
+	streamsDone := make(chan error, 1)
+	go func() { streamsDone <- streams.Close(ctx) }()
+	if err := srv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Sprintf("requests still in flight after %s (%v)", timeout, err))
+	}
+	if err := <-streamsDone; err != nil {
+		errs = append(errs, fmt.Sprintf("subscriptions still open after %s (%v)", timeout, err))
+	}
+	stopSched()
+	select {
+	case <-schedDone:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Sprintf("background work still running after %s", timeout))
+	}
+	if len(errs) > 0 {
+		return errors.New("shutdown: " + strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// registerGauges adds the gauges read from the database to /metrics (once per process: tests
+// start the service several times).
+func registerGauges(d *db.DB, log *slog.Logger) {
+	gauges.mu.Lock()
+	defer gauges.mu.Unlock()
+	if gauges.c == nil {
+		gauges.c = &scheduler.GaugeCollector{}
+		prometheus.MustRegister(gauges.c)
+	}
+	gauges.c.Use(d, log)
+}
+
+var gauges struct {
+	mu sync.Mutex
+	c  *scheduler.GaugeCollector
 }
 
 // instanceMDM is this installation's claim on Apple accounts (mdmInfo): its id is created once

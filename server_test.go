@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -169,5 +170,95 @@ func TestAPIKeyCommand(t *testing.T) {
 	}
 	if err := run(ctx, []string{"migrate"}, env, &out, io.Discard); err != nil || !strings.Contains(out.String(), "up to date") {
 		t.Fatalf("migrate: %v %q", err, out.String())
+	}
+}
+
+// TestCLI: the command line by convention. -h and help exit 0 and list the commands; a
+// command's -h has no side effect (no database file appears); version prints the build;
+// a command that reads a database refuses a path where there is none, in one line; a usage
+// mistake is one line that main turns into exit status 2.
+func TestCLI(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	env := []string{"ORCHARD_DATABASE=sqlite:" + filepath.Join(dir, "orchard.db")}
+	ctx := context.Background()
+	commands := []string{"serve", "migrate", "apikey", "applesim", "version", "help"}
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}} {
+		var out bytes.Buffer
+		if err := run(ctx, args, env, &out, &out); err != nil {
+			t.Errorf("orchard %v: %v", args, err)
+		}
+		for _, c := range commands {
+			if !regexp.MustCompile(`(?m)^\s+` + c + `\b`).MatchString(out.String()) {
+				t.Errorf("orchard %v does not list %s:\n%s", args, c, out.String())
+			}
+		}
+	}
+	for _, tt := range []struct {
+		args []string
+		want []string // in the help
+		not  []string
+	}{
+		{[]string{"serve", "-h"}, []string{"--sync-interval duration", "--shutdown-timeout duration", "--introspection ", "[$ORCHARD_LISTEN]", "--demo"}, []string{"--sync-interval string", "--all"}},
+		{[]string{"apikey", "-h"}, []string{"create", "list", "revoke"}, []string{"--listen"}},
+		{[]string{"apikey", "list", "-h"}, []string{"--database string", "--all"}, []string{"--role", "--listen"}},
+		{[]string{"apikey", "create", "-h"}, []string{"--name string", "--role string"}, []string{"--all"}},
+		{[]string{"migrate", "-h"}, []string{"--database string"}, []string{"--listen"}},
+		{[]string{"help", "apikey"}, []string{"create", "list", "revoke"}, nil},
+	} {
+		var out bytes.Buffer
+		if err := run(ctx, tt.args, env, &out, &out); err != nil {
+			t.Errorf("orchard %v: %v", tt.args, err)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("orchard %v lacks %q:\n%s", tt.args, w, out.String())
+			}
+		}
+		for _, n := range tt.not {
+			if strings.Contains(out.String(), n) {
+				t.Errorf("orchard %v shows %q:\n%s", tt.args, n, out.String())
+			}
+		}
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "*")); len(files) > 0 {
+		t.Errorf("help created files: %v", files)
+	}
+
+	for _, args := range [][]string{{"version"}, {"-version"}} {
+		var out bytes.Buffer
+		if err := run(ctx, args, env, &out, io.Discard); err != nil {
+			t.Fatalf("orchard %v: %v", args, err)
+		}
+		if !regexp.MustCompile(`^orchard \S+\ncommit: \S+.*\ngo: go1\.\d+`).MatchString(out.String()) {
+			t.Errorf("orchard %v printed %q", args, out.String())
+		}
+	}
+
+	for _, tt := range []struct {
+		args  []string
+		want  string
+		usage bool
+	}{
+		{[]string{"apikey", "list", "-database", "sqlite:/nonexistent/x.db"}, "no database at /nonexistent/x.db", false},
+		{[]string{"apikey", "revoke", "-database", "sqlite:" + filepath.Join(dir, "typo.db"), "1"}, "no database at", false},
+		{[]string{"bogus"}, `unknown command "bogus"`, true},
+		{[]string{"-bogus"}, "-bogus", true},
+		{[]string{"apikey"}, "apikey needs a command", true},
+		{[]string{"apikey", "revoke"}, "orchard apikey revoke ID", true},
+		{[]string{"-sync-interval", "2x"}, `ORCHARD_SYNC_INTERVAL: "2x" is not a duration`, true},
+		{[]string{"serve", "extra"}, `unexpected argument "extra"`, true},
+	} {
+		err := run(ctx, tt.args, env, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("orchard %v: error %v, want one line with %q", tt.args, err, tt.want)
+			continue
+		}
+		if errors.Is(err, errUsage) != tt.usage {
+			t.Errorf("orchard %v: usage error %v, want %v", tt.args, errors.Is(err, errUsage), tt.usage)
+		}
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "*")); len(files) > 0 {
+		t.Errorf("refused commands created files: %v", files)
 	}
 }

@@ -99,6 +99,9 @@ func Open(ctx context.Context, t *Target, opts Options) (*DB, error) {
 	if err := registerCounter(g); err != nil {
 		return nil, wrap("open", err)
 	}
+	if err := registerTracing(g); err != nil {
+		return nil, wrap("open", err)
+	}
 	d := &DB{gorm: g, sql: sqlDB, dialect: t.Dialect, target: t, observers: &observers{}}
 	if t.Dialect == SQLite {
 		d.writers = make(chan struct{}, 1)

@@ -146,9 +146,14 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 				logFrom(r.Context()).ErrorContext(r.Context(), "authenticate", "error", err)
 				e, code = errInternal, http.StatusServiceUnavailable
 			}
+			if code == http.StatusUnauthorized {
+				// RFC 6750: a 401 names the scheme it wants.
+				w.Header().Set("WWW-Authenticate", `Bearer realm="orchard"`)
+			}
 			writeError(w, code, e)
 			return
 		}
+		noteKeyName(r.Context(), k.Name)
 		next.ServeHTTP(w, r.WithContext(WithKey(r.Context(), k)))
 	})
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"orchard/db"
@@ -45,11 +44,20 @@ type Config struct {
 	Limits        Limits
 	Introspection bool
 	Now           func() time.Time
+	// Streams are the endpoint's WebSockets and event streams, ended by the server's shutdown
+	// (Streams.Close); nil: a set of its own.
+	Streams *Streams
 }
 
+// apqCacheSize bounds the automatic persisted queries held (least recently used go first;
+// a client whose hash is gone gets PERSISTED_QUERY_NOT_FOUND and sends the document again).
+const apqCacheSize = 1000
+
 // NewHandler returns the /graphql endpoint: authentication, per-request loaders and the
-// gqlgen server with explicit transports (POST; GET for queries only; WebSocket for
-// subscriptions), the query cache, limits, the error presenter and panic recovery.
+// gqlgen server with explicit transports (WebSocket with graphql-transport-ws and
+// Server-Sent Events for subscriptions; GET for queries and POST, by the GraphQL-over-HTTP
+// spec, see httpTransport), automatic persisted queries, the query cache, limits, the error
+// presenter and panic recovery.
 func NewHandler(cfg Config) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = db.Now
@@ -63,26 +71,33 @@ func NewHandler(cfg Config) http.Handler {
 		Directives: graph.DirectiveRoot{HasRole: hasRole},
 		Complexity: complexityRoot(),
 	})
+	if cfg.Streams == nil {
+		cfg.Streams = NewStreams()
+	}
 	srv := handler.New(schema)
 	srv.AddTransport(transport.Websocket{
+		Implementation:        websocketGoingAway{streams: cfg.Streams, impl: transport.CoderWebsocketImplementation{}},
 		KeepAlivePingInterval: 15 * time.Second,
 		InitFunc: func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 			k, err := cfg.Auth.Authenticate(ctx, p.Authorization())
 			if err != nil {
 				return ctx, nil, err
 			}
+			noteKeyName(ctx, k.Name)
 			return WithKey(ctx, k), nil, nil // loaders: per response, see responseLoaders
 		},
 	})
-	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(transport.Options{AllowedMethods: []string{http.MethodGet, http.MethodPost}})
+	srv.AddTransport(transport.SSE{KeepAlivePingInterval: 15 * time.Second})
+	srv.AddTransport(httpTransport{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](apqCacheSize)})
 	srv.SetParserTokenLimit(cfg.Limits.Tokens)
 	srv.SetDisableSuggestion(true)
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}
+	srv.Use(graphqlTracing{})
 	srv.Use(depthLimit{Max: cfg.Limits.Depth})
 	srv.Use(extension.FixedComplexityLimit(cfg.Limits.Complexity))
 	srv.SetErrorPresenter(presentError)
@@ -94,15 +109,6 @@ func NewHandler(cfg Config) http.Handler {
 	h = loaders.Middleware(cfg.DB, h)
 	h = cfg.Auth.Middleware(h)
 	h = LimitBody(cfg.Limits.BodyBytes, h)
+	h = cfg.Streams.Middleware(h)
 	return h
-}
-
-// GraphiQL serves the in-browser IDE. The key goes in its Headers tab, pre-filled with the
-// header to complete.
-func GraphiQL(endpoint string) http.Handler {
-	return playground.Handler("Orchard", endpoint,
-		playground.WithGraphiqlUiHeaders(map[string]string{"Authorization": "Bearer <paste your API key>"}),
-		playground.WithGraphiqlEnablePluginExplorer(true),
-		playground.WithStoragePrefix("orchard"),
-	)
 }

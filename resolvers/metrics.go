@@ -7,6 +7,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"orchard/model"
 )
 
 // Prometheus metrics of the API, served at /metrics.
@@ -59,4 +61,23 @@ func observeResponses(ctx context.Context, next graphql.ResponseHandler) *graphq
 	graphqlOperations.WithLabelValues(typ, outcome).Inc()
 	graphqlDuration.WithLabelValues(typ).Observe(time.Since(start).Seconds())
 	return resp
+}
+
+// The series whose label values are known in advance exist from the start, at zero, so that
+// rate() and increase() in dashboards and alerts see them before the first event.
+func init() {
+	for _, typ := range []string{"query", "mutation", "subscription"} {
+		graphqlDuration.WithLabelValues(typ)
+		for _, outcome := range []string{"ok", "error"} {
+			graphqlOperations.WithLabelValues(typ, outcome)
+		}
+	}
+	for _, code := range []string{
+		string(model.CodeUnauthenticated), string(model.CodeForbidden), string(model.CodeBadUserInput),
+		string(model.CodeComplexityLimitExceeded), string(model.CodeDepthLimitExceeded), string(model.CodeInternal),
+		string(model.CodeNotFound), "GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "PERSISTED_QUERY_NOT_FOUND",
+		string(codeSubscriptionNeedsStream),
+	} {
+		graphqlErrors.WithLabelValues(code)
+	}
 }

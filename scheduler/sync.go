@@ -37,6 +37,7 @@ func (s *Scheduler) syncAccount(ctx context.Context, accountID int64) error {
 	if a.RemovedAt != nil {
 		return nil
 	}
+	initAccountSeries(a.ID)
 	for _, r := range stale {
 		if r.Trigger != model.TriggerSchedule {
 			// What an admin, a notification or the account's addition asked for is not lost
@@ -83,8 +84,10 @@ func (s *Scheduler) syncAccount(ctx context.Context, accountID int64) error {
 	res, perr := s.pass(ctx, a, run)
 	s.refreshMetadata(ctx, a, perr)
 	s.finish(ctx, a, run, res, perr, now)
-	syncDuration.WithLabelValues(string(run.Kind), string(run.Status)).Observe(time.Since(start).Seconds())
+	d := time.Since(start)
+	syncDuration.WithLabelValues(string(run.Kind), string(run.Status)).Observe(d.Seconds())
 	syncRuns.WithLabelValues(fmt.Sprint(a.ID), string(run.Kind), string(run.Status)).Inc()
+	logPass(s.log, a, run, d)
 	return nil
 }
 
