@@ -100,6 +100,12 @@ func decodeAssetsPage(b []byte) (*AssetsPage, *wireHeader, error) {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, nil, err
 	}
+	if err := checkPageInfo(&w.wirePageInfo); err != nil {
+		return nil, nil, err
+	}
+	if err := checkAssets(w.Assets); err != nil {
+		return nil, nil, err
+	}
 	for i := range w.UnlimitedAssets {
 		w.UnlimitedAssets[i].Unlimited = true
 	}

@@ -33,6 +33,10 @@ func decodeAssignmentsPage(b []byte) (*AssignmentsPage, *wireHeader, error) {
 			return nil, nil, err
 		}
 	}
+	if err := checkPageInfo(&w.wirePageInfo); err != nil {
+		return nil, nil, err
+	}
+	canonicalSerials(w.Assignments)
 	return &AssignmentsPage{Envelope: w.envelope(), PageInfo: w.info(), Assignments: w.Assignments}, &w.wireHeader, nil
 }
 

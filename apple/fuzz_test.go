@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,13 +123,19 @@ func FuzzDecodeAssignmentsPage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, _, err := decodeAssignmentsPage(data)
 		std, stdErr := decodeAssignmentsPageStd(data)
-		if (err == nil) != (stdErr == nil) {
-			t.Fatalf("decodeAssignmentsPage err = %v, encoding/json err = %v", err, stdErr)
+		boundsErr := stdErr
+		if stdErr == nil {
+			boundsErr = checkPageInfo(&std.wirePageInfo) // decodeAssignmentsPage checks bounds too
+		}
+		if (err == nil) != (boundsErr == nil) {
+			t.Fatalf("decodeAssignmentsPage err = %v, encoding/json err = %v", err, boundsErr)
 		}
 		if err != nil {
 			return
 		}
-		if !reflect.DeepEqual(p.Assignments, std.Assignments) {
+		canon := slices.Clone(std.Assignments) // and canonicalises serial numbers
+		canonicalSerials(canon)
+		if !reflect.DeepEqual(p.Assignments, canon) {
 			t.Fatalf("assignments differ:\nfast %+v\nstd  %+v", p.Assignments, std.Assignments)
 		}
 		if fast, ok := fastDecodeAssignments(data); ok && !reflect.DeepEqual(fast, std) {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +37,9 @@ type AssetCountNotification struct {
 	AdamID       string `json:"adamId"`
 	PricingParam string `json:"pricingParam"`
 	CountDelta   int    `json:"countDelta"`
+	// Invalid is set when countDelta was no JSON integer that fits CountDelta (see
+	// Plausible); CountDelta is 0 then.
+	Invalid bool `json:"-"`
 }
 
 // AssetManagementNotification: an associate, disassociate or revoke completed
@@ -124,14 +129,26 @@ func ParseNotification(body []byte) (*Notification, error) {
 		n.Test = true
 	case NotificationAssetCount:
 		var w struct {
-			AdamID       flexString `json:"adamId"`
-			PricingParam string     `json:"pricingParam"`
-			CountDelta   int        `json:"countDelta"`
+			AdamID       flexString      `json:"adamId"`
+			PricingParam string          `json:"pricingParam"`
+			CountDelta   json.RawMessage `json:"countDelta"`
 		}
 		if err := json.Unmarshal(payload, &w); err != nil {
 			return bad(err)
 		}
-		n.AssetCount = &AssetCountNotification{AdamID: string(w.AdamID), PricingParam: w.PricingParam, CountDelta: w.CountDelta}
+		// countDelta must be a number; one that is no integer (a fraction, null, none at
+		// all) or none that fits is kept as implausible (a full pass reads the counts) rather
+		// than refused: Apple would only deliver it again.
+		if d := strings.TrimSpace(string(w.CountDelta)); d != "" && strings.ContainsAny(d[:1], `"{[tf`) {
+			return bad(errors.New("countDelta is not a number"))
+		}
+		c := &AssetCountNotification{AdamID: string(w.AdamID), PricingParam: w.PricingParam}
+		if d, err := strconv.ParseInt(string(w.CountDelta), 10, 64); err == nil && d >= math.MinInt32 && d <= math.MaxInt32 {
+			c.CountDelta = int(d)
+		} else {
+			c.Invalid = true
+		}
+		n.AssetCount = c
 	case NotificationAssetManagement:
 		var w struct {
 			AssetManagementNotification
@@ -142,6 +159,7 @@ func ParseNotification(body []byte) (*Notification, error) {
 		}
 		am := w.AssetManagementNotification
 		am.Error = w.Error.err()
+		canonicalSerials(am.Assignments)
 		n.AssetManagement = &am
 	case NotificationUserManagement:
 		var w struct {

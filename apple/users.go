@@ -59,6 +59,9 @@ func decodeUsersPage(b []byte) (*UsersPage, *wireHeader, error) {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, nil, err
 	}
+	if err := checkPageInfo(&w.wirePageInfo); err != nil {
+		return nil, nil, err
+	}
 	return &UsersPage{Envelope: w.envelope(), PageInfo: w.info(), Users: w.Users}, &w.wireHeader, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"orchard/model"
@@ -63,7 +64,14 @@ func (d *DB) PruneNotifications(ctx context.Context, before time.Time) error {
 // another location) are counted as retired, as Apple's next listing counts them. It reports
 // applied=false when it changed nothing: the account has no such pool yet (a sync will create
 // it), or a pass of the account is under way (see passRunning); a pass is wanted then.
+//
+// A delta beyond ±maxPoolCount, or one that would take a count beyond maxPoolCount, changes
+// nothing either (applied=false): the counts stay readable, and the pass wanted then reads
+// Apple's.
 func (d *DB) AdjustPoolTotal(ctx context.Context, accountID int64, adamID, pricingParam string, delta int64) (applied bool, err error) {
+	if delta < -maxPoolCount || delta > maxPoolCount {
+		return false, nil
+	}
 	err = d.Tx(ctx, func(tx *DB) error {
 		if running, err := tx.passRunning(ctx, accountID); err != nil || running {
 			return wrap("adjust pool total", err)
@@ -72,13 +80,19 @@ func (d *DB) AdjustPoolTotal(ctx context.Context, accountID int64, adamID, prici
 		res := tx.with(ctx).Exec(`UPDATE license_pools SET total_count = CASE WHEN total_count + ? < 0 THEN 0 ELSE total_count + ? END,
   apple_available_count = CASE WHEN apple_available_count + ? < 0 THEN 0 ELSE apple_available_count + ? END,
   retired_count = retired_count + ?, updated_at = ?
-  WHERE account_id = ? AND adam_id = ? AND pricing_param = ? AND unlimited = ?`,
-			delta, delta, delta, delta, retired, Now(), accountID, adamID, pricingParam, false)
+  WHERE account_id = ? AND adam_id = ? AND pricing_param = ? AND unlimited = ?
+  AND total_count + ? <= ? AND apple_available_count + ? <= ? AND retired_count + ? <= ?`,
+			delta, delta, delta, delta, retired, Now(), accountID, adamID, pricingParam, false,
+			delta, maxPoolCount, delta, maxPoolCount, retired, maxPoolCount)
 		applied = res.RowsAffected > 0
 		return res.Error
 	})
 	return applied && err == nil, wrap("adjust pool total", err)
 }
+
+// maxPoolCount bounds every license count of a pool: Apple's largest (apple.MaxLicenseCount,
+// the totalCount of unlimited assets), which every engine's integer columns hold and read back.
+const maxPoolCount = math.MaxInt32
 
 // passRunning reports whether a pass of the account is under way. A notification's change of
 // Apple's counts (a delta) is not applied then: the pass writes Apple's counts as it lists

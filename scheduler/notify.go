@@ -95,6 +95,16 @@ func (s *Scheduler) applyPayload(ctx context.Context, a *model.Account, n *apple
 		return nil
 	case n.AssetCount != nil:
 		c := n.AssetCount
+		if !c.Plausible() {
+			// Not written: a change of nothing, or of more licenses than anyone buys at once,
+			// is not taken as it is (it could make the pool's counts wrong or unreadable); a
+			// full pass reads Apple's counts instead.
+			notifications.WithLabelValues("implausible").Inc()
+			s.log.WarnContext(ctx, "implausible ASSET_COUNT notification: a full pass reads the counts instead",
+				"account", a.ID, "adamId", model.Truncate(c.AdamID, 32), "countDelta", c.CountDelta, "notification", model.Truncate(n.NotificationID, 64))
+			_, err := s.svc.QueueSync(ctx, a.ID, model.SyncFull, model.TriggerNotification)
+			return err
+		}
 		applied, err := s.db.AdjustPoolTotal(ctx, a.ID, c.AdamID, pricing(c.PricingParam), int64(c.CountDelta))
 		if err != nil {
 			return err

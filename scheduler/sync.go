@@ -141,7 +141,8 @@ func (s *Scheduler) finish(ctx context.Context, a *model.Account, run *model.Syn
 		}
 		cols["next_sync_at"] = next
 	default:
-		msg := perr.Error()
+		// A coded message of Orchard's own for clients; the whole error for the log.
+		msg := passErrorMessage(perr)
 		run.Error = &msg
 		if until, held = apple.ThrottledUntil(perr); held {
 			// R3: hold every action on this account until Apple's time; then the pass runs
@@ -156,14 +157,14 @@ func (s *Scheduler) finish(ctx context.Context, a *model.Account, run *model.Syn
 				s.log.Error("queue the held pass again", "account", a.ID, "error", err)
 			}
 			holds.WithLabelValues(fmt.Sprint(a.ID)).Inc()
-			s.log.Warn("Apple asked to wait; account held", "account", a.ID, "until", until, "reason", msg)
+			s.log.Warn("Apple asked to wait; account held", "account", a.ID, "run", run.ID, "until", until, "error", perr)
 		} else {
 			run.Status = model.SyncRunFailed
 			cols["sync_status"] = model.SyncStatusFailed
 			cols["last_error"] = truncate(msg, 1000)
 			// Try again soon, but not in a tight loop.
 			cols["next_sync_at"] = now.Add(min(s.cfg.IncrementalInterval, time.Minute))
-			s.log.Warn("sync failed", "account", a.ID, "kind", run.Kind, "error", msg)
+			s.log.Warn("sync failed", "account", a.ID, "run", run.ID, "kind", run.Kind, "error", perr)
 		}
 	}
 	// The run and the account's due times together, and only if no other replica has
@@ -208,7 +209,14 @@ func (s *Scheduler) pass(ctx context.Context, a *model.Account, run *model.SyncR
 	ok, err := s.checkHealth(ctx, a, tok)
 	if err != nil || !ok {
 		if err == nil {
-			err = fmt.Errorf("token is %s; nothing is sent to Apple for this account until it is fixed", strings.ToLower(string(a.Health)))
+			code := model.CodeInvalidToken
+			switch a.Health {
+			case model.TokenHealthExpired:
+				code = model.CodeTokenExpired
+			case model.TokenHealthClaimedElsewhere:
+				code = model.CodeAccountClaimedElsewhere
+			}
+			err = model.Errorf(code, "token is %s; nothing is sent to Apple for this account until it is fixed", strings.ReplaceAll(strings.ToLower(string(a.Health)), "_", " "))
 		}
 		return passResult{}, err
 	}
