@@ -24,7 +24,7 @@ func TestAssignLicensesRulesPerTarget(t *testing.T) {
 			return device{"serialNumber": serial, "platform": "IOS", "osVersion": os, "countryCode": "GB"}
 		}
 		// Devices in GB exist before the account's first pass: availability there is looked up.
-		e.upsertDevices(gb("GB-NEW1", "17.2"), gb("GB-OLD1", "8.4.1"), gb("GB-NEW2", "16.0"), gb("GB-OLD2", "8.0"), gb("GB-NEW3", "17.4"),
+		e.upsertDevices(gb("GBNEW1", "17.2"), gb("GBOLD1", "8.4.1"), gb("GBNEW2", "16.0"), gb("GBOLD2", "8.0"), gb("GBNEW3", "17.4"),
 			iPad("UD1", "userExternalId", "u1"), iPad("UD2", "userExternalId", "u2"))
 		e.tok, e.acct = e.addAccount("Main", "US", app("9301"), app("9302"))
 
@@ -70,10 +70,10 @@ func TestAssignLicensesRulesPerTarget(t *testing.T) {
 			return out
 		}
 		// A device that may take the license first, then one that may not, and the reverse.
-		if diff := cmp.Diff([]string{"assigned", "OS_TOO_OLD_FOR_CROSS_COUNTRY", "assigned"}, assigned(bulk("9301", "DEVICE", "GB-NEW1", "GB-OLD1", "GB-NEW2"))); diff != "" {
+		if diff := cmp.Diff([]string{"assigned", "OS_TOO_OLD_FOR_CROSS_COUNTRY", "assigned"}, assigned(bulk("9301", "DEVICE", "GBNEW1", "GBOLD1", "GBNEW2"))); diff != "" {
 			t.Errorf("R11 per device, allowed first: mismatch (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff([]string{"OS_TOO_OLD_FOR_CROSS_COUNTRY", "assigned"}, assigned(bulk("9301", "DEVICE", "GB-OLD2", "GB-NEW3"))); diff != "" {
+		if diff := cmp.Diff([]string{"OS_TOO_OLD_FOR_CROSS_COUNTRY", "assigned"}, assigned(bulk("9301", "DEVICE", "GBOLD2", "GBNEW3"))); diff != "" {
 			t.Errorf("R11 per device, refused first: mismatch (-want +got):\n%s", diff)
 		}
 

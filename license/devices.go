@@ -41,11 +41,6 @@ type UpsertDevicesResult struct {
 // MaxBatch bounds the items of one batch mutation.
 const MaxBatch = 1000
 
-var (
-	countryRe = regexp.MustCompile(`^[A-Za-z]{2}$`)
-	versionRe = regexp.MustCompile(`^\d+(\.\d+){0,3}$`)
-)
-
 // UpsertDevices creates or updates devices by serial number.
 func (s *Service) UpsertDevices(ctx context.Context, actor Actor, in []DeviceInput) (*UpsertDevicesResult, error) {
 	if len(in) == 0 || len(in) > MaxBatch {
@@ -79,9 +74,10 @@ func (s *Service) UpsertDevices(ctx context.Context, actor Actor, in []DeviceInp
 }
 
 func (s *Service) upsertDevice(ctx context.Context, tx *db.DB, actor Actor, in DeviceInput, field []string, seen map[string]int, i int, dyn *dynamicGroups) (*model.Device, int, error) {
-	serial := strings.TrimSpace(in.SerialNumber)
-	if serial == "" || len(serial) > 128 {
-		return nil, 0, model.FieldError(append(field, "serialNumber"), "serialNumber must be 1 to 128 characters")
+	// Identifiers in their canonical form (model/ident.go): `abc1` and `ABC1` are one device.
+	serial, err := model.CanonicalSerialNumber(in.SerialNumber, append(field, "serialNumber")...)
+	if err != nil {
+		return nil, 0, err
 	}
 	if j, dup := seen[serial]; dup {
 		return nil, 0, model.FieldError(append(field, "serialNumber"), "serial number %s is also at index %d", serial, j)
@@ -90,11 +86,24 @@ func (s *Service) upsertDevice(ctx context.Context, tx *db.DB, actor Actor, in D
 	if !validPlatform(in.Platform) {
 		return nil, 0, model.FieldError(append(field, "platform"), "unknown platform %q", in.Platform)
 	}
-	if in.CountryCode != nil && *in.CountryCode != "" && !countryRe.MatchString(*in.CountryCode) {
-		return nil, 0, model.FieldError(append(field, "countryCode"), "countryCode must be an ISO 3166 alpha-2 code such as US")
+	var country, osVersion *string
+	if in.CountryCode != nil {
+		c := ""
+		if strings.TrimSpace(*in.CountryCode) != "" { // "" clears it
+			if c, err = model.CanonicalCountry(*in.CountryCode, append(field, "countryCode")...); err != nil {
+				return nil, 0, err
+			}
+		}
+		country = &c
 	}
-	if in.OSVersion != nil && *in.OSVersion != "" && !versionRe.MatchString(strings.TrimSpace(*in.OSVersion)) {
-		return nil, 0, model.FieldError(append(field, "osVersion"), "osVersion must look like 17.4 or 17.4.1")
+	if in.OSVersion != nil {
+		v := ""
+		if strings.TrimSpace(*in.OSVersion) != "" { // "" clears it
+			if v, err = model.CanonicalOSVersion(*in.OSVersion, append(field, "osVersion")...); err != nil {
+				return nil, 0, err
+			}
+		}
+		osVersion = &v
 	}
 	dev, err := tx.DeviceBySerial(ctx, serial)
 	created := false
@@ -113,10 +122,10 @@ func (s *Service) upsertDevice(ctx context.Context, tx *db.DB, actor Actor, in D
 		}
 	}
 	setStr(&dev.Name, in.Name)
-	setStr(&dev.OSVersion, in.OSVersion)
+	setStr(&dev.OSVersion, osVersion)
 	setStr(&dev.Model, in.Model)
-	if in.CountryCode != nil {
-		dev.CountryCode = strings.ToUpper(strings.TrimSpace(*in.CountryCode))
+	if country != nil {
+		dev.CountryCode = *country
 	}
 	if in.UDID != nil {
 		u := strings.TrimSpace(*in.UDID)
@@ -440,7 +449,7 @@ func (s *Service) deviceRef(ctx context.Context, tx *db.DB, ref Target) (*model.
 	case ref.DeviceID != 0:
 		dev, err = tx.DeviceByID(ctx, ref.DeviceID)
 	case ref.SerialNumber != "":
-		dev, err = tx.DeviceBySerial(ctx, ref.SerialNumber)
+		dev, err = tx.DeviceBySerial(ctx, model.SerialNumberKey(ref.SerialNumber))
 	default:
 		return nil, model.FieldError([]string{"input", "device"}, "give deviceId or serialNumber")
 	}

@@ -62,7 +62,7 @@ func (s *Service) readAssignFacts(ctx context.Context, q *db.DB, req *assignRequ
 		case t.DeviceID != 0:
 			devIDs = append(devIDs, t.DeviceID)
 		case t.SerialNumber != "":
-			serials = append(serials, t.SerialNumber)
+			serials = append(serials, model.SerialNumberKey(t.SerialNumber))
 		case t.UserID != 0:
 			userIDs = append(userIDs, t.UserID)
 		case t.ExternalID != "":

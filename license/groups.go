@@ -41,7 +41,7 @@ func (s *Service) UpsertGroup(ctx context.Context, actor Actor, in GroupInput) (
 	}
 	var rule *string
 	if in.Rule != nil {
-		if err := validateRule(*in.Rule); err != nil {
+		if err := canonicalRule(in.Rule); err != nil {
 			return nil, err
 		}
 		b, err := json.Marshal(in.Rule)
@@ -98,19 +98,28 @@ func (s *Service) UpsertGroup(ctx context.Context, actor Actor, in GroupInput) (
 	return g, err
 }
 
-func validateRule(r model.GroupRule) error {
+// canonicalRule checks a dynamic group's rule and brings its identifiers to their canonical
+// form (model/ident.go), in place: countries upper-cased and assigned, the minimum OS version
+// a bounded dotted number.
+func canonicalRule(r *model.GroupRule) error {
 	for i, p := range r.Platforms {
 		if !validPlatform(p) {
 			return model.FieldError([]string{"input", "rule", "platforms", strconv.Itoa(i)}, "unknown platform %q", p)
 		}
 	}
-	if r.MinOSVersion != "" && !versionRe.MatchString(r.MinOSVersion) {
-		return model.FieldError([]string{"input", "rule", "minOsVersion"}, "minOsVersion must look like 17 or 17.4")
+	if r.MinOSVersion != "" {
+		v, err := model.CanonicalOSVersion(r.MinOSVersion, "input", "rule", "minOsVersion")
+		if err != nil {
+			return err
+		}
+		r.MinOSVersion = v
 	}
 	for i, c := range r.Countries {
-		if !countryRe.MatchString(c) {
-			return model.FieldError([]string{"input", "rule", "countries", strconv.Itoa(i)}, "countries must be ISO 3166 alpha-2 codes such as US")
+		cc, err := model.CanonicalCountry(c, "input", "rule", "countries", strconv.Itoa(i))
+		if err != nil {
+			return err
 		}
+		r.Countries[i] = cc
 	}
 	for i, st := range r.Statuses {
 		if st != model.DeviceActive && st != model.DeviceRetired {
@@ -314,7 +323,7 @@ func (s *Service) resolveMembers(ctx context.Context, tx *db.DB, refs []MemberRe
 		case r.DeviceID != 0:
 			dids = append(dids, r.DeviceID)
 		case r.SerialNumber != "":
-			serials = append(serials, r.SerialNumber)
+			serials = append(serials, model.SerialNumberKey(r.SerialNumber))
 		}
 	}
 	userByID, userByExt := map[int64]*model.User{}, map[string]*model.User{}
@@ -359,7 +368,7 @@ func (s *Service) resolveMembers(ctx context.Context, tx *db.DB, refs []MemberRe
 		case r.DeviceID != 0:
 			d = devByID[r.DeviceID]
 		case r.SerialNumber != "":
-			d = devBySerial[r.SerialNumber]
+			d = devBySerial[model.SerialNumberKey(r.SerialNumber)]
 		default:
 			errs = append(errs, model.FieldError(field, "give a user (userId or externalId) or a device (deviceId or serialNumber)"))
 			continue

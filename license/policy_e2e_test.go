@@ -215,7 +215,7 @@ func TestLabelFollowsMembership(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, d *db.DB) {
 		e := newEnv(t, d, gqltest.StackOptions{}, app("7001"), app("7002"))
 		e.upsertUsers("ann", "bob", "cy")
-		e.upsertDevices(iPad("P1-A"), iPad("P1-B"), iPad("P1-C", "osVersion", "16.0"))
+		e.upsertDevices(iPad("P1A"), iPad("P1B"), iPad("P1C", "osVersion", "16.0"))
 		teachers := e.upsertGroup("teachers", nil)
 		carts := e.upsertGroup("carts", nil)
 		modern := e.upsertGroup("modern-ipads", map[string]any{"platforms": []string{"IPADOS"}, "minOsVersion": "17"})
@@ -231,7 +231,7 @@ func TestLabelFollowsMembership(t *testing.T) {
 		if p := e.members("addGroupMembers", "teachers", userMember("ann"), userMember("bob"), userMember("nobody")); p.Added != 2 || !cmp.Equal(codes(p.UserErrors), []string{"NOT_FOUND"}) {
 			t.Fatalf("addGroupMembers: %+v", p)
 		}
-		if p := e.members("addGroupMembers", "carts", deviceMember("P1-C")); p.Added != 1 {
+		if p := e.members("addGroupMembers", "carts", deviceMember("P1C")); p.Added != 1 {
 			t.Fatalf("addGroupMembers carts: %+v", p)
 		}
 		by := e.waitHeld("7001", []string{"ASSIGNED ann LABEL", "ASSIGNED bob LABEL", "ASSIGNED cy ADMIN"})
@@ -239,7 +239,7 @@ func TestLabelFollowsMembership(t *testing.T) {
 			t.Errorf("a label's assignment: %+v", a)
 		}
 		// The dynamic group holds the iPads on 17 or later; the cart holds the old one.
-		e.waitHeld("7002", []string{"ASSIGNED P1-A LABEL", "ASSIGNED P1-B LABEL", "ASSIGNED P1-C LABEL"})
+		e.waitHeld("7002", []string{"ASSIGNED P1A LABEL", "ASSIGNED P1B LABEL", "ASSIGNED P1C LABEL"})
 
 		// Leaving: reclaimed at Apple, with the group and the label in the reason.
 		if p := e.members("removeGroupMembers", "teachers", userMember("ann")); p.Removed != 1 {
@@ -251,12 +251,12 @@ func TestLabelFollowsMembership(t *testing.T) {
 		}
 		// A device leaving a group, and a device that stops matching a dynamic rule.
 		e.members("setGroupMembers", "carts")
-		e.upsertDevices(iPad("P1-B", "osVersion", "16.4"))
-		by = e.waitHeld("7002", []string{"ASSIGNED P1-A LABEL", "RECLAIMED P1-B LABEL", "RECLAIMED P1-C LABEL"})
-		if r := deref(by["P1-B"].ReclaimReason); r != `no longer matches dynamic group modern-ipads (label "Pages on carts")` {
+		e.upsertDevices(iPad("P1B", "osVersion", "16.4"))
+		by = e.waitHeld("7002", []string{"ASSIGNED P1A LABEL", "RECLAIMED P1B LABEL", "RECLAIMED P1C LABEL"})
+		if r := deref(by["P1B"].ReclaimReason); r != `no longer matches dynamic group modern-ipads (label "Pages on carts")` {
 			t.Errorf("reclaim reason of the device that stopped matching: %q", r)
 		}
-		if r := deref(by["P1-C"].ReclaimReason); r != `removed from group carts (label "Pages on carts")` {
+		if r := deref(by["P1C"].ReclaimReason); r != `removed from group carts (label "Pages on carts")` {
 			t.Errorf("reclaim reason of the device taken out of the cart: %q", r)
 		}
 		e.policyIdle(d)
@@ -345,7 +345,7 @@ func TestShortHoldersWaitAndPriority(t *testing.T) {
 		var devs []device
 		var refs []map[string]any
 		for i := range 30 {
-			s := fmt.Sprintf("SH3-%02d", i)
+			s := fmt.Sprintf("SH3%02d", i)
 			devs = append(devs, iPad(s))
 			refs = append(refs, deviceMember(s))
 		}
@@ -358,7 +358,7 @@ func TestShortHoldersWaitAndPriority(t *testing.T) {
 		}
 		var want []string
 		for i := range 20 {
-			want = append(want, fmt.Sprintf("ASSIGNED SH3-%02d LABEL", i))
+			want = append(want, fmt.Sprintf("ASSIGNED SH3%02d LABEL", i))
 		}
 		e.waitHeld("7201", want)
 		e.policyIdle(d)
@@ -379,7 +379,7 @@ func TestShortHoldersWaitAndPriority(t *testing.T) {
 			t.Fatalf("waiting holders: %+v", lab.Node)
 		}
 		for i, w := range lab.Node.Waiting.Nodes {
-			if w.Code != "NO_LICENSES_AVAILABLE" || w.Device.SerialNumber != fmt.Sprintf("SH3-%02d", 20+i) || !strings.Contains(w.Reason, "no ") {
+			if w.Code != "NO_LICENSES_AVAILABLE" || w.Device.SerialNumber != fmt.Sprintf("SH3%02d", 20+i) || !strings.Contains(w.Reason, "no ") {
 				t.Errorf("waiting holder %d: %+v", i, w)
 			}
 		}
@@ -389,7 +389,7 @@ func TestShortHoldersWaitAndPriority(t *testing.T) {
 		}
 		e.sync(e.acct)
 		for i := 20; i < 30; i++ {
-			want = append(want, fmt.Sprintf("ASSIGNED SH3-%02d LABEL", i))
+			want = append(want, fmt.Sprintf("ASSIGNED SH3%02d LABEL", i))
 		}
 		e.waitHeld("7201", want)
 		e.policyIdle(d)
@@ -402,27 +402,27 @@ func TestShortHoldersWaitAndPriority(t *testing.T) {
 		// Priority: account A has none left, B is second: the licenses come from B.
 		tokA, acctA := e.addAccount("A", "US", app("7202", total(0)))
 		tokB, acctB := e.addAccount("B", "US", app("7202", total(5)))
-		e.upsertDevices(iPad("PRIO-1"), iPad("PRIO-2"))
+		e.upsertDevices(iPad("PRIO1"), iPad("PRIO2"))
 		prio := e.upsertGroup("prio", nil)
-		e.members("addGroupMembers", "prio", deviceMember("PRIO-1"), deviceMember("PRIO-2"))
+		e.members("addGroupMembers", "prio", deviceMember("PRIO1"), deviceMember("PRIO2"))
 		p = e.createLabel(map[string]any{"name": "A then B", "adamId": "7202", "kind": "DEVICE", "groupIds": []string{prio}, "accountIds": []string{acctA, acctB}})
 		if p.Preview == nil || len(p.Preview.Accounts) != 1 || p.Preview.Accounts[0].Account.Name != "B" || p.Preview.Accounts[0].Assign != 2 {
 			t.Fatalf("the preview says where the licenses come from: %+v", p.Preview)
 		}
-		by := e.waitHeld("7202", []string{"ASSIGNED PRIO-1 LABEL", "ASSIGNED PRIO-2 LABEL"})
-		if by["PRIO-1"].Account.Name != "B" {
-			t.Errorf("licensed from account %q, want B", by["PRIO-1"].Account.Name)
+		by := e.waitHeld("7202", []string{"ASSIGNED PRIO1 LABEL", "ASSIGNED PRIO2 LABEL"})
+		if by["PRIO1"].Account.Name != "B" {
+			t.Errorf("licensed from account %q, want B", by["PRIO1"].Account.Name)
 		}
-		e.upsertDevices(iPad("PRIO-3"))
+		e.upsertDevices(iPad("PRIO3"))
 		var ex struct {
 			ExplainLicense struct {
 				Summary     string
 				WouldAssign *struct{ Account struct{ Name string } }
 			}
 		}
-		e.members("addGroupMembers", "prio", deviceMember("PRIO-3"))
+		e.members("addGroupMembers", "prio", deviceMember("PRIO3"))
 		// Asked at once, before the evaluation has run (or after: then it holds it).
-		e.do(`query { explainLicense(adamId: "7202", device: {serialNumber: "PRIO-3"}) { summary wouldAssign { account { name } } } }`, nil, &ex)
+		e.do(`query { explainLicense(adamId: "7202", device: {serialNumber: "PRIO3"}) { summary wouldAssign { account { name } } } }`, nil, &ex)
 		if w := ex.ExplainLicense.WouldAssign; (w == nil || w.Account.Name != "B") && !strings.Contains(ex.ExplainLicense.Summary, "holds a device license") {
 			t.Errorf("explain: %+v", ex.ExplainLicense)
 		}
@@ -495,9 +495,9 @@ func TestSharedIPad(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, d *db.DB) {
 		e := newEnv(t, d, gqltest.StackOptions{}, app("7401"), app("7402"), app("7403"), app("7404"))
 		e.upsertUsers("ann", "bob")
-		ids := e.upsertDevices(iPad("SHARED-1", "sharedIPad", true))
+		ids := e.upsertDevices(iPad("SHARED1", "sharedIPad", true))
 		cart := e.upsertGroup("cart", nil)
-		e.members("addGroupMembers", "cart", deviceMember("SHARED-1"))
+		e.members("addGroupMembers", "cart", deviceMember("SHARED1"))
 		for _, a := range []string{"7401", "7402", "7404"} {
 			e.createLabelOK(map[string]any{"name": "cart " + a, "adamId": a, "kind": "DEVICE", "groupIds": []string{cart}})
 		}
@@ -509,7 +509,7 @@ func TestSharedIPad(t *testing.T) {
 				t.Errorf("%s assigned without an app label: %v", a, got)
 			}
 		}
-		if cs, sum := e.explainCodes("7404", "SHARED-1"); !cmp.Equal(cs, []string{"NEEDS_APP_LABEL"}) || !strings.Contains(sum, "shared iPad") {
+		if cs, sum := e.explainCodes("7404", "SHARED1"); !cmp.Equal(cs, []string{"NEEDS_APP_LABEL"}) || !strings.Contains(sum, "shared iPad") {
 			t.Errorf("explain without an app label: %v %q", cs, sum)
 		}
 		// App labels: 7401 installs on registration, 7402 on sign-in, 7403 (a USER label) never.
@@ -526,26 +526,26 @@ func TestSharedIPad(t *testing.T) {
 		setApp("7401", true, false)
 		setApp("7402", false, true)
 		setApp("7403", true, true)
-		e.waitHeld("7401", []string{"ASSIGNED SHARED-1 LABEL"})
-		e.waitHeld("7402", []string{"ASSIGNED SHARED-1 LABEL"})
+		e.waitHeld("7401", []string{"ASSIGNED SHARED1 LABEL"})
+		e.waitHeld("7402", []string{"ASSIGNED SHARED1 LABEL"})
 		e.policyIdle(d)
 		if got, _ := e.held("7403"); len(got) != 0 {
 			t.Errorf("a USER label gave a shared iPad %v", got)
 		}
-		if cs, _ := e.explainCodes("7403", "SHARED-1"); !cmp.Equal(cs, []string{"SHARED_IPAD_NEEDS_DEVICE_LICENSE"}) {
+		if cs, _ := e.explainCodes("7403", "SHARED1"); !cmp.Equal(cs, []string{"SHARED_IPAD_NEEDS_DEVICE_LICENSE"}) {
 			t.Errorf("explain of a USER label on a shared iPad: %v", cs)
 		}
 		if got, want := e.deviceCommandList(ids[0]), []string{"INSTALL 7401 PENDING"}; !cmp.Equal(want, got) {
 			t.Errorf("commands on registration: %v, want %v", got, want)
 		}
 		// Sign-in: the app that asks for it is installed once; a second user adds nothing.
-		if n := e.signIn("SHARED-1", "ann"); n != 1 {
+		if n := e.signIn("SHARED1", "ann"); n != 1 {
 			t.Errorf("first sign-in queued %d commands, want 1", n)
 		}
-		if n := e.signIn("SHARED-1", "bob"); n != 0 {
+		if n := e.signIn("SHARED1", "bob"); n != 0 {
 			t.Errorf("second user's sign-in queued %d commands, want 0", n)
 		}
-		if n := e.signIn("SHARED-1", ""); n != 0 {
+		if n := e.signIn("SHARED1", ""); n != 0 {
 			t.Errorf("a guest's sign-in queued %d commands, want 0", n)
 		}
 		if got, want := e.deviceCommandList(ids[0]), []string{"INSTALL 7401 PENDING", "INSTALL 7402 PENDING"}; !cmp.Equal(want, got) {
@@ -562,7 +562,7 @@ func TestPreviewEqualsOutcome(t *testing.T) {
 		var devs []device
 		var first, second []map[string]any
 		for i := range 600 {
-			s := fmt.Sprintf("PV-%03d", i)
+			s := fmt.Sprintf("PV%03d", i)
 			devs = append(devs, iPad(s))
 			if i < 500 {
 				first = append(first, deviceMember(s))

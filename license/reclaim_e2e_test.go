@@ -48,17 +48,17 @@ func TestRetireDeviceGivesDeviceLicensesBack(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, d *db.DB) {
 		e := newEnv(t, d, gqltest.StackOptions{}, app("2001"), app("2002"))
 		e.upsertUsers("u1")
-		devs := e.upsertDevices(iPad("R4B-1", "userExternalId", "u1"), iPad("R4B-2"))
+		devs := e.upsertDevices(iPad("R4B1", "userExternalId", "u1"), iPad("R4B2"))
 		ids := map[string]string{
-			"2001 on R4B-1": e.assignOK(deviceLicense("2001", "R4B-1")),
-			"2001 on R4B-2": e.assignOK(deviceLicense("2001", "R4B-2")),
+			"2001 on R4B1": e.assignOK(deviceLicense("2001", "R4B1")),
+			"2001 on R4B2": e.assignOK(deviceLicense("2001", "R4B2")),
 			"2002 to u1":    e.assignOK(userLicense("2002", "u1")),
 		}
-		e.waitStatuses(ids, map[string]string{"2001 on R4B-1": "ASSIGNED", "2001 on R4B-2": "ASSIGNED", "2002 to u1": "ASSIGNED"})
+		e.waitStatuses(ids, map[string]string{"2001 on R4B1": "ASSIGNED", "2001 on R4B2": "ASSIGNED", "2002 to u1": "ASSIGNED"})
 		var install struct {
 			SendInstallRequest struct{ Commands []struct{ ID string } }
 		}
-		e.do(`mutation { sendInstallRequest(input: {adamId: "2001", devices: [{serialNumber: "R4B-1"}]}) { commands { id } } }`, nil, &install)
+		e.do(`mutation { sendInstallRequest(input: {adamId: "2001", devices: [{serialNumber: "R4B1"}]}) { commands { id } } }`, nil, &install)
 		if len(install.SendInstallRequest.Commands) != 1 {
 			t.Fatalf("install request: %+v", install)
 		}
@@ -70,18 +70,18 @@ func TestRetireDeviceGivesDeviceLicensesBack(t *testing.T) {
 				UserErrors     []userError
 			}
 		}
-		e.do(`mutation { retireDevice(input: {device: {serialNumber: "R4B-1"}, reason: "stolen"}) { device { status } reclaimsQueued userErrors { code message } } }`, nil, &out)
+		e.do(`mutation { retireDevice(input: {device: {serialNumber: "R4B1"}, reason: "stolen"}) { device { status } reclaimsQueued userErrors { code message } } }`, nil, &out)
 		if r := out.RetireDevice; len(r.UserErrors) > 0 || r.Device == nil || r.Device.Status != "RETIRED" || r.ReclaimsQueued != 1 {
 			t.Fatalf("retireDevice: %+v", r)
 		}
 		// Only the retired device's device license comes back; its user keeps their license.
-		e.waitStatuses(ids, map[string]string{"2001 on R4B-1": "RECLAIMED", "2001 on R4B-2": "ASSIGNED", "2002 to u1": "ASSIGNED"})
-		a := e.assignment(ids["2001 on R4B-1"])
+		e.waitStatuses(ids, map[string]string{"2001 on R4B1": "RECLAIMED", "2001 on R4B2": "ASSIGNED", "2002 to u1": "ASSIGNED"})
+		a := e.assignment(ids["2001 on R4B1"])
 		if !strings.Contains(deref(a.ReclaimReason), "retired: stolen") || deref(a.ReclaimedBy) != "rule:R4b device retired" {
 			t.Errorf("reclaim of the retired device's license: reason %q, by %q", deref(a.ReclaimReason), deref(a.ReclaimedBy))
 		}
-		e.wantAudit(ids["2001 on R4B-1"], "license.reclaim", "RULE", "R4b device retired", "stolen")
-		e.wantAudit(devs[0], "device.retire", "API_KEY", operatorName, "R4B-1 retired; 1 licenses taken back")
+		e.wantAudit(ids["2001 on R4B1"], "license.reclaim", "RULE", "R4b device retired", "stolen")
+		e.wantAudit(devs[0], "device.retire", "API_KEY", operatorName, "R4B1 retired; 1 licenses taken back")
 		// Its pending commands are cancelled.
 		var cmd struct{ Node struct{ Status string } }
 		e.do(`query($id: ID!) { node(id: $id) { ... on DeviceCommand { status } } }`, map[string]any{"id": install.SendInstallRequest.Commands[0].ID}, &cmd)
@@ -90,11 +90,11 @@ func TestRetireDeviceGivesDeviceLicensesBack(t *testing.T) {
 		}
 
 		// Retiring again does nothing more; a retired device gets no new license.
-		e.do(`mutation { retireDevice(input: {device: {serialNumber: "R4B-1"}}) { device { status } reclaimsQueued userErrors { code message } } }`, nil, &out)
+		e.do(`mutation { retireDevice(input: {device: {serialNumber: "R4B1"}}) { device { status } reclaimsQueued userErrors { code message } } }`, nil, &out)
 		if out.RetireDevice.ReclaimsQueued != 0 || len(out.RetireDevice.UserErrors) > 0 {
 			t.Errorf("second retireDevice: %+v", out.RetireDevice)
 		}
-		if p := e.assign(deviceLicense("2002", "R4B-1")); p.Assignment != nil || !cmp.Equal(codes(p.UserErrors), []string{"DEVICE_RETIRED"}) {
+		if p := e.assign(deviceLicense("2002", "R4B1")); p.Assignment != nil || !cmp.Equal(codes(p.UserErrors), []string{"DEVICE_RETIRED"}) {
 			t.Errorf("assign to a retired device: %+v", p)
 		}
 		e.assertInSync(e.tok, e.acct)
@@ -106,13 +106,13 @@ func TestAppRemovedFromDeviceGivesLicenseBack(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, d *db.DB) {
 		e := newEnv(t, d, gqltest.StackOptions{}, app("3001"), app("3002"), app("3003"))
 		e.upsertUsers("u1")
-		e.upsertDevices(iPad("R4C-1", "userExternalId", "u1"), iPad("R4C-2", "userExternalId", "u1"), iPad("R4C-3"))
+		e.upsertDevices(iPad("R4C1", "userExternalId", "u1"), iPad("R4C2", "userExternalId", "u1"), iPad("R4C3"))
 		ids := map[string]string{
-			"3001 on R4C-1": e.assignOK(deviceLicense("3001", "R4C-1")),
+			"3001 on R4C1": e.assignOK(deviceLicense("3001", "R4C1")),
 			"3002 to u1":    e.assignOK(userLicense("3002", "u1")),
-			"3003 on R4C-3": e.assignOK(deviceLicense("3003", "R4C-3")),
+			"3003 on R4C3": e.assignOK(deviceLicense("3003", "R4C3")),
 		}
-		e.waitStatuses(ids, map[string]string{"3001 on R4C-1": "ASSIGNED", "3002 to u1": "ASSIGNED", "3003 on R4C-3": "ASSIGNED"})
+		e.waitStatuses(ids, map[string]string{"3001 on R4C1": "ASSIGNED", "3002 to u1": "ASSIGNED", "3003 on R4C3": "ASSIGNED"})
 
 		inv := func(bundles ...string) []map[string]any {
 			out := []map[string]any{}
@@ -128,16 +128,16 @@ func TestAppRemovedFromDeviceGivesLicenseBack(t *testing.T) {
 			wantReclaims int
 			want         map[string]string
 		}{
-			{"the apps are installed", "R4C-1", inv("com.example.app3001", "com.example.app3002", "com.apple.Pages"), 0,
-				map[string]string{"3001 on R4C-1": "ASSIGNED", "3002 to u1": "ASSIGNED", "3003 on R4C-3": "ASSIGNED"}},
-			{"the user's second device has the user-licensed app", "R4C-2", inv("com.example.app3002"), 0,
-				map[string]string{"3001 on R4C-1": "ASSIGNED", "3002 to u1": "ASSIGNED", "3003 on R4C-3": "ASSIGNED"}},
-			{"an app never reported on its device is not taken back", "R4C-3", inv("com.apple.Pages"), 0,
-				map[string]string{"3001 on R4C-1": "ASSIGNED", "3002 to u1": "ASSIGNED", "3003 on R4C-3": "ASSIGNED"}},
-			{"both apps leave the first device: the device license comes back, the user license stays (still on the second)", "R4C-1", inv("com.apple.Pages"), 1,
-				map[string]string{"3001 on R4C-1": "RECLAIMED", "3002 to u1": "ASSIGNED", "3003 on R4C-3": "ASSIGNED"}},
-			{"the app leaves the user's last device: the user license comes back", "R4C-2", inv(), 1,
-				map[string]string{"3001 on R4C-1": "RECLAIMED", "3002 to u1": "RECLAIMED", "3003 on R4C-3": "ASSIGNED"}},
+			{"the apps are installed", "R4C1", inv("com.example.app3001", "com.example.app3002", "com.apple.Pages"), 0,
+				map[string]string{"3001 on R4C1": "ASSIGNED", "3002 to u1": "ASSIGNED", "3003 on R4C3": "ASSIGNED"}},
+			{"the user's second device has the user-licensed app", "R4C2", inv("com.example.app3002"), 0,
+				map[string]string{"3001 on R4C1": "ASSIGNED", "3002 to u1": "ASSIGNED", "3003 on R4C3": "ASSIGNED"}},
+			{"an app never reported on its device is not taken back", "R4C3", inv("com.apple.Pages"), 0,
+				map[string]string{"3001 on R4C1": "ASSIGNED", "3002 to u1": "ASSIGNED", "3003 on R4C3": "ASSIGNED"}},
+			{"both apps leave the first device: the device license comes back, the user license stays (still on the second)", "R4C1", inv("com.apple.Pages"), 1,
+				map[string]string{"3001 on R4C1": "RECLAIMED", "3002 to u1": "ASSIGNED", "3003 on R4C3": "ASSIGNED"}},
+			{"the app leaves the user's last device: the user license comes back", "R4C2", inv(), 1,
+				map[string]string{"3001 on R4C1": "RECLAIMED", "3002 to u1": "RECLAIMED", "3003 on R4C3": "ASSIGNED"}},
 		}
 		for _, s := range steps {
 			var out struct {
@@ -153,7 +153,7 @@ func TestAppRemovedFromDeviceGivesLicenseBack(t *testing.T) {
 			}
 			e.waitStatuses(ids, s.want)
 		}
-		for _, name := range []string{"3001 on R4C-1", "3002 to u1"} {
+		for _, name := range []string{"3001 on R4C1", "3002 to u1"} {
 			a := e.assignment(ids[name])
 			if deref(a.ReclaimedBy) != "rule:R4c app removed from device" || !strings.Contains(deref(a.ReclaimReason), "was removed from device") {
 				t.Errorf("%s: reclaimed by %q because %q", name, deref(a.ReclaimedBy), deref(a.ReclaimReason))
@@ -170,20 +170,20 @@ func TestAdminReclaims(t *testing.T) {
 		e := newEnv(t, d, gqltest.StackOptions{}, app("4001"), app("4002"), app("4003", book))
 		tok2, acct2 := e.addAccount("Second", "US", app("4001"))
 		e.upsertUsers("u1")
-		e.upsertDevices(iPad("R4D-1"), iPad("R4D-2"), iPad("R4D-3"), iPad("R4D-4"))
+		e.upsertDevices(iPad("R4D1"), iPad("R4D2"), iPad("R4D3"), iPad("R4D4"))
 		in := func(adam, serial, acct string) map[string]any {
 			m := deviceLicense(adam, serial)
 			m["accountId"] = acct
 			return m
 		}
 		ids := map[string]string{
-			"4001 on 1":         e.assignOK(in("4001", "R4D-1", e.acct)),
-			"4001 on 2":         e.assignOK(in("4001", "R4D-2", e.acct)),
-			"4001 on 3":         e.assignOK(in("4001", "R4D-3", e.acct)),
-			"4002 on 1":         e.assignOK(in("4002", "R4D-1", e.acct)),
-			"4002 on 2":         e.assignOK(in("4002", "R4D-2", e.acct)),
+			"4001 on 1":         e.assignOK(in("4001", "R4D1", e.acct)),
+			"4001 on 2":         e.assignOK(in("4001", "R4D2", e.acct)),
+			"4001 on 3":         e.assignOK(in("4001", "R4D3", e.acct)),
+			"4002 on 1":         e.assignOK(in("4002", "R4D1", e.acct)),
+			"4002 on 2":         e.assignOK(in("4002", "R4D2", e.acct)),
 			"book to u1":        e.assignOK(userLicense("4003", "u1")),
-			"4001 on 4, second": e.assignOK(in("4001", "R4D-4", acct2)),
+			"4001 on 4, second": e.assignOK(in("4001", "R4D4", acct2)),
 		}
 		want := map[string]string{}
 		for k := range ids {

@@ -20,13 +20,13 @@ func TestR8RestoredDeviceMustGetItsDeviceLicensedAppsAgain(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, d *db.DB) {
 		e := newEnv(t, d, gqltest.StackOptions{}, app("8001"), app("8002"), app("8003"))
 		e.upsertUsers("u1")
-		ids := e.upsertDevices(iPad("R8-1", "userExternalId", "u1"), iPad("R8-2"))
-		kept := e.assignOK(deviceLicense("8001", "R8-1"))
-		gone := e.assignOK(deviceLicense("8002", "R8-1"))
+		ids := e.upsertDevices(iPad("R81", "userExternalId", "u1"), iPad("R82"))
+		kept := e.assignOK(deviceLicense("8001", "R81"))
+		gone := e.assignOK(deviceLicense("8002", "R81"))
 		e.waitStatus(kept, "ASSIGNED")
 		e.waitStatus(gone, "ASSIGNED")
 		e.waitStatus(e.assignOK(userLicense("8003", "u1")), "ASSIGNED")
-		e.waitStatus(e.assignOK(deviceLicense("8001", "R8-2")), "ASSIGNED")
+		e.waitStatus(e.assignOK(deviceLicense("8001", "R82")), "ASSIGNED")
 		var reclaim struct {
 			ReclaimLicense struct{ UserErrors []userError }
 		}
@@ -50,8 +50,8 @@ func TestR8RestoredDeviceMustGetItsDeviceLicensedAppsAgain(t *testing.T) {
 			}
 			return out.UpsertDevices.ReinstallCommands
 		}
-		if n := restore("R8-1"); n != 1 {
-			t.Errorf("restoring R8-1 queued %d reinstall commands, want 1", n)
+		if n := restore("R81"); n != 1 {
+			t.Errorf("restoring R81 queued %d reinstall commands, want 1", n)
 		}
 		type cmd struct{ Serial, AdamID, Status, Assignment string }
 		reinstalls := func() []cmd {
@@ -65,23 +65,23 @@ func TestR8RestoredDeviceMustGetItsDeviceLicensedAppsAgain(t *testing.T) {
 			}
 			return out
 		}
-		want := []cmd{{Serial: "R8-1", AdamID: "8001", Status: "PENDING", Assignment: kept}}
+		want := []cmd{{Serial: "R81", AdamID: "8001", Status: "PENDING", Assignment: kept}}
 		if diff := cmp.Diff(want, reinstalls()); diff != "" {
 			t.Errorf("REINSTALL commands mismatch (-want +got):\n%s", diff)
 		}
 		var dev struct {
 			Device struct{ RestoredAt *string }
 		}
-		e.do(`{ device(serialNumber: "R8-1") { restoredAt } }`, nil, &dev)
+		e.do(`{ device(serialNumber: "R81") { restoredAt } }`, nil, &dev)
 		if dev.Device.RestoredAt == nil {
-			t.Errorf("device R8-1 shows no restoredAt after its restore")
+			t.Errorf("device R81 shows no restoredAt after its restore")
 		}
 		// The same restore reported again: the pending command stands, nothing is added.
-		if n := restore("R8-1"); n != 0 {
+		if n := restore("R81"); n != 0 {
 			t.Errorf("reporting the restore again queued %d commands, want 0", n)
 		}
 		// A device new to Orchard reported as restored holds no license here: nothing to do.
-		if n := restore("R8-NEW"); n != 0 {
+		if n := restore("R8NEW"); n != 0 {
 			t.Errorf("a new device reported restored queued %d commands, want 0", n)
 		}
 		if diff := cmp.Diff(want, reinstalls()); diff != "" {
@@ -89,7 +89,7 @@ func TestR8RestoredDeviceMustGetItsDeviceLicensedAppsAgain(t *testing.T) {
 		}
 		// Per device: the other device has none.
 		if got := e.commands(map[string]any{"kind": "REINSTALL", "deviceId": ids[1]}); len(got) != 0 {
-			t.Errorf("REINSTALL commands of R8-2: %s", gqltest.JSON(got))
+			t.Errorf("REINSTALL commands of R82: %s", gqltest.JSON(got))
 		}
 	})
 }

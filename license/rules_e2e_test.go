@@ -31,8 +31,8 @@ func TestAssignmentRules(t *testing.T) {
 		devs := e.upsertDevices(
 			iPad("US1", "userExternalId", "u1"), iPad("US2", "userExternalId", "u2"), iPad("US3"), iPad("RET1"),
 			iPad("SH1", "sharedIPad", true, "userExternalId", "u3"),
-			device{"serialNumber": "GB-OLD", "platform": "IOS", "osVersion": "8.4.1", "countryCode": "GB"},
-			device{"serialNumber": "GB-NEW", "platform": "IOS", "osVersion": "17.2", "countryCode": "GB"},
+			device{"serialNumber": "GBOLD", "platform": "IOS", "osVersion": "8.4.1", "countryCode": "GB"},
+			device{"serialNumber": "GBNEW", "platform": "IOS", "osVersion": "17.2", "countryCode": "GB"},
 		)
 		e.tok, e.acct = e.addAccount("Main", "US",
 			app("5001", total(1)), app("5002", total(1), free), app("5003"), app("5004", book),
@@ -95,8 +95,8 @@ func TestAssignmentRules(t *testing.T) {
 			{"R5 paid app with no license left", deviceLicense("5001", "US1"), "NO_LICENSES_AVAILABLE",
 				[]string{"buy more"}, []string{"free", "cost nothing"}},
 			{"R9 device license over the user's license", deviceLicense("5003", "US1"), "USER_LICENSE_EXISTS", []string{"US1"}, nil},
-			{"R11 cross-country below iOS 9", deviceLicense("5008", "GB-OLD"), "OS_TOO_OLD_FOR_CROSS_COUNTRY", []string{"iOS 9"}, nil},
-			{"R11 app not sold in the device's country", deviceLicense("5006", "GB-NEW"), "APP_NOT_SOLD_IN_COUNTRY", []string{"not sold in GB"}, nil},
+			{"R11 cross-country below iOS 9", deviceLicense("5008", "GBOLD"), "OS_TOO_OLD_FOR_CROSS_COUNTRY", []string{"iOS 9"}, nil},
+			{"R11 app not sold in the device's country", deviceLicense("5006", "GBNEW"), "APP_NOT_SOLD_IN_COUNTRY", []string{"not sold in GB"}, nil},
 			{"user license to a shared iPad", map[string]any{"adamId": "5008", "kind": "USER", "target": target("serialNumber", "SH1")},
 				"SHARED_IPAD_NEEDS_DEVICE_LICENSE", []string{"shared iPad"}, nil},
 			{"retired device", deviceLicense("5008", "RET1"), "DEVICE_RETIRED", nil, nil},
@@ -148,8 +148,8 @@ func TestAssignmentRules(t *testing.T) {
 			in   map[string]any
 		}{
 			{"R9: a user license found at Apple does not block", deviceLicense("5009", "US2")},
-			{"R11: a B2B app is assignable in every country", deviceLicense("5007", "GB-NEW")},
-			{"R11: an app sold in the device's country, iOS 9 or later", deviceLicense("5008", "GB-NEW")},
+			{"R11: a B2B app is assignable in every country", deviceLicense("5007", "GBNEW")},
+			{"R11: an app sold in the device's country, iOS 9 or later", deviceLicense("5008", "GBNEW")},
 			{"a device license to a shared iPad", deviceLicense("5008", "SH1")},
 		}
 		var ids []string

@@ -67,7 +67,7 @@ func findTarget(f *assignFacts, t Target) (*model.Device, *model.User, *refusal)
 	case t.DeviceID != 0:
 		d = f.devicesByID[t.DeviceID]
 	case t.SerialNumber != "":
-		d = f.devicesBySerial[t.SerialNumber]
+		d = f.devicesBySerial[model.SerialNumberKey(t.SerialNumber)]
 	case t.UserID != 0:
 		u, what = f.usersByID[t.UserID], "user"
 	case t.ExternalID != "":

@@ -80,7 +80,7 @@ func (r *queryResolver) Device(ctx context.Context, id *string, serialNumber *st
 		}
 		return single(ctx, r.prefetchDevices)(loaders.Load(ctx, loaders.For(ctx).DevicesByID, n))
 	default:
-		return single(ctx, r.prefetchDevices)(orNil(r.DB.DeviceBySerial(ctx, *serialNumber)))
+		return single(ctx, r.prefetchDevices)(orNil(r.DB.DeviceBySerial(ctx, model.SerialNumberKey(*serialNumber))))
 	}
 }
 

@@ -266,8 +266,11 @@ func (s *Scheduler) checkHealth(ctx context.Context, a *model.Account, tok *appl
 	if cfg.LocationName != "" && cfg.LocationName != a.LocationName {
 		cols["location_name"] = cfg.LocationName
 	}
-	if cc := strings.ToUpper(cfg.CountryISO2ACode); cc != "" && cc != a.CountryCode {
+	// Apple's country in its canonical form; one that names no assigned country is not stored.
+	if cc, err := model.CanonicalCountry(cfg.CountryISO2ACode); err == nil && cc != a.CountryCode {
 		cols["country_code"] = cc
+	} else if err != nil && cfg.CountryISO2ACode != "" {
+		s.log.Warn("Apple's country of the account is no assigned ISO 3166-1 code; kept the one stored", "account", a.ID, "country", model.Truncate(cfg.CountryISO2ACode, 8))
 	}
 	if len(cols) > 0 {
 		if err := s.db.UpdateAccount(ctx, a.ID, cols); err != nil {
