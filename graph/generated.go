@@ -780,6 +780,8 @@ type AccountResolver interface {
 	Health(ctx context.Context, obj *model.Account) (model.TokenHealth, error)
 	ClaimedBy(ctx context.Context, obj *model.Account) (*Manager, error)
 
+	ThrottledUntil(ctx context.Context, obj *model.Account) (*time.Time, error)
+
 	DataAge(ctx context.Context, obj *model.Account) (*int, error)
 
 	RemovalPending(ctx context.Context, obj *model.Account) (bool, error)
@@ -7415,7 +7417,7 @@ func (ec *executionContext) _Account_throttledUntil(ctx context.Context, field g
 			return ec.fieldContext_Account_throttledUntil(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ThrottledUntil, nil
+			return ec.Resolvers.Account().ThrottledUntil(ctx, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
@@ -7426,7 +7428,7 @@ func (ec *executionContext) _Account_throttledUntil(ctx context.Context, field g
 	)
 }
 func (ec *executionContext) fieldContext_Account_throttledUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Account", field, false, false, "Time")
+	return graphql.NewScalarFieldContext("Account", field, true, true, "Time")
 }
 
 func (ec *executionContext) _Account_notificationsEnabled(ctx context.Context, field graphql.CollectedField, obj *model.Account) (ret graphql.Marshaler) {

@@ -12,6 +12,7 @@ import (
 	"orchard/license"
 	"orchard/model"
 	"orchard/resolvers/loaders"
+	"time"
 )
 
 // Health is the resolver for the health field.
@@ -29,6 +30,16 @@ func (r *accountResolver) ClaimedBy(ctx context.Context, obj *model.Account) (*g
 		m.Name = *obj.ClaimedByName
 	}
 	return m, nil
+}
+
+// ThrottledUntil is the resolver for the throttledUntil field.
+func (r *accountResolver) ThrottledUntil(ctx context.Context, obj *model.Account) (*time.Time, error) {
+	// A hold that is over is no hold: the stored time stays until the next pass clears it,
+	// but it reads as null from the moment it has passed (issue 11 class 11).
+	if obj.ThrottledUntil == nil || !r.Now().Before(*obj.ThrottledUntil) {
+		return nil, nil
+	}
+	return obj.ThrottledUntil, nil
 }
 
 // DataAge is the resolver for the dataAge field.

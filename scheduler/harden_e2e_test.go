@@ -164,3 +164,34 @@ func syncAccountFailing(t testing.TB, st *gqltest.Stack, gid string) runView {
 	}
 	return r
 }
+
+// Issue 11 class 11: throttledUntil shows a hold only while it lasts. During Apple's
+// Retry-After it is set (and syncStatus HELD); once the hold is over and the pass that resumed
+// has succeeded (syncStatus OK), it reads as null, not as a time in the past.
+func TestThrottledUntilEndsWithTheHold(t *testing.T) {
+	t.Parallel()
+	onEngines(t, func(t *testing.T, d *db.DB) {
+		st := newStack(t, d, gqltest.StackOptions{NoNotifications: true})
+		g := st.Sim.Generate(applesim.GenSpec{Tokens: 1, AppsPerToken: 2, AssignmentsPerToken: 10, Seed: 13, Countries: []string{"US"}})
+		tok := g.TokenFiles[0]
+		gid := addSynced(t, st, "Held", tok)
+		// A date well ahead of the pass's first request however slow the machine.
+		until := time.Now().Add(4 * time.Second)
+		st.Sim.SetFault(tok, applesim.Fault{Kind: applesim.FaultUnavailable503, RetryAfterDate: until, Count: 1})
+		held := waitRun(t, st, syncAccount(t, st, gid, "FULL").ID)
+		if held.Status != "HELD" {
+			t.Fatalf("pass ended %s (%v), want HELD", held.Status, deref(held.Error))
+		}
+		acc := account(t, st, gid)
+		if acc.ThrottledUntil == nil && time.Now().Before(until) {
+			t.Errorf("throttledUntil is null during the hold (syncStatus %s)", acc.SyncStatus)
+		}
+		waitFor(t, "the held pass to resume and succeed", waitLong, func() bool {
+			acc = account(t, st, gid)
+			return acc.SyncStatus == "OK" && time.Now().After(until.Add(time.Second))
+		})
+		if acc.ThrottledUntil != nil {
+			t.Errorf("syncStatus OK after the hold, yet throttledUntil = %v (now %v)", *acc.ThrottledUntil, time.Now().UTC())
+		}
+	})
+}
