@@ -52,7 +52,7 @@ func TestRetireDeviceGivesDeviceLicensesBack(t *testing.T) {
 		ids := map[string]string{
 			"2001 on R4B1": e.assignOK(deviceLicense("2001", "R4B1")),
 			"2001 on R4B2": e.assignOK(deviceLicense("2001", "R4B2")),
-			"2002 to u1":    e.assignOK(userLicense("2002", "u1")),
+			"2002 to u1":   e.assignOK(userLicense("2002", "u1")),
 		}
 		e.waitStatuses(ids, map[string]string{"2001 on R4B1": "ASSIGNED", "2001 on R4B2": "ASSIGNED", "2002 to u1": "ASSIGNED"})
 		var install struct {
@@ -109,7 +109,7 @@ func TestAppRemovedFromDeviceGivesLicenseBack(t *testing.T) {
 		e.upsertDevices(iPad("R4C1", "userExternalId", "u1"), iPad("R4C2", "userExternalId", "u1"), iPad("R4C3"))
 		ids := map[string]string{
 			"3001 on R4C1": e.assignOK(deviceLicense("3001", "R4C1")),
-			"3002 to u1":    e.assignOK(userLicense("3002", "u1")),
+			"3002 to u1":   e.assignOK(userLicense("3002", "u1")),
 			"3003 on R4C3": e.assignOK(deviceLicense("3003", "R4C3")),
 		}
 		e.waitStatuses(ids, map[string]string{"3001 on R4C1": "ASSIGNED", "3002 to u1": "ASSIGNED", "3003 on R4C3": "ASSIGNED"})
