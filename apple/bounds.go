@@ -28,6 +28,21 @@ const (
 	MaxPageSize = 100_000
 )
 
+// MaxNotificationIDLength bounds a notification's notificationId (Apple's are UUIDs, 36
+// characters; Orchard stores them in a VARCHAR(128) to deduplicate deliveries).
+const MaxNotificationIDLength = 128
+
+// printableASCII reports whether s holds only printable ASCII: no control characters (a
+// newline forges a log line) and nothing beyond ASCII (bidi controls reorder what a log shows).
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
 // ErrImplausible is wrapped by decoding errors of answers whose numbers are out of bounds.
 var ErrImplausible = errors.New("apple: number out of bounds")
 

@@ -114,6 +114,12 @@ func ParseNotification(body []byte) (*Notification, error) {
 	if n.NotificationID == "" {
 		return nil, fmt.Errorf("%w: no notificationId", ErrNotificationMalformed)
 	}
+	if len(n.NotificationID) > MaxNotificationIDLength || !printableASCII(n.NotificationID) {
+		return nil, fmt.Errorf("%w: notificationId is not 1 to %d printable ASCII characters", ErrNotificationMalformed, MaxNotificationIDLength)
+	}
+	if len(n.NotificationType) > 64 || !printableASCII(n.NotificationType) {
+		return nil, fmt.Errorf("%w: notificationType is not a type name", ErrNotificationMalformed)
+	}
 	if n.NotificationType == "" {
 		return nil, fmt.Errorf("%w: no notificationType", ErrNotificationMalformed)
 	}

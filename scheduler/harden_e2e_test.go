@@ -195,3 +195,65 @@ func TestThrottledUntilEndsWithTheHold(t *testing.T) {
 		}
 	})
 }
+
+// Issue 11 class 10: the notification endpoint does not tell which account ids exist (an
+// unknown account, a malformed id and a known account with a wrong or no secret get the same
+// status and body), refuses a notification naming another location (uId), and bounds
+// notificationId.
+func TestNotificationEndpointAnswersAlike(t *testing.T) {
+	t.Parallel()
+	onEngines(t, func(t *testing.T, d *db.DB) {
+		st := newStack(t, d, gqltest.StackOptions{})
+		g := gen(st.Sim, 1, 14)
+		tok := g.Tokens[0].TokenFile
+		gid := addSynced(t, st, "Alike", tok)
+		id := dbID(t, gid)
+		secret := notificationSecret(t, st, id)
+		test := func(nid, uid string) string {
+			return fmt.Sprintf(`{"notificationId":%q,"notificationType":"TEST_NOTIFICATION","uId":%q,"notification":{}}`, nid, uid)
+		}
+		post := func(path, auth, body string) string {
+			t.Helper()
+			req, _ := http.NewRequest(http.MethodPost, st.BaseURL+"/apple/notifications/"+path, strings.NewReader(body))
+			if auth != "" {
+				req.Header.Set("Authorization", "Bearer "+auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return fmt.Sprintf("%d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), strings.TrimSpace(string(b)))
+		}
+		uid := st.Sim.UID(tok)
+		refused := post(fmt.Sprint(id), "wrong", test("n-0", uid))
+		if !strings.HasPrefix(refused, "401 ") {
+			t.Fatalf("a wrong secret: %s, want 401", refused)
+		}
+		for name, got := range map[string]string{
+			"unknown account":             post("999999", secret, test("n-1", uid)),
+			"unknown account, no secret":  post("999999", "", test("n-2", uid)),
+			"malformed id":                post("abc", secret, test("n-3", uid)),
+			"negative id":                 post("-1", secret, test("n-4", uid)),
+			"known account, no secret":    post(fmt.Sprint(id), "", test("n-5", uid)),
+			"known account, wrong secret": post(fmt.Sprint(id), secret+"x", test("n-6", uid)),
+		} {
+			if got != refused {
+				t.Errorf("%s: %q, want the same answer as a wrong secret %q", name, got, refused)
+			}
+		}
+		for _, tt := range []struct{ name, body, want string }{
+			{"its own uId", test("n-7", uid), "200"},
+			{"another location's uId", test("n-8", "someone-else"), "400"},
+			{"no uId", `{"notificationId":"n-9","notificationType":"TEST_NOTIFICATION","notification":{}}`, "400"},
+			{"a notificationId of 128 characters", test(strings.Repeat("a", 128), uid), "200"},
+			{"a notificationId of 129 characters", test(strings.Repeat("a", 129), uid), "400"},
+			{"a notificationId with a newline", test("n\n10", uid), "400"},
+		} {
+			if got := post(fmt.Sprint(id), secret, tt.body); !strings.HasPrefix(got, tt.want+" ") {
+				t.Errorf("%s: %q, want %s", tt.name, got, tt.want)
+			}
+		}
+	})
+}

@@ -17,27 +17,38 @@ import (
 // account, verified with the account's shared secret (compared in constant time), applied
 // once each (Apple delivers duplicates), and answered 2xx so Apple stops retrying. Where a
 // notification leaves doubt, an incremental pass is queued.
+//
+// An unknown (or removed) account and a known one with a wrong secret get the same answer —
+// status, body and the work done before it (the secret check runs either way) — so that the
+// endpoint does not tell which account ids exist. A notification must name the account's
+// location (its uId): one for another location is refused, whoever holds the secret.
 func (s *Scheduler) NotificationHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		refuse := func() {
+			notifications.WithLabelValues("rejected").Inc()
+			http.Error(w, "unknown account or bad credentials", http.StatusUnauthorized)
+		}
 		id, err := strconv.ParseInt(r.PathValue("accountID"), 10, 64)
 		if err != nil || id <= 0 {
-			http.Error(w, "unknown account", http.StatusNotFound)
+			apple.VerifyNotificationAuth(r.Header.Get("Authorization"), "no account") // the same work as a known one
+			refuse()
 			return
 		}
-		ctx := r.Context()
 		a, err := s.db.AccountByID(ctx, id)
 		if errors.Is(err, model.ErrNotFound) || (err == nil && a.RemovedAt != nil) {
-			http.Error(w, "unknown account", http.StatusNotFound)
+			apple.VerifyNotificationAuth(r.Header.Get("Authorization"), "no account")
+			refuse()
 			return
 		}
 		if err != nil {
+			s.log.ErrorContext(ctx, "notification: read the account", "account", id, "error", err)
 			http.Error(w, "try again", http.StatusServiceUnavailable)
 			return
 		}
 		secret, err := s.svc.NotificationSecret(a)
 		if err != nil || secret == "" || !apple.VerifyNotificationAuth(r.Header.Get("Authorization"), secret) {
-			notifications.WithLabelValues("rejected").Inc()
-			http.Error(w, "bad credentials", http.StatusUnauthorized)
+			refuse()
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
@@ -49,6 +60,12 @@ func (s *Scheduler) NotificationHandler() http.Handler {
 		if err != nil {
 			notifications.WithLabelValues("malformed").Inc()
 			http.Error(w, "malformed notification", http.StatusBadRequest)
+			return
+		}
+		if a.AppleUID != "" && n.UID != a.AppleUID {
+			notifications.WithLabelValues("foreign").Inc()
+			s.log.WarnContext(ctx, "notification for another location refused", "account", a.ID, "uId", model.Truncate(n.UID, 64))
+			http.Error(w, "notification for another location", http.StatusBadRequest)
 			return
 		}
 		if err := s.applyNotification(ctx, a, n); errors.Is(err, db.ErrNotificationInProgress) {
