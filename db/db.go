@@ -56,6 +56,9 @@ func Open(ctx context.Context, t *Target, opts Options) (*DB, error) {
 	var dialector gorm.Dialector
 	switch t.Dialect {
 	case SQLite:
+		if err := prepareSQLiteFile(t.Path); err != nil {
+			return nil, fmt.Errorf("open %s: %w", t, err)
+		}
 		q := url.Values{}
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "journal_mode(WAL)")
@@ -114,6 +117,13 @@ func Open(ctx context.Context, t *Target, opts Options) (*DB, error) {
 	if err := sqlDB.PingContext(pingCtx); err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("cannot reach database %s: %w", t, err)
+	}
+	if t.Dialect == SQLite {
+		// -wal and -shm left by an earlier version with a wider mode.
+		if err := restrictSQLiteFiles(t.Path); err != nil {
+			sqlDB.Close()
+			return nil, fmt.Errorf("open %s: %w", t, err)
+		}
 	}
 	return d, nil
 }

@@ -1,8 +1,11 @@
 package db
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -139,4 +142,44 @@ func redactDSN(s string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.String()
+}
+
+// sqliteFileMode is the mode of an SQLite database and of its -wal and -shm files: readable
+// and writable by Orchard's user only. They hold API key hashes, users' emails and the audit
+// log, and a world-readable copy is a leak however the process's umask is set.
+const sqliteFileMode = 0o600
+
+// prepareSQLiteFile creates the database file with sqliteFileMode before SQLite opens it
+// (SQLite creates its -wal and -shm files with the database's own mode, whatever the umask),
+// and takes group and other permissions away from a database created before (an upgrade
+// tightens what an earlier version left readable).
+func prepareSQLiteFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, sqliteFileMode)
+	if err != nil {
+		return fmt.Errorf("create the database file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create the database file: %w", err)
+	}
+	return restrictSQLiteFiles(path)
+}
+
+// restrictSQLiteFiles takes group and other permissions away from the database and its -wal
+// and -shm files, those that exist.
+func restrictSQLiteFiles(path string) error {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("check the mode of %s: %w", p, err)
+		}
+		if m := fi.Mode().Perm(); m&0o077 != 0 {
+			if err := os.Chmod(p, m&^0o077); err != nil {
+				return fmt.Errorf("restrict the mode of %s: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
