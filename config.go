@@ -40,6 +40,9 @@ type Config struct {
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
 	Demo            bool
+	// MetricsAddr, when set, is the separate listener GET /metrics is served on (and then not
+	// on Listen); MetricsToken, when set, is the bearer token GET /metrics requires.
+	MetricsAddr, MetricsToken string
 	// Env is the whole environment, for the settings of other conventions (OTEL_*).
 	Env map[string]string
 }
@@ -71,6 +74,9 @@ var settings = []setting{
 	{"ORCHARD_INTROSPECTION", "introspection", "true", "allow GraphQL introspection (GraphiQL needs it)", kindBool},
 	{"ORCHARD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", kindString},
 	{"ORCHARD_SHUTDOWN_TIMEOUT", "shutdown-timeout", "20s", "time to finish requests and background work on shutdown", kindDuration},
+	// Protecting /metrics (README: Security).
+	{"ORCHARD_METRICS_ADDR", "metrics-addr", "", "separate address for GET /metrics, such as 127.0.0.1:9090; unset: /metrics is served on ORCHARD_LISTEN", kindString},
+	{"ORCHARD_METRICS_TOKEN", "metrics-token", "", "bearer token (16+ characters) GET /metrics requires; unset: /metrics needs none", kindString},
 }
 
 // envMap turns KEY=VALUE pairs into a map (the last one of a key wins, as in a shell).
@@ -232,6 +238,17 @@ func configFromCommand(cmd *cli.Command, envMap map[string]string) (*Config, err
 	}
 	if c.ShutdownTimeout, err = parseInterval(get("ORCHARD_SHUTDOWN_TIMEOUT"), time.Second, 10*time.Minute); err != nil {
 		return nil, fmt.Errorf("ORCHARD_SHUTDOWN_TIMEOUT: %w", err)
+	}
+	if v := get("ORCHARD_METRICS_ADDR"); v != "" {
+		if c.MetricsAddr, err = parseListen(v); err != nil {
+			return nil, fmt.Errorf("ORCHARD_METRICS_ADDR: %w", err)
+		}
+		if _, port, _ := net.SplitHostPort(c.MetricsAddr); c.MetricsAddr == c.Listen && port != "0" {
+			return nil, fmt.Errorf("ORCHARD_METRICS_ADDR: %s is ORCHARD_LISTEN; give another address, or leave it unset", c.MetricsAddr)
+		}
+	}
+	if c.MetricsToken = get("ORCHARD_METRICS_TOKEN"); c.MetricsToken != "" && (len(c.MetricsToken) < 16 || strings.ContainsAny(c.MetricsToken, " \t\r\n")) {
+		return nil, errors.New("ORCHARD_METRICS_TOKEN: must be at least 16 characters without spaces (e.g. `openssl rand -hex 16`)")
 	}
 	return c, nil
 }

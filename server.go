@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -28,11 +29,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"orchard/apple"
 	"orchard/db"
 	"orchard/license"
+	"orchard/model"
 	"orchard/resolvers"
 	"orchard/scheduler"
 )
@@ -131,7 +132,7 @@ func serve(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	route := func(name string, h http.Handler) http.Handler {
 		return traced(name, resolvers.RequestLog(log, name, h))
 	}
-	mux.Handle("/graphql", route("graphql", gql))
+	mux.Handle("/graphql", route("graphql", sameOriginWebSocket(log, gql)))
 	mux.Handle("GET /{$}", route("graphiql", resolvers.GraphiQL("/graphql")))
 	mux.Handle("GET "+resolvers.GraphiQLAssetPrefix, route("graphiql_assets", resolvers.GraphiQLAssets()))
 	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -140,7 +141,10 @@ func serve(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	}))
 	mux.Handle("GET /readyz", route("readyz", readyz(d)))
 	registerGauges(d, log)
-	mux.Handle("GET /metrics", promhttp.Handler())
+	metrics := metricsHandler(cfg.MetricsToken)
+	if cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", metrics)
+	}
 	mux.Handle("POST /apple/notifications/{accountID}", route("apple_notifications", sched.NotificationHandler()))
 
 	ln := dm.listener()
@@ -156,6 +160,21 @@ func serve(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	var metricsSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("ORCHARD_METRICS_ADDR: cannot listen on %s: %w", cfg.MetricsAddr, err)
+		}
+		mmux := http.NewServeMux()
+		mmux.Handle("GET /metrics", metrics)
+		metricsSrv = &http.Server{Handler: mmux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: srv.ErrorLog}
+		go func() { _ = metricsSrv.Serve(mln) }()
+		defer metricsSrv.Close()
+		log.Info("metrics on a separate listener", "listen", mln.Addr().String())
+		fmt.Fprintf(stdout, "Metrics: http://%s/metrics\n", displayAddr(mln.Addr()))
 	}
 	base := "http://" + displayAddr(ln.Addr())
 	log.Info("orchard started", "listen", ln.Addr().String(), "database", cfg.Database.String(), "secret_key", cfg.SecretKeySource)
@@ -195,6 +214,31 @@ func serve(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return serveErr
+}
+
+// sameOriginWebSocket refuses a WebSocket upgrade whose Origin is not this server's own host
+// (a page of another site opening a socket with the browser's credentials), as the WebSocket
+// library would, but before it does: the refusal is a 403 with a coded GraphQL error, and one
+// JSON log line (slog) where the Origin is a quoted, bounded field — not the library's
+// free-text line that quotes the header as it came. Requests without an Origin header (not from
+// a browser) and same-origin ones pass.
+func sameOriginWebSocket(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin == "" || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if u, err := url.Parse(origin); err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		log.LogAttrs(r.Context(), slog.LevelWarn, "cross-origin WebSocket upgrade refused",
+			slog.String("origin", model.Truncate(origin, 200)), slog.String("host", model.Truncate(r.Host, 200)))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, `{"errors":[{"message":"a WebSocket from another origin is not accepted","extensions":{"code":"FORBIDDEN"}}]}`+"\n")
+	})
 }
 
 // shutdown stops the service within timeout: the server stops accepting and finishes the

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -87,4 +90,30 @@ var buildInfoGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
 func init() {
 	b := readBuildInfo()
 	buildInfoGauge.WithLabelValues(b.Version, b.Commit, b.GoVersion).Set(1)
+}
+
+// metricsHandler serves GET /metrics (Prometheus). With a token (ORCHARD_METRICS_TOKEN) it
+// answers only requests carrying "Authorization: Bearer <token>" (compared in constant time,
+// over digests so that the length does not leak either) and 401 with a Bearer challenge to
+// others; without one it is open, and belongs on a listener only Prometheus reaches
+// (ORCHARD_METRICS_ADDR) — see README, Security.
+func metricsHandler(token string) http.Handler {
+	h := promhttp.Handler()
+	if token == "" {
+		return h
+	}
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := ""
+		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+			got = strings.TrimSpace(a[7:])
+		}
+		sum := sha256.Sum256([]byte(got))
+		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="orchard-metrics"`)
+			http.Error(w, "this endpoint needs the metrics token (Authorization: Bearer ...)", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
