@@ -47,7 +47,7 @@ func ObserveApple(endpoint string, status, errorNumber int, d time.Duration) {
 
 var notifications = promauto.NewCounterVec(prometheus.CounterOpts{
 	Name: "orchard_apple_notifications_total",
-	Help: "Apple notifications received, by type (or rejected, malformed, duplicate, implausible).",
+	Help: "Apple notifications received, by type (or rejected, malformed, duplicate, implausible, foreign).",
 }, []string{"type"})
 
 var (
