@@ -39,8 +39,9 @@ const screenshotPath = ".artifacts/graphiql.png"
 // TestGraphiQLInBrowser loads GraphiQL in headless Chromium that can reach nothing but
 // loopback (every other host fails to resolve, and any request to one fails the test), puts
 // the key in the Headers tab, runs a query, reads its answer on the page, opens the docs and
-// finds Query there without re-fetching the schema by hand; then reloads with the key
-// remembered (the user's choice in GraphiQL's settings) and finds the docs again at once.
+// finds Query there without re-fetching the schema by hand; then checks where the key is kept
+// (sessionStorage unless the user ticks "Remember the key", localStorage then), reloads with
+// the key remembered and finds the docs again at once.
 // Any console error fails it (a 401 for the schema, a blocked script, a CSP violation).
 func TestGraphiQLInBrowser(t *testing.T) {
 	bin := chromium(t)
@@ -150,16 +151,31 @@ func TestGraphiQLInBrowser(t *testing.T) {
 		}
 	}
 	if err == nil {
-		// The user chose to remember the key (GraphiQL's settings: Persist headers).
+		// Not remembered by default: the key is in sessionStorage (it survives a reload, not
+		// the tab), nowhere in localStorage. Then the user ticks "Remember the key": after a
+		// reload the docs are there at once, the key in localStorage; unticked, it is gone
+		// from localStorage again.
+		keyIn := func(store string, want bool) chromedp.Action[chromedp.Void] {
+			return chromedp.Func(func(ctx context.Context, tt *chromedp.Target) error {
+				got, err := chromedp.Poll[bool](fmt.Sprintf(`(() => Object.keys(%[1]s).some((k) => (%[1]s.getItem(k) || '').includes(%[2]q)) === %[3]v)()`, store, s.key, want),
+					chromedp.WithPollingTimeout(10*time.Second))(ctx, tt)
+				if err != nil || !got {
+					return fmt.Errorf("the key in %s: want %v: %v", store, want, err)
+				}
+				return nil
+			})
+		}
 		err = chromedp.Do(ctx,
-			chromedp.Func(func(ctx context.Context, tt *chromedp.Target) error {
-				_, err := chromedp.Evaluate[bool](fmt.Sprintf(`(() => { localStorage.setItem('orchard:graphiql:shouldPersistHeaders', 'true'); localStorage.setItem('orchard:graphiql:headers', %q); return true })()`, headers))(ctx, tt)
-				return err
-			}),
+			keyIn("localStorage", false),
+			keyIn("sessionStorage", true),
+			click(`#orchard-remember`),
+			keyIn("localStorage", true),
 			chromedp.Reload(),
 			chromedp.WaitVisible(chromedp.CSS(".graphiql-container")),
 			click(`button[aria-label="Show Documentation Explorer"]`),
 			waitText(docs, "Query"),
+			click(`#orchard-remember`),
+			keyIn("localStorage", false),
 		)
 	}
 	if err != nil {

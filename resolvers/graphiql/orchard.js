@@ -6,9 +6,11 @@
 // - GraphiQL fetches the schema before its Headers editor exists, so it would send no key and
 //   get 401: the fetcher below adds the Headers tab's Authorization to any request that lacks
 //   it, and fetches the schema again when the key in the Headers tab changes.
-// - Whether the key is remembered is the user's choice: GraphiQL's settings ("Persist headers",
-//   off by default) keep the headers in this browser's localStorage; off, they are forgotten
-//   when the page is closed.
+// - Whether the key is remembered is the user's choice, the "Remember the key" checkbox under
+//   the editors (off by default). Off, GraphiQL's state (the Headers tab with the key
+//   included) lives in sessionStorage: it survives a reload and is forgotten with the tab. On,
+//   it lives in localStorage, for this browser until the box is unticked (which moves it back
+//   and wipes it from localStorage).
 (function () {
   'use strict';
   const root = document.getElementById('graphiql');
@@ -17,19 +19,46 @@
   wsEndpoint.protocol = endpoint.protocol === 'https:' ? 'wss:' : 'ws:';
   const placeholder = JSON.stringify({ Authorization: 'Bearer <paste your API key>' }, null, 2);
 
-  // GraphiQL's storage, under Orchard's own prefix.
+  // GraphiQL's storage, under Orchard's own prefix, in sessionStorage or (the key remembered)
+  // localStorage.
   const prefix = 'orchard:';
+  const rememberFlag = prefix + 'rememberKey';
+  let remember = localStorage.getItem(rememberFlag) === 'true';
+  const backing = () => (remember ? localStorage : sessionStorage);
+  const ours = (st) => Object.keys(st).filter((k) => k.startsWith(prefix) && k !== rememberFlag);
   const storage = {
-    getItem: (k) => localStorage.getItem(prefix + k),
-    setItem: (k, v) => localStorage.setItem(prefix + k, v),
-    removeItem: (k) => localStorage.removeItem(prefix + k),
+    getItem: (k) => backing().getItem(prefix + k),
+    setItem: (k, v) => backing().setItem(prefix + k, v),
+    removeItem: (k) => backing().removeItem(prefix + k),
     clear: () => {
-      for (const k of Object.keys(localStorage)) if (k.startsWith(prefix)) localStorage.removeItem(k);
+      for (const k of ours(backing())) backing().removeItem(k);
     },
     get length() {
-      return Object.keys(localStorage).filter((k) => k.startsWith(prefix)).length;
+      return ours(backing()).length;
     },
   };
+  // Moves GraphiQL's state to the other storage when the box changes; the one left is wiped.
+  const setRemember = (on) => {
+    if (on === remember) return;
+    const from = backing();
+    remember = on;
+    const to = backing();
+    for (const k of ours(from)) {
+      to.setItem(k, from.getItem(k));
+      from.removeItem(k);
+    }
+    if (on) localStorage.setItem(rememberFlag, 'true');
+    else localStorage.removeItem(rememberFlag);
+  };
+  function RememberKey() {
+    const [on, setOn] = React.useState(remember);
+    return React.createElement('label', { className: 'orchard-remember', title: 'Off: the key is forgotten when this tab is closed. On: this browser keeps it until you untick this.' },
+      React.createElement('input', {
+        type: 'checkbox', id: 'orchard-remember', checked: on,
+        onChange: (e) => { setRemember(e.target.checked); setOn(e.target.checked); },
+      }),
+      ' Remember the key in this browser');
+  }
 
   // The Headers tab's text, as last edited (or as restored by GraphiQL when persisted).
   let headersText = storage.getItem('graphiql:headers') || placeholder;
@@ -96,11 +125,12 @@
       headers: headersText,
       onEditHeaders,
       isHeadersEditorEnabled: true,
-      shouldPersistHeaders: false,
-      showPersistHeadersSettings: true,
+      // Persisted to storage, which is sessionStorage unless the key is remembered.
+      shouldPersistHeaders: true,
+      showPersistHeadersSettings: false,
       inputValueDeprecation: true,
       defaultQuery: '# Put your API key in the Headers tab below, then run this with the ▶ button.\n{\n  viewer {\n    role\n    apiKey { name }\n  }\n}\n',
       plugins: [GraphiQLPluginExplorer.explorerPlugin()],
-    }, React.createElement(GraphiQL.Footer, null, React.createElement(SchemaRefresh))),
+    }, React.createElement(GraphiQL.Footer, null, React.createElement(SchemaRefresh), React.createElement(RememberKey))),
   );
 })();
