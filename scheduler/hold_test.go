@@ -1,6 +1,7 @@
 package scheduler_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -141,8 +142,12 @@ func TestRetryAfterHoldsOneAccount(t *testing.T) {
 			} else {
 				// Backoff: the hold Orchard recorded last (holds only grow), which follows the
 				// last throttled answer before it. (A backoff shorter than the request itself
-				// is over when the answer arrives; the client then retries at once.)
-				acc := account(t, st, idA)
+				// is over when the answer arrives; the client then retries at once.) It is read
+				// from the database: the API shows no throttledUntil once the hold is over.
+				acc, err := st.DB.AccountByID(context.Background(), dbID(t, idA))
+				if err != nil {
+					t.Fatal(err)
+				}
 				switch {
 				case acc.ThrottledUntil != nil:
 					end = *acc.ThrottledUntil
