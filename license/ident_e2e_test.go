@@ -46,6 +46,13 @@ func TestIdentifiersCanonical(t *testing.T) {
 		if p := e.assign(deviceLicense("7001", "abc1")); p.Assignment != nil && p.Assignment.ID != id || len(p.UserErrors) > 0 && p.UserErrors[0].Code != "ALREADY_ASSIGNED" {
 			t.Errorf("assign to abc1 after ABC1: %+v, want the same assignment or ALREADY_ASSIGNED", p)
 		}
+		var filtered struct {
+			LicenseAssignments struct{ Nodes []struct{ ID string } }
+		}
+		e.do(`{ licenseAssignments(filter: {serialNumber: "abc1"}) { nodes { id } } }`, nil, &filtered)
+		if n := filtered.LicenseAssignments.Nodes; len(n) != 1 || n[0].ID != id {
+			t.Errorf("licenseAssignments(filter: {serialNumber: \"abc1\"}) = %+v, want %s", n, id)
+		}
 		var members struct {
 			SetGroupMembers struct {
 				Added      int

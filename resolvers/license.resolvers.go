@@ -258,7 +258,7 @@ func (r *queryResolver) LicenseAssignments(ctx context.Context, first *int, afte
 			f.Kind = *filter.Kind
 		}
 		if filter.SerialNumber != nil {
-			f.SerialNumber = *filter.SerialNumber
+			f.SerialNumber = model.SerialNumberKey(*filter.SerialNumber) // abc1 finds ABC1
 		}
 		if filter.Origin != nil {
 			f.Origin = *filter.Origin
