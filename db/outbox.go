@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -426,7 +427,12 @@ func (d *DB) StalledEvents(ctx context.Context, accountID int64, before time.Tim
 // associate or disassociate is harmless: Apple treats it as done).
 func (d *DB) RequeueEvent(ctx context.Context, eventID, why string) error {
 	return wrap("requeue event", d.Tx(ctx, func(tx *DB) error {
-		if err := tx.UpdateAppleEvent(ctx, eventID, map[string]any{"status": model.EventFailed, "completed_at": Now(), "failures": `[{"errorMessage":"` + why + `"}]`}); err != nil {
+		// Marshalled, not spliced: a reason with a quote or a backslash must still be JSON.
+		failures, err := json.Marshal([]map[string]string{{"errorMessage": why}})
+		if err != nil {
+			return fmt.Errorf("encode failures: %w", err)
+		}
+		if err := tx.UpdateAppleEvent(ctx, eventID, map[string]any{"status": model.EventFailed, "completed_at": Now(), "failures": string(failures)}); err != nil {
 			return err // named by UpdateAppleEvent
 		}
 		return wrap("queue items again", tx.with(ctx).Model(&model.OutboxItem{}).Where("event_id = ? AND status = ?", eventID, model.OutboxSent).
