@@ -17,12 +17,16 @@ import (
 // items fail; the assignments they were for move by ASSOCIATE_CANCELLED (they fail, the
 // reservation is released) or RECLAIM_CANCELLED (back to ASSIGNED: a reclaim that will not
 // happen); queued passes are dropped. It returns how many outbox items it cancelled.
-func (d *DB) CancelAccountWork(ctx context.Context, accountID int64, why string) (n int, err error) {
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("cancel work of account %d: %w", accountID, err)
-		}
-	}()
+func (d *DB) CancelAccountWork(ctx context.Context, accountID int64, why string) (int, error) {
+	n, err := d.cancelAccountWork(ctx, accountID, why)
+	if err != nil {
+		return 0, fmt.Errorf("cancel work of account %d: %w", accountID, err)
+	}
+	return n, nil
+}
+
+// cancelAccountWork is CancelAccountWork; its errors name the step, the caller the account.
+func (d *DB) cancelAccountWork(ctx context.Context, accountID int64, why string) (int, error) {
 	now := Now()
 	var items []model.OutboxItem
 	if err := d.with(ctx).Where("account_id = ? AND status = ?", accountID, model.OutboxQueued).Find(&items).Error; err != nil {
@@ -35,7 +39,7 @@ func (d *DB) CancelAccountWork(ctx context.Context, accountID int64, why string)
 		return nil
 	}
 	if len(items) == 0 {
-		return 0, dropRuns() // named by dropRuns and the deferred wrap
+		return 0, dropRuns()
 	}
 	var ids, assoc, reclaim []int64
 	for _, it := range items {
@@ -64,12 +68,12 @@ func (d *DB) CancelAccountWork(ctx context.Context, accountID int64, why string)
 		return 0, fmt.Errorf("cancel reclaims: %w", err)
 	}
 	if err := dropRuns(); err != nil {
-		return 0, err // named by dropRuns and the deferred wrap
+		return 0, err
 	}
 	// The transitions moved the counters; the recount settles any drift while the account's
 	// work is being wound up.
 	if _, err := d.RecountPools(ctx, accountID); err != nil {
-		return 0, err // named by RecountPools and the deferred wrap
+		return 0, err // named by RecountPools
 	}
 	return len(items), nil
 }
