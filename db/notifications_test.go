@@ -99,7 +99,7 @@ func TestAdjustPoolTotal(t *testing.T) {
 		pool := seedPool(t, d, acc, app, func(p *model.LicensePool) { p.TotalCount, p.AppleAvailableCount = 10, 6 })
 		seedPool(t, d, acc, app, func(p *model.LicensePool) { p.PricingParam, p.Unlimited = "PLUS", true })
 		busyPool := seedPool(t, d, busy, app, func(p *model.LicensePool) { p.TotalCount, p.AppleAvailableCount = 10, 10 })
-		runningRun(t, d, busy)
+		startedRun(t, d, busy)
 		for _, tt := range []struct {
 			name        string
 			account     int64
@@ -196,7 +196,7 @@ func TestFoundAtApple(t *testing.T) {
 		}
 
 		// While a pass runs: the new license is recorded, Apple's counts are not moved.
-		runningRun(t, d, f.acc)
+		startedRun(t, d, f.acc)
 		other := seedDevice(t, d)
 		rows = []db.AppleAssignmentRow{f.row(other.SerialNumber)}
 		want = result{Counts: db.SyncCounts{Added: 1}, Doubt: true,
@@ -252,7 +252,7 @@ func TestGoneAtApple(t *testing.T) {
 		// While a pass runs.
 		held := seedDeviceAssignment(t, d, f.pool, seedDevice(t, d), model.AssignmentAssigned)
 		mustDo(t, d.AdjustPoolCounts(ctx, f.pool.ID, 1, 0))
-		runningRun(t, d, f.acc)
+		startedRun(t, d, f.acc)
 		n, doubt, err := d.GoneAtApple(ctx, f.acc.ID, []db.AppleAssignmentRow{f.row(*held.SerialNumber)}, f.refs)
 		if err != nil {
 			t.Fatal(err)

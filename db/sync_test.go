@@ -12,8 +12,8 @@ import (
 	"orchard/model"
 )
 
-// runningRun stores a RUNNING full pass of the account.
-func runningRun(t *testing.T, d *db.DB, acc *model.Account) *model.SyncRun {
+// startedRun stores a RUNNING full pass of the account.
+func startedRun(t *testing.T, d *db.DB, acc *model.Account) *model.SyncRun {
 	t.Helper()
 	r := &model.SyncRun{AccountID: acc.ID, Kind: model.SyncFull, Trigger: model.TriggerSchedule, Status: model.SyncRunRunning, StartedAt: db.Now()}
 	mustDo(t, d.InsertSyncRun(context.Background(), r))
@@ -41,7 +41,7 @@ func TestUpsertAssets(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		acc := seedAccount(t, d)
-		run := runningRun(t, d, acc)
+		run := startedRun(t, d, acc)
 		known := seedApp(t, d)
 		now := db.Now()
 		same := seedPool(t, d, acc, known, func(p *model.LicensePool) { p.TotalCount, p.AppleAvailableCount = 10, 10 })
@@ -143,7 +143,7 @@ func TestMarkGonePools(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		acc, other := seedAccount(t, d), seedAccount(t, d)
-		run := runningRun(t, d, acc)
+		run := startedRun(t, d, acc)
 		app := seedApp(t, d)
 		seen := seedPool(t, d, acc, app, func(p *model.LicensePool) { p.SeenRunID = &run.ID })
 		unseen := seedPool(t, d, acc, app, func(p *model.LicensePool) { p.PricingParam = "PLUS" })
@@ -171,7 +171,7 @@ func TestMarkGonePools(t *testing.T) {
 		if n, err := d.MarkGonePools(ctx, acc.ID, run.ID); err != nil || n != 0 {
 			t.Errorf("second sweep: %d, %v; want 0", n, err)
 		}
-		dead := runningRun(t, d, other)
+		dead := startedRun(t, d, other)
 		if _, err := d.FailStaleRuns(ctx, other.ID, "dead"); err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +190,7 @@ func TestApplyAssignments(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		acc := seedAccount(t, d)
-		run := runningRun(t, d, acc)
+		run := startedRun(t, d, acc)
 		app := seedApp(t, d)
 		pool := seedPool(t, d, acc, app)
 		pending := seedDeviceAssignment(t, d, pool, seedDevice(t, d), model.AssignmentPending)
@@ -276,7 +276,7 @@ func TestSweepAssignments(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		acc := seedAccount(t, d)
-		run := runningRun(t, d, acc)
+		run := startedRun(t, d, acc)
 		pool := seedPool(t, d, acc, seedApp(t, d))
 		start := db.Now()
 		before, after := start.Add(-time.Hour), start.Add(time.Minute)
