@@ -68,7 +68,7 @@ func (d *DB) cancelAccountWork(ctx context.Context, accountID int64, why string)
 		return 0, fmt.Errorf("cancel reclaims: %w", err)
 	}
 	if err := dropRuns(); err != nil {
-		return 0, err
+		return 0, err // named by dropRuns
 	}
 	// The transitions moved the counters; the recount settles any drift while the account's
 	// work is being wound up.
