@@ -12,7 +12,10 @@ package db_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -224,4 +227,60 @@ func TestSeedAll(t *testing.T) {
 			t.Errorf("seeded rows mismatch (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// opErr is one case of an errors-name-the-operation table: the operation's name and a call
+// that fails.
+type opErr struct {
+	op   string
+	call func() error
+}
+
+// closedStore returns d closed: every statement on it fails, so that a test can check which
+// operation each failing store function names.
+func closedStore(t testing.TB, d *db.DB) *db.DB {
+	t.Helper()
+	if err := d.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	return d
+}
+
+// checkOpErrors runs each call (on a closed store) and checks that its error starts with the
+// operation's name, so that a log line says which query failed.
+func checkOpErrors(t *testing.T, cases []opErr) {
+	t.Helper()
+	for _, c := range cases {
+		err := c.call()
+		if err == nil {
+			t.Errorf("%s: no error on a closed database", c.op)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), c.op+": ") {
+			t.Errorf("%s: error %q does not name the operation", c.op, err)
+		}
+	}
+}
+
+// isNotFound checks that err is the store's not-found error, still matchable after wrapping,
+// and names the operation.
+func isNotFound(t *testing.T, op string, err error) {
+	t.Helper()
+	if !errors.Is(err, model.ErrNotFound) {
+		t.Errorf("%s: got %v, want model.ErrNotFound", op, err)
+		return
+	}
+	if !strings.HasPrefix(err.Error(), op+": ") {
+		t.Errorf("%s: not-found error %q does not name the operation", op, err)
+	}
+}
+
+// bg is the context of the store calls in tests.
+func bg() context.Context { return context.Background() }
+
+// sortedIDs returns the ids of rows in ascending order, for batch reads that promise no order.
+func sortedIDs[T any](rows []*T, id func(*T) int64) []int64 {
+	out := idsOf(rows, id)
+	slices.Sort(out)
+	return out
 }
