@@ -12,8 +12,6 @@ import (
 	"orchard/model"
 )
 
-func accountID(a *model.Account) int64 { return a.ID }
-
 // TestInsertAccount stores an account that reads back as written, and refuses a second live
 // account for the same Apple location with ErrDuplicateLocation; a removed account (its
 // location key NULL) does not block a new one.

@@ -12,8 +12,6 @@ import (
 	"orchard/model"
 )
 
-func apiKeyID(k *model.APIKey) int64 { return k.ID }
-
 func seedAPIKey(t *testing.T, d *db.DB, name string) *model.APIKey {
 	t.Helper()
 	k := &model.APIKey{Name: name, Prefix: "ok_" + name, Hash: "hash-" + name, Role: model.RoleOperator, CreatedBy: "test"}

@@ -10,8 +10,6 @@ import (
 	"orchard/model"
 )
 
-func appID(a *model.App) int64 { return a.ID }
-
 // TestAppLookups reads an app by id, by adamId and by bundle id (the oldest of two apps that
 // share one); unknown keys are the not-found error named after the lookup.
 func TestAppLookups(t *testing.T) {

@@ -11,8 +11,6 @@ import (
 	"orchard/model"
 )
 
-func auditID(e *model.AuditEvent) int64 { return e.ID }
-
 // TestInsertAudit fills in the time and empty details ("{}") of an event; InsertAudits does
 // the same for a batch, and an empty batch writes nothing.
 func TestInsertAudit(t *testing.T) {

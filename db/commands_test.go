@@ -10,8 +10,6 @@ import (
 	"orchard/model"
 )
 
-func commandID(c *model.DeviceCommand) int64 { return c.ID }
-
 func newCommand(dev *model.Device, app *model.App, kind model.CommandKind) *model.DeviceCommand {
 	return &model.DeviceCommand{DeviceID: dev.ID, AppID: app.ID, Kind: kind, Status: model.CommandPending, Reason: "test"}
 }

@@ -11,8 +11,6 @@ import (
 	"orchard/model"
 )
 
-func deviceID(d *model.Device) int64 { return d.ID }
-
 // TestSaveDevice inserts a new device and updates a known one; a second device with the same
 // serial number is ErrDuplicate.
 func TestSaveDevice(t *testing.T) {

@@ -11,9 +11,6 @@ import (
 	"orchard/model"
 )
 
-func assignmentID(a *model.LicenseAssignment) int64 { return a.ID }
-func syncRunID(r *model.SyncRun) int64              { return r.ID }
-
 // TestAssignmentChanges reads the assignments changed after a cursor, oldest change first
 // and by id within one instant (so that a subscriber resumes exactly after the last row it
 // saw), filtered by account and app and bounded by the limit.

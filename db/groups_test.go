@@ -11,9 +11,6 @@ import (
 	"orchard/model"
 )
 
-func groupID(g *model.Group) int64 { return g.ID }
-func userID(u *model.User) int64   { return u.ID }
-
 func seedGroup(t *testing.T, d *db.DB, name string, members ...*model.User) *model.Group {
 	t.Helper()
 	g := &model.Group{ExternalID: fmt.Sprintf("grp-%d", nextSeed()), Name: name}
