@@ -284,3 +284,15 @@ func sortedIDs[T any](rows []*T, id func(*T) int64) []int64 {
 	slices.Sort(out)
 	return out
 }
+
+// Id accessors for idsOf and sortedIDs.
+func accountID(a *model.Account) int64              { return a.ID }
+func apiKeyID(k *model.APIKey) int64                { return k.ID }
+func auditID(e *model.AuditEvent) int64             { return e.ID }
+func appID(a *model.App) int64                      { return a.ID }
+func commandID(c *model.DeviceCommand) int64        { return c.ID }
+func deviceID(d *model.Device) int64                { return d.ID }
+func groupID(g *model.Group) int64                  { return g.ID }
+func userID(u *model.User) int64                    { return u.ID }
+func assignmentID(a *model.LicenseAssignment) int64 { return a.ID }
+func syncRunID(r *model.SyncRun) int64              { return r.ID }
