@@ -344,8 +344,16 @@ func (d *DB) UsersAfter(ctx context.Context, after int64, limit int) ([]*model.U
 // PolicyAssignmentsAfter reads, by id order, a batch of the active assignments of the given
 // apps and of their label assignments Apple refused since a time.
 func (d *DB) PolicyAssignmentsAfter(ctx context.Context, appIDs []int64, refusedSince time.Time, after int64, limit int) ([]*model.LicenseAssignment, error) {
-	q := d.with(ctx).Where("id > ? AND app_id IN ?", after, appIDs).
-		Where(d.gorm.Where("status IN ?", activeStatuses).Or("status = ? AND label_id IS NOT NULL AND updated_at >= ?", model.AssignmentFailed, refusedSince))
+	// A pass in id order: on SQLite the unary + keeps the planner off the app and status
+	// indexes, which would read every row of the apps again for each batch to sort them.
+	col := func(c string) string {
+		if d.dialect == SQLite {
+			return "+" + c
+		}
+		return c
+	}
+	q := d.with(ctx).Where("id > ? AND "+col("app_id")+" IN ?", after, appIDs).
+		Where(d.gorm.Where(col("status")+" IN ?", activeStatuses).Or(col("status")+" = ? AND label_id IS NOT NULL AND updated_at >= ?", model.AssignmentFailed, refusedSince))
 	out, err := findAll[model.LicenseAssignment](q.Order("id").Limit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("read assignments under policy: %w", err)
@@ -364,4 +372,14 @@ func (d *DB) WaitingOfApps(ctx context.Context, appIDs []int64) ([]*model.Policy
 		out = append(out, rs...)
 	}
 	return out, nil
+}
+
+// DueItemsOfApp reads the ids of an app's due queue rows (whole-app and holder rows), for an
+// evaluation of the whole app that covers them all.
+func (d *DB) DueItemsOfApp(ctx context.Context, appID int64, now time.Time) ([]int64, error) {
+	var ids []int64
+	if err := d.with(ctx).Model(&model.PolicyQueueItem{}).Where("app_id = ? AND not_before <= ?", appID, now).Order("id").Pluck("id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("read policy queue of app %d: %w", appID, err)
+	}
+	return ids, nil
 }

@@ -551,6 +551,7 @@ func (s *Service) EvaluatePolicyQueue(ctx context.Context) (int, error) {
 			if _, err := s.evaluateApp(ctx, s.db, app); err != nil {
 				return n, err
 			}
+			s.evaluations.Add(1)
 			done := whole[app]
 			if h := some[app]; h != nil {
 				done = append(done, h.items...) // the whole app covers its holders
@@ -604,6 +605,7 @@ func (s *Service) EvaluateAllPolicy(ctx context.Context) (int, error) {
 		if _, err := s.evaluateApp(ctx, s.db, app); err != nil {
 			return 0, err
 		}
+		s.evaluations.Add(1)
 	}
 	if err := s.db.PruneDepartures(ctx, s.now().Add(-departuresFor)); err != nil {
 		return 0, err
@@ -1055,6 +1057,7 @@ func (s *Service) evaluateHolders(ctx context.Context, appID int64, userIDs, dev
 			if res, err = s.carryOut(ctx, tx, st); err != nil {
 				return err
 			}
+			s.evaluations.Add(1)
 		}
 		return tx.DeletePolicyItemsTx(ctx, itemIDs)
 	})
@@ -1107,4 +1110,47 @@ func (s *Service) enqueueHolders(ctx context.Context, tx *db.DB, groupIDs, userI
 		}
 	}
 	return tx.EnqueuePolicyHolders(ctx, refs, truncate(reason, 1000), s.now())
+}
+
+// Evaluations counts the evaluations this service has carried out (whole apps and batches of
+// holders; previews and explanations, rolled back, not included).
+func (s *Service) Evaluations() int64 { return s.evaluations.Load() }
+
+// ChangeLicenseLabel carries out a label change (a create or update, or a delete) and its
+// evaluation once, in one transaction: the change queues its app as every change does, the
+// evaluation runs at once through the ordinary write path (savepoints of the transaction), and
+// the app's queue rows it covers are deleted with it — so the background evaluation does not
+// do the work again, and the answer is what was done, not a preview of it. A crash before the
+// commit leaves nothing done and nothing queued; the label change is then simply not made.
+func (s *Service) ChangeLicenseLabel(ctx context.Context, actor Actor, ch LabelChange) (*model.Label, *EvalResult, error) {
+	var l *model.Label
+	var res *EvalResult
+	err := s.db.Tx(ctx, func(tx *db.DB) error {
+		var err error
+		switch {
+		case ch.DeleteID != 0:
+			l, err = s.deleteLicenseLabel(ctx, tx, actor, ch.DeleteID)
+		case ch.Label != nil:
+			l, err = s.applyLicenseLabel(ctx, tx, actor, *ch.Label)
+		default:
+			return model.FieldError([]string{"input"}, "give a label to create or update, or one to delete")
+		}
+		if err != nil {
+			return err
+		}
+		queued, err := tx.DueItemsOfApp(ctx, l.AppID, s.now())
+		if err != nil {
+			return err
+		}
+		if res, err = s.evaluateApp(ctx, tx, l.AppID); err != nil {
+			return err
+		}
+		s.evaluations.Add(1)
+		return tx.DeletePolicyItemsTx(ctx, queued)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	s.kick(0) // the outbox has work
+	return l, res, nil
 }
