@@ -191,7 +191,8 @@ func (s *Service) changeMembersN(ctx context.Context, tx *db.DB, g *model.Group,
 	}
 	added, removed := len(au)+len(ad), len(ru)+len(rd)
 	if added+removed > 0 {
-		if err := s.enqueueGroups(ctx, tx, []int64{g.ID}, why); err != nil {
+		// Only the members that came or went are evaluated (policy_eval.go).
+		if err := s.enqueueHolders(ctx, tx, []int64{g.ID}, append(au, ru...), append(ad, rd...), why); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -420,7 +421,10 @@ func (s *Service) leaveAllGroups(ctx context.Context, tx *db.DB, userID, deviceI
 	if err := tx.InsertDepartures(ctx, deps); err != nil {
 		return err
 	}
-	return s.enqueueGroups(ctx, tx, groups, why)
+	if userID != 0 {
+		return s.enqueueHolders(ctx, tx, groups, []int64{userID}, nil, why)
+	}
+	return s.enqueueHolders(ctx, tx, groups, nil, []int64{deviceID}, why)
 }
 
 // dynamicGroups caches the dynamic groups and their rules for one batch of device upserts.
@@ -480,8 +484,11 @@ func (s *Service) syncDeviceGroups(ctx context.Context, tx *db.DB, dyn *dynamicG
 			touched = append(touched, g.ID)
 		}
 	}
+	why := "device " + dev.SerialNumber + " changed"
 	if relevantChange {
-		touched = append(touched, groups...)
+		// Its user, shared-iPad flag or status changed: the user it had may lose coverage too,
+		// and which user that was is not known here — the whole apps are evaluated.
+		return s.enqueueGroups(ctx, tx, append(touched, groups...), why)
 	}
-	return s.enqueueGroups(ctx, tx, touched, "device "+dev.SerialNumber+" changed")
+	return s.enqueueHolders(ctx, tx, touched, nil, []int64{dev.ID}, why)
 }
