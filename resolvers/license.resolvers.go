@@ -114,9 +114,6 @@ func (r *mutationResolver) AssignLicenses(ctx context.Context, input graph.Assig
 	if in.AppID, err = r.appRef(ctx, input.AppID, input.AdamID, true); err != nil {
 		return fail(err)
 	}
-	if len(input.Targets) > license.MaxBulkTargets {
-		return fail(model.FieldError([]string{"input", "targets"}, "at most %d targets", license.MaxBulkTargets))
-	}
 	in.Targets = make([]license.Target, len(input.Targets))
 	for i, t := range input.Targets {
 		if in.Targets[i], err = licenseTarget(t, "input", "targets", itoa(int64(i))); err != nil {
