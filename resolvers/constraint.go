@@ -229,11 +229,13 @@ func (w *constraintWalk) literal(v *ast.Value, typ *ast.Type, l inputLimit, at *
 	}
 	switch v.Kind {
 	case ast.Variable:
-		val, ok := w.vars[v.Raw]
-		if !ok {
-			return nil // absent: the variable's default, part of the document, was checked by validation
+		if val, ok := w.vars[v.Raw]; ok {
+			return w.decoded(val, typ, l, at)
 		}
-		return w.decoded(val, typ, l, at)
+		if d := v.VariableDefinition; d != nil && d.DefaultValue != nil {
+			return w.literal(d.DefaultValue, typ, l, at) // the default written in the document
+		}
+		return nil
 	case ast.NullValue:
 		return nil
 	}
