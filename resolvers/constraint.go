@@ -108,7 +108,7 @@ func (c *inputConstraints) MutateOperationContext(_ context.Context, rc *graphql
 		return nil
 	}
 	w := constraintWalk{c: c, vars: rc.Variables}
-	return w.selections(rc.Operation.SelectionSet, nil)
+	return w.selections(rc.Operation.SelectionSet)
 }
 
 // constraintWalk is the state of one operation's check.
@@ -119,19 +119,22 @@ type constraintWalk struct {
 	seen map[string]bool
 }
 
-func (w *constraintWalk) selections(set ast.SelectionSet, path ast.Path) *gqlerror.Error {
+// selections checks the fields of set and of their selections; the error's path is built on
+// the way back, so that checking costs no path.
+func (w *constraintWalk) selections(set ast.SelectionSet) *gqlerror.Error {
 	for _, sel := range set {
 		switch s := sel.(type) {
 		case *ast.Field:
-			p := append(path[:len(path):len(path)], ast.PathName(s.Alias))
-			if err := w.field(s, p); err != nil {
-				return err
+			err := w.field(s)
+			if err == nil {
+				err = w.selections(s.SelectionSet)
 			}
-			if err := w.selections(s.SelectionSet, p); err != nil {
+			if err != nil {
+				err.Path = append(ast.Path{ast.PathName(s.Alias)}, err.Path...)
 				return err
 			}
 		case *ast.InlineFragment:
-			if err := w.selections(s.SelectionSet, path); err != nil {
+			if err := w.selections(s.SelectionSet); err != nil {
 				return err
 			}
 		case *ast.FragmentSpread:
@@ -142,7 +145,7 @@ func (w *constraintWalk) selections(set ast.SelectionSet, path ast.Path) *gqlerr
 				w.seen = map[string]bool{}
 			}
 			w.seen[s.Name] = true
-			if err := w.selections(s.Definition.SelectionSet, path); err != nil {
+			if err := w.selections(s.Definition.SelectionSet); err != nil {
 				return err
 			}
 		}
@@ -152,7 +155,7 @@ func (w *constraintWalk) selections(set ast.SelectionSet, path ast.Path) *gqlerr
 
 // field checks the arguments given to one field (absent ones take the schema's defaults,
 // which are trusted).
-func (w *constraintWalk) field(f *ast.Field, path ast.Path) *gqlerror.Error {
+func (w *constraintWalk) field(f *ast.Field) *gqlerror.Error {
 	if f.Definition == nil || len(f.Arguments) == 0 {
 		return nil
 	}
@@ -161,79 +164,72 @@ func (w *constraintWalk) field(f *ast.Field, path ast.Path) *gqlerror.Error {
 		if def == nil {
 			continue
 		}
-		at := &inputPath{name: a.Name}
-		if v := w.literal(a.Value, def.Type, w.c.args[def], at); v != nil {
-			return w.refuse(f, path, v)
+		if v := w.literal(a.Value, def.Type, w.c.args[def]); v != nil {
+			return w.refuse(f, v.under(a.Name))
 		}
 	}
 	return nil
 }
 
-// inputPath is where in an argument a value is, built without allocating until it is needed.
-type inputPath struct {
-	parent *inputPath
-	name   string
-	index  int // for a list element, when name is ""
-}
-
-func (p *inputPath) segments() []string {
-	var out []string
-	for ; p != nil; p = p.parent {
-		if p.name == "" {
-			out = append(out, strconv.Itoa(p.index))
-		} else {
-			out = append(out, p.name)
-		}
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out
-}
-
-func (p *inputPath) String() string {
-	var b strings.Builder
-	for i, s := range p.segments() {
-		if _, err := strconv.Atoi(s); err == nil && i > 0 {
-			b.WriteString("[" + s + "]")
-			continue
-		}
-		if i > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(s)
-	}
-	return b.String()
-}
-
-// violation is a value over its limit.
+// violation is a value over its limit. at is the path of the value inside its argument,
+// innermost first: each level adds its segment on the way back, so that a value within its
+// limits costs no path at all.
 type violation struct {
-	at         *inputPath
+	at         []string
 	got, limit int
 	what       string // "characters" or "items"
 }
 
-func (w *constraintWalk) refuse(f *ast.Field, path ast.Path, v *violation) *gqlerror.Error {
+func (v *violation) under(segment string) *violation {
+	v.at = append(v.at, segment)
+	return v
+}
+
+// path is the value's path, outermost first: ["input", "users", "3", "name"].
+func (v *violation) path() []string {
+	out := make([]string, len(v.at))
+	for i, s := range v.at {
+		out[len(out)-1-i] = s
+	}
+	return out
+}
+
+// String writes the path as GraphQL users read it: input.users[3].name.
+func (v *violation) String() string {
+	var b strings.Builder
+	for i, s := range v.path() {
+		switch _, err := strconv.Atoi(s); {
+		case err == nil && i > 0:
+			b.WriteString("[" + s + "]")
+		case i > 0:
+			b.WriteString("." + s)
+		default:
+			b.WriteString(s)
+		}
+	}
+	return b.String()
+}
+
+func (w *constraintWalk) refuse(f *ast.Field, v *violation) *gqlerror.Error {
 	return &gqlerror.Error{
 		Message: fmt.Sprintf("%s(%s): at most %s %s are allowed, got %s",
-			f.Name, v.at, thousands(v.limit), v.what, thousands(v.got)),
-		Path:       path,
-		Extensions: map[string]any{"code": string(model.CodeInvalidInput), "field": v.at.segments()},
+			f.Name, v, thousands(v.limit), v.what, thousands(v.got)),
+		Extensions: map[string]any{"code": string(model.CodeInvalidInput), "field": v.path()},
 	}
 }
 
 // literal checks a value as written in the document; a variable is checked as decoded.
-func (w *constraintWalk) literal(v *ast.Value, typ *ast.Type, l inputLimit, at *inputPath) *violation {
+func (w *constraintWalk) literal(v *ast.Value, typ *ast.Type, l inputLimit) *violation {
 	if v == nil || typ == nil {
 		return nil
 	}
 	switch v.Kind {
 	case ast.Variable:
 		if val, ok := w.vars[v.Raw]; ok {
-			return w.decoded(val, typ, l, at)
+			return w.decoded(val, typ, l)
 		}
 		if d := v.VariableDefinition; d != nil && d.DefaultValue != nil {
-			return w.literal(d.DefaultValue, typ, l, at) // the default written in the document
+			return w.literal(d.DefaultValue, typ, l) // the default written in the document
 		}
 		return nil
 	case ast.NullValue:
@@ -241,22 +237,22 @@ func (w *constraintWalk) literal(v *ast.Value, typ *ast.Type, l inputLimit, at *
 	}
 	if typ.Elem != nil {
 		if v.Kind != ast.ListValue { // a single value for a list: one element (input coercion)
-			return w.literal(v, typ.Elem, inputLimit{maxLength: l.maxLength}, at)
+			return w.literal(v, typ.Elem, inputLimit{maxLength: l.maxLength})
 		}
 		if l.maxItems > 0 && len(v.Children) > l.maxItems {
-			return &violation{at: at, got: len(v.Children), limit: l.maxItems, what: "items"}
+			return &violation{got: len(v.Children), limit: l.maxItems, what: "items"}
 		}
 		el := inputLimit{maxLength: l.maxLength}
 		for i, c := range v.Children {
-			if bad := w.literal(c.Value, typ.Elem, el, &inputPath{parent: at, index: i}); bad != nil {
-				return bad
+			if bad := w.literal(c.Value, typ.Elem, el); bad != nil {
+				return bad.under(strconv.Itoa(i))
 			}
 		}
 		return nil
 	}
 	switch v.Kind {
 	case ast.StringValue, ast.BlockValue:
-		return checkLength(v.Raw, l, at)
+		return checkLength(v.Raw, l)
 	case ast.ObjectValue:
 		def := w.c.schema.Types[typ.NamedType]
 		if def == nil || def.Kind != ast.InputObject {
@@ -267,8 +263,8 @@ func (w *constraintWalk) literal(v *ast.Value, typ *ast.Type, l inputLimit, at *
 			if fd == nil {
 				continue
 			}
-			if bad := w.literal(c.Value, fd.Type, w.c.fields[fd], &inputPath{parent: at, name: c.Name}); bad != nil {
-				return bad
+			if bad := w.literal(c.Value, fd.Type, w.c.fields[fd]); bad != nil {
+				return bad.under(c.Name)
 			}
 		}
 	}
@@ -277,29 +273,29 @@ func (w *constraintWalk) literal(v *ast.Value, typ *ast.Type, l inputLimit, at *
 
 // decoded checks a variable's value as gqlgen decoded and coerced it (JSON: strings, []any,
 // map[string]any).
-func (w *constraintWalk) decoded(val any, typ *ast.Type, l inputLimit, at *inputPath) *violation {
+func (w *constraintWalk) decoded(val any, typ *ast.Type, l inputLimit) *violation {
 	if val == nil || typ == nil {
 		return nil
 	}
 	if typ.Elem != nil {
 		list, ok := val.([]any)
 		if !ok { // a single value for a list: one element (input coercion)
-			return w.decoded(val, typ.Elem, inputLimit{maxLength: l.maxLength}, at)
+			return w.decoded(val, typ.Elem, inputLimit{maxLength: l.maxLength})
 		}
 		if l.maxItems > 0 && len(list) > l.maxItems {
-			return &violation{at: at, got: len(list), limit: l.maxItems, what: "items"}
+			return &violation{got: len(list), limit: l.maxItems, what: "items"}
 		}
 		el := inputLimit{maxLength: l.maxLength}
 		for i, e := range list {
-			if bad := w.decoded(e, typ.Elem, el, &inputPath{parent: at, index: i}); bad != nil {
-				return bad
+			if bad := w.decoded(e, typ.Elem, el); bad != nil {
+				return bad.under(strconv.Itoa(i))
 			}
 		}
 		return nil
 	}
 	switch v := val.(type) {
 	case string:
-		return checkLength(v, l, at)
+		return checkLength(v, l)
 	case map[string]any:
 		def := w.c.schema.Types[typ.NamedType]
 		if def == nil || def.Kind != ast.InputObject {
@@ -310,8 +306,8 @@ func (w *constraintWalk) decoded(val any, typ *ast.Type, l inputLimit, at *input
 			if fd == nil {
 				continue
 			}
-			if bad := w.decoded(fv, fd.Type, w.c.fields[fd], &inputPath{parent: at, name: name}); bad != nil {
-				return bad
+			if bad := w.decoded(fv, fd.Type, w.c.fields[fd]); bad != nil {
+				return bad.under(name)
 			}
 		}
 	}
@@ -320,12 +316,12 @@ func (w *constraintWalk) decoded(val any, typ *ast.Type, l inputLimit, at *input
 
 // checkLength bounds a string's characters; n bytes hold at most n characters, so a short
 // string is not counted.
-func checkLength(s string, l inputLimit, at *inputPath) *violation {
+func checkLength(s string, l inputLimit) *violation {
 	if l.maxLength == 0 || len(s) <= l.maxLength {
 		return nil
 	}
 	if n := utf8.RuneCountInString(s); n > l.maxLength {
-		return &violation{at: at, got: n, limit: l.maxLength, what: "characters"}
+		return &violation{got: n, limit: l.maxLength, what: "characters"}
 	}
 	return nil
 }

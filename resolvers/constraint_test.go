@@ -18,6 +18,8 @@ type refused struct {
 	Code    string
 	Field   []string
 	Message string
+	// Path is the error's response path, when the test names one.
+	Path []string
 }
 
 func firstError(t *testing.T, r *gqltest.Response) refused {
@@ -35,7 +37,11 @@ func firstError(t *testing.T, r *gqltest.Response) refused {
 			field = append(field, fmt.Sprint(s))
 		}
 	}
-	return refused{Code: e.Code(), Field: field, Message: e.Message}
+	var path []string
+	for _, p := range e.Path {
+		path = append(path, fmt.Sprint(p))
+	}
+	return refused{Code: e.Code(), Field: field, Message: e.Message, Path: path}
 }
 
 func repeatItems(n int, item any) []any {
@@ -65,48 +71,48 @@ func TestInputConstraints(t *testing.T) {
 			{"a 1,000,000-character name to upsertUsers",
 				`mutation($n: String) { upsertUsers(input: {users: [{externalId: "big", name: $n}]}) { userErrors { code } } }`,
 				map[string]any{"n": strings.Repeat("n", 1_000_000)},
-				refused{"INVALID_INPUT", []string{"input", "users", "0", "name"}, "upsertUsers(input.users[0].name): at most 255 characters are allowed, got 1,000,000"}},
+				refused{"INVALID_INPUT", []string{"input", "users", "0", "name"}, "upsertUsers(input.users[0].name): at most 255 characters are allowed, got 1,000,000", []string{"upsertUsers"}}},
 			{"256 two-byte characters, written in the document",
 				fmt.Sprintf(`mutation { upsertUsers(input: {users: [{externalId: "a"}, {externalId: "b", name: %q}]}) { userErrors { code } } }`, strings.Repeat("é", 256)),
 				nil,
-				refused{"INVALID_INPUT", []string{"input", "users", "1", "name"}, "upsertUsers(input.users[1].name): at most 255 characters are allowed, got 256"}},
+				refused{"INVALID_INPUT", []string{"input", "users", "1", "name"}, "upsertUsers(input.users[1].name): at most 255 characters are allowed, got 256", []string{"upsertUsers"}}},
 			{"80,000 statuses in a filter",
 				`query($s: [AssignmentStatus!]) { licenseAssignments(filter: {status: $s}) { totalCount } }`,
 				map[string]any{"s": repeatItems(80_000, "PENDING")},
-				refused{"INVALID_INPUT", []string{"filter", "status"}, "licenseAssignments(filter.status): at most 20 items are allowed, got 80,000"}},
+				refused{"INVALID_INPUT", []string{"filter", "status"}, "licenseAssignments(filter.status): at most 20 items are allowed, got 80,000", []string{"licenseAssignments"}}},
 			{"80,000 statuses to a nested connection, through a fragment",
 				`query($s: [AssignmentStatus!]) { accounts { nodes { ...A } } } fragment A on Account { licenseAssignments(status: $s) { totalCount } }`,
 				map[string]any{"s": repeatItems(80_000, "ASSIGNED")},
-				refused{"INVALID_INPUT", []string{"status"}, "licenseAssignments(status): at most 20 items are allowed, got 80,000"}},
+				refused{"INVALID_INPUT", []string{"status"}, "licenseAssignments(status): at most 20 items are allowed, got 80,000", []string{"accounts", "nodes", "licenseAssignments"}}},
 			{"a variable's default, written in the document",
 				fmt.Sprintf(`query($s: [AssignmentStatus!] = [%s]) { licenseAssignments(filter: {status: $s}) { totalCount } }`, strings.Repeat("FAILED ", 21)),
 				nil,
-				refused{"INVALID_INPUT", []string{"filter", "status"}, "licenseAssignments(filter.status): at most 20 items are allowed, got 21"}},
+				refused{"INVALID_INPUT", []string{"filter", "status"}, "licenseAssignments(filter.status): at most 20 items are allowed, got 21", []string{"licenseAssignments"}}},
 			{"40,000 devices to sendInstallRequest",
 				`mutation($d: [DeviceRefInput!]) { sendInstallRequest(input: {adamId: "100000", devices: $d}) { userErrors { code } } }`,
 				map[string]any{"d": repeatItems(40_000, map[string]any{"serialNumber": "A"})},
-				refused{"INVALID_INPUT", []string{"input", "devices"}, "sendInstallRequest(input.devices): at most 1,000 items are allowed, got 40,000"}},
+				refused{"INVALID_INPUT", []string{"input", "devices"}, "sendInstallRequest(input.devices): at most 1,000 items are allowed, got 40,000", []string{"sendInstallRequest"}}},
 			{"101 ids to nodes",
 				`query($ids: [ID!]!) { nodes(ids: $ids) { id } }`,
 				map[string]any{"ids": repeatItems(101, "x")},
-				refused{"INVALID_INPUT", []string{"ids"}, "nodes(ids): at most 100 items are allowed, got 101"}},
+				refused{"INVALID_INPUT", []string{"ids"}, "nodes(ids): at most 100 items are allowed, got 101", []string{"nodes"}}},
 			{"an id element too long",
 				fmt.Sprintf(`{ nodes(ids: ["a", %q]) { id } }`, strings.Repeat("x", 101)),
 				nil,
-				refused{"INVALID_INPUT", []string{"ids", "1"}, "nodes(ids[1]): at most 100 characters are allowed, got 101"}},
+				refused{"INVALID_INPUT", []string{"ids", "1"}, "nodes(ids[1]): at most 100 characters are allowed, got 101", []string{"nodes"}}},
 			{"a serial number nested in a list of devices",
 				`mutation($d: [DeviceInput!]!) { upsertDevices(input: {devices: $d}) { userErrors { code } } }`,
 				map[string]any{"d": []any{map[string]any{"serialNumber": "OK1", "platform": "IOS"}, map[string]any{"serialNumber": strings.Repeat("S", 129), "platform": "IOS"}}},
-				refused{"INVALID_INPUT", []string{"input", "devices", "1", "serialNumber"}, "upsertDevices(input.devices[1].serialNumber): at most 128 characters are allowed, got 129"}},
+				refused{"INVALID_INPUT", []string{"input", "devices", "1", "serialNumber"}, "upsertDevices(input.devices[1].serialNumber): at most 128 characters are allowed, got 129", []string{"upsertDevices"}}},
 			{"a country of a dynamic group's rule",
 				`mutation { upsertGroup(input: {externalId: "g", rule: {countries: ["US", "NOT-A-COUNTRY"]}}) { userErrors { code } } }`,
 				nil,
-				refused{"INVALID_INPUT", []string{"input", "rule", "countries", "1"}, "upsertGroup(input.rule.countries[1]): at most 8 characters are allowed, got 13"}},
+				refused{"INVALID_INPUT", []string{"input", "rule", "countries", "1"}, "upsertGroup(input.rule.countries[1]): at most 8 characters are allowed, got 13", []string{"upsertGroup"}}},
 			{"the second of two mutations: neither runs",
 				`mutation($n: String) { a: upsertUsers(input: {users: [{externalId: "first"}]}) { userErrors { code } }
 				                       b: upsertUsers(input: {users: [{externalId: "second", name: $n}]}) { userErrors { code } } }`,
 				map[string]any{"n": strings.Repeat("n", 256)},
-				refused{"INVALID_INPUT", []string{"input", "users", "0", "name"}, "upsertUsers(input.users[0].name): at most 255 characters are allowed, got 256"}},
+				refused{"INVALID_INPUT", []string{"input", "users", "0", "name"}, "upsertUsers(input.users[0].name): at most 255 characters are allowed, got 256", []string{"b"}}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -176,11 +182,11 @@ func TestAssignLicenseContradictions(t *testing.T) {
 			want  refused
 		}{
 			{"adamId of another app", map[string]any{"adamId": f.Apps[1].AdamID},
-				refused{"BAD_USER_INPUT", []string{"input", "adamId"}, fmt.Sprintf("poolId names a pool of app %s (adamId %s), not of adamId %s; give the pool alone, or the app and account", f.Apps[0].Name, f.Apps[0].AdamID, f.Apps[1].AdamID)}},
+				refused{"BAD_USER_INPUT", []string{"input", "adamId"}, fmt.Sprintf("poolId names a pool of app %s (adamId %s), not of adamId %s; give the pool alone, or the app and account", f.Apps[0].Name, f.Apps[0].AdamID, f.Apps[1].AdamID), []string{"assignLicense"}}},
 			{"appId of another app", map[string]any{"appId": model.GlobalID("App", f.Apps[1].ID)},
-				refused{"BAD_USER_INPUT", []string{"input", "appId"}, fmt.Sprintf("poolId names a pool of app %s (adamId %s), not the app given by appId or adamId; give the pool alone, or the app and account", f.Apps[0].Name, f.Apps[0].AdamID)}},
+				refused{"BAD_USER_INPUT", []string{"input", "appId"}, fmt.Sprintf("poolId names a pool of app %s (adamId %s), not the app given by appId or adamId; give the pool alone, or the app and account", f.Apps[0].Name, f.Apps[0].AdamID), []string{"assignLicense"}}},
 			{"accountId of another account", map[string]any{"adamId": f.Apps[0].AdamID, "accountId": model.GlobalID("Account", f.Accounts[1].ID)},
-				refused{"BAD_USER_INPUT", []string{"input", "accountId"}, fmt.Sprintf("poolId names a pool of account %q, not the account given by accountId; give the pool alone, or the app and account", f.Accounts[0].Name)}},
+				refused{"BAD_USER_INPUT", []string{"input", "accountId"}, fmt.Sprintf("poolId names a pool of account %q, not the account given by accountId; give the pool alone, or the app and account", f.Accounts[0].Name), []string{"assignLicense"}}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
