@@ -229,3 +229,50 @@ func TestAssignLicenseContradictions(t *testing.T) {
 		}
 	})
 }
+
+// TestInputLimitsAreDescribed: GraphiQL's manual (introspection over HTTP) states each limit
+// in the element's description, as @constraint declares it, without repeating what the
+// description says already.
+func TestInputLimitsAreDescribed(t *testing.T) {
+	t.Parallel()
+	d := dbtest.Engines()[0].Open(t)
+	s := gqltest.New(t, d)
+	var got struct {
+		Type struct {
+			InputFields []struct{ Name, Description string }
+		} `json:"__type"`
+		Schema struct {
+			QueryType struct {
+				Fields []struct {
+					Name string
+					Args []struct{ Name, Description string }
+				}
+			}
+		} `json:"__schema"`
+	}
+	s.Do(t, s.Keys[model.RoleViewer], `{ __type(name: "UpsertUsersInput") { inputFields { name description } }
+		__schema { queryType { fields { name args { name description } } } } }`, nil).MustData(t, &got)
+	descs := map[string]string{}
+	for _, f := range got.Type.InputFields {
+		descs["UpsertUsersInput."+f.Name] = f.Description
+	}
+	for _, f := range got.Schema.QueryType.Fields {
+		for _, a := range f.Args {
+			descs["Query."+f.Name+"("+a.Name+")"] = a.Description
+		}
+	}
+	want := map[string]string{
+		"UpsertUsersInput.users": "Users to create or update, by external id; at most 1,000.",
+		"Query.nodes(ids)":       "Global ids, at most 100. Each at most 100 characters.",
+		"Query.user(externalId)": "The directory's id of the user. At most 255 characters.",
+		"Query.users(after)":     "Cursor to continue after. At most 64 characters.",
+	}
+	for k := range descs {
+		if _, ok := want[k]; !ok {
+			delete(descs, k)
+		}
+	}
+	if diff := cmp.Diff(want, descs); diff != "" {
+		t.Errorf("descriptions mismatch (-want +got):\n%s", diff)
+	}
+}
