@@ -18,9 +18,6 @@ import (
 // A dynamic group's members are the devices matching its rule; Orchard keeps them current as
 // devices are upserted, and they cannot be set by hand.
 
-// MaxGroupMembers bounds the members of one membership call.
-const MaxGroupMembers = 10000
-
 // GroupInput creates or updates a group by the directory's id.
 type GroupInput struct {
 	ExternalID string
@@ -227,8 +224,8 @@ const (
 
 // ChangeGroupMembers sets, adds or removes members of a (directory) group.
 func (s *Service) ChangeGroupMembers(ctx context.Context, actor Actor, groupID int64, groupExternalID string, op MembersOp, refs []MemberRef) (*MembersResult, error) {
-	if len(refs) > MaxGroupMembers || (len(refs) == 0 && op != MembersSet) {
-		return nil, model.FieldError([]string{"input", "members"}, "give 1 to %d members", MaxGroupMembers)
+	if len(refs) == 0 && op != MembersSet { // the most: @constraint on GroupMembersInput.members
+		return nil, model.FieldError([]string{"input", "members"}, "give at least one member")
 	}
 	res := &MembersResult{}
 	err := s.db.Tx(ctx, func(tx *db.DB) error {

@@ -99,6 +99,7 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	srv.Use(graphqlTracing{})
 	srv.Use(depthLimit{Max: cfg.Limits.Depth})
+	srv.Use(newInputConstraints(schema.Schema()))
 	srv.Use(extension.FixedComplexityLimit(cfg.Limits.Complexity))
 	srv.SetErrorPresenter(presentError)
 	srv.SetRecoverFunc(recoverPanic)
