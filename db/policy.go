@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -479,10 +480,35 @@ func (d *DB) ReplaceWaiting(ctx context.Context, appID int64, rows []*model.Poli
 	return d.with(ctx).CreateInBatches(rows, d.batchOf(rows)).Error
 }
 
-// WaitingOfLabel reads a page of a label's waiting holders in fair order (offset paging: the
-// order is by time, not id).
-func (d *DB) WaitingOfLabel(ctx context.Context, labelID int64, offset, limit int) ([]*model.PolicyWaiting, error) {
-	return findAll[model.PolicyWaiting](d.with(ctx).Where("label_id = ?", labelID).Order("first_covered_at, holder_key").Offset(offset).Limit(limit))
+// WaitingByLabel reads, for every requested label, one page of its waiting holders in fair order
+// (first covered first, then by holder key), first+1 rows to learn whether more follow, in one
+// statement: a UNION ALL of per-label queries, each served by the table's primary key. The
+// order is by time, not id, so a page's After is an offset into it (the connection's cursor is
+// a position), not an id.
+func (d *DB) WaitingByLabel(ctx context.Context, first int, pages []ChildPage) (map[int64][]*model.PolicyWaiting, error) {
+	out := make(map[int64][]*model.PolicyWaiting, len(pages))
+	if len(pages) == 0 {
+		return out, nil
+	}
+	var sb strings.Builder
+	args := make([]any, 0, len(pages))
+	for i, p := range pages {
+		if i > 0 {
+			sb.WriteString(" UNION ALL ")
+		}
+		fmt.Fprintf(&sb, "SELECT * FROM (SELECT policy_waiting.*, label_id AS orchard_parent FROM policy_waiting WHERE label_id = ?"+
+			" ORDER BY first_covered_at, holder_key LIMIT %d OFFSET %d) AS c%d", first+1, max(p.After, 0), i)
+		args = append(args, p.ParentID)
+	}
+	var rows []withParent[model.PolicyWaiting]
+	if err := d.with(ctx).Raw(sb.String(), args...).Scan(&rows).Error; err != nil {
+		return nil, wrap("waiting holders by label", err)
+	}
+	for i := range rows {
+		w := rows[i].Row
+		out[rows[i].OrchardParent] = append(out[rows[i].OrchardParent], &w)
+	}
+	return out, nil
 }
 
 // CountWaitingByLabel counts waiting holders per label.
@@ -594,34 +620,21 @@ func (d *DB) CountDevicesByGroup(ctx context.Context, parents []int64) (map[int6
 	return countChildren(ctx, d, relDevicesOfGroup, "", nil, parents)
 }
 
-// LicenseLabelsByGroup maps groups to the live license labels that apply to them.
+// LicenseLabelsByGroup maps groups to the live license labels that apply to them, in label id
+// order, in one statement.
 func (d *DB) LicenseLabelsByGroup(ctx context.Context, groupIDs []int64) (map[int64][]*model.Label, error) {
 	out := map[int64][]*model.Label{}
 	if len(groupIDs) == 0 {
 		return out, nil
 	}
-	var pairs []model.LabelGroup
-	if err := d.with(ctx).Model(&model.LabelGroup{}).Joins("JOIN labels ON labels.id = label_groups.label_id").
-		Where("label_groups.group_id IN ? AND labels.kind = ? AND labels.deleted_at IS NULL", groupIDs, model.LabelLicense).
-		Select("label_groups.label_id, label_groups.group_id").Order("label_groups.label_id").Scan(&pairs).Error; err != nil {
-		return nil, fmt.Errorf("read labels of groups: %w", err)
+	var rows []withParent[model.Label]
+	if err := d.with(ctx).Raw("SELECT labels.*, label_groups.group_id AS orchard_parent FROM labels JOIN label_groups ON label_groups.label_id = labels.id"+
+		" WHERE label_groups.group_id IN ? AND labels.kind = ? AND labels.deleted_at IS NULL ORDER BY labels.id", groupIDs, model.LabelLicense).Scan(&rows).Error; err != nil {
+		return nil, wrap("license labels by group", err)
 	}
-	ids := make([]int64, 0, len(pairs))
-	for _, p := range pairs {
-		ids = append(ids, p.LabelID)
-	}
-	labels, err := byIDs[model.Label](ctx, d, ids)
-	if err != nil {
-		return nil, err
-	}
-	byID := map[int64]*model.Label{}
-	for _, l := range labels {
-		byID[l.ID] = l
-	}
-	for _, p := range pairs {
-		if l := byID[p.LabelID]; l != nil {
-			out[p.GroupID] = append(out[p.GroupID], l)
-		}
+	for i := range rows {
+		l := rows[i].Row
+		out[rows[i].OrchardParent] = append(out[rows[i].OrchardParent], &l)
 	}
 	return out, nil
 }

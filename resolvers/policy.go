@@ -49,6 +49,29 @@ func labelGroups(ctx context.Context, labelID int64) ([]*model.Group, error) {
 	return out, nil
 }
 
+// waitingOfLabel answers a page of a label's waiting holders through the loaders. The fair
+// order is by time, not id, so the cursor is a position in that order (the page's After an
+// offset), not an id as in the other connections.
+func waitingOfLabel(ctx context.Context, labelID int64, first *int, after *string) (*graph.Connection[model.PolicyWaiting], error) {
+	p, err := pageArgs(first, after)
+	if err != nil {
+		return nil, err
+	}
+	l := loaders.For(ctx)
+	ch, err := loaders.Load(ctx, l.WaitingByLabel, loaders.ChildKey{Parent: labelID, First: p.First, After: p.After})
+	if err != nil {
+		return nil, err
+	}
+	pos := make(map[*model.PolicyWaiting]int64, len(ch.Items))
+	for i, w := range ch.Items {
+		pos[w] = p.After + int64(i) + 1
+	}
+	count := func(ctx context.Context) (int, error) {
+		return loaders.Load(ctx, loaders.For(ctx).CountWaitingByLabel, loaders.ChildKey{Parent: labelID})
+	}
+	return connection(ch.Items, ch.More, p, func(w *model.PolicyWaiting) int64 { return pos[w] }, count), nil
+}
+
 // groupMembers runs one of the membership mutations.
 func (r *mutationResolver) groupMembers(ctx context.Context, input graph.GroupMembersInput, op license.MembersOp) (*graph.GroupMembersPayload, error) {
 	fail := func(err error) (*graph.GroupMembersPayload, error) {

@@ -112,36 +112,12 @@ func (r *licenseLabelResolver) HeldCount(ctx context.Context, obj *model.Label) 
 
 // WaitingCount is the resolver for the waitingCount field.
 func (r *licenseLabelResolver) WaitingCount(ctx context.Context, obj *model.Label) (int, error) {
-	return loaders.Load(ctx, loaders.For(ctx).CountWaitingByLabel, obj.ID)
+	return loaders.Load(ctx, loaders.For(ctx).CountWaitingByLabel, loaders.ChildKey{Parent: obj.ID})
 }
 
 // Waiting is the resolver for the waiting field.
 func (r *licenseLabelResolver) Waiting(ctx context.Context, obj *model.Label, first *int, after *string) (*graph.Connection[model.PolicyWaiting], error) {
-	p, err := pageArgs(first, after)
-	if err != nil {
-		return nil, err
-	}
-	// Fair order is by time, not id: the cursor is the position in that order.
-	rows, err := r.DB.WaitingOfLabel(ctx, obj.ID, int(p.After), p.First+1)
-	if err != nil {
-		return nil, err
-	}
-	more := len(rows) > p.First
-	if more {
-		rows = rows[:p.First]
-	}
-	c := &graph.Connection[model.PolicyWaiting]{Edges: make([]*graph.Edge[model.PolicyWaiting], len(rows)),
-		PageInfo: &graph.PageInfo{HasNextPage: more, HasPreviousPage: p.After > 0},
-		Count: func(ctx context.Context) (int, error) {
-			return loaders.Load(ctx, loaders.For(ctx).CountWaitingByLabel, obj.ID)
-		}}
-	for i, w := range rows {
-		c.Edges[i] = &graph.Edge[model.PolicyWaiting]{Cursor: encodeCursor(p.After + int64(i) + 1), Node: w}
-	}
-	if len(c.Edges) > 0 {
-		c.PageInfo.StartCursor, c.PageInfo.EndCursor = &c.Edges[0].Cursor, &c.Edges[len(c.Edges)-1].Cursor
-	}
-	return c, nil
+	return waitingOfLabel(ctx, obj.ID, first, after)
 }
 
 // UpsertGroup is the resolver for the upsertGroup field.
@@ -319,9 +295,9 @@ func (r *queryResolver) Group(ctx context.Context, id *string, externalID *strin
 		if err != nil {
 			return nil, err
 		}
-		return loaders.Load(ctx, loaders.For(ctx).GroupsByID, n)
+		return single(ctx, r.prefetchGroups)(loaders.Load(ctx, loaders.For(ctx).GroupsByID, n))
 	default:
-		return orNil(r.DB.GroupByExternalID(ctx, *externalID))
+		return single(ctx, r.prefetchGroups)(orNil(r.DB.GroupByExternalID(ctx, *externalID)))
 	}
 }
 
@@ -344,6 +320,7 @@ func (r *queryResolver) LicenseLabels(ctx context.Context, first *int, after *st
 	if err != nil {
 		return nil, err
 	}
+	r.prefetchLabels(ctx, items, typeLicenseLabel, nodeSelections(ctx))
 	return connection(items, more, p, labelID, func(ctx context.Context) (int, error) { return r.DB.CountLicenseLabels(ctx, f) }), nil
 }
 
@@ -354,10 +331,14 @@ func (r *queryResolver) AppLabels(ctx context.Context, appID *string, adamID *st
 		return nil, err
 	}
 	ls, err := r.DB.LabelsOfApp(ctx, id, model.LabelApp)
+	if err != nil {
+		return nil, err
+	}
 	if ls == nil {
 		ls = []*model.Label{}
 	}
-	return ls, err
+	r.prefetchLabels(ctx, ls, "AppLabel", fieldSelections(ctx))
+	return ls, nil
 }
 
 // ExplainLicense is the resolver for the explainLicense field.
@@ -396,6 +377,7 @@ func (r *queryResolver) ExplainLicense(ctx context.Context, appID *string, adamI
 	for _, c := range ex.Covering {
 		out.Covering = append(out.Covering, &graph.CoveringLabel{Label: c.Label, Group: c.Group})
 	}
+	r.prefetchExplanation(ctx, out, fieldSelections(ctx))
 	res := &license.EvalResult{}
 	if ex.WouldAssign != nil {
 		res.Assigned = append(res.Assigned, *ex.WouldAssign)
