@@ -147,7 +147,7 @@ func (s *Service) loadPolicy(ctx context.Context, q *db.DB, appID int64) (*polic
 	for id := range members.Devices {
 		devIDs = append(devIDs, id)
 	}
-	devs, err := q.DevicesByIDs(ctx, devIDs)
+	devs, err := q.DevicesByID(ctx, devIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +165,7 @@ func (s *Service) loadPolicy(ctx context.Context, q *db.DB, appID int64) (*polic
 	for id := range userSet {
 		userIDs = append(userIDs, id)
 	}
-	us, err := q.UsersByIDs(ctx, userIDs)
+	us, err := q.UsersByID(ctx, userIDs)
 	if err != nil {
 		return nil, err
 	}
