@@ -120,13 +120,9 @@ func (r *mutationResolver) groupMembers(ctx context.Context, input graph.GroupMe
 // what the change does: the real change answers with the preview of its evaluation, which the
 // scheduler then carries out.
 func (r *mutationResolver) labelChange(ctx context.Context, ch license.LabelChange, dryRun bool) (*graph.LicenseLabelPayload, error) {
-	fail := func(err error) (*graph.LicenseLabelPayload, error) {
-		ue, err := refusal(err)
-		return &graph.LicenseLabelPayload{UserErrors: ue}, err
-	}
 	res, err := r.License.PreviewLicenseLabel(ctx, actor(ctx), ch)
 	if err != nil {
-		return fail(err)
+		return labelRefusal(err)
 	}
 	out := &graph.LicenseLabelPayload{UserErrors: []*model.Error{}}
 	if out.Preview, err = r.preview(ctx, res, true); err != nil {
@@ -147,10 +143,46 @@ func (r *mutationResolver) labelChange(ctx context.Context, ch license.LabelChan
 		l, err = r.License.CreateLicenseLabel(ctx, actor(ctx), *ch.Label)
 	}
 	if err != nil {
-		return fail(err)
+		return labelRefusal(err)
 	}
 	out.Label = l
 	return out, nil
+}
+
+// labelRefusal answers a label mutation that did nothing: the refusal as user errors, or the
+// error itself when it is not the client's (see refusal).
+func labelRefusal(err error) (*graph.LicenseLabelPayload, error) {
+	ue, err := refusal(err)
+	return &graph.LicenseLabelPayload{UserErrors: ue}, err
+}
+
+// labelFields maps the fields createLicenseLabel and updateLicenseLabel share — groups,
+// accounts in priority order, cap, grace — onto in. An absent field stays nil: an update
+// leaves it as it is.
+func labelFields(in *license.LicenseLabelInput, groupIDs, accountIDs []string, capCount, graceSeconds *int) error {
+	if groupIDs != nil {
+		groups, err := decodeIDs(groupIDs, typeGroup, "input", "groupIds")
+		if err != nil {
+			return err
+		}
+		in.GroupIDs = &groups
+	}
+	if accountIDs != nil {
+		accounts, err := decodeIDs(accountIDs, typeAccount, "input", "accountIds")
+		if err != nil {
+			return err
+		}
+		in.AccountIDs = &accounts
+	}
+	if capCount != nil {
+		c := int64(*capCount)
+		in.Cap = &c
+	}
+	if graceSeconds != nil {
+		g := int64(*graceSeconds)
+		in.GraceSeconds = &g
+	}
+	return nil
 }
 
 // maxPreviewItems bounds the lists of a preview.

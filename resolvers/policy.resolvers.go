@@ -152,69 +152,29 @@ func (r *mutationResolver) RemoveGroupMembers(ctx context.Context, input graph.G
 
 // CreateLicenseLabel is the resolver for the createLicenseLabel field.
 func (r *mutationResolver) CreateLicenseLabel(ctx context.Context, input graph.CreateLicenseLabelInput) (*graph.LicenseLabelPayload, error) {
-	fail := func(err error) (*graph.LicenseLabelPayload, error) {
-		ue, err := refusal(err)
-		return &graph.LicenseLabelPayload{UserErrors: ue}, err
-	}
 	appID, err := r.appRef(ctx, input.AppID, input.AdamID, true)
 	if err != nil {
-		return fail(err)
+		return labelRefusal(err)
 	}
-	groups, err := decodeIDs(input.GroupIds, typeGroup, "input", "groupIds")
-	if err != nil {
-		return fail(err)
+	in := license.LicenseLabelInput{Name: &input.Name, AppID: appID, Kind: &input.Kind}
+	if err := labelFields(&in, input.GroupIds, input.AccountIds, input.Cap, input.GraceSeconds); err != nil {
+		return labelRefusal(err)
 	}
-	in := license.LicenseLabelInput{Name: &input.Name, AppID: appID, Kind: &input.Kind, GroupIDs: &groups}
-	if input.AccountIds != nil {
-		accts, err := decodeIDs(input.AccountIds, typeAccount, "input", "accountIds")
-		if err != nil {
-			return fail(err)
-		}
-		in.AccountIDs = &accts
-	}
-	if input.Cap != nil {
-		c := int64(*input.Cap)
-		in.Cap = &c
-	}
-	if input.GraceSeconds != nil {
-		g := int64(*input.GraceSeconds)
-		in.GraceSeconds = &g
+	if in.GroupIDs == nil { // a new label names its groups, none included
+		in.GroupIDs = &[]int64{}
 	}
 	return r.labelChange(ctx, license.LabelChange{Label: &in}, boolOr(input.DryRun, false))
 }
 
 // UpdateLicenseLabel is the resolver for the updateLicenseLabel field.
 func (r *mutationResolver) UpdateLicenseLabel(ctx context.Context, input graph.UpdateLicenseLabelInput) (*graph.LicenseLabelPayload, error) {
-	fail := func(err error) (*graph.LicenseLabelPayload, error) {
-		ue, err := refusal(err)
-		return &graph.LicenseLabelPayload{UserErrors: ue}, err
-	}
 	id, err := decodeID(input.ID, typeLicenseLabel, "input", "id")
 	if err != nil {
-		return fail(err)
+		return labelRefusal(err)
 	}
 	in := license.LicenseLabelInput{ID: id, Name: input.Name, ClearCap: boolOr(input.ClearCap, false)}
-	if input.GroupIds != nil {
-		groups, err := decodeIDs(input.GroupIds, typeGroup, "input", "groupIds")
-		if err != nil {
-			return fail(err)
-		}
-		in.GroupIDs = &groups
-	}
-	if input.AccountIds != nil {
-		accts, err := decodeIDs(input.AccountIds, typeAccount, "input", "accountIds")
-		if err != nil {
-			return fail(err)
-		}
-		in.AccountIDs = &accts
-	}
-	if input.Cap != nil {
-		c := int64(*input.Cap)
-		in.Cap = &c
-	}
-	if input.GraceSeconds != nil {
-		g := int64(*input.GraceSeconds)
-		in.GraceSeconds = &g
+	if err := labelFields(&in, input.GroupIds, input.AccountIds, input.Cap, input.GraceSeconds); err != nil {
+		return labelRefusal(err)
 	}
 	return r.labelChange(ctx, license.LabelChange{Label: &in}, boolOr(input.DryRun, false))
 }
@@ -223,8 +183,7 @@ func (r *mutationResolver) UpdateLicenseLabel(ctx context.Context, input graph.U
 func (r *mutationResolver) DeleteLicenseLabel(ctx context.Context, input graph.DeleteLicenseLabelInput) (*graph.LicenseLabelPayload, error) {
 	id, err := decodeID(input.ID, typeLicenseLabel, "input", "id")
 	if err != nil {
-		ue, err := refusal(err)
-		return &graph.LicenseLabelPayload{UserErrors: ue}, err
+		return labelRefusal(err)
 	}
 	return r.labelChange(ctx, license.LabelChange{DeleteID: id}, boolOr(input.DryRun, false))
 }
