@@ -29,21 +29,25 @@ func decodeIDs(gids []string, typ string, field ...string) ([]int64, error) {
 	return out, nil
 }
 
-// labelGroups loads a label's groups through the loaders.
+// labelGroups loads a label's groups through the loaders, together (LoadMany).
 func labelGroups(ctx context.Context, labelID int64) ([]*model.Group, error) {
 	l := loaders.For(ctx)
 	ids, err := loaders.Load(ctx, l.LabelGroupIDs, labelID)
 	if err != nil {
 		return nil, err
 	}
-	out := []*model.Group{}
-	for _, id := range ids {
-		g, err := loaders.Load(ctx, l.GroupsByID, id)
-		if err != nil {
-			return nil, err
-		}
-		if g != nil {
-			out = append(out, g)
+	return present(loaders.LoadMany(ctx, l.GroupsByID, ids))
+}
+
+// present drops the rows a loader found none for (a dangling reference is left out).
+func present[T any](rows []*T, err error) ([]*T, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*T, 0, len(rows))
+	for _, r := range rows {
+		if r != nil {
+			out = append(out, r)
 		}
 	}
 	return out, nil

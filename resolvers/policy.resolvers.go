@@ -87,17 +87,7 @@ func (r *licenseLabelResolver) Accounts(ctx context.Context, obj *model.Label) (
 	if err != nil {
 		return nil, err
 	}
-	out := []*model.Account{}
-	for _, id := range ids {
-		a, err := loaders.Load(ctx, l.AccountsByID, id)
-		if err != nil {
-			return nil, err
-		}
-		if a != nil {
-			out = append(out, a)
-		}
-	}
-	return out, nil
+	return present(loaders.LoadMany(ctx, l.AccountsByID, ids))
 }
 
 // Groups is the resolver for the groups field.

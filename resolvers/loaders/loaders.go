@@ -190,6 +190,44 @@ func Load[K comparable, V any](ctx context.Context, l *Loader[K, V], key K) (V, 
 	return v, err
 }
 
+// LoadMany loads several keys of one parent's relation (a label's groups, its accounts): those
+// primed from the cache, the others together, so that they join one batch rather than a batch
+// each. It answers the values in key order; on a failure it forgets the failed keys (errors
+// are not cached) and answers the first error.
+func LoadMany[K comparable, V any](ctx context.Context, l *Loader[K, V], keys []K) ([]V, error) {
+	out := make([]V, len(keys))
+	var want []K
+	var at []int
+	l.mu.RLock()
+	for i, k := range keys {
+		if v, ok := l.primed[k]; ok {
+			out[i] = v
+		} else {
+			want, at = append(want, k), append(at, i)
+		}
+	}
+	l.mu.RUnlock()
+	if len(want) == 0 {
+		return out, nil
+	}
+	vs, errs := l.Loader.LoadMany(ctx, want)()
+	var first error
+	for j, v := range vs {
+		if errs != nil && errs[j] != nil {
+			l.Clear(ctx, want[j])
+			if first == nil {
+				first = errs[j]
+			}
+			continue
+		}
+		out[at[j]] = v
+	}
+	if first != nil {
+		return nil, first
+	}
+	return out, nil
+}
+
 func newLoader[K comparable, V any](fetch func(ctx context.Context, keys []K) []*dataloader.Result[V]) *Loader[K, V] {
 	return &Loader[K, V]{
 		Loader: dataloader.NewBatchedLoader(fetch, dataloader.WithWait[K, V](wait), dataloader.WithBatchCapacity[K, V](maxBatch)),
