@@ -58,13 +58,23 @@ func count(ctx context.Context, q *gorm.DB, table string) (int, error) {
 	return int(n), nil
 }
 
+// maxIDsPerRead bounds the ids of one byIDs statement. Every batch of the read path and every
+// bulk call (10,000 targets at most) fits in one statement; a policy evaluation of a large
+// fleet reads more, and SQLite refuses a statement of more than 32,766 variables.
+const maxIDsPerRead = 10000
+
 // byIDs reads the rows with the given ids, in no particular order (loaders put them in key
-// order).
+// order): one statement per maxIDsPerRead ids.
 func byIDs[T any](ctx context.Context, d *DB, ids []int64) ([]*T, error) {
-	if len(ids) == 0 {
-		return []*T{}, nil
+	out := []*T{}
+	for _, chunk := range chunks(ids, maxIDsPerRead) {
+		rows, err := findAll[T](d.with(ctx).Where("id IN ?", chunk))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
 	}
-	return findAll[T](d.with(ctx).Where("id IN ?", ids))
+	return out, nil
 }
 
 // ChildPage asks for one parent's page of children in a nested connection.

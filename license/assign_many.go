@@ -44,12 +44,9 @@ func (s *Service) AssignMany(ctx context.Context, actor Actor, in AssignManyInpu
 	if in.Kind != model.LicenseKindDevice && in.Kind != model.LicenseKindUser {
 		return nil, model.FieldError([]string{"input", "kind"}, "kind must be USER or DEVICE")
 	}
-	reason := truncate(reasonOr(in.Reason, actor), 1000)
-	if in.Reason == "" {
-		reason = "assigned by " + actor.String()
-	}
+	// The reason is assignLicense's: the planner writes both (writeAssignments).
 	req := &assignRequest{AppID: in.AppID, AccountID: in.AccountID, Kind: in.Kind, Targets: in.Targets,
-		Origin: model.OriginAdmin, Reason: reason, Gather: true}
+		Origin: model.OriginAdmin, Reason: in.Reason, Gather: true}
 	// Chunks commit one by one (10,000 targets in one transaction would hold pool locks for
 	// long); a retry under the same key therefore replays the recorded answer, and a retry
 	// without a key finds the targets already assigned.

@@ -196,13 +196,9 @@ func (s *Service) changeMembersN(ctx context.Context, tx *db.DB, g *model.Group,
 	return added, removed, nil
 }
 
-// MemberRef names a member: a user by id or external id, or a device by id or serial number.
-type MemberRef struct {
-	UserID       int64
-	ExternalID   string
-	DeviceID     int64
-	SerialNumber string
-}
+// MemberRef names a member: a user by id or external id, or a device by id or serial number,
+// as an assignment's Target names its holder (both are resolved by readTargets).
+type MemberRef = Target
 
 // MembersResult is what a membership call did.
 type MembersResult struct {
@@ -298,52 +294,12 @@ func missing(want, have []int64) []int64 {
 	return out
 }
 
-// resolveMembers resolves member references with a statement per kind of reference (and per
-// bounded chunk); unknown members get an error each, named by index.
+// resolveMembers resolves member references in bulk (readTargets); unknown members get an
+// error each, named by index.
 func (s *Service) resolveMembers(ctx context.Context, tx *db.DB, refs []MemberRef) (users, devices []int64, errs []*model.Error, err error) {
-	var exts, serials []string
-	var uids, dids []int64
-	for _, r := range refs {
-		switch {
-		case r.UserID != 0:
-			uids = append(uids, r.UserID)
-		case r.ExternalID != "":
-			exts = append(exts, r.ExternalID)
-		case r.DeviceID != 0:
-			dids = append(dids, r.DeviceID)
-		case r.SerialNumber != "":
-			serials = append(serials, r.SerialNumber)
-		}
-	}
-	userByID, userByExt := map[int64]*model.User{}, map[string]*model.User{}
-	devByID, devBySerial := map[int64]*model.Device{}, map[string]*model.Device{}
-	us, err := tx.UsersByIDs(ctx, uids)
+	named, err := readTargets(ctx, tx, refs, false)
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	for _, chunk := range strChunks(exts, 250) {
-		more, err := tx.UsersByExternalIDs(ctx, chunk)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		us = append(us, more...)
-	}
-	for _, u := range us {
-		userByID[u.ID], userByExt[u.ExternalID] = u, u
-	}
-	ds, err := tx.DevicesByIDs(ctx, dids)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	for _, chunk := range strChunks(serials, 250) {
-		more, err := tx.DevicesBySerials(ctx, chunk)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		ds = append(ds, more...)
-	}
-	for _, d := range ds {
-		devByID[d.ID], devBySerial[d.SerialNumber] = d, d
+		return nil, nil, nil, fmt.Errorf("group members: %w", err)
 	}
 	for i, r := range refs {
 		field := []string{"input", "members", strconv.Itoa(i)}
@@ -351,13 +307,13 @@ func (s *Service) resolveMembers(ctx context.Context, tx *db.DB, refs []MemberRe
 		var d *model.Device
 		switch {
 		case r.UserID != 0:
-			u = userByID[r.UserID]
+			u = named.usersByID[r.UserID]
 		case r.ExternalID != "":
-			u = userByExt[r.ExternalID]
+			u = named.usersByExternalID[r.ExternalID]
 		case r.DeviceID != 0:
-			d = devByID[r.DeviceID]
+			d = named.devicesByID[r.DeviceID]
 		case r.SerialNumber != "":
-			d = devBySerial[r.SerialNumber]
+			d = named.devicesBySerial[r.SerialNumber]
 		default:
 			errs = append(errs, model.FieldError(field, "give a user (userId or externalId) or a device (deviceId or serialNumber)"))
 			continue
@@ -381,18 +337,6 @@ func quoted(s string) string {
 		return ""
 	}
 	return fmt.Sprintf(" %q", s)
-}
-
-func strChunks(xs []string, n int) [][]string {
-	var out [][]string
-	for len(xs) > n {
-		out = append(out, xs[:n])
-		xs = xs[n:]
-	}
-	if len(xs) > 0 {
-		out = append(out, xs)
-	}
-	return out
 }
 
 // leaveAllGroups takes a removed user or a retired device out of every group, inside the

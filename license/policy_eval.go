@@ -165,7 +165,7 @@ func (s *Service) loadPolicy(ctx context.Context, q *db.DB, appID int64) (*polic
 	for id := range members.Devices {
 		devIDs = append(devIDs, id)
 	}
-	devs, err := q.DevicesByIDs(ctx, devIDs)
+	devs, err := q.DevicesByID(ctx, devIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +183,7 @@ func (s *Service) loadPolicy(ctx context.Context, q *db.DB, appID int64) (*polic
 	for id := range userSet {
 		userIDs = append(userIDs, id)
 	}
-	us, err := q.UsersByIDs(ctx, userIDs)
+	us, err := q.UsersByID(ctx, userIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -935,7 +935,7 @@ func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, userID
 	sort.Slice(groupIDs, func(i, j int) bool { return groupIDs[i] < groupIDs[j] })
 
 	// The holders, closed over "a device's user" and "a user's devices".
-	devs, err := q.DevicesByIDs(ctx, deviceIDs)
+	devs, err := q.DevicesByID(ctx, deviceIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -954,7 +954,7 @@ func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, userID
 		allUsers = append(allUsers, id)
 	}
 	sort.Slice(allUsers, func(i, j int) bool { return allUsers[i] < allUsers[j] })
-	us, err := q.UsersByIDs(ctx, allUsers)
+	us, err := q.UsersByID(ctx, allUsers)
 	if err != nil {
 		return nil, err
 	}
