@@ -252,17 +252,17 @@ func (d *DB) DeparturesOfHolders(ctx context.Context, userIDs, deviceIDs, groupI
 		for _, chunk := range chunks(ids, d.inChunk()) {
 			rs, err := findAll[model.PolicyDeparture](d.with(ctx).Where(col+" IN ? AND group_id IN ? AND at >= ?", chunk, groupIDs, since))
 			if err != nil {
-				return fmt.Errorf("read departures: %w", err)
+				return fmt.Errorf("by %s: %w", col, err)
 			}
 			out = append(out, rs...)
 		}
 		return nil
 	}
 	if err := read("user_id", userIDs); err != nil {
-		return nil, err
+		return nil, wrap("departures of holders", err)
 	}
 	if err := read("device_id", deviceIDs); err != nil {
-		return nil, err
+		return nil, wrap("departures of holders", err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
 	return out, nil
