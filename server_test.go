@@ -128,6 +128,11 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{db, "ORCHARD_LOG_LEVEL=loud"}, nil, "ORCHARD_LOG_LEVEL"},
 		{[]string{db, "ORCHARD_SYNCINTERVAL=5m"}, nil, "unknown setting ORCHARD_SYNCINTERVAL"},
 		{[]string{db}, []string{"-sync-interval", "2x"}, "ORCHARD_SYNC_INTERVAL"},
+		{[]string{db, "ORCHARD_OPERATION_TIMEOUT=1ms"}, nil, "ORCHARD_OPERATION_TIMEOUT"},
+		{[]string{db, "ORCHARD_MAX_RESPONSE_BYTES=lots"}, nil, "ORCHARD_MAX_RESPONSE_BYTES"},
+		{[]string{db, "ORCHARD_WS_INIT_TIMEOUT=never"}, nil, "ORCHARD_WS_INIT_TIMEOUT"},
+		{[]string{db, "ORCHARD_WS_MAX_PER_KEY=-1"}, nil, "ORCHARD_WS_MAX_PER_KEY"},
+		{[]string{db, "ORCHARD_WS_MAX_PER_ADDRESS=x"}, nil, "ORCHARD_WS_MAX_PER_ADDRESS"},
 	}
 	for _, tt := range tests {
 		_, err := loadConfig(tt.args, tt.env, io.Discard)
