@@ -42,6 +42,10 @@ const (
 	wsCloseInternal     = 4500
 )
 
+// errKeyGone is the close reason of a socket whose key a re-check found revoked (one revoked
+// through this process closes with "the API key was revoked").
+const errKeyGone = "the API key is no longer valid"
+
 // recheckEvery is how often an open socket's key is looked up again without any operation.
 const recheckEvery = 5 * time.Second
 
@@ -249,7 +253,7 @@ func (sess *wsSession) recheckLoop() {
 func (sess *wsSession) revoked(ctx context.Context) bool {
 	_, err := sess.s.auth.Authenticate(ctx, sess.header)
 	if _, ok := model.AsError(err); err != nil && ok {
-		sess.close(wsCloseForbidden, "the API key was revoked")
+		sess.close(wsCloseForbidden, errKeyGone)
 		return true
 	}
 	return false
@@ -285,7 +289,7 @@ func (s *wsSessions) recheck(ctx context.Context, next graphql.OperationHandler)
 	if err != nil {
 		e, ok := model.AsError(err)
 		if ok {
-			sess.close(wsCloseForbidden, "the API key was revoked")
+			sess.close(wsCloseForbidden, errKeyGone)
 		} else {
 			logFrom(ctx).ErrorContext(ctx, "authenticate", "error", err)
 			e = errInternal
