@@ -79,7 +79,8 @@ const (
 // fragment is priced once however often it is spread (memoized), each gives up as soon as its
 // limit is passed, and each stops when the request's context ends (looked at every
 // ctxCheckEvery units of work). A unit of work is one selection (field, fragment spread or
-// inline fragment), directive or argument visited; Config.CheckWork, when set, is told the
+// inline fragment) or argument visited (the sizes of a field's directives and arguments are
+// read, not visited, before validation); Config.CheckWork, when set, is told the
 // units each check spent (the cost test holds hostile documents to a fixed budget of them).
 const ctxCheckEvery = 256
 
@@ -106,19 +107,23 @@ func codedError(e *model.Error) *gqlerror.Error {
 
 // documentLimits bounds a document before gqlgen validates it. gqlparser's validation is not
 // linear everywhere: OverlappingFieldsCanBeMerged compares every pair of fields that share a
-// response name in a selection set (with fragments merged in), so 2,000 repetitions of one
-// field cost seconds, 14,000 of them tens of seconds, all in a document under the token limit.
-// Before validation the document is parsed (linear, bounded by the token limit) and measured:
+// response name in a selection set (fragments and same-named fields merged in, as the
+// executor merges them), so 2,000 repetitions of one field cost seconds, 14,000 of them tens
+// of seconds, all in a document under the token limit. Before validation the document is
+// parsed (linear, bounded by the token limit) and measured as the executor would see it:
 //
-//   - Expanded is the number of selections, directives and arguments of the operation with
-//     every fragment spread replaced by its fragment (what the executor would walk). It also
-//     refuses fragment fan-out (fragments that spread others ten times per level) at once.
-//   - Width is the number of fields one selection set holds with its inline fragments and
-//     spread fragments merged in: the pairs the overlap rule compares are at most
-//     Width × Expanded.
+//   - Expanded is the number of fields, directives and arguments of the operation with every
+//     fragment spread replaced by its fragment (what the executor would walk). It refuses
+//     fragment fan-out (fragments that spread others ten times per level) as well.
+//   - Width is the number of fields of one merged selection set: a set with its inline
+//     fragments and spread fragments merged in, and the sub-selections of the fields that
+//     share a response name merged into one. The pairs the overlap rule compares are then at
+//     most Width × Expanded.
 //
-// Fragment sizes are memoized, so the measure costs one visit per selection of the document.
-// A document found in the query cache passed before and is not measured again.
+// The measure walks the expanded document and gives up as soon as it passes Expanded, so it
+// costs at most about Expanded units of work whatever the document (a cycle of fragments,
+// which validation would refuse, included). A document found in the query cache passed
+// before and is not measured again.
 type documentLimits struct {
 	expanded, width, tokens int
 	cache                   graphql.Cache[*ast.QueryDocument]
@@ -144,41 +149,24 @@ func (l documentLimits) MutateOperationParameters(ctx context.Context, p *graphq
 	if err != nil {
 		return nil // gqlgen parses it again and reports the error, coded
 	}
-	m := &docMeasure{work: work{ctx: ctx}, doc: doc, limits: l, frags: map[string]*fragSize{}}
-	gerr := m.measure()
+	m := &docMeasure{work: work{ctx: ctx}, doc: doc, limits: l}
+	for _, op := range doc.Operations {
+		if m.merged([]ast.SelectionSet{op.SelectionSet}); m.err != nil {
+			break
+		}
+	}
 	if l.observe != nil {
 		l.observe(m.units)
 	}
-	return gerr
-}
-
-// fragSize is a fragment's measure: its expanded size and the fields it merges into the
-// selection set it is spread in.
-type fragSize struct {
-	expanded, fields int
-	done             bool // false while it is being measured (a cycle, which validation refuses)
+	return m.err
 }
 
 type docMeasure struct {
 	work
-	doc    *ast.QueryDocument
-	limits documentLimits
-	frags  map[string]*fragSize
-	err    *gqlerror.Error
-}
-
-func (m *docMeasure) measure() *gqlerror.Error {
-	for _, op := range m.doc.Operations {
-		m.units += len(op.VariableDefinitions) + len(op.Directives)
-		exp, _ := m.set(op.SelectionSet)
-		if m.err == nil && exp > m.limits.expanded {
-			m.fail("the operation selects %d fields, directives and arguments once its fragments are expanded, more than the limit of %d", exp, m.limits.expanded)
-		}
-		if m.err != nil {
-			return m.err
-		}
-	}
-	return nil
+	doc      *ast.QueryDocument
+	limits   documentLimits
+	expanded int
+	err      *gqlerror.Error
 }
 
 func (m *docMeasure) fail(format string, args ...any) {
@@ -187,58 +175,61 @@ func (m *docMeasure) fail(format string, args ...any) {
 	}
 }
 
-// set measures a selection set: its expanded size and the number of fields it merges
-// (inline fragments and spreads included). It stops at the first limit passed (m.err).
-func (m *docMeasure) set(set ast.SelectionSet) (expanded, fields int) {
-	for _, sel := range set {
+// merged measures the selection sets that merge into one (the sub-selections of same-named
+// fields), then, by response name, the sets their fields merge into.
+func (m *docMeasure) merged(sets []ast.SelectionSet) {
+	subs := map[string][]ast.SelectionSet{}
+	var names []string
+	width := 0
+	var collect func(set ast.SelectionSet)
+	collect = func(set ast.SelectionSet) {
+		for _, sel := range set {
+			if m.err != nil {
+				return
+			}
+			if !m.step() {
+				m.err = errTimedOut(m.ctx)
+				return
+			}
+			if m.units > 2*m.limits.expanded { // spreads of spreads, or a cycle
+				m.fail("the operation selects more than %d fields, directives and arguments once its fragments are expanded", m.limits.expanded)
+				return
+			}
+			switch s := sel.(type) {
+			case *ast.Field:
+				m.expanded = satAdd(m.expanded, 1+len(s.Directives)+len(s.Arguments))
+				width++
+				switch {
+				case m.expanded > m.limits.expanded:
+					m.fail("the operation selects more than %d fields, directives and arguments once its fragments are expanded", m.limits.expanded)
+				case width > m.limits.width:
+					m.fail("a selection set holds more than %d fields (its fragments and same-named fields merged in)", m.limits.width)
+				case len(s.SelectionSet) > 0:
+					if _, ok := subs[s.Alias]; !ok {
+						names = append(names, s.Alias)
+					}
+					subs[s.Alias] = append(subs[s.Alias], s.SelectionSet)
+				}
+			case *ast.InlineFragment:
+				m.expanded = satAdd(m.expanded, len(s.Directives))
+				collect(s.SelectionSet)
+			case *ast.FragmentSpread:
+				m.expanded = satAdd(m.expanded, len(s.Directives))
+				if def := m.doc.Fragments.ForName(s.Name); def != nil {
+					collect(def.SelectionSet)
+				}
+			}
+		}
+	}
+	for _, set := range sets {
+		collect(set)
+	}
+	for _, name := range names {
 		if m.err != nil {
-			return expanded, fields
+			return
 		}
-		if !m.step() {
-			m.err = errTimedOut(m.ctx)
-			return expanded, fields
-		}
-		switch s := sel.(type) {
-		case *ast.Field:
-			m.units += len(s.Directives) + len(s.Arguments)
-			sub, _ := m.set(s.SelectionSet)
-			expanded = satAdd(expanded, satAdd(1+len(s.Directives)+len(s.Arguments), sub))
-			fields++
-		case *ast.InlineFragment:
-			m.units += len(s.Directives)
-			sub, f := m.set(s.SelectionSet)
-			expanded = satAdd(expanded, satAdd(len(s.Directives), sub))
-			fields = satAdd(fields, f)
-		case *ast.FragmentSpread:
-			m.units += len(s.Directives)
-			fs := m.fragment(s.Name)
-			expanded = satAdd(expanded, satAdd(len(s.Directives), fs.expanded))
-			fields = satAdd(fields, fs.fields)
-		}
-		if expanded > m.limits.expanded {
-			m.fail("the operation selects more than %d fields, directives and arguments once its fragments are expanded", m.limits.expanded)
-		}
+		m.merged(subs[name])
 	}
-	if m.err == nil && fields > m.limits.width {
-		m.fail("a selection set holds %d fields (fragments merged in), more than the limit of %d", fields, m.limits.width)
-	}
-	return expanded, fields
-}
-
-func (m *docMeasure) fragment(name string) fragSize {
-	if fs, ok := m.frags[name]; ok {
-		if !fs.done {
-			return fragSize{} // a cycle: validation reports it
-		}
-		return *fs
-	}
-	fs := &fragSize{}
-	m.frags[name] = fs
-	if def := m.doc.Fragments.ForName(name); def != nil {
-		fs.expanded, fs.fields = m.set(def.SelectionSet)
-	}
-	fs.done = true
-	return *fs
 }
 
 // satAdd adds two non-negative sizes, saturating instead of overflowing.
@@ -459,6 +450,8 @@ func withBudget(ctx context.Context, d time.Duration) (context.Context, context.
 	return context.WithTimeoutCause(ctx, d, errOperationBudget)
 }
 
+var errOutOfTime = model.Errorf(codeOperationTimeout, "the operation ran out of its time budget")
+
 // outOfBudget says whether ctx ended because its operation's budget ran out.
 func outOfBudget(ctx context.Context) bool {
 	return ctx.Err() != nil && errors.Is(context.Cause(ctx), errOperationBudget)
@@ -475,8 +468,14 @@ func operationBudget(d time.Duration) graphql.OperationMiddleware {
 		}
 		ctx, cancel := withBudget(ctx, d)
 		h := next(ctx)
+		first := true
 		return func(ctx context.Context) *graphql.Response {
 			r := h(ctx)
+			if r == nil && first && outOfBudget(ctx) {
+				// gqlgen ends an operation whose context ended before it ran with no response.
+				r = &graphql.Response{Errors: gqlerror.List{codedError(errOutOfTime)}}
+			}
+			first = false
 			if r == nil || r.HasNext == nil || !*r.HasNext {
 				cancel()
 			}

@@ -121,7 +121,11 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
-	writeGraphQL(w, http.StatusOK, media, responses(ctx))
+	resp := responses(ctx)
+	if resp == nil { // the context ended before the operation ran (the client went away)
+		resp = &graphql.Response{Errors: gqlerror.List{codedError(errOutOfTime)}}
+	}
+	writeGraphQL(w, http.StatusOK, media, resp)
 }
 
 // sseTransport is gqlgen's Server-Sent Events transport behind a check of the body: gqlgen's
