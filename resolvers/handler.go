@@ -51,7 +51,7 @@ type Limits struct {
 // DefaultLimits suit an admin console and integrations: a 100-item page of assignments with
 // their pool, account, app, device and user costs about 1,500; a page of 100 devices with 100
 // assignments each, about 50,000, is refused. GraphiQL's introspection query expands to about
-// 300 selections; a 100-item page of users with 1,000-character names is about 150 KB.
+// 300 selections; a 100-item page of users with 1,000-character names is about 110 KB.
 var DefaultLimits = Limits{
 	Complexity: 20000, Depth: 12, Tokens: 15000, BodyBytes: 1 << 20,
 	Expanded: 2000, Width: 200,

@@ -305,11 +305,11 @@ type opWalk struct {
 }
 
 func (w *opWalk) depthError(depth int) *gqlerror.Error {
-	return codedError(model.Errorf(model.CodeDepthLimitExceeded, "operation is nested %d levels deep, more than the limit of %d", depth, w.l.depth))
+	return codedError(model.Errorf(model.CodeDepthLimitExceeded, "operation is nested at least %d levels deep, more than the limit of %d", depth, w.l.depth))
 }
 
 func (w *opWalk) complexityError(cost int) *gqlerror.Error {
-	return codedError(model.Errorf(model.CodeComplexityLimitExceeded, "operation has complexity %d, more than the limit of %d", cost, w.l.complexity))
+	return codedError(model.Errorf(model.CodeComplexityLimitExceeded, "operation has a complexity of at least %d, more than the limit of %d", cost, w.l.complexity))
 }
 
 // set walks a selection set at depth (the number of fields above it) and returns the deepest
