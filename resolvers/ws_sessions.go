@@ -2,9 +2,11 @@ package resolvers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"reflect"
 	"sync"
 	"time"
 
@@ -319,5 +321,68 @@ func (s sessionSockets) Accept(w http.ResponseWriter, r *http.Request, o transpo
 	if sess := sessionFrom(r.Context()); sess != nil {
 		sess.attach(c)
 	}
-	return c, nil
+	return codedConn{c}, nil
+}
+
+// codedConn gives every error message gqlgen's transport sends a code and a message of
+// Orchard's: a subscribe message whose payload is no JSON object ("invalid json", uncoded) and
+// a resolver panic (the error's text, uncoded) come out of it without one.
+type codedConn struct{ transport.WebsocketConn }
+
+func (c codedConn) WriteJSON(v any) error {
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.Elem().Kind() == reflect.Struct {
+		if t := rv.Elem().FieldByName("Type"); t.IsValid() && t.Kind() == reflect.String && t.String() == "error" {
+			if p := rv.Elem().FieldByName("Payload"); p.IsValid() && p.CanSet() {
+				if b, ok := p.Interface().(json.RawMessage); ok {
+					p.Set(reflect.ValueOf(json.RawMessage(codeErrors(b))))
+				}
+			}
+		}
+	}
+	return c.WebsocketConn.WriteJSON(v)
+}
+
+// codeErrors codes the errors of an error message's payload that have no code.
+func codeErrors(payload []byte) []byte {
+	var errs []map[string]any
+	if json.Unmarshal(payload, &errs) != nil {
+		return payload
+	}
+	for _, e := range errs {
+		ext, _ := e["extensions"].(map[string]any)
+		if ext == nil {
+			ext = map[string]any{}
+			e["extensions"] = ext
+		}
+		if _, ok := ext["code"]; ok {
+			continue
+		}
+		switch msg, _ := e["message"].(string); msg {
+		case "invalid json":
+			e["message"] = "the subscribe message's payload is not a JSON object with a string query"
+			ext["code"] = string(model.CodeBadUserInput)
+		default:
+			e["message"] = errInternal.Message
+			ext["code"] = string(model.CodeInternal)
+		}
+	}
+	b, err := json.Marshal(errs)
+	if err != nil {
+		return payload
+	}
+	return b
+}
+
+// The optional interfaces of gqlgen's connection, passed on.
+func (c codedConn) SetReadLimit(limit int64) {
+	if l, ok := c.WebsocketConn.(transport.WebsocketReadLimiter); ok {
+		l.SetReadLimit(limit)
+	}
+}
+
+func (c codedConn) SetReadDeadline(t time.Time) error {
+	if d, ok := c.WebsocketConn.(transport.WebsocketReadDeadliner); ok {
+		return d.SetReadDeadline(t)
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"orchard/license"
 	"orchard/model"
 	"orchard/resolvers"
+	"orchard/resolvers/gqltest"
 )
 
 // closing is a close code and whether the reason holds a phrase.
@@ -211,4 +212,49 @@ func waitReplaced(t *testing.T, e *endpoint, key string) {
 			t.Fatalf("socket refused with %d, want 4429 until there is room", code)
 		}
 	}
+}
+
+// TestWebSocketErrorsCoded: what a socket answers an operation it cannot run carries a code
+// too: a subscribe whose payload is no JSON object (gqlgen's own answer is an uncoded "invalid
+// json"), a document that does not validate, one over the limits, one for introspection.
+func TestWebSocketErrorsCoded(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		e := newEndpoint(t, d, resolvers.Config{})
+		tests := []struct {
+			name    string
+			payload any
+			code    string
+		}{
+			{"payload no object", "not an object", "BAD_USER_INPUT"},
+			{"query of another type", map[string]any{"query": 5}, "BAD_USER_INPUT"},
+			{"invalid document", map[string]any{"query": "{ nope }"}, "GRAPHQL_VALIDATION_FAILED"},
+			{"over the limits", map[string]any{"query": repeat(300, "a%d: viewer { role }")}, "SELECTION_LIMIT_EXCEEDED"},
+			{"introspection", map[string]any{"query": "{ __schema { queryType { name } } }"}, "INTROSPECTION_DISABLED"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				c := e.dial(t)
+				c.mustInit(e.Keys[model.RoleViewer])
+				if err := c.send("subscribe", "1", tt.payload); err != nil {
+					t.Fatal(err)
+				}
+				m, err := c.read()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var errs []gqltest.Error
+				if m.Type == "next" {
+					var p struct{ Errors []gqltest.Error }
+					_ = json.Unmarshal(m.Payload, &p)
+					errs = p.Errors
+				} else {
+					_ = json.Unmarshal(m.Payload, &errs)
+				}
+				if len(errs) == 0 || errs[0].Code() != tt.code {
+					t.Errorf("%s %s; want code %s", m.Type, m.Payload, tt.code)
+				}
+			})
+		}
+	})
 }
