@@ -23,8 +23,9 @@ import (
 //
 //   - A socket has WSInitTimeout from its upgrade to a successful connection_init; then it is
 //     closed with 4408 (graphql-ws: connection initialisation timeout).
-//   - A failed connection_init closes with 4401 (no, unknown or revoked key) or 4500 (the key
-//     could not be looked up), never 1000: a client must not read it as a normal end.
+//   - A failed connection_init closes with 4401 (no, unknown or revoked key; or another message
+//     before connection_init), 4400 (a payload that is no object) or 4500 (the key could not
+//     be looked up), never 1000: a client must not read it as a normal end.
 //   - The key is looked up again (through the Authenticator's short cache) for every
 //     operation on the socket, so an operation runs with the key's current role; an operation
 //     of a revoked key is refused and its socket closed with 4403 (forbidden).
@@ -37,6 +38,7 @@ import (
 
 // Close codes (graphql-ws's, where it has one).
 const (
+	wsCloseBadRequest   = 4400
 	wsCloseUnauthorized = 4401
 	wsCloseForbidden    = 4403
 	wsCloseInitTimeout  = 4408
@@ -113,6 +115,9 @@ func (s *wsSessions) Middleware(next http.Handler) http.Handler {
 		sess := &wsSession{s: s, addr: addr, ctx: ctx, cancel: cancel}
 		defer sess.end()
 		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, wsSessionKey{}, sess)))
+		// gqlgen leaves a socket whose connection_init payload is no object without a close
+		// frame; every other end has closed it already (and the first close wins).
+		sess.close(wsCloseBadRequest, "invalid message")
 	})
 }
 
@@ -318,16 +323,38 @@ func (s sessionSockets) Accept(w http.ResponseWriter, r *http.Request, o transpo
 	if err != nil {
 		return nil, err
 	}
-	if sess := sessionFrom(r.Context()); sess != nil {
+	sess := sessionFrom(r.Context())
+	if sess != nil {
 		sess.attach(c)
 	}
-	return codedConn{c}, nil
+	return codedConn{c, sess}, nil
 }
 
 // codedConn gives every error message gqlgen's transport sends a code and a message of
 // Orchard's: a subscribe message whose payload is no JSON object ("invalid json", uncoded) and
-// a resolver panic (the error's text, uncoded) come out of it without one.
-type codedConn struct{ transport.WebsocketConn }
+// a resolver panic (the error's text, uncoded) come out of it without one. Before a successful
+// connection_init, gqlgen's protocol error (1002) is graphql-ws's: 4401 for a message other
+// than connection_init, 4400 for one that is no JSON.
+type codedConn struct {
+	transport.WebsocketConn
+	sess *wsSession
+}
+
+func (c codedConn) WriteClose(code int, message string) error {
+	if c.sess != nil && code == transport.WebsocketCloseProtocolError {
+		c.sess.mu.Lock()
+		inited := c.sess.inited
+		c.sess.mu.Unlock()
+		if !inited {
+			if message == "unexpected message" {
+				code, message = wsCloseUnauthorized, "unauthenticated: send connection_init with a valid API key first"
+			} else {
+				code = wsCloseBadRequest
+			}
+		}
+	}
+	return c.WebsocketConn.WriteClose(code, message)
+}
 
 func (c codedConn) WriteJSON(v any) error {
 	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.Elem().Kind() == reflect.Struct {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 
 	"orchard/db"
@@ -35,6 +36,7 @@ func TestWebSocketInit(t *testing.T) {
 			name   string
 			init   bool
 			key    string
+			first  string // a raw first message instead
 			phrase string
 			want   closing
 		}{
@@ -42,10 +44,18 @@ func TestWebSocketInit(t *testing.T) {
 			{name: "unknown key", init: true, key: "orch_nope", phrase: "unauthenticated", want: closing{4401, true}},
 			{name: "revoked key", init: true, key: revoked, phrase: "unauthenticated", want: closing{4401, true}},
 			{name: "no connection_init", phrase: "connection_init", want: closing{4408, true}},
+			{name: "subscribe first", first: `{"type":"subscribe","id":"1","payload":{"query":"{ viewer { role } }"}}`, phrase: "connection_init", want: closing{4401, true}},
+			{name: "payload no object", first: `{"type":"connection_init","payload":"Bearer x"}`, phrase: "invalid", want: closing{4400, true}},
+			{name: "no JSON", first: `connection_init`, phrase: "decoding", want: closing{4400, true}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				c := e.dial(t)
+				if tt.first != "" {
+					if err := c.c.Write(t.Context(), websocket.MessageText, []byte(tt.first)); err != nil {
+						t.Fatal(err)
+					}
+				}
 				if tt.init {
 					if m, err := c.init(tt.key); err == nil {
 						t.Fatalf("connection_init answered %+v; want the socket closed", m)
