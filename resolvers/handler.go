@@ -163,6 +163,7 @@ func NewHandler(cfg Config) http.Handler {
 
 	var h http.Handler = srv
 	h = loaders.Middleware(cfg.DB, h)
+	h = sockets.StreamMiddleware(h)
 	h = cfg.Auth.Middleware(h)
 	h = sockets.Middleware(h)
 	h = LimitBody(lim.BodyBytes, h)

@@ -265,3 +265,33 @@ func TestResponseSizeLimit(t *testing.T) {
 		})
 	})
 }
+
+// TestSSERevocation: revoking a key ends its event streams (Server-Sent Events) as it closes
+// its WebSockets.
+func TestSSERevocation(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		e := newEndpoint(t, d, resolvers.Config{})
+		key := e.newKey(t, model.RoleViewer)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.URL, strings.NewReader(`{"query":"subscription { licenseEvents { kind } }"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		if line, err := br.ReadString('\n'); err != nil || line != ":\n" {
+			t.Fatalf("first line %q, %v; want the stream's opening comment", line, err)
+		}
+		revokeThrough(t, e, key)
+		rest, err := io.ReadAll(br)
+		if err != nil || !strings.Contains(string(rest), "event: complete") {
+			t.Errorf("after the revocation the stream went on (%v) or ended without completing: %q", err, rest)
+		}
+	})
+}

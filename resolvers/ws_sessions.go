@@ -33,8 +33,11 @@ import (
 //     subscriptions end with them); a key revoked elsewhere (another replica, the command
 //     line) is found by a re-check every recheckEvery, within recheckEvery + authCacheTTL.
 //   - At most WSPerAddress sockets per remote address (counted from the upgrade, before any
-//     authentication) and WSPerKey per API key (from connection_init) are open at once; one
-//     more is closed with 4429 and a reason that names the cap.
+//     authentication) and WSPerKey sockets and event streams per API key (from
+//     connection_init) are open at once; one more socket is closed with 4429 and a reason
+//     that names the cap, one more event stream answered 429 TOO_MANY_CONNECTIONS.
+//   - An event stream (Server-Sent Events) is a session of its key as well: revocation and
+//     re-checks end it like a socket.
 
 // Close codes (graphql-ws's, where it has one).
 const (
@@ -49,6 +52,9 @@ const (
 // errKeyGone is the close reason of a socket whose key a re-check found revoked (one revoked
 // through this process closes with "the API key was revoked").
 const errKeyGone = "the API key is no longer valid"
+
+// codeTooManyConnections answers an event stream over its key's cap (HTTP 429).
+const codeTooManyConnections model.Code = "TOO_MANY_CONNECTIONS"
 
 // recheckEvery is how often an open socket's key is looked up again without any operation.
 const recheckEvery = 5 * time.Second
@@ -77,6 +83,8 @@ type wsSession struct {
 	addr   string
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	stream bool // an event stream (Server-Sent Events), not a WebSocket: not counted per address
 
 	mu     sync.Mutex
 	conn   transport.WebsocketConn // gqlgen's connection, once upgraded
@@ -121,6 +129,37 @@ func (s *wsSessions) Middleware(next http.Handler) http.Handler {
 	})
 }
 
+// StreamMiddleware, inside authentication, makes an event stream (a subscription over
+// Server-Sent Events) a session of its key too: revoking the key ends the stream as it closes
+// the key's WebSockets, at once or at the next re-check.
+func (s *wsSessions) StreamMiddleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := KeyFrom(r.Context())
+		if !isEventStream(r) || k == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		sess := &wsSession{s: s, addr: remoteHost(r), ctx: ctx, cancel: cancel, stream: true,
+			inited: true, keyID: k.ID, header: r.Header.Get("Authorization")}
+		s.mu.Lock()
+		if s.perKey >= 0 && len(s.byKey[k.ID]) >= s.perKey {
+			s.mu.Unlock()
+			writeError(w, http.StatusTooManyRequests, model.Errorf(codeTooManyConnections,
+				"too many connections for this API key (limit %d WebSockets and event streams)", s.perKey))
+			return
+		}
+		if s.byKey[k.ID] == nil {
+			s.byKey[k.ID] = map[*wsSession]struct{}{}
+		}
+		s.byKey[k.ID][sess] = struct{}{}
+		s.mu.Unlock()
+		defer sess.end()
+		go sess.recheckLoop()
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, wsSessionKey{}, sess)))
+	})
+}
+
 // remoteHost is the host part of the request's remote address.
 func remoteHost(r *http.Request) string {
 	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
@@ -151,8 +190,10 @@ func (sess *wsSession) end() {
 	s := sess.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.byAddr[sess.addr]--; s.byAddr[sess.addr] <= 0 {
-		delete(s.byAddr, sess.addr)
+	if !sess.stream {
+		if s.byAddr[sess.addr]--; s.byAddr[sess.addr] <= 0 {
+			delete(s.byAddr, sess.addr)
+		}
 	}
 	if set := s.byKey[id]; set != nil {
 		delete(set, sess)
