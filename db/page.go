@@ -39,7 +39,7 @@ func list[T any](ctx context.Context, q *gorm.DB, table string, p Page) ([]*T, b
 	}
 	out, err := findAll[T](q.WithContext(ctx).Order(order).Limit(p.First + 1))
 	if err != nil {
-		return nil, false, fmt.Errorf("list %s: %w", table, err)
+		return nil, false, err
 	}
 	more := len(out) > p.First
 	if more {
@@ -48,11 +48,12 @@ func list[T any](ctx context.Context, q *gorm.DB, table string, p Page) ([]*T, b
 	return out, more, nil
 }
 
-// count counts the rows of a filtered query.
+// count counts the rows of a filtered query. table is the counted table, as for list (it
+// names nothing in the error: the caller wraps it with its operation).
 func count(ctx context.Context, q *gorm.DB, table string) (int, error) {
 	var n int64
 	if err := q.WithContext(ctx).Count(&n).Error; err != nil {
-		return 0, fmt.Errorf("count %s: %w", table, err)
+		return 0, err
 	}
 	return int(n), nil
 }
@@ -128,7 +129,7 @@ func childrenOf[T any](ctx context.Context, d *DB, r Relation, where string, arg
 	}
 	var rows []withParent[T]
 	if err := d.with(ctx).Raw(sb.String(), all...).Scan(&rows).Error; err != nil {
-		return nil, fmt.Errorf("list %s by parent: %w", r.Table, err)
+		return nil, err
 	}
 	for i := range rows {
 		row := rows[i].Row
@@ -155,7 +156,7 @@ func countChildren(ctx context.Context, d *DB, r Relation, where string, args []
 		N      int
 	}
 	if err := d.with(ctx).Raw(q, all...).Scan(&rows).Error; err != nil {
-		return nil, fmt.Errorf("count %s by parent: %w", r.Table, err)
+		return nil, err
 	}
 	for _, row := range rows {
 		out[row.Parent] = row.N

@@ -13,9 +13,6 @@ import (
 // reserved per pool in one conditional update, and assignments, outbox rows and audit events
 // are written in batches. The rules and the planner are those of Assign.
 
-// MaxBulkTargets bounds the targets of one assignLicenses call.
-const MaxBulkTargets = 10000
-
 const bulkChunk = 500
 
 // bulkGather is how long a bulk request's outbox items wait at most for the rest of the
@@ -41,8 +38,8 @@ type TargetResult struct {
 // AssignMany records assignment intents for many targets: the planner (planner.go) with
 // assignLicenses' wording, its outbox rows packed (Gather).
 func (s *Service) AssignMany(ctx context.Context, actor Actor, in AssignManyInput, idempotencyKey string) ([]TargetResult, error) {
-	if len(in.Targets) == 0 || len(in.Targets) > MaxBulkTargets {
-		return nil, model.FieldError([]string{"input", "targets"}, "give 1 to %d targets", MaxBulkTargets)
+	if len(in.Targets) == 0 { // the most: @constraint on AssignLicensesInput.targets
+		return nil, model.FieldError([]string{"input", "targets"}, "give at least one target")
 	}
 	if in.Kind != model.LicenseKindDevice && in.Kind != model.LicenseKindUser {
 		return nil, model.FieldError([]string{"input", "kind"}, "kind must be USER or DEVICE")

@@ -18,9 +18,6 @@ import (
 // A dynamic group's members are the devices matching its rule; Orchard keeps them current as
 // devices are upserted, and they cannot be set by hand.
 
-// MaxGroupMembers bounds the members of one membership call.
-const MaxGroupMembers = 10000
-
 // GroupInput creates or updates a group by the directory's id.
 type GroupInput struct {
 	ExternalID string
@@ -191,7 +188,8 @@ func (s *Service) changeMembersN(ctx context.Context, tx *db.DB, g *model.Group,
 	}
 	added, removed := len(au)+len(ad), len(ru)+len(rd)
 	if added+removed > 0 {
-		if err := s.enqueueGroups(ctx, tx, []int64{g.ID}, why); err != nil {
+		// Only the members that came or went are evaluated (policy_eval.go).
+		if err := s.enqueueHolders(ctx, tx, []int64{g.ID}, append(au, ru...), append(ad, rd...), why); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -226,8 +224,8 @@ const (
 
 // ChangeGroupMembers sets, adds or removes members of a (directory) group.
 func (s *Service) ChangeGroupMembers(ctx context.Context, actor Actor, groupID int64, groupExternalID string, op MembersOp, refs []MemberRef) (*MembersResult, error) {
-	if len(refs) > MaxGroupMembers || (len(refs) == 0 && op != MembersSet) {
-		return nil, model.FieldError([]string{"input", "members"}, "give 1 to %d members", MaxGroupMembers)
+	if len(refs) == 0 && op != MembersSet { // the most: @constraint on GroupMembersInput.members
+		return nil, model.FieldError([]string{"input", "members"}, "give at least one member")
 	}
 	res := &MembersResult{}
 	err := s.db.Tx(ctx, func(tx *db.DB) error {
@@ -420,7 +418,10 @@ func (s *Service) leaveAllGroups(ctx context.Context, tx *db.DB, userID, deviceI
 	if err := tx.InsertDepartures(ctx, deps); err != nil {
 		return err
 	}
-	return s.enqueueGroups(ctx, tx, groups, why)
+	if userID != 0 {
+		return s.enqueueHolders(ctx, tx, groups, []int64{userID}, nil, why)
+	}
+	return s.enqueueHolders(ctx, tx, groups, nil, []int64{deviceID}, why)
 }
 
 // dynamicGroups caches the dynamic groups and their rules for one batch of device upserts.
@@ -480,8 +481,11 @@ func (s *Service) syncDeviceGroups(ctx context.Context, tx *db.DB, dyn *dynamicG
 			touched = append(touched, g.ID)
 		}
 	}
+	why := "device " + dev.SerialNumber + " changed"
 	if relevantChange {
-		touched = append(touched, groups...)
+		// Its user, shared-iPad flag or status changed: the user it had may lose coverage too,
+		// and which user that was is not known here — the whole apps are evaluated.
+		return s.enqueueGroups(ctx, tx, append(touched, groups...), why)
 	}
-	return s.enqueueGroups(ctx, tx, touched, "device "+dev.SerialNumber+" changed")
+	return s.enqueueHolders(ctx, tx, touched, nil, []int64{dev.ID}, why)
 }

@@ -246,9 +246,6 @@ func (s *Service) applyLicenseLabel(ctx context.Context, tx *db.DB, actor Actor,
 }
 
 func (s *Service) checkGroups(ctx context.Context, tx *db.DB, ids []int64) error {
-	if len(ids) > 500 {
-		return model.FieldError([]string{"input", "groupIds"}, "give at most 500 groups")
-	}
 	gs, err := tx.GroupsByID(ctx, ids)
 	if err != nil {
 		return err
@@ -288,9 +285,6 @@ type AppLabelInput struct {
 // SetAppLabels replaces an app's app labels: which groups' devices get the app installed, and
 // when (on registration, on sign-in, or only by an explicit sendInstallRequest).
 func (s *Service) SetAppLabels(ctx context.Context, actor Actor, appID int64, in []AppLabelInput) ([]*model.Label, error) {
-	if len(in) > 100 {
-		return nil, model.FieldError([]string{"input", "labels"}, "give at most 100 app labels")
-	}
 	var out []*model.Label
 	err := s.db.Tx(ctx, func(tx *db.DB) error {
 		out = nil

@@ -151,6 +151,7 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	srv.Use(graphqlTracing{})
 	srv.Use(documentLimits{expanded: lim.Expanded, width: lim.Width, tokens: lim.Tokens, cache: queries, observe: cfg.CheckWork})
+	srv.Use(newInputConstraints(schema.Schema()))
 	srv.Use(&operationLimits{depth: lim.Depth, complexity: lim.Complexity, introspection: cfg.Introspection, observe: cfg.CheckWork})
 	srv.AroundOperations(operationBudget(lim.Timeout))
 	srv.AroundOperations(sockets.recheck)

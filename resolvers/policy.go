@@ -94,12 +94,24 @@ func (r *mutationResolver) groupMembers(ctx context.Context, input graph.GroupMe
 }
 
 // labelChange carries out (or, dryRun, previews) a label change and answers with the label and
-// what the change does: the real change answers with the preview of its evaluation, which the
-// scheduler then carries out.
+// what the change does: the real change is evaluated once, with the change, and answers with
+// what that evaluation did; a dry run answers with the same evaluation rolled back.
 func (r *mutationResolver) labelChange(ctx context.Context, ch license.LabelChange, dryRun bool) (*graph.LicenseLabelPayload, error) {
 	fail := func(err error) (*graph.LicenseLabelPayload, error) {
 		ue, err := refusal(err)
 		return &graph.LicenseLabelPayload{UserErrors: ue}, err
+	}
+	if !dryRun {
+		// The change and its evaluation, once: the answer is what was done.
+		l, res, err := r.License.ChangeLicenseLabel(ctx, actor(ctx), ch)
+		if err != nil {
+			return fail(err)
+		}
+		out := &graph.LicenseLabelPayload{Label: l, UserErrors: []*model.Error{}}
+		if out.Preview, err = r.preview(ctx, res, true); err != nil {
+			return nil, err
+		}
+		return out, nil
 	}
 	res, err := r.License.PreviewLicenseLabel(ctx, actor(ctx), ch)
 	if err != nil {
@@ -111,17 +123,10 @@ func (r *mutationResolver) labelChange(ctx context.Context, ch license.LabelChan
 	}
 	var l *model.Label
 	switch {
-	case dryRun && ch.DeleteID != 0:
-		l, err = r.DB.LabelByID(ctx, ch.DeleteID)
-	case dryRun && ch.Label.ID != 0:
-		l, err = r.DB.LabelByID(ctx, ch.Label.ID)
-	case dryRun:
 	case ch.DeleteID != 0:
-		l, err = r.License.DeleteLicenseLabel(ctx, actor(ctx), ch.DeleteID)
+		l, err = r.DB.LabelByID(ctx, ch.DeleteID)
 	case ch.Label.ID != 0:
-		l, err = r.License.UpdateLicenseLabel(ctx, actor(ctx), *ch.Label)
-	default:
-		l, err = r.License.CreateLicenseLabel(ctx, actor(ctx), *ch.Label)
+		l, err = r.DB.LabelByID(ctx, ch.Label.ID)
 	}
 	if err != nil {
 		return fail(err)
