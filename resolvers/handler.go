@@ -42,9 +42,9 @@ type Limits struct {
 	// WSInitTimeout is the time a WebSocket has from its upgrade to its connection_init;
 	// then it is closed with 4408.
 	WSInitTimeout time.Duration
-	// WSPerKey and WSPerAddress cap the WebSockets open at once per API key and per remote
-	// address (counted from the upgrade, before authentication); one more is closed with
-	// 4429 and a reason that says which cap.
+	// WSPerKey and WSPerAddress cap the WebSockets open at once per API key (event streams
+	// included) and per remote address (counted from the upgrade, before authentication); one
+	// more is closed with 4429 and a reason that says which cap. Negative: no cap.
 	WSPerKey, WSPerAddress int
 }
 
@@ -75,8 +75,12 @@ func (l Limits) withDefaults() Limits {
 	pick(&l.Expanded, d.Expanded)
 	pick(&l.Width, d.Width)
 	pick(&l.ResponseBytes, d.ResponseBytes)
-	pick(&l.WSPerKey, d.WSPerKey)
-	pick(&l.WSPerAddress, d.WSPerAddress)
+	if l.WSPerKey == 0 { // negative: no cap
+		l.WSPerKey = d.WSPerKey
+	}
+	if l.WSPerAddress == 0 {
+		l.WSPerAddress = d.WSPerAddress
+	}
 	if l.BodyBytes <= 0 {
 		l.BodyBytes = d.BodyBytes
 	}

@@ -187,6 +187,13 @@ func TestWebSocketCaps(t *testing.T) {
 			a.c.Close(1000, "")
 			waitReplaced(t, e, key)
 		})
+		t.Run("no cap", func(t *testing.T) {
+			e := newEndpoint(t, d, resolvers.Config{Limits: resolvers.Limits{WSPerAddress: -1, WSPerKey: -1}})
+			key := e.Keys[model.RoleViewer]
+			for range resolvers.DefaultLimits.WSPerAddress + 1 {
+				e.dial(t).mustInit(key)
+			}
+		})
 		t.Run("per address", func(t *testing.T) {
 			e := newEndpoint(t, d, resolvers.Config{Limits: resolvers.Limits{WSPerAddress: 2}})
 			a := e.dial(t)
