@@ -75,9 +75,10 @@ const (
 	codeOperationTimeout model.Code = "OPERATION_TIMEOUT"
 )
 
-// Work the checks may do: every check below costs time linear in the document's size, each
-// fragment is priced once however often it is spread (memoized), each gives up as soon as its
-// limit is passed, and each stops when the request's context ends (looked at every
+// Work the checks may do: every check below costs time linear in the document's size or
+// bounded by its limit — operationLimits prices each fragment once however often it is spread
+// (memoized); documentLimits walks the expansion, as the executor would, and gives up once it
+// passes its limit — and each stops when the request's context ends (looked at every
 // ctxCheckEvery units of work). A unit of work is one selection (field, fragment spread or
 // inline fragment) or argument visited (the sizes of a field's directives and arguments are
 // read, not visited, before validation); Config.CheckWork, when set, is told the
