@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"orchard/db"
+	"orchard/resolvers"
 )
 
 // Config is the service's configuration, from ORCHARD_* environment variables and the flags
@@ -39,7 +40,15 @@ type Config struct {
 	Introspection   bool
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
-	Demo            bool
+	// GraphQL transport limits (ORCHARD_OPERATION_TIMEOUT, ORCHARD_MAX_RESPONSE_BYTES,
+	// ORCHARD_WS_INIT_TIMEOUT, ORCHARD_WS_MAX_PER_KEY, ORCHARD_WS_MAX_PER_ADDRESS), as
+	// resolvers.Limits takes them (a cap of 0 is no cap, -1 there).
+	OperationTimeout time.Duration
+	MaxResponseBytes int
+	WSInitTimeout    time.Duration
+	WSMaxPerKey      int
+	WSMaxPerAddress  int
+	Demo             bool
 	// MetricsAddr, when set, is the separate listener GET /metrics is served on (and then not
 	// on Listen); MetricsToken, when set, is the bearer token GET /metrics requires.
 	MetricsAddr, MetricsToken string
@@ -74,6 +83,12 @@ var settings = []setting{
 	{"ORCHARD_INTROSPECTION", "introspection", "true", "allow GraphQL introspection (GraphiQL needs it)", kindBool},
 	{"ORCHARD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", kindString},
 	{"ORCHARD_SHUTDOWN_TIMEOUT", "shutdown-timeout", "20s", "time to finish requests and background work on shutdown", kindDuration},
+	// GraphQL transport limits (see resolvers.Limits).
+	{"ORCHARD_OPERATION_TIMEOUT", "operation-timeout", "30s", "server-side time budget of each GraphQL query and mutation, its checks included", kindDuration},
+	{"ORCHARD_MAX_RESPONSE_BYTES", "max-response-bytes", "4194304", "largest GraphQL response (each subscription event) sent; a larger one answers RESPONSE_TOO_LARGE", kindString},
+	{"ORCHARD_WS_INIT_TIMEOUT", "ws-init-timeout", "10s", "time a WebSocket has to send connection_init (then it is closed with 4408)", kindDuration},
+	{"ORCHARD_WS_MAX_PER_KEY", "ws-max-per-key", "32", "WebSockets open at once per API key (0: no cap; one more is closed with 4429)", kindString},
+	{"ORCHARD_WS_MAX_PER_ADDRESS", "ws-max-per-address", "64", "WebSockets open at once per remote address, before authentication (0: no cap; behind a proxy, every client has its address)", kindString},
 	// Protecting /metrics (README: Security).
 	{"ORCHARD_METRICS_ADDR", "metrics-addr", "", "separate address for GET /metrics, such as 127.0.0.1:9090; unset: /metrics is served on ORCHARD_LISTEN", kindString},
 	{"ORCHARD_METRICS_TOKEN", "metrics-token", "", "bearer token (16+ characters) GET /metrics requires; unset: /metrics needs none", kindString},
@@ -239,6 +254,22 @@ func configFromCommand(cmd *cli.Command, envMap map[string]string) (*Config, err
 	if c.ShutdownTimeout, err = parseInterval(get("ORCHARD_SHUTDOWN_TIMEOUT"), time.Second, 10*time.Minute); err != nil {
 		return nil, fmt.Errorf("ORCHARD_SHUTDOWN_TIMEOUT: %w", err)
 	}
+	// GraphQL transport limits.
+	if c.OperationTimeout, err = parseInterval(get("ORCHARD_OPERATION_TIMEOUT"), 100*time.Millisecond, 10*time.Minute); err != nil {
+		return nil, fmt.Errorf("ORCHARD_OPERATION_TIMEOUT: %w", err)
+	}
+	if c.MaxResponseBytes, err = parseCount(get("ORCHARD_MAX_RESPONSE_BYTES"), 1024, 1<<30); err != nil {
+		return nil, fmt.Errorf("ORCHARD_MAX_RESPONSE_BYTES: %w", err)
+	}
+	if c.WSInitTimeout, err = parseInterval(get("ORCHARD_WS_INIT_TIMEOUT"), 100*time.Millisecond, 10*time.Minute); err != nil {
+		return nil, fmt.Errorf("ORCHARD_WS_INIT_TIMEOUT: %w", err)
+	}
+	if c.WSMaxPerKey, err = parseCount(get("ORCHARD_WS_MAX_PER_KEY"), 0, 1<<20); err != nil {
+		return nil, fmt.Errorf("ORCHARD_WS_MAX_PER_KEY: %w", err)
+	}
+	if c.WSMaxPerAddress, err = parseCount(get("ORCHARD_WS_MAX_PER_ADDRESS"), 0, 1<<20); err != nil {
+		return nil, fmt.Errorf("ORCHARD_WS_MAX_PER_ADDRESS: %w", err)
+	}
 	if v := get("ORCHARD_METRICS_ADDR"); v != "" {
 		if c.MetricsAddr, err = parseListen(v); err != nil {
 			return nil, fmt.Errorf("ORCHARD_METRICS_ADDR: %w", err)
@@ -251,6 +282,30 @@ func configFromCommand(cmd *cli.Command, envMap map[string]string) (*Config, err
 		return nil, errors.New("ORCHARD_METRICS_TOKEN: must be at least 16 characters without spaces (e.g. `openssl rand -hex 16`)")
 	}
 	return c, nil
+}
+
+// parseCount parses a whole number from min to max.
+func parseCount(s string, min, max int) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a whole number", s)
+	}
+	if n < min || n > max {
+		return 0, fmt.Errorf("%d is out of range (%d to %d)", n, min, max)
+	}
+	return n, nil
+}
+
+// transportLimits are the GraphQL endpoint's limits as configured (a cap of 0 is no cap).
+func (c *Config) transportLimits() resolvers.Limits {
+	noCap := func(n int) int {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	return resolvers.Limits{Timeout: c.OperationTimeout, ResponseBytes: c.MaxResponseBytes, WSInitTimeout: c.WSInitTimeout,
+		WSPerKey: noCap(c.WSMaxPerKey), WSPerAddress: noCap(c.WSMaxPerAddress)}
 }
 
 func knownNames() string {

@@ -3,22 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
-	"orchard/apple/applesim"
-	"orchard/db"
 	"orchard/db/dbtest"
 )
 
@@ -40,69 +30,8 @@ func TestPolicyCrashSafety(t *testing.T) {
 const policyCrashUsers = 2000
 
 func policyCrashRun(t *testing.T, bin string, e dbtest.Engine) {
-	sim := applesim.New(applesim.Options{EventDelay: 100 * time.Millisecond, NotificationAttempts: 12, NotificationRetryBackoff: 150 * time.Millisecond})
-	sim.SetLimits(applesim.Limits{MaxRequestPerSecond: 10000})
-	simSrv := httptest.NewServer(sim)
-	t.Cleanup(func() { simSrv.Close(); sim.Close() })
-	tok := sim.AddToken(applesim.TokenSpec{OrgName: "Crash Org", LocationName: "Main", Country: "US", ExpiresAt: time.Now().Add(365 * 24 * time.Hour)})
-	sim.AddAsset(tok, applesim.Asset{AdamID: "6001", PricingParam: "STDQ", ProductType: "App", Total: 2200, DeviceAssignable: true, Revocable: true,
-		Name: "App 6001", BundleID: "com.example.a6001"})
-
-	d := e.Open(t)
-	target := "sqlite:" + d.Target().Path
-	if d.Dialect() == db.MySQL {
-		u, err := url.Parse(os.Getenv(dbtest.EnvMySQL))
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.Path = "/" + d.Target().MySQL.DBName
-		target = u.String()
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	stderr, err := os.Create(filepath.Join(t.TempDir(), "orchard.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stderr.Close() })
-	env := []string{}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ORCHARD_") {
-			env = append(env, kv)
-		}
-	}
-	c := &crashEnv{bin: bin, base: "http://" + addr, stderr: stderr, d: d, env: append(env,
-		"ORCHARD_DATABASE="+target, "ORCHARD_LISTEN="+addr, "ORCHARD_APPLE_URL="+simSrv.URL+"/mdm/v2", "ORCHARD_LOOKUP_URL="+simSrv.URL+"/lookup",
-		"ORCHARD_PUBLIC_URL=http://"+addr, "ORCHARD_SECRET_KEY=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
-		"ORCHARD_INCREMENTAL_INTERVAL=10s", "ORCHARD_SYNC_INTERVAL=1m", "ORCHARD_LOG_LEVEL=warn", "ORCHARD_SHUTDOWN_TIMEOUT=2s",
-	)}
-	proc := c.start(t)
-	t.Cleanup(func() { proc.stop() })
-	c.waitReady(t, proc)
-	keyRE := regexp.MustCompile(`orch_[A-Za-z0-9_-]+`)
-	var key string
-	for deadline := time.Now().Add(10 * time.Second); key == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		key = keyRE.FindString(proc.stdout.String())
-	}
-	if key == "" {
-		t.Fatalf("no admin key printed:\n%s", proc.stdout.String())
-	}
-	cl := &crashClient{url: c.base + "/graphql", key: key, http: &http.Client{Timeout: 60 * time.Second}}
-
-	var added struct {
-		AddAccount struct{ Account *struct{ ID string } }
-	}
-	cl.must(t, `mutation($in: AddAccountInput!) { addAccount(input: $in) { account { id } } }`, map[string]any{"in": map[string]any{"name": "Main", "token": tok}}, &added)
-	if added.AddAccount.Account == nil {
-		t.Fatal("addAccount refused")
-	}
-	crashWait(t, "the first sync", 60*time.Second, func() bool {
-		return crashCount(t, d, "SELECT COUNT(*) FROM license_pools") == 1 && crashCount(t, d, "SELECT COUNT(*) FROM sync_runs WHERE status = 'SUCCEEDED'") > 0
-	})
+	h := newCrashHarness(t, bin, e, []crashAsset{{"6001", 2200}}, 60*time.Second)
+	sim, tok, d, cl := h.sim, h.tok, h.d, h.cl
 	ext := func(i int) string { return fmt.Sprintf("crash-user-%04d", i) }
 	for start := 0; start < policyCrashUsers; start += 1000 {
 		var us []map[string]any
@@ -182,10 +111,8 @@ func policyCrashRun(t *testing.T, bin string, e dbtest.Engine) {
 	killWhileBusy := func(phase string) {
 		for i := 0; i < 12 && (i < 3 || busy()); i++ {
 			time.Sleep(time.Duration(300+150*(i%4)) * time.Millisecond)
-			proc.kill()
-			kills++
-			proc = c.start(t)
-			c.waitReady(t, proc)
+			h.restart(t, func() { kills++ })
+			h.waitReady(t)
 		}
 		t.Logf("%s: %d kills so far", phase, kills)
 	}

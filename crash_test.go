@@ -1,28 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -69,153 +57,7 @@ const (
 )
 
 // crashAssets are the account's pools: some with licenses to spare, some that run out.
-var crashAssets = []struct {
-	adamID string
-	total  int
-}{{"5001", 320}, {"5002", 260}, {"5003", 120}, {"5004", 80}, {"5005", 400}}
-
-// buildOrchard builds the orchard binary (a normal build, even under -race) once per run of
-// the test, shared by its engines.
-func buildOrchard(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "orchard")
-	cmd := exec.Command(goBin, "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// orchardProc is one run of the orchard binary.
-type orchardProc struct {
-	cmd    *exec.Cmd
-	stdout *syncBuffer
-	done   chan struct{}
-	err    error
-}
-
-// crashEnv is what every run of the process shares: its database, its address, Apple.
-type crashEnv struct {
-	bin, base string
-	env       []string
-	stderr    *os.File
-	d         *db.DB
-}
-
-func (c *crashEnv) start(t *testing.T) *orchardProc {
-	t.Helper()
-	p := &orchardProc{stdout: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(c.bin)
-	p.cmd.Env = c.env
-	p.cmd.Stdout = p.stdout
-	p.cmd.Stderr = c.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start orchard: %v", err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	return p
-}
-
-// kill stops the process with SIGKILL and waits for it.
-func (p *orchardProc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// stop asks the process to shut down (SIGTERM) and waits for it.
-func (p *orchardProc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		p.kill()
-	}
-}
-
-// waitReady waits until the process answers /healthz (or stops).
-func (c *crashEnv) waitReady(t *testing.T, p *orchardProc) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			t.Fatalf("orchard stopped: %v\n%s", p.err, c.logTail())
-		default:
-		}
-		resp, err := http.Get(c.base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("orchard did not become ready\n%s", c.logTail())
-}
-
-func (c *crashEnv) logTail() string {
-	b, _ := os.ReadFile(c.stderr.Name())
-	if len(b) > 6000 {
-		b = b[len(b)-6000:]
-	}
-	return "orchard's log (tail):\n" + string(b)
-}
-
-// crashClient talks GraphQL to whichever run of the process is up.
-type crashClient struct {
-	url, key string
-	http     *http.Client
-}
-
-// errTransport is a failure to get an answer at all (the process is down or was killed
-// mid-request): the caller retries with the same idempotency key.
-var errTransport = errors.New("no answer")
-
-func (c *crashClient) do(ctx context.Context, query string, vars map[string]any, into any) error {
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errTransport, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errTransport, err)
-	}
-	var out struct {
-		Data   json.RawMessage `json:"data"`
-		Errors []struct {
-			Message    string         `json:"message"`
-			Extensions map[string]any `json:"extensions"`
-		} `json:"errors"`
-	}
-	if err := json.Unmarshal(b, &out); err != nil {
-		return fmt.Errorf("%w: status %d: %.200s", errTransport, resp.StatusCode, b)
-	}
-	if len(out.Errors) > 0 {
-		return fmt.Errorf("status %d: %v: %s", resp.StatusCode, out.Errors[0].Extensions["code"], out.Errors[0].Message)
-	}
-	return json.Unmarshal(out.Data, into)
-}
-
-// must sends a request that must succeed (outside the kills).
-func (c *crashClient) must(t *testing.T, query string, vars map[string]any, into any) {
-	t.Helper()
-	if err := c.do(context.Background(), query, vars, into); err != nil {
-		t.Fatal(err)
-	}
-}
+var crashAssets = []crashAsset{{"5001", 320}, {"5002", 260}, {"5003", 120}, {"5004", 80}, {"5005", 400}}
 
 // crashIntent is one mutation of the client, with what it was answered.
 type crashIntent struct {
@@ -243,91 +85,9 @@ func crashRun(t *testing.T, bin string, e dbtest.Engine) {
 	rnd := func(n int) int { rngMu.Lock(); defer rngMu.Unlock(); return rng.IntN(n) }
 	ctx := context.Background()
 
-	// Apple.
-	sim := applesim.New(applesim.Options{EventDelay: 100 * time.Millisecond, NotificationAttempts: 12,
-		NotificationRetryBackoff: 150 * time.Millisecond})
-	sim.SetLimits(applesim.Limits{MaxRequestPerSecond: 10000})
-	simSrv := httptest.NewServer(sim)
-	t.Cleanup(func() { simSrv.Close(); sim.Close() })
-	tok := sim.AddToken(applesim.TokenSpec{OrgName: "Crash Org", LocationName: "Main", Country: "US", ExpiresAt: time.Now().Add(365 * 24 * time.Hour)})
-	for _, a := range crashAssets {
-		sim.AddAsset(tok, applesim.Asset{AdamID: a.adamID, PricingParam: "STDQ", ProductType: "App", Total: a.total,
-			DeviceAssignable: true, Revocable: true, Name: "App " + a.adamID, BundleID: "com.example.a" + a.adamID})
-	}
+	h := newCrashHarness(t, bin, e, crashAssets, 30*time.Second)
+	sim, tok, d, cl := h.sim, h.tok, h.d, h.cl
 
-	// The process's database (migrated here, as an operator's `orchard migrate` would) and
-	// address; the same for every run.
-	d := e.Open(t)
-	target := "sqlite:" + d.Target().Path
-	if d.Dialect() == db.MySQL {
-		u, err := url.Parse(os.Getenv(dbtest.EnvMySQL))
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.Path = "/" + d.Target().MySQL.DBName
-		target = u.String()
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	stderr, err := os.Create(filepath.Join(t.TempDir(), "orchard.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stderr.Close() })
-	env := []string{}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ORCHARD_") {
-			env = append(env, kv)
-		}
-	}
-	c := &crashEnv{bin: bin, base: "http://" + addr, stderr: stderr, d: d, env: append(env,
-		"ORCHARD_DATABASE="+target,
-		"ORCHARD_LISTEN="+addr,
-		"ORCHARD_APPLE_URL="+simSrv.URL+"/mdm/v2",
-		"ORCHARD_LOOKUP_URL="+simSrv.URL+"/lookup",
-		"ORCHARD_PUBLIC_URL=http://"+addr,
-		"ORCHARD_SECRET_KEY=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
-		"ORCHARD_INCREMENTAL_INTERVAL=10s",
-		"ORCHARD_SYNC_INTERVAL=1m",
-		"ORCHARD_LOG_LEVEL=warn",
-		"ORCHARD_SHUTDOWN_TIMEOUT=2s",
-	)}
-
-	var procMu sync.Mutex
-	proc := c.start(t)
-	t.Cleanup(func() { procMu.Lock(); proc.stop(); procMu.Unlock() })
-	c.waitReady(t, proc)
-	// The key is printed before the server answers, but its copy from the pipe may lag.
-	keyRE := regexp.MustCompile(`orch_[A-Za-z0-9_-]+`)
-	var key string
-	for deadline := time.Now().Add(10 * time.Second); key == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		key = keyRE.FindString(proc.stdout.String())
-	}
-	if key == "" {
-		t.Fatalf("no admin key printed:\n%s", proc.stdout.String())
-	}
-	cl := &crashClient{url: c.base + "/graphql", key: key, http: &http.Client{Timeout: 30 * time.Second}}
-
-	// The account, synced, and the devices.
-	var added struct {
-		AddAccount struct {
-			Account    *struct{ ID string }
-			UserErrors []struct{ Code, Message string }
-		}
-	}
-	cl.must(t, `mutation($in: AddAccountInput!) { addAccount(input: $in) { account { id } userErrors { code message } } }`,
-		map[string]any{"in": map[string]any{"name": "Main", "token": tok}}, &added)
-	if added.AddAccount.Account == nil {
-		t.Fatalf("addAccount: %+v", added.AddAccount.UserErrors)
-	}
-	crashWait(t, "the first sync", 60*time.Second, func() bool {
-		return crashCount(t, d, "SELECT COUNT(*) FROM sync_runs WHERE status = 'SUCCEEDED'") > 0 &&
-			crashCount(t, d, "SELECT COUNT(*) FROM license_pools") == int64(len(crashAssets))
-	})
 	const devices = 1400
 	serial := func(i int) string { return fmt.Sprintf("CRASH%05d", i) }
 	for start := 0; start < devices; start += 700 {
@@ -496,19 +256,17 @@ func crashRun(t *testing.T, bin string, e dbtest.Engine) {
 			continue
 		case <-time.After(time.Duration(150+rnd(750)) * time.Millisecond):
 		}
-		procMu.Lock()
-		proc.kill()
-		kills++
-		select {
-		case <-clientDone:
-		default:
-			killsWhileSending++
-		}
-		if _, err := d.SQL().ExecContext(ctx, "DELETE FROM leases"); err != nil {
-			t.Errorf("end the dead run's leases: %v", err)
-		}
-		proc = c.start(t)
-		procMu.Unlock()
+		h.restart(t, func() {
+			kills++
+			select {
+			case <-clientDone:
+			default:
+				killsWhileSending++
+			}
+			if _, err := d.SQL().ExecContext(ctx, "DELETE FROM leases"); err != nil {
+				t.Errorf("end the dead run's leases: %v", err)
+			}
+		})
 	}
 	t.Logf("client done in %s: %d kills while sending, %d attempts lost to the kills, %d server errors",
 		time.Since(began).Round(time.Millisecond), killsWhileSending, transportErrors.Load(), serverErrors.Load())
@@ -523,7 +281,7 @@ func crashRun(t *testing.T, bin string, e dbtest.Engine) {
 	}
 
 	// Let the last run finish the work, then run one full reconcile.
-	c.waitReady(t, proc)
+	h.waitReady(t)
 	drained := func() bool {
 		return crashCount(t, d, "SELECT COUNT(*) FROM apple_outbox WHERE status IN ('QUEUED', 'SENT')") == 0 &&
 			crashCount(t, d, "SELECT COUNT(*) FROM license_assignments WHERE status IN ('PENDING', 'RECLAIMING')") == 0 &&
@@ -717,7 +475,7 @@ func crashRun(t *testing.T, bin string, e dbtest.Engine) {
 		t.Logf("%d sync runs running or queued at the end", n)
 	}
 	if t.Failed() {
-		t.Log(c.logTail())
+		t.Log(h.logTail())
 	}
 }
 
@@ -866,50 +624,6 @@ func crashSend(ctx context.Context, cl *crashClient, in *crashIntent) error {
 		}
 	}
 	return nil
-}
-
-type crashPool struct {
-	adamID                                   string
-	total, assigned, reserved, appleAssigned int64
-}
-
-// crashPools reads the pools' counts straight from the database (errors, such as a busy SQLite
-// file while a run is being killed, give no rows).
-func crashPools(ctx context.Context, d *db.DB) []crashPool {
-	rs, err := d.SQL().QueryContext(ctx, "SELECT adam_id, total_count, assigned_count, reserved_count, apple_assigned_count FROM license_pools")
-	if err != nil {
-		return nil
-	}
-	defer rs.Close()
-	var out []crashPool
-	for rs.Next() {
-		var p crashPool
-		if err := rs.Scan(&p.adamID, &p.total, &p.assigned, &p.reserved, &p.appleAssigned); err != nil {
-			return nil
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-func crashCount(t *testing.T, d *db.DB, query string) int64 {
-	t.Helper()
-	var n int64
-	if err := d.SQL().QueryRowContext(context.Background(), query).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	return n
-}
-
-func crashWait(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // crashMinus is a − b of sorted lists.

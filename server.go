@@ -126,6 +126,7 @@ func serve(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	streams := resolvers.NewStreams()
 	gql := resolvers.NewHandler(resolvers.Config{
 		DB: d, License: svc, Auth: auth, Log: log, Introspection: cfg.Introspection, Streams: streams,
+		Limits: cfg.transportLimits(),
 	})
 	// route: the route's server span (outermost, so the log line has the trace id), request
 	// id, log line and metrics.

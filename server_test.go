@@ -13,6 +13,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"orchard/resolvers"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
@@ -128,6 +132,11 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{db, "ORCHARD_LOG_LEVEL=loud"}, nil, "ORCHARD_LOG_LEVEL"},
 		{[]string{db, "ORCHARD_SYNCINTERVAL=5m"}, nil, "unknown setting ORCHARD_SYNCINTERVAL"},
 		{[]string{db}, []string{"-sync-interval", "2x"}, "ORCHARD_SYNC_INTERVAL"},
+		{[]string{db, "ORCHARD_OPERATION_TIMEOUT=1ms"}, nil, "ORCHARD_OPERATION_TIMEOUT"},
+		{[]string{db, "ORCHARD_MAX_RESPONSE_BYTES=lots"}, nil, "ORCHARD_MAX_RESPONSE_BYTES"},
+		{[]string{db, "ORCHARD_WS_INIT_TIMEOUT=never"}, nil, "ORCHARD_WS_INIT_TIMEOUT"},
+		{[]string{db, "ORCHARD_WS_MAX_PER_KEY=-1"}, nil, "ORCHARD_WS_MAX_PER_KEY"},
+		{[]string{db, "ORCHARD_WS_MAX_PER_ADDRESS=x"}, nil, "ORCHARD_WS_MAX_PER_ADDRESS"},
 	}
 	for _, tt := range tests {
 		_, err := loadConfig(tt.args, tt.env, io.Discard)
@@ -140,6 +149,29 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := loadConfig(nil, []string{db}, io.Discard); err != nil {
 		t.Errorf("defaults: %v", err)
+	}
+}
+
+// TestTransportSettings: the GraphQL transport's settings reach the endpoint's limits; a cap of
+// 0 is no cap (negative there).
+func TestTransportSettings(t *testing.T) {
+	db := "ORCHARD_DATABASE=sqlite:" + filepath.Join(t.TempDir(), "x.db")
+	tests := []struct {
+		env  []string
+		want resolvers.Limits
+	}{
+		{[]string{db}, resolvers.Limits{Timeout: 30 * time.Second, ResponseBytes: 4 << 20, WSInitTimeout: 10 * time.Second, WSPerKey: 32, WSPerAddress: 64}},
+		{[]string{db, "ORCHARD_OPERATION_TIMEOUT=5s", "ORCHARD_MAX_RESPONSE_BYTES=65536", "ORCHARD_WS_INIT_TIMEOUT=2s", "ORCHARD_WS_MAX_PER_KEY=0", "ORCHARD_WS_MAX_PER_ADDRESS=500"},
+			resolvers.Limits{Timeout: 5 * time.Second, ResponseBytes: 65536, WSInitTimeout: 2 * time.Second, WSPerKey: -1, WSPerAddress: 500}},
+	}
+	for _, tt := range tests {
+		cfg, err := loadConfig(nil, tt.env, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tt.want, cfg.transportLimits()); diff != "" {
+			t.Errorf("env %v: limits mismatch (-want +got):\n%s", tt.env, diff)
+		}
 	}
 }
 

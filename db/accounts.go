@@ -29,7 +29,8 @@ func (d *DB) DeleteAccountRow(ctx context.Context, id int64) error {
 
 // AccountByID reads one account.
 func (d *DB) AccountByID(ctx context.Context, id int64) (*model.Account, error) {
-	return findOne[model.Account](d.with(ctx).Where("id = ?", id))
+	a, err := findOne[model.Account](d.with(ctx).Where("id = ?", id))
+	return a, wrap("account by id", err)
 }
 
 // LockAccount reads one account and locks its row until the transaction ends (MySQL; SQLite
@@ -37,7 +38,7 @@ func (d *DB) AccountByID(ctx context.Context, id int64) (*model.Account, error) 
 func (d *DB) LockAccount(ctx context.Context, id int64) (*model.Account, error) {
 	var a model.Account
 	if err := d.forUpdate(d.with(ctx)).Where("id = ?", id).Take(&a).Error; err != nil {
-		return nil, notFound(err)
+		return nil, wrap("lock account", notFound(err))
 	}
 	return &a, nil
 }
@@ -46,7 +47,7 @@ func (d *DB) LockAccount(ctx context.Context, id int64) (*model.Account, error) 
 func (d *DB) LiveAccountByLocation(ctx context.Context, uid string) (*model.Account, error) {
 	var a model.Account
 	if err := d.with(ctx).Where("location_key = ?", uid).Take(&a).Error; err != nil {
-		return nil, notFound(err)
+		return nil, wrap("live account by location", notFound(err))
 	}
 	return &a, nil
 }
@@ -107,15 +108,18 @@ func (d *DB) accountQuery(f AccountFilter) *gorm.DB {
 
 // ListAccounts reads a page of accounts.
 func (d *DB) ListAccounts(ctx context.Context, f AccountFilter, p Page) ([]*model.Account, bool, error) {
-	return list[model.Account](ctx, d.accountQuery(f), "accounts", p)
+	out, more, err := list[model.Account](ctx, d.accountQuery(f), "accounts", p)
+	return out, more, wrap("list accounts", err)
 }
 
 // CountAccounts counts accounts.
 func (d *DB) CountAccounts(ctx context.Context, f AccountFilter) (int, error) {
-	return count(ctx, d.accountQuery(f), "accounts")
+	n, err := count(ctx, d.accountQuery(f), "accounts")
+	return n, wrap("count accounts", err)
 }
 
 // AccountsByID reads accounts by id.
 func (d *DB) AccountsByID(ctx context.Context, ids []int64) ([]*model.Account, error) {
-	return byIDs[model.Account](ctx, d, ids)
+	out, err := byIDs[model.Account](ctx, d, ids)
+	return out, wrap("accounts by id", err)
 }

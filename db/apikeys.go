@@ -18,7 +18,7 @@ func (d *DB) InsertAPIKey(ctx context.Context, k *model.APIKey) error {
 func (d *DB) APIKeyByHash(ctx context.Context, hash string) (*model.APIKey, error) {
 	var k model.APIKey
 	if err := d.with(ctx).Where("hash = ?", hash).Take(&k).Error; err != nil {
-		return nil, notFound(err)
+		return nil, wrap("api key by hash", notFound(err))
 	}
 	return &k, nil
 }
@@ -27,7 +27,7 @@ func (d *DB) APIKeyByHash(ctx context.Context, hash string) (*model.APIKey, erro
 func (d *DB) APIKeyByID(ctx context.Context, id int64) (*model.APIKey, error) {
 	var k model.APIKey
 	if err := d.with(ctx).Where("id = ?", id).Take(&k).Error; err != nil {
-		return nil, notFound(err)
+		return nil, wrap("api key by id", notFound(err))
 	}
 	return &k, nil
 }
@@ -51,12 +51,14 @@ func (d *DB) CountAPIKeysAll(ctx context.Context) (int64, error) {
 
 // ListAPIKeys reads a page of API keys.
 func (d *DB) ListAPIKeys(ctx context.Context, includeRevoked bool, p Page) ([]*model.APIKey, bool, error) {
-	return list[model.APIKey](ctx, d.apiKeyQuery(includeRevoked), "api_keys", p)
+	out, more, err := list[model.APIKey](ctx, d.apiKeyQuery(includeRevoked), "api_keys", p)
+	return out, more, wrap("list api keys", err)
 }
 
 // CountAPIKeys counts API keys.
 func (d *DB) CountAPIKeys(ctx context.Context, includeRevoked bool) (int, error) {
-	return count(ctx, d.apiKeyQuery(includeRevoked), "api_keys")
+	n, err := count(ctx, d.apiKeyQuery(includeRevoked), "api_keys")
+	return n, wrap("count api keys", err)
 }
 
 func (d *DB) apiKeyQuery(includeRevoked bool) *gorm.DB {
@@ -69,5 +71,6 @@ func (d *DB) apiKeyQuery(includeRevoked bool) *gorm.DB {
 
 // APIKeysByID reads API keys by id.
 func (d *DB) APIKeysByID(ctx context.Context, ids []int64) ([]*model.APIKey, error) {
-	return byIDs[model.APIKey](ctx, d, ids)
+	out, err := byIDs[model.APIKey](ctx, d, ids)
+	return out, wrap("api keys by id", err)
 }

@@ -121,7 +121,7 @@ func (d *DB) SweepAppleUsers(ctx context.Context, accountID, runID int64) (int, 
 			[]model.AppleUserStatus{model.AppleUserRegistered, model.AppleUserAssociated}, runID).
 		Where(runningFence, runID, model.SyncRunRunning).
 		UpdateColumns(map[string]any{"status": model.AppleUserRetired, "updated_at": Now()})
-	return int(res.RowsAffected), res.Error
+	return int(res.RowsAffected), wrap("sweep apple users", res.Error)
 }
 
 func ptrEq(p *string, s string) bool {
@@ -149,11 +149,14 @@ func nilIfEmpty(s string) any {
 // account order; users without any are absent from the map. It is the batch read behind the
 // User.appleRegistrations loader.
 func (d *DB) AppleUsersByUserIDs(ctx context.Context, userIDs []int64) (map[int64][]*model.AppleUser, error) {
+	out := make(map[int64][]*model.AppleUser, len(userIDs))
+	if len(userIDs) == 0 {
+		return out, nil
+	}
 	var rows []*model.AppleUser
 	if err := d.with(ctx).Where("user_id IN ?", userIDs).Order("user_id, account_id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("apple users by user ids: %w", err)
 	}
-	out := make(map[int64][]*model.AppleUser, len(userIDs))
 	for _, r := range rows {
 		out[*r.UserID] = append(out[*r.UserID], r)
 	}
@@ -164,7 +167,7 @@ func (d *DB) AppleUsersByUserIDs(ctx context.Context, userIDs []int64) (map[int6
 func (d *DB) AppleUserOf(ctx context.Context, accountID int64, clientUserID string) (*model.AppleUser, error) {
 	var u model.AppleUser
 	if err := d.with(ctx).Where("account_id = ? AND client_user_id = ?", accountID, clientUserID).Take(&u).Error; err != nil {
-		return nil, notFound(err)
+		return nil, wrap("apple user of", notFound(err))
 	}
 	return &u, nil
 }

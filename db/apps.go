@@ -11,14 +11,15 @@ import (
 
 // AppByID reads one app.
 func (d *DB) AppByID(ctx context.Context, id int64) (*model.App, error) {
-	return findOne[model.App](d.with(ctx).Where("id = ?", id))
+	a, err := findOne[model.App](d.with(ctx).Where("id = ?", id))
+	return a, wrap("app by id", err)
 }
 
 // AppByBundleID reads the app with a bundle id.
 func (d *DB) AppByBundleID(ctx context.Context, bundleID string) (*model.App, error) {
 	var a model.App
 	if err := d.with(ctx).Where("bundle_id = ?", bundleID).Order("id").Take(&a).Error; err != nil {
-		return nil, notFound(err)
+		return nil, wrap("app by bundle id", notFound(err))
 	}
 	return &a, nil
 }
@@ -74,22 +75,26 @@ func (d *DB) appQuery(f AppFilter) *gorm.DB {
 
 // ListApps reads a page of apps.
 func (d *DB) ListApps(ctx context.Context, f AppFilter, p Page) ([]*model.App, bool, error) {
-	return list[model.App](ctx, d.appQuery(f), "apps", p)
+	out, more, err := list[model.App](ctx, d.appQuery(f), "apps", p)
+	return out, more, wrap("list apps", err)
 }
 
 // CountApps counts apps.
 func (d *DB) CountApps(ctx context.Context, f AppFilter) (int, error) {
-	return count(ctx, d.appQuery(f), "apps")
+	n, err := count(ctx, d.appQuery(f), "apps")
+	return n, wrap("count apps", err)
 }
 
 // AppsByID reads apps by id.
 func (d *DB) AppsByID(ctx context.Context, ids []int64) ([]*model.App, error) {
-	return byIDs[model.App](ctx, d, ids)
+	out, err := byIDs[model.App](ctx, d, ids)
+	return out, wrap("apps by id", err)
 }
 
 // AppByAdamID reads an app by Apple's id.
 func (d *DB) AppByAdamID(ctx context.Context, adamID string) (*model.App, error) {
-	return findOne[model.App](d.with(ctx).Where("adam_id = ?", adamID))
+	a, err := findOne[model.App](d.with(ctx).Where("adam_id = ?", adamID))
+	return a, wrap("app by adam id", err)
 }
 
 // CountriesByApp reads the countries each app is known to be sold in.

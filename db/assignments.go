@@ -79,7 +79,8 @@ func (d *DB) AssignmentsByParent(ctx context.Context, parent AssignmentParent, s
 		return nil, wrap("assignments by parent", err)
 	}
 	w, args := statusWhere(statuses)
-	return childrenOf[model.LicenseAssignment](ctx, d, r, w, args, first, pages)
+	out, err := childrenOf[model.LicenseAssignment](ctx, d, r, w, args, first, pages)
+	return out, wrap("assignments by parent", err)
 }
 
 // CountAssignmentsByParent counts assignments per parent.
@@ -89,14 +90,15 @@ func (d *DB) CountAssignmentsByParent(ctx context.Context, parent AssignmentPare
 		return nil, wrap("count assignments by parent", err)
 	}
 	w, args := statusWhere(statuses)
-	return countChildren(ctx, d, r, w, args, parents)
+	out, err := countChildren(ctx, d, r, w, args, parents)
+	return out, wrap("count assignments by parent", err)
 }
 
 // AssignmentByID reads one assignment.
 func (d *DB) AssignmentByID(ctx context.Context, id int64) (*model.LicenseAssignment, error) {
 	var x model.LicenseAssignment
 	if err := d.with(ctx).Where("id = ?", id).Take(&x).Error; err != nil {
-		return nil, notFound(err)
+		return nil, wrap("assignment by id", notFound(err))
 	}
 	return &x, nil
 }
@@ -112,7 +114,8 @@ func (d *DB) ActiveAssignmentOfApp(ctx context.Context, appID int64, kind model.
 	} else {
 		q = q.Where("client_user_id = ? AND kind = ?", clientUserID, kind)
 	}
-	return findOne[model.LicenseAssignment](q.Order("id"))
+	a, err := findOne[model.LicenseAssignment](q.Order("id"))
+	return a, wrap("active assignment of app", err)
 }
 
 // InsertAssignment stores a new assignment.
@@ -128,7 +131,7 @@ func (d *DB) InsertAssignment(ctx context.Context, a *model.LicenseAssignment) e
 func (d *DB) LockAssignment(ctx context.Context, id int64) (*model.LicenseAssignment, error) {
 	var x model.LicenseAssignment
 	if err := d.forUpdate(d.with(ctx)).Where("id = ?", id).Take(&x).Error; err != nil {
-		return nil, notFound(err)
+		return nil, wrap("lock assignment", notFound(err))
 	}
 	return &x, nil
 }
@@ -190,7 +193,7 @@ func (d *DB) ActiveAssignmentIDs(ctx context.Context, rows []*model.LicenseAssig
 	for i, p := range pairs {
 		id, ok := byKey[[2]any{p[0], p[1]}]
 		if !ok {
-			return nil, fmt.Errorf("assignment %v not found after insert", p)
+			return nil, fmt.Errorf("active assignment ids: assignment %v not found after insert", p)
 		}
 		out[i] = id
 	}
@@ -265,17 +268,20 @@ func (d *DB) assignmentQuery(f AssignmentFilter) *gorm.DB {
 
 // ListAssignments reads a page of assignments.
 func (d *DB) ListAssignments(ctx context.Context, f AssignmentFilter, p Page) ([]*model.LicenseAssignment, bool, error) {
-	return list[model.LicenseAssignment](ctx, d.assignmentQuery(f), "license_assignments", p)
+	out, more, err := list[model.LicenseAssignment](ctx, d.assignmentQuery(f), "license_assignments", p)
+	return out, more, wrap("list assignments", err)
 }
 
 // CountAssignments counts assignments.
 func (d *DB) CountAssignments(ctx context.Context, f AssignmentFilter) (int, error) {
-	return count(ctx, d.assignmentQuery(f), "license_assignments")
+	n, err := count(ctx, d.assignmentQuery(f), "license_assignments")
+	return n, wrap("count assignments", err)
 }
 
 // AssignmentsByID reads assignments by id.
 func (d *DB) AssignmentsByID(ctx context.Context, ids []int64) ([]*model.LicenseAssignment, error) {
-	return byIDs[model.LicenseAssignment](ctx, d, ids)
+	out, err := byIDs[model.LicenseAssignment](ctx, d, ids)
+	return out, wrap("assignments by id", err)
 }
 
 const (

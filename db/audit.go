@@ -68,15 +68,18 @@ func (d *DB) auditQuery(f AuditFilter) *gorm.DB {
 
 // ListAuditEvents reads a page of audit events (callers ask for newest first).
 func (d *DB) ListAuditEvents(ctx context.Context, f AuditFilter, p Page) ([]*model.AuditEvent, bool, error) {
-	return list[model.AuditEvent](ctx, d.auditQuery(f), "audit_events", p)
+	out, more, err := list[model.AuditEvent](ctx, d.auditQuery(f), "audit_events", p)
+	return out, more, wrap("list audit events", err)
 }
 
 // CountAuditEvents counts audit events.
 func (d *DB) CountAuditEvents(ctx context.Context, f AuditFilter) (int, error) {
-	return count(ctx, d.auditQuery(f), "audit_events")
+	n, err := count(ctx, d.auditQuery(f), "audit_events")
+	return n, wrap("count audit events", err)
 }
 
 // AuditEventsByID reads audit events by id.
 func (d *DB) AuditEventsByID(ctx context.Context, ids []int64) ([]*model.AuditEvent, error) {
-	return byIDs[model.AuditEvent](ctx, d, ids)
+	out, err := byIDs[model.AuditEvent](ctx, d, ids)
+	return out, wrap("audit events by id", err)
 }

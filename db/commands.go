@@ -22,7 +22,7 @@ func (d *DB) PendingCommand(ctx context.Context, deviceID, appID int64, kind mod
 	var c model.DeviceCommand
 	err := d.with(ctx).Where("device_id = ? AND app_id = ? AND kind = ? AND status = ?", deviceID, appID, kind, model.CommandPending).Take(&c).Error
 	if err != nil {
-		return nil, notFound(err)
+		return nil, wrap("pending command", notFound(err))
 	}
 	return &c, nil
 }
@@ -38,7 +38,7 @@ func (d *DB) CancelCommands(ctx context.Context, deviceID int64, why string) err
 func (d *DB) AcknowledgeCommand(ctx context.Context, id int64, status model.CommandStatus, result *string, at time.Time) (bool, error) {
 	res := d.with(ctx).Model(&model.DeviceCommand{}).Where("id = ? AND status = ?", id, model.CommandPending).
 		UpdateColumns(map[string]any{"status": status, "result": result, "acknowledged_at": utc(at)})
-	return res.RowsAffected > 0, res.Error
+	return res.RowsAffected > 0, wrap("acknowledge command", res.Error)
 }
 
 // CommandFilter selects device commands.
@@ -64,15 +64,18 @@ func (d *DB) commandQuery(f CommandFilter) *gorm.DB {
 
 // ListCommands reads a page of device commands.
 func (d *DB) ListCommands(ctx context.Context, f CommandFilter, p Page) ([]*model.DeviceCommand, bool, error) {
-	return list[model.DeviceCommand](ctx, d.commandQuery(f), "device_commands", p)
+	out, more, err := list[model.DeviceCommand](ctx, d.commandQuery(f), "device_commands", p)
+	return out, more, wrap("list commands", err)
 }
 
 // CountCommands counts device commands.
 func (d *DB) CountCommands(ctx context.Context, f CommandFilter) (int, error) {
-	return count(ctx, d.commandQuery(f), "device_commands")
+	n, err := count(ctx, d.commandQuery(f), "device_commands")
+	return n, wrap("count commands", err)
 }
 
 // CommandsByID reads device commands by id.
 func (d *DB) CommandsByID(ctx context.Context, ids []int64) ([]*model.DeviceCommand, error) {
-	return byIDs[model.DeviceCommand](ctx, d, ids)
+	out, err := byIDs[model.DeviceCommand](ctx, d, ids)
+	return out, wrap("commands by id", err)
 }

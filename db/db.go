@@ -138,7 +138,7 @@ func openGorm(d gorm.Dialector, opts Options) (*gorm.DB, error) {
 }
 
 // Close closes the pool.
-func (d *DB) Close() error { return d.sql.Close() }
+func (d *DB) Close() error { return wrap("close", d.sql.Close()) }
 
 // Dialect is the engine in use.
 func (d *DB) Dialect() Dialect { return d.dialect }
@@ -147,7 +147,7 @@ func (d *DB) Dialect() Dialect { return d.dialect }
 func (d *DB) Target() *Target { return d.target }
 
 // Ping checks that the database answers.
-func (d *DB) Ping(ctx context.Context) error { return d.sql.PingContext(ctx) }
+func (d *DB) Ping(ctx context.Context) error { return wrap("ping", d.sql.PingContext(ctx)) }
 
 // SQL exposes the pool for benchmarks that compare Orchard with bare statements.
 func (d *DB) SQL() *sql.DB { return d.sql }
@@ -170,28 +170,39 @@ func (d *DB) in(g *gorm.DB) *DB {
 // Tx runs fn in a transaction; a returned error (or panic) rolls it back. A transaction that
 // MySQL chose as a deadlock victim (or that timed out waiting for a lock) is run again, up to
 // three times: fn must therefore not have effects outside the database. Nested calls run in
-// the enclosing transaction.
+// the enclosing transaction. fn's own error comes back as it is (the caller names it); an
+// error of the transaction itself (begin, commit, the write queue) is named here.
 func (d *DB) Tx(ctx context.Context, fn func(tx *DB) error) error {
 	if _, nested := d.gorm.Statement.ConnPool.(gorm.TxCommitter); nested {
-		return d.gorm.WithContext(ctx).Transaction(func(g *gorm.DB) error {
-			return fn(d.in(g))
-		})
+		return d.transaction(ctx, fn)
 	}
 	if d.writers != nil { // see writequeue.go
 		if err := takeWriteToken(ctx, d.writers); err != nil {
-			return err
+			return wrap("transaction: wait for the write queue", err)
 		}
 		defer func() { <-d.writers }()
 	}
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
-		err = d.gorm.WithContext(ctx).Transaction(func(g *gorm.DB) error {
-			return fn(d.in(g))
-		})
+		err = d.transaction(ctx, fn)
 		if !retryable(err) || ctx.Err() != nil {
 			return err
 		}
 		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	return err
+}
+
+// transaction runs fn in one GORM transaction (or savepoint, when nested). fn's error is
+// returned unchanged; any other (BEGIN, COMMIT, savepoint) is wrapped as the transaction's.
+func (d *DB) transaction(ctx context.Context, fn func(tx *DB) error) error {
+	var fnErr error
+	err := d.gorm.WithContext(ctx).Transaction(func(g *gorm.DB) error {
+		fnErr = fn(d.in(g))
+		return fnErr
+	})
+	if err != nil && err != fnErr {
+		return wrap("transaction", err)
 	}
 	return err
 }

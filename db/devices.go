@@ -11,27 +11,32 @@ import (
 
 // DeviceAppsByDevice reads one page of inventory per device.
 func (d *DB) DeviceAppsByDevice(ctx context.Context, first int, pages []ChildPage) (map[int64][]*model.DeviceApp, error) {
-	return childrenOf[model.DeviceApp](ctx, d, relDeviceApps, "", nil, first, pages)
+	out, err := childrenOf[model.DeviceApp](ctx, d, relDeviceApps, "", nil, first, pages)
+	return out, wrap("device apps by device", err)
 }
 
 // CountDeviceAppsByDevice counts inventory entries per device.
 func (d *DB) CountDeviceAppsByDevice(ctx context.Context, parents []int64) (map[int64]int, error) {
-	return countChildren(ctx, d, relDeviceApps, "", nil, parents)
+	out, err := countChildren(ctx, d, relDeviceApps, "", nil, parents)
+	return out, wrap("count device apps by device", err)
 }
 
 // DevicesByUser reads one page of devices per user.
 func (d *DB) DevicesByUser(ctx context.Context, first int, pages []ChildPage) (map[int64][]*model.Device, error) {
-	return childrenOf[model.Device](ctx, d, relDevicesOfUser, "", nil, first, pages)
+	out, err := childrenOf[model.Device](ctx, d, relDevicesOfUser, "", nil, first, pages)
+	return out, wrap("devices by user", err)
 }
 
 // CountDevicesByUser counts devices per user.
 func (d *DB) CountDevicesByUser(ctx context.Context, parents []int64) (map[int64]int, error) {
-	return countChildren(ctx, d, relDevicesOfUser, "", nil, parents)
+	out, err := countChildren(ctx, d, relDevicesOfUser, "", nil, parents)
+	return out, wrap("count devices by user", err)
 }
 
 // DeviceByID reads one device.
 func (d *DB) DeviceByID(ctx context.Context, id int64) (*model.Device, error) {
-	return findOne[model.Device](d.with(ctx).Where("id = ?", id))
+	dev, err := findOne[model.Device](d.with(ctx).Where("id = ?", id))
+	return dev, wrap("device by id", err)
 }
 
 // SaveDevice inserts or updates a device.
@@ -153,22 +158,26 @@ func (d *DB) deviceQuery(f DeviceFilter) *gorm.DB {
 
 // ListDevices reads a page of devices.
 func (d *DB) ListDevices(ctx context.Context, f DeviceFilter, p Page) ([]*model.Device, bool, error) {
-	return list[model.Device](ctx, d.deviceQuery(f), "devices", p)
+	out, more, err := list[model.Device](ctx, d.deviceQuery(f), "devices", p)
+	return out, more, wrap("list devices", err)
 }
 
 // CountDevices counts devices.
 func (d *DB) CountDevices(ctx context.Context, f DeviceFilter) (int, error) {
-	return count(ctx, d.deviceQuery(f), "devices")
+	n, err := count(ctx, d.deviceQuery(f), "devices")
+	return n, wrap("count devices", err)
 }
 
 // DevicesByID reads devices by id.
 func (d *DB) DevicesByID(ctx context.Context, ids []int64) ([]*model.Device, error) {
-	return byIDs[model.Device](ctx, d, ids)
+	out, err := byIDs[model.Device](ctx, d, ids)
+	return out, wrap("devices by id", err)
 }
 
 // DeviceBySerial reads a device by serial number.
 func (d *DB) DeviceBySerial(ctx context.Context, serial string) (*model.Device, error) {
-	return findOne[model.Device](d.with(ctx).Where("serial_number = ?", serial))
+	dev, err := findOne[model.Device](d.with(ctx).Where("serial_number = ?", serial))
+	return dev, wrap("device by serial", err)
 }
 
 var relDeviceApps = Relation{Table: "device_apps", From: "device_apps", ParentExpr: "device_apps.device_id"}

@@ -11,22 +11,26 @@ import (
 
 // GroupsByUser reads one page of groups per user.
 func (d *DB) GroupsByUser(ctx context.Context, first int, pages []ChildPage) (map[int64][]*model.Group, error) {
-	return childrenOf[model.Group](ctx, d, relGroupsOfUser, "", nil, first, pages)
+	out, err := childrenOf[model.Group](ctx, d, relGroupsOfUser, "", nil, first, pages)
+	return out, wrap("groups by user", err)
 }
 
 // CountGroupsByUser counts groups per user.
 func (d *DB) CountGroupsByUser(ctx context.Context, parents []int64) (map[int64]int, error) {
-	return countChildren(ctx, d, relGroupsOfUser, "", nil, parents)
+	out, err := countChildren(ctx, d, relGroupsOfUser, "", nil, parents)
+	return out, wrap("count groups by user", err)
 }
 
 // MembersByGroup reads one page of members per group.
 func (d *DB) MembersByGroup(ctx context.Context, first int, pages []ChildPage) (map[int64][]*model.User, error) {
-	return childrenOf[model.User](ctx, d, relMembers, "", nil, first, pages)
+	out, err := childrenOf[model.User](ctx, d, relMembers, "", nil, first, pages)
+	return out, wrap("members by group", err)
 }
 
 // CountMembersByGroup counts members per group.
 func (d *DB) CountMembersByGroup(ctx context.Context, parents []int64) (map[int64]int, error) {
-	return countChildren(ctx, d, relMembers, "", nil, parents)
+	out, err := countChildren(ctx, d, relMembers, "", nil, parents)
+	return out, wrap("count members by group", err)
 }
 
 // GroupFilter selects groups.
@@ -43,17 +47,20 @@ func (d *DB) groupQuery(f GroupFilter) *gorm.DB {
 
 // ListGroups reads a page of groups.
 func (d *DB) ListGroups(ctx context.Context, f GroupFilter, p Page) ([]*model.Group, bool, error) {
-	return list[model.Group](ctx, d.groupQuery(f), "`groups`", p)
+	out, more, err := list[model.Group](ctx, d.groupQuery(f), "`groups`", p)
+	return out, more, wrap("list groups", err)
 }
 
 // CountGroups counts groups.
 func (d *DB) CountGroups(ctx context.Context, f GroupFilter) (int, error) {
-	return count(ctx, d.groupQuery(f), "groups")
+	n, err := count(ctx, d.groupQuery(f), "groups")
+	return n, wrap("count groups", err)
 }
 
 // GroupsByID reads groups by id.
 func (d *DB) GroupsByID(ctx context.Context, ids []int64) ([]*model.Group, error) {
-	return byIDs[model.Group](ctx, d, ids)
+	out, err := byIDs[model.Group](ctx, d, ids)
+	return out, wrap("groups by id", err)
 }
 
 var relGroupsOfUser = Relation{Table: "`groups`", From: "`groups` JOIN group_members ON group_members.group_id = `groups`.id", ParentExpr: "group_members.user_id"}

@@ -22,7 +22,7 @@ func (d *DB) ClaimIdempotencyKey(ctx context.Context, scope, key, op, requestHas
 		if err != nil {
 			return nil, wrap("claim idempotency key", err)
 		}
-		return prev, ErrIdempotencyKeyUsed
+		return prev, wrap("claim idempotency key", ErrIdempotencyKeyUsed)
 	}
 	return r, wrap("claim idempotency key", err)
 }
@@ -31,7 +31,7 @@ func (d *DB) ClaimIdempotencyKey(ctx context.Context, scope, key, op, requestHas
 func (d *DB) IdempotencyRecord(ctx context.Context, scope, key string) (*model.IdempotencyRecord, error) {
 	var r model.IdempotencyRecord
 	if err := d.with(ctx).Where("scope = ? AND `key` = ?", scope, key).Take(&r).Error; err != nil {
-		return nil, notFound(err)
+		return nil, wrap("idempotency record", notFound(err))
 	}
 	return &r, nil
 }

@@ -24,7 +24,7 @@ func (d *DB) Columns(ctx context.Context, table string) (map[string]bool, error)
 			}
 			out[name] = notNull == 0 && pk == 0
 		}
-		return out, rows.Err()
+		return out, wrap("columns", rows.Err())
 	case MySQL:
 		rows, err := d.with(ctx).Raw("SELECT column_name, is_nullable FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?", table).Rows()
 		if err != nil {
@@ -38,9 +38,9 @@ func (d *DB) Columns(ctx context.Context, table string) (map[string]bool, error)
 			}
 			out[name] = nullable == "YES"
 		}
-		return out, rows.Err()
+		return out, wrap("columns", rows.Err())
 	}
-	return nil, fmt.Errorf("unsupported dialect %q", d.dialect)
+	return nil, fmt.Errorf("columns: unsupported dialect %q", d.dialect)
 }
 
 // Tables lists the database's tables.

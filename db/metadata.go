@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -82,7 +83,7 @@ func (d *DB) SetAppMetadata(ctx context.Context, rows []AppMetadata, at time.Tim
 		return nil
 	}
 	at = utc(at)
-	return d.Tx(ctx, func(tx *DB) error {
+	return wrap("set app metadata", d.Tx(ctx, func(tx *DB) error {
 		for _, r := range rows {
 			cols := map[string]any{"metadata_refreshed_at": at, "updated_at": Now()}
 			if r.Found {
@@ -98,11 +99,11 @@ func (d *DB) SetAppMetadata(ctx context.Context, rows []AppMetadata, at time.Tim
 				}
 			}
 			if err := tx.with(ctx).Model(&model.App{}).Where("id = ?", r.AppID).UpdateColumns(cols).Error; err != nil {
-				return wrap("set app metadata", err)
+				return fmt.Errorf("app %d: %w", r.AppID, err)
 			}
 		}
 		return nil
-	})
+	}))
 }
 
 // SetAvailability records whether apps are sold in countries (one row per app and country,

@@ -186,7 +186,7 @@ func (d *DB) appliedMigrations(ctx context.Context) (map[int]string, error) {
 		}
 		out[v] = sum
 	}
-	return out, rows.Err()
+	return out, wrap("applied migrations", rows.Err())
 }
 
 // apply runs one migration. SQLite runs it in a transaction (its DDL is transactional);

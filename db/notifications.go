@@ -31,7 +31,7 @@ func (d *DB) ClaimNotification(ctx context.Context, id string, accountID int64, 
 	}
 	var prev model.AppleNotification
 	if err := d.with(ctx).Where("notification_id = ?", id).Take(&prev).Error; err != nil {
-		return false, notFound(err)
+		return false, wrap("claim notification", notFound(err))
 	}
 	if prev.AppliedAt != nil {
 		return false, nil
@@ -40,10 +40,10 @@ func (d *DB) ClaimNotification(ctx context.Context, id string, accountID int64, 
 	res := d.with(ctx).Model(&model.AppleNotification{}).Where("notification_id = ? AND applied_at IS NULL AND received_at < ?", id, Now().Add(-notificationRetryAfter)).
 		UpdateColumn("received_at", Now())
 	if res.Error != nil {
-		return false, res.Error
+		return false, wrap("claim notification", res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return false, ErrNotificationInProgress
+		return false, wrap("claim notification", ErrNotificationInProgress)
 	}
 	return true, nil
 }
@@ -74,7 +74,7 @@ func (d *DB) AdjustPoolTotal(ctx context.Context, accountID int64, adamID, prici
 	}
 	err = d.Tx(ctx, func(tx *DB) error {
 		if running, err := tx.passRunning(ctx, accountID); err != nil || running {
-			return wrap("adjust pool total", err)
+			return err // named by passRunning
 		}
 		retired := max(-delta, 0)
 		res := tx.with(ctx).Exec(`UPDATE license_pools SET total_count = CASE WHEN total_count + ? < 0 THEN 0 ELSE total_count + ? END,
@@ -85,7 +85,7 @@ func (d *DB) AdjustPoolTotal(ctx context.Context, accountID int64, adamID, prici
 			delta, delta, delta, delta, retired, Now(), accountID, adamID, pricingParam, false,
 			delta, maxPoolCount, delta, maxPoolCount, retired, maxPoolCount)
 		applied = res.RowsAffected > 0
-		return res.Error
+		return wrap("update pool", res.Error)
 	})
 	return applied && err == nil, wrap("adjust pool total", err)
 }
@@ -113,14 +113,14 @@ func (d *DB) FoundAtApple(ctx context.Context, accountID int64, rows []AppleAssi
 	err = d.Tx(ctx, func(tx *DB) error {
 		held, err := tx.heldPairs(ctx, rows, pools)
 		if err != nil {
-			return wrap("found at apple", err)
+			return err // named by heldPairs
 		}
 		if counts, skipped, err = tx.ApplyAssignments(ctx, accountID, 0, rows, pools); err != nil {
-			return wrap("found at apple", err)
+			return err // named by ApplyAssignments
 		}
 		now, err := tx.heldPairs(ctx, rows, pools)
 		if err != nil {
-			return wrap("found at apple", err)
+			return err // named by heldPairs
 		}
 		deltas := map[int64]int64{}
 		for k := range now {
@@ -129,7 +129,7 @@ func (d *DB) FoundAtApple(ctx context.Context, accountID int64, rows []AppleAssi
 			}
 		}
 		doubt, err = tx.moveAppleCounts(ctx, accountID, deltas)
-		return wrap("found at apple", err)
+		return err // named by moveAppleCounts
 	})
 	if err != nil {
 		return counts, skipped, doubt, fmt.Errorf("found at Apple: %w", err)
@@ -215,14 +215,14 @@ func (d *DB) GoneAtApple(ctx context.Context, accountID int64, rows []AppleAssig
 		res, err := tx.applyTransitions(ctx, model.EventGoneAtApple, ids, TransitionDetails{
 			ReclaimReason: "removed at Apple (notification)", ReclaimedBy: "apple"})
 		if err != nil {
-			return wrap("gone at apple", err)
+			return fmt.Errorf("apply transitions: %w", err)
 		}
 		if n = len(res.applied); n == 0 {
 			return nil
 		}
 		// Apple's counts move with the licenses it released (its next listing says so too).
 		doubt, err = tx.moveAppleCounts(ctx, accountID, res.appleDeltas(nil))
-		return wrap("gone at apple", err)
+		return err // named by moveAppleCounts
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("gone at Apple: %w", err)

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -16,12 +17,16 @@ import (
 // items fail; the assignments they were for move by ASSOCIATE_CANCELLED (they fail, the
 // reservation is released) or RECLAIM_CANCELLED (back to ASSIGNED: a reclaim that will not
 // happen); queued passes are dropped. It returns how many outbox items it cancelled.
-func (d *DB) CancelAccountWork(ctx context.Context, accountID int64, why string) (n int, err error) {
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("cancel work of account %d: %w", accountID, err)
-		}
-	}()
+func (d *DB) CancelAccountWork(ctx context.Context, accountID int64, why string) (int, error) {
+	n, err := d.cancelAccountWork(ctx, accountID, why)
+	if err != nil {
+		return 0, fmt.Errorf("cancel work of account %d: %w", accountID, err)
+	}
+	return n, nil
+}
+
+// cancelAccountWork is CancelAccountWork; its errors name the step, the caller the account.
+func (d *DB) cancelAccountWork(ctx context.Context, accountID int64, why string) (int, error) {
 	now := Now()
 	var items []model.OutboxItem
 	if err := d.with(ctx).Where("account_id = ? AND status = ?", accountID, model.OutboxQueued).Find(&items).Error; err != nil {
@@ -54,21 +59,21 @@ func (d *DB) CancelAccountWork(ctx context.Context, accountID int64, why string)
 		return 0, fmt.Errorf("fail queued items: %w", err)
 	}
 	if err := d.lockAssignmentRows(ctx, slices.Concat(assoc, reclaim)); err != nil {
-		return 0, wrap("cancel account work", err)
+		return 0, fmt.Errorf("lock assignments: %w", err)
 	}
 	if _, err := d.applyTransitions(ctx, model.EventAssociateCancelled, assoc, TransitionDetails{ErrorMessage: why}); err != nil {
-		return 0, wrap("cancel account work", err)
+		return 0, fmt.Errorf("cancel associates: %w", err)
 	}
 	if _, err := d.applyTransitions(ctx, model.EventReclaimCancelled, reclaim, TransitionDetails{}); err != nil {
-		return 0, wrap("cancel account work", err)
+		return 0, fmt.Errorf("cancel reclaims: %w", err)
 	}
 	if err := dropRuns(); err != nil {
-		return 0, wrap("cancel account work", err)
+		return 0, err // named by dropRuns
 	}
 	// The transitions moved the counters; the recount settles any drift while the account's
 	// work is being wound up.
 	if _, err := d.RecountPools(ctx, accountID); err != nil {
-		return 0, wrap("cancel account work", err)
+		return 0, err // named by RecountPools
 	}
 	return len(items), nil
 }
@@ -106,18 +111,18 @@ func (d *DB) QueuedOutbox(ctx context.Context, accountID int64, now time.Time, l
 // RecordSent stores an event Apple accepted and marks its outbox items SENT, together: the
 // completion can then always find what the event was for.
 func (d *DB) RecordSent(ctx context.Context, ev *model.AppleEvent, itemIDs []int64) error {
-	return d.Tx(ctx, func(tx *DB) error {
+	return wrap("record sent", d.Tx(ctx, func(tx *DB) error {
 		ev.SentAt = utc(ev.SentAt)
 		ev.NextPollAt = utc(ev.NextPollAt)
 		if ev.Failures == "" {
 			ev.Failures = "[]"
 		}
 		if err := tx.with(ctx).Create(ev).Error; err != nil {
-			return wrap("record sent", err)
+			return fmt.Errorf("insert event: %w", err)
 		}
-		return wrap("record sent", tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ? AND event_id IS NULL", itemIDs, model.OutboxSent).
+		return wrap("link items", tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ? AND status = ? AND event_id IS NULL", itemIDs, model.OutboxSent).
 			UpdateColumn("event_id", ev.EventID).Error)
-	})
+	}))
 }
 
 // ClaimOutbox marks queued items as being sent (SENT, no event yet) just before the request
@@ -130,12 +135,12 @@ func (d *DB) ClaimOutbox(ctx context.Context, ids []int64) ([]int64, error) {
 		claimed = claimed[:0]
 		if err := tx.forUpdate(tx.with(ctx).Model(&model.OutboxItem{})).Where("id IN ? AND status = ?", ids, model.OutboxQueued).
 			Pluck("id", &claimed).Error; err != nil {
-			return wrap("claim outbox", err)
+			return fmt.Errorf("lock queued items: %w", err)
 		}
 		if len(claimed) == 0 {
 			return nil
 		}
-		return wrap("claim outbox", tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", claimed).
+		return wrap("mark sent", tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", claimed).
 			UpdateColumns(map[string]any{"status": model.OutboxSent, "event_id": nil, "sent_at": Now(), "attempts": gorm.Expr("attempts + 1")}).Error)
 	})
 	return claimed, wrap("claim outbox", err)
@@ -156,7 +161,7 @@ func (d *DB) UnclaimOutbox(ctx context.Context, ids []int64) error {
 func (d *DB) RequeueUnrecorded(ctx context.Context, accountID int64, before time.Time) (int, error) {
 	res := d.with(ctx).Model(&model.OutboxItem{}).Where("account_id = ? AND status = ? AND event_id IS NULL AND sent_at < ?", accountID, model.OutboxSent, utc(before)).
 		UpdateColumns(map[string]any{"status": model.OutboxQueued, "not_before": Now(), "last_error": "sent when the process stopped; sending again"})
-	return int(res.RowsAffected), res.Error
+	return int(res.RowsAffected), wrap("requeue unrecorded", res.Error)
 }
 
 // RetryOutbox puts items back in the queue after a transient failure, not before notBefore.
@@ -190,7 +195,7 @@ func (d *DB) DueEvents(ctx context.Context, accountID int64, now time.Time, limi
 func (d *DB) AppleEvent(ctx context.Context, eventID string) (*model.AppleEvent, error) {
 	var e model.AppleEvent
 	if err := d.with(ctx).Where("event_id = ?", eventID).Take(&e).Error; err != nil {
-		return nil, notFound(err)
+		return nil, wrap("apple event", notFound(err))
 	}
 	return &e, nil
 }
@@ -249,7 +254,7 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 			var got []int64
 			if err := tx.forUpdate(tx.with(ctx).Model(&model.OutboxItem{})).Where("id IN ? AND status IN ?", chunk,
 				[]model.OutboxStatus{model.OutboxSent, model.OutboxQueued}).Pluck("id", &got).Error; err != nil {
-				return wrap("apply outcomes", err)
+				return fmt.Errorf("lock live items: %w", err)
 			}
 			live = append(live, got...)
 		}
@@ -289,21 +294,21 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 				}
 			case model.OutboxCreateUser:
 				if err := tx.completeRegistration(ctx, it, o, now); err != nil {
-					return wrap("apply outcomes", err)
+					return err // named by completeRegistration
 				}
 			case model.OutboxRetireUser:
 				switch {
 				case it.AppleUserID == nil:
 				case o.OK:
 					if err := tx.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRetired, "error_message": nil}); err != nil {
-						return wrap("apply outcomes", err)
+						return fmt.Errorf("retire user: %w", err)
 					}
 				default:
 					// Still registered as far as Orchard knows (a pass corrects it); not stuck
 					// RETIRING, which would refuse the user's next registration.
 					if err := tx.UpdateAppleUser(ctx, *it.AppleUserID, map[string]any{"status": model.AppleUserRegistered,
 						"error_message": truncate("Apple refused to retire the user: "+o.ErrorMessage, 1000)}); err != nil {
-						return wrap("apply outcomes", err)
+						return fmt.Errorf("keep user registered: %w", err)
 					}
 				}
 			}
@@ -311,14 +316,14 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 		for _, chunk := range chunks(done, 1000) {
 			if err := tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", chunk).
 				UpdateColumns(map[string]any{"status": model.OutboxDone, "last_error": nil, "completed_at": now}).Error; err != nil {
-				return wrap("apply outcomes", err)
+				return fmt.Errorf("complete items: %w", err)
 			}
 		}
 		for msg, ids := range itemFail {
 			for _, chunk := range chunks(ids, 1000) {
 				if err := tx.with(ctx).Model(&model.OutboxItem{}).Where("id IN ?", chunk).
 					UpdateColumns(map[string]any{"status": model.OutboxFailed, "last_error": msg, "completed_at": now}).Error; err != nil {
-					return wrap("apply outcomes", err)
+					return fmt.Errorf("fail items: %w", err)
 				}
 			}
 		}
@@ -327,14 +332,14 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 		// rows, then pools) then waits instead of deadlocking with this one.
 		if err := tx.lockAssignmentRows(ctx, slices.Concat(assocOK, disOK, slices.Concat(slices.Collect(maps.Values(assocFail))...),
 			slices.Concat(slices.Collect(maps.Values(disFail))...))); err != nil {
-			return wrap("apply outcomes", err)
+			return fmt.Errorf("lock assignments: %w", err)
 		}
 		// Apple's counts move with the licenses it now holds or released (its next listing
 		// says so too).
 		apple := map[int64]int64{}
 		res, err := tx.applyTransitions(ctx, model.EventAssociateConfirmed, assocOK, TransitionDetails{})
 		if err != nil {
-			return wrap("apply outcomes", err)
+			return fmt.Errorf("associates confirmed: %w", err)
 		}
 		res.appleDeltas(apple)
 		for _, a := range res.applied {
@@ -346,13 +351,13 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 			num := k.num
 			res, err := tx.applyTransitions(ctx, model.EventAssociateRefused, ids, TransitionDetails{ErrorNumber: &num, ErrorMessage: k.msg})
 			if err != nil {
-				return wrap("apply outcomes", err)
+				return fmt.Errorf("associates refused: %w", err)
 			}
 			res.appleDeltas(apple)
 		}
 		res, err = tx.applyTransitions(ctx, model.EventReclaimConfirmed, disOK, TransitionDetails{})
 		if err != nil {
-			return wrap("apply outcomes", err)
+			return fmt.Errorf("reclaims confirmed: %w", err)
 		}
 		res.appleDeltas(apple)
 		for k, ids := range disFail {
@@ -360,7 +365,7 @@ func (d *DB) ApplyOutcomes(ctx context.Context, outcomes []Outcome) (assigned []
 			res, err := tx.applyTransitions(ctx, model.EventReclaimRefused, ids, TransitionDetails{ErrorNumber: &num,
 				ErrorMessage: "Apple refused to take the license back: " + k.msg})
 			if err != nil {
-				return wrap("apply outcomes", err)
+				return fmt.Errorf("reclaims refused: %w", err)
 			}
 			res.appleDeltas(apple)
 		}
@@ -425,13 +430,18 @@ func (d *DB) StalledEvents(ctx context.Context, accountID int64, before time.Tim
 // RequeueEvent gives up on an event and queues its unfinished items again (re-sending an
 // associate or disassociate is harmless: Apple treats it as done).
 func (d *DB) RequeueEvent(ctx context.Context, eventID, why string) error {
-	return d.Tx(ctx, func(tx *DB) error {
-		if err := tx.UpdateAppleEvent(ctx, eventID, map[string]any{"status": model.EventFailed, "completed_at": Now(), "failures": `[{"errorMessage":"` + why + `"}]`}); err != nil {
-			return wrap("requeue event", err)
+	return wrap("requeue event", d.Tx(ctx, func(tx *DB) error {
+		// Marshalled, not spliced: a reason with a quote or a backslash must still be JSON.
+		failures, err := json.Marshal([]map[string]string{{"errorMessage": why}})
+		if err != nil {
+			return fmt.Errorf("encode failures: %w", err)
 		}
-		return wrap("requeue event", tx.with(ctx).Model(&model.OutboxItem{}).Where("event_id = ? AND status = ?", eventID, model.OutboxSent).
+		if err := tx.UpdateAppleEvent(ctx, eventID, map[string]any{"status": model.EventFailed, "completed_at": Now(), "failures": string(failures)}); err != nil {
+			return err // named by UpdateAppleEvent
+		}
+		return wrap("queue items again", tx.with(ctx).Model(&model.OutboxItem{}).Where("event_id = ? AND status = ?", eventID, model.OutboxSent).
 			UpdateColumns(map[string]any{"status": model.OutboxQueued, "event_id": nil, "not_before": Now(), "last_error": why}).Error)
-	})
+	}))
 }
 
 // OutboxByIDs reads outbox items.
@@ -449,7 +459,7 @@ func (d *DB) UserForRegistration(ctx context.Context, it *model.OutboxItem) (*mo
 	var u model.User
 	err := d.with(ctx).Where("client_user_id = ?", it.ClientUserID).Take(&u).Error
 	if err != nil {
-		return nil, notFound(err)
+		return nil, wrap("user for registration", notFound(err))
 	}
 	return &u, nil
 }
@@ -541,5 +551,5 @@ func (d *DB) CancelQueuedAssociate(ctx context.Context, assignmentID int64) (boo
 	// error) may have reached Apple.
 	res := d.with(ctx).Model(&model.OutboxItem{}).Where("assignment_id = ? AND action = ? AND status = ? AND attempts = 0", assignmentID, model.OutboxAssociate, model.OutboxQueued).
 		UpdateColumns(map[string]any{"status": model.OutboxFailed, "last_error": "cancelled: the license was taken back before it reached Apple", "completed_at": Now()})
-	return res.RowsAffected > 0, res.Error
+	return res.RowsAffected > 0, wrap("cancel queued associate", res.Error)
 }

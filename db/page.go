@@ -39,7 +39,7 @@ func list[T any](ctx context.Context, q *gorm.DB, table string, p Page) ([]*T, b
 	}
 	out, err := findAll[T](q.WithContext(ctx).Order(order).Limit(p.First + 1))
 	if err != nil {
-		return nil, false, fmt.Errorf("list %s: %w", table, err)
+		return nil, false, err
 	}
 	more := len(out) > p.First
 	if more {
@@ -48,22 +48,33 @@ func list[T any](ctx context.Context, q *gorm.DB, table string, p Page) ([]*T, b
 	return out, more, nil
 }
 
-// count counts the rows of a filtered query.
+// count counts the rows of a filtered query. table is the counted table, as for list (it
+// names nothing in the error: the caller wraps it with its operation).
 func count(ctx context.Context, q *gorm.DB, table string) (int, error) {
 	var n int64
 	if err := q.WithContext(ctx).Count(&n).Error; err != nil {
-		return 0, fmt.Errorf("count %s: %w", table, err)
+		return 0, err
 	}
 	return int(n), nil
 }
 
+// maxIDsPerRead bounds the ids of one byIDs statement. Every batch of the read path and every
+// bulk call (10,000 targets at most) fits in one statement; a policy evaluation of a large
+// fleet reads more, and SQLite refuses a statement of more than 32,766 variables.
+const maxIDsPerRead = 10000
+
 // byIDs reads the rows with the given ids, in no particular order (loaders put them in key
-// order).
+// order): one statement per maxIDsPerRead ids.
 func byIDs[T any](ctx context.Context, d *DB, ids []int64) ([]*T, error) {
-	if len(ids) == 0 {
-		return []*T{}, nil
+	out := []*T{}
+	for _, chunk := range chunks(ids, maxIDsPerRead) {
+		rows, err := findAll[T](d.with(ctx).Where("id IN ?", chunk))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
 	}
-	return findAll[T](d.with(ctx).Where("id IN ?", ids))
+	return out, nil
 }
 
 // ChildPage asks for one parent's page of children in a nested connection.
@@ -128,7 +139,7 @@ func childrenOf[T any](ctx context.Context, d *DB, r Relation, where string, arg
 	}
 	var rows []withParent[T]
 	if err := d.with(ctx).Raw(sb.String(), all...).Scan(&rows).Error; err != nil {
-		return nil, fmt.Errorf("list %s by parent: %w", r.Table, err)
+		return nil, err
 	}
 	for i := range rows {
 		row := rows[i].Row
@@ -155,7 +166,7 @@ func countChildren(ctx context.Context, d *DB, r Relation, where string, args []
 		N      int
 	}
 	if err := d.with(ctx).Raw(q, all...).Scan(&rows).Error; err != nil {
-		return nil, fmt.Errorf("count %s by parent: %w", r.Table, err)
+		return nil, err
 	}
 	for _, row := range rows {
 		out[row.Parent] = row.N

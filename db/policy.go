@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -19,12 +20,14 @@ import (
 
 // GroupByExternalID reads a group by the directory's id.
 func (d *DB) GroupByExternalID(ctx context.Context, externalID string) (*model.Group, error) {
-	return findOne[model.Group](d.with(ctx).Where("external_id = ?", externalID))
+	g, err := findOne[model.Group](d.with(ctx).Where("external_id = ?", externalID))
+	return g, wrap("group by external id", err)
 }
 
 // GroupByID reads a group.
 func (d *DB) GroupByID(ctx context.Context, id int64) (*model.Group, error) {
-	return findOne[model.Group](d.with(ctx).Where("id = ?", id))
+	g, err := findOne[model.Group](d.with(ctx).Where("id = ?", id))
+	return g, wrap("group by id", err)
 }
 
 // SaveGroup inserts or updates a group.
@@ -34,14 +37,15 @@ func (d *DB) SaveGroup(ctx context.Context, g *model.Group) error {
 		if isDuplicate(err) {
 			return ErrDuplicate
 		}
-		return err
+		return wrap("insert group", err)
 	}
-	return d.with(ctx).Save(g).Error
+	return wrap("save group", d.with(ctx).Save(g).Error)
 }
 
 // DynamicGroups reads every group with a rule.
 func (d *DB) DynamicGroups(ctx context.Context) ([]*model.Group, error) {
-	return findAll[model.Group](d.with(ctx).Where("rule IS NOT NULL").Order("id"))
+	gs, err := findAll[model.Group](d.with(ctx).Where("rule IS NOT NULL").Order("id"))
+	return gs, wrap("dynamic groups", err)
 }
 
 // GroupMemberIDs reads the ids of a group's users and devices.
@@ -141,14 +145,14 @@ func (d *DB) RemoveGroupMembers(ctx context.Context, groupID int64, userIDs, dev
 func (d *DB) GroupIDsOfUser(ctx context.Context, userID int64) ([]int64, error) {
 	var ids []int64
 	err := d.with(ctx).Model(&model.GroupMember{}).Where("user_id = ?", userID).Order("group_id").Pluck("group_id", &ids).Error
-	return ids, err
+	return ids, wrap("groups of user", err)
 }
 
 // GroupIDsOfDevice reads the groups a device is in.
 func (d *DB) GroupIDsOfDevice(ctx context.Context, deviceID int64) ([]int64, error) {
 	var ids []int64
 	err := d.with(ctx).Model(&model.GroupDevice{}).Where("device_id = ?", deviceID).Order("group_id").Pluck("group_id", &ids).Error
-	return ids, err
+	return ids, wrap("groups of device", err)
 }
 
 // LeaveAllGroups takes a user (userID) or a device (deviceID) out of every group and returns
@@ -176,7 +180,7 @@ func (d *DB) InsertDepartures(ctx context.Context, rows []*model.PolicyDeparture
 	if len(rows) == 0 {
 		return nil
 	}
-	return d.with(ctx).CreateInBatches(rows, d.batchOf(rows)).Error
+	return wrap("insert departures", d.with(ctx).CreateInBatches(rows, d.batchOf(rows)).Error)
 }
 
 // DeparturesOfGroups reads the departures from the given groups since a time, newest first.
@@ -195,7 +199,7 @@ func (d *DB) DeparturesOfGroups(ctx context.Context, groupIDs []int64, since tim
 
 // PruneDepartures deletes departures older than a time.
 func (d *DB) PruneDepartures(ctx context.Context, before time.Time) error {
-	return d.with(ctx).Where("at < ?", before).Delete(&model.PolicyDeparture{}).Error
+	return wrap("prune departures", d.with(ctx).Where("at < ?", before).Delete(&model.PolicyDeparture{}).Error)
 }
 
 // GroupMembers maps each member of the given groups to the groups (of those) it is in.
@@ -227,58 +231,36 @@ func (d *DB) MembersOfGroups(ctx context.Context, groupIDs []int64) (*GroupMembe
 	return out, nil
 }
 
-// DevicesByIDs and UsersByIDs read many rows by id, a bounded IN list per statement.
-func (d *DB) DevicesByIDs(ctx context.Context, ids []int64) ([]*model.Device, error) {
-	out := []*model.Device{}
-	for _, chunk := range chunks(ids, d.inChunk()) {
-		rs, err := findAll[model.Device](d.with(ctx).Where("id IN ?", chunk))
-		if err != nil {
-			return nil, fmt.Errorf("read devices: %w", err)
-		}
-		out = append(out, rs...)
-	}
-	return out, nil
-}
-
-// UsersByIDs reads users by id, a bounded IN list per statement.
-func (d *DB) UsersByIDs(ctx context.Context, ids []int64) ([]*model.User, error) {
-	out := []*model.User{}
-	for _, chunk := range chunks(ids, d.inChunk()) {
-		rs, err := findAll[model.User](d.with(ctx).Where("id IN ?", chunk))
-		if err != nil {
-			return nil, fmt.Errorf("read users: %w", err)
-		}
-		out = append(out, rs...)
-	}
-	return out, nil
-}
-
 // DevicesAfter reads a batch of devices by id order (for a dynamic group's first fill).
 func (d *DB) DevicesAfter(ctx context.Context, after int64, limit int) ([]*model.Device, error) {
-	return findAll[model.Device](d.with(ctx).Where("id > ?", after).Order("id").Limit(limit))
+	ds, err := findAll[model.Device](d.with(ctx).Where("id > ?", after).Order("id").Limit(limit))
+	return ds, wrap("devices after", err)
 }
 
 // SaveLabel inserts or updates a label.
 func (d *DB) SaveLabel(ctx context.Context, l *model.Label) error {
 	if l.ID == 0 {
-		return d.with(ctx).Create(l).Error
+		return wrap("insert label", d.with(ctx).Create(l).Error)
 	}
-	return d.with(ctx).Save(l).Error
+	return wrap("save label", d.with(ctx).Save(l).Error)
 }
 
 // LabelByID reads a label (deleted ones too).
 func (d *DB) LabelByID(ctx context.Context, id int64) (*model.Label, error) {
-	return findOne[model.Label](d.with(ctx).Where("id = ?", id))
+	l, err := findOne[model.Label](d.with(ctx).Where("id = ?", id))
+	return l, wrap("label by id", err)
 }
 
 // LabelsByID reads labels by id.
 func (d *DB) LabelsByID(ctx context.Context, ids []int64) ([]*model.Label, error) {
-	return byIDs[model.Label](ctx, d, ids)
+	ls, err := byIDs[model.Label](ctx, d, ids)
+	return ls, wrap("labels by id", err)
 }
 
 // LabelsOfApp reads an app's labels of a kind, deleted ones included, in id order.
 func (d *DB) LabelsOfApp(ctx context.Context, appID int64, kind model.LabelKind) ([]*model.Label, error) {
-	return findAll[model.Label](d.with(ctx).Where("app_id = ? AND kind = ?", appID, kind).Order("id"))
+	ls, err := findAll[model.Label](d.with(ctx).Where("app_id = ? AND kind = ?", appID, kind).Order("id"))
+	return ls, wrap("labels of app", err)
 }
 
 // LabelGroupIDs maps each label to its groups.
@@ -325,7 +307,7 @@ func (d *DB) SetLabelGroups(ctx context.Context, labelID int64, groupIDs []int64
 	if len(rows) == 0 {
 		return nil
 	}
-	return d.with(ctx).CreateInBatches(rows, d.batchOf(rows)).Error
+	return wrap("insert label groups", d.with(ctx).CreateInBatches(rows, d.batchOf(rows)).Error)
 }
 
 // SetLabelAccounts replaces a label's accounts, in priority order.
@@ -340,7 +322,7 @@ func (d *DB) SetLabelAccounts(ctx context.Context, labelID int64, accountIDs []i
 	if len(rows) == 0 {
 		return nil
 	}
-	return d.with(ctx).CreateInBatches(rows, d.batchOf(rows)).Error
+	return wrap("insert label accounts", d.with(ctx).CreateInBatches(rows, d.batchOf(rows)).Error)
 }
 
 // DeleteLabels removes labels for good (app labels replaced by setAppLabels).
@@ -353,7 +335,7 @@ func (d *DB) DeleteLabels(ctx context.Context, ids []int64) error {
 			return fmt.Errorf("delete labels: %w", err)
 		}
 	}
-	return d.with(ctx).Where("id IN ?", ids).Delete(&model.Label{}).Error
+	return wrap("delete labels", d.with(ctx).Where("id IN ?", ids).Delete(&model.Label{}).Error)
 }
 
 // AppsLabelledForGroups returns the apps with a live label (of either kind) on any of the
@@ -401,12 +383,14 @@ func (d *DB) licenseLabelQuery(f LicenseLabelFilter) *gorm.DB {
 
 // ListLicenseLabels reads a page of live license labels.
 func (d *DB) ListLicenseLabels(ctx context.Context, f LicenseLabelFilter, p Page) ([]*model.Label, bool, error) {
-	return list[model.Label](ctx, d.licenseLabelQuery(f), "labels", p)
+	ls, more, err := list[model.Label](ctx, d.licenseLabelQuery(f), "labels", p)
+	return ls, more, wrap("list license labels", err)
 }
 
 // CountLicenseLabels counts live license labels.
 func (d *DB) CountLicenseLabels(ctx context.Context, f LicenseLabelFilter) (int, error) {
-	return count(ctx, d.licenseLabelQuery(f), "labels")
+	n, err := count(ctx, d.licenseLabelQuery(f), "labels")
+	return n, wrap("count license labels", err)
 }
 
 // LiveLabelsOnGroups reads the live labels (of both kinds) on any of the groups.
@@ -414,7 +398,8 @@ func (d *DB) LiveLabelsOnGroups(ctx context.Context, groupIDs []int64) ([]*model
 	if len(groupIDs) == 0 {
 		return []*model.Label{}, nil
 	}
-	return findAll[model.Label](d.with(ctx).Where("deleted_at IS NULL AND EXISTS (SELECT 1 FROM label_groups lg WHERE lg.label_id = labels.id AND lg.group_id IN ?)", groupIDs).Order("id"))
+	ls, err := findAll[model.Label](d.with(ctx).Where("deleted_at IS NULL AND EXISTS (SELECT 1 FROM label_groups lg WHERE lg.label_id = labels.id AND lg.group_id IN ?)", groupIDs).Order("id"))
+	return ls, wrap("live labels on groups", err)
 }
 
 // ActiveAssignmentsOfAppAll reads every active assignment of an app, in id order.
@@ -429,7 +414,8 @@ func (d *DB) ActiveAssignmentsOfAppAll(ctx context.Context, appID int64) ([]*mod
 // FailedLabelAssignments reads an app's assignments made by labels that Apple refused since a
 // time (a holder Apple refused is not asked for again at every evaluation).
 func (d *DB) FailedLabelAssignments(ctx context.Context, appID int64, since time.Time) ([]*model.LicenseAssignment, error) {
-	return findAll[model.LicenseAssignment](d.with(ctx).Where("app_id = ? AND status = ? AND label_id IS NOT NULL AND updated_at >= ?", appID, model.AssignmentFailed, since).Order("id"))
+	as, err := findAll[model.LicenseAssignment](d.with(ctx).Where("app_id = ? AND status = ? AND label_id IS NOT NULL AND updated_at >= ?", appID, model.AssignmentFailed, since).Order("id"))
+	return as, wrap("failed label assignments", err)
 }
 
 // SetAssignmentLabel hands assignments to another label (their holder is still covered by it).
@@ -465,7 +451,8 @@ func (d *DB) SetLabelOfAssignments(ctx context.Context, ids []int64, labelID int
 
 // WaitingOfApp reads the waiting holders of an app's labels.
 func (d *DB) WaitingOfApp(ctx context.Context, appID int64) ([]*model.PolicyWaiting, error) {
-	return findAll[model.PolicyWaiting](d.with(ctx).Where("app_id = ?", appID).Order("first_covered_at, holder_key"))
+	ws, err := findAll[model.PolicyWaiting](d.with(ctx).Where("app_id = ?", appID).Order("first_covered_at, holder_key"))
+	return ws, wrap("waiting holders of app", err)
 }
 
 // ReplaceWaiting replaces the waiting holders of an app's labels.
@@ -476,13 +463,38 @@ func (d *DB) ReplaceWaiting(ctx context.Context, appID int64, rows []*model.Poli
 	if len(rows) == 0 {
 		return nil
 	}
-	return d.with(ctx).CreateInBatches(rows, d.batchOf(rows)).Error
+	return wrap("insert waiting holders", d.with(ctx).CreateInBatches(rows, d.batchOf(rows)).Error)
 }
 
-// WaitingOfLabel reads a page of a label's waiting holders in fair order (offset paging: the
-// order is by time, not id).
-func (d *DB) WaitingOfLabel(ctx context.Context, labelID int64, offset, limit int) ([]*model.PolicyWaiting, error) {
-	return findAll[model.PolicyWaiting](d.with(ctx).Where("label_id = ?", labelID).Order("first_covered_at, holder_key").Offset(offset).Limit(limit))
+// WaitingByLabel reads, for every requested label, one page of its waiting holders in fair order
+// (first covered first, then by holder key), first+1 rows to learn whether more follow, in one
+// statement: a UNION ALL of per-label queries, each served by the table's primary key. The
+// order is by time, not id, so a page's After is an offset into it (the connection's cursor is
+// a position), not an id.
+func (d *DB) WaitingByLabel(ctx context.Context, first int, pages []ChildPage) (map[int64][]*model.PolicyWaiting, error) {
+	out := make(map[int64][]*model.PolicyWaiting, len(pages))
+	if len(pages) == 0 {
+		return out, nil
+	}
+	var sb strings.Builder
+	args := make([]any, 0, len(pages))
+	for i, p := range pages {
+		if i > 0 {
+			sb.WriteString(" UNION ALL ")
+		}
+		fmt.Fprintf(&sb, "SELECT * FROM (SELECT policy_waiting.*, label_id AS orchard_parent FROM policy_waiting WHERE label_id = ?"+
+			" ORDER BY first_covered_at, holder_key LIMIT %d OFFSET %d) AS c%d", first+1, max(p.After, 0), i)
+		args = append(args, p.ParentID)
+	}
+	var rows []withParent[model.PolicyWaiting]
+	if err := d.with(ctx).Raw(sb.String(), args...).Scan(&rows).Error; err != nil {
+		return nil, wrap("waiting holders by label", err)
+	}
+	for i := range rows {
+		w := rows[i].Row
+		out[rows[i].OrchardParent] = append(out[rows[i].OrchardParent], &w)
+	}
+	return out, nil
 }
 
 // CountWaitingByLabel counts waiting holders per label.
@@ -506,10 +518,14 @@ func (d *DB) CountWaitingByLabel(ctx context.Context, labelIDs []int64) (map[int
 
 // WaitingOfHolder reads the labels a holder waits for.
 func (d *DB) WaitingOfHolder(ctx context.Context, userID, deviceID int64) ([]*model.PolicyWaiting, error) {
+	var q *gorm.DB
 	if userID != 0 {
-		return findAll[model.PolicyWaiting](d.with(ctx).Where("user_id = ?", userID).Order("first_covered_at"))
+		q = d.with(ctx).Where("user_id = ?", userID)
+	} else {
+		q = d.with(ctx).Where("device_id = ?", deviceID)
 	}
-	return findAll[model.PolicyWaiting](d.with(ctx).Where("device_id = ?", deviceID).Order("first_covered_at"))
+	ws, err := findAll[model.PolicyWaiting](q.Order("first_covered_at"))
+	return ws, wrap("waiting holders of holder", err)
 }
 
 // CountLabelAssignments counts the active assignments each label holds.
@@ -537,12 +553,13 @@ func (d *DB) EnqueuePolicy(ctx context.Context, items ...*model.PolicyQueueItem)
 	if len(items) == 0 {
 		return nil
 	}
-	return d.with(ctx).CreateInBatches(items, d.batchOf(items)).Error
+	return wrap("enqueue policy evaluations", d.with(ctx).CreateInBatches(items, d.batchOf(items)).Error)
 }
 
 // DuePolicyItems reads the queue rows due at now, oldest first.
 func (d *DB) DuePolicyItems(ctx context.Context, now time.Time, limit int) ([]*model.PolicyQueueItem, error) {
-	return findAll[model.PolicyQueueItem](d.with(ctx).Where("not_before <= ?", now).Order("id").Limit(limit))
+	items, err := findAll[model.PolicyQueueItem](d.with(ctx).Where("not_before <= ?", now).Order("id").Limit(limit))
+	return items, wrap("due policy evaluations", err)
 }
 
 // DeletePolicyItems removes evaluated queue rows.
@@ -557,7 +574,8 @@ func (d *DB) DeletePolicyItems(ctx context.Context, ids []int64) error {
 
 // CountPolicyQueue counts queue rows due at now (0 means evaluation has caught up).
 func (d *DB) CountPolicyQueue(ctx context.Context, now time.Time) (int, error) {
-	return count(ctx, d.gorm.Model(&model.PolicyQueueItem{}).Where("not_before <= ?", now), "policy_queue")
+	n, err := count(ctx, d.gorm.Model(&model.PolicyQueueItem{}).Where("not_before <= ?", now), "policy_queue")
+	return n, wrap("count policy evaluations", err)
 }
 
 // InstallCommandExists reports whether an install of the app was ever queued for the device and
@@ -566,7 +584,7 @@ func (d *DB) InstallCommandExists(ctx context.Context, deviceID, appID int64) (b
 	var n int64
 	err := d.with(ctx).Model(&model.DeviceCommand{}).Where("device_id = ? AND app_id = ? AND kind = ? AND status IN ?", deviceID, appID, model.CommandInstall,
 		[]model.CommandStatus{model.CommandPending, model.CommandAcknowledged}).Count(&n).Error
-	return n > 0, err
+	return n > 0, wrap("install command exists", err)
 }
 
 // EnqueueWaitingApps queues the evaluation of every app with waiting holders that has a pool in
@@ -586,42 +604,31 @@ var relDevicesOfGroup = Relation{Table: "devices", From: "devices JOIN group_dev
 
 // DevicesByGroup reads one page of devices per group.
 func (d *DB) DevicesByGroup(ctx context.Context, first int, pages []ChildPage) (map[int64][]*model.Device, error) {
-	return childrenOf[model.Device](ctx, d, relDevicesOfGroup, "", nil, first, pages)
+	m, err := childrenOf[model.Device](ctx, d, relDevicesOfGroup, "", nil, first, pages)
+	return m, wrap("devices by group", err)
 }
 
 // CountDevicesByGroup counts devices per group.
 func (d *DB) CountDevicesByGroup(ctx context.Context, parents []int64) (map[int64]int, error) {
-	return countChildren(ctx, d, relDevicesOfGroup, "", nil, parents)
+	m, err := countChildren(ctx, d, relDevicesOfGroup, "", nil, parents)
+	return m, wrap("count devices by group", err)
 }
 
-// LicenseLabelsByGroup maps groups to the live license labels that apply to them.
+// LicenseLabelsByGroup maps groups to the live license labels that apply to them, in label id
+// order, in one statement.
 func (d *DB) LicenseLabelsByGroup(ctx context.Context, groupIDs []int64) (map[int64][]*model.Label, error) {
 	out := map[int64][]*model.Label{}
 	if len(groupIDs) == 0 {
 		return out, nil
 	}
-	var pairs []model.LabelGroup
-	if err := d.with(ctx).Model(&model.LabelGroup{}).Joins("JOIN labels ON labels.id = label_groups.label_id").
-		Where("label_groups.group_id IN ? AND labels.kind = ? AND labels.deleted_at IS NULL", groupIDs, model.LabelLicense).
-		Select("label_groups.label_id, label_groups.group_id").Order("label_groups.label_id").Scan(&pairs).Error; err != nil {
-		return nil, fmt.Errorf("read labels of groups: %w", err)
+	var rows []withParent[model.Label]
+	if err := d.with(ctx).Raw("SELECT labels.*, label_groups.group_id AS orchard_parent FROM labels JOIN label_groups ON label_groups.label_id = labels.id"+
+		" WHERE label_groups.group_id IN ? AND labels.kind = ? AND labels.deleted_at IS NULL ORDER BY labels.id", groupIDs, model.LabelLicense).Scan(&rows).Error; err != nil {
+		return nil, wrap("license labels by group", err)
 	}
-	ids := make([]int64, 0, len(pairs))
-	for _, p := range pairs {
-		ids = append(ids, p.LabelID)
-	}
-	labels, err := byIDs[model.Label](ctx, d, ids)
-	if err != nil {
-		return nil, err
-	}
-	byID := map[int64]*model.Label{}
-	for _, l := range labels {
-		byID[l.ID] = l
-	}
-	for _, p := range pairs {
-		if l := byID[p.LabelID]; l != nil {
-			out[p.GroupID] = append(out[p.GroupID], l)
-		}
+	for i := range rows {
+		l := rows[i].Row
+		out[rows[i].OrchardParent] = append(out[rows[i].OrchardParent], &l)
 	}
 	return out, nil
 }
@@ -642,7 +649,7 @@ func (d *DB) ClaimLabelAssignments(ctx context.Context, appID, labelID int64, ca
 		a.LabelID = &l
 	}
 	if err := d.SetLabelOfAssignments(ctx, ids, labelID); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("claim label assignments: %w", err)
 	}
 	return rows, nil
 }

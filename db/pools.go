@@ -32,7 +32,8 @@ func (d *DB) PoolsByParent(ctx context.Context, parent PoolParent, first int, pa
 	if err != nil {
 		return nil, wrap("pools by parent", err)
 	}
-	return childrenOf[model.LicensePool](ctx, d, r, "", nil, first, pages)
+	out, err := childrenOf[model.LicensePool](ctx, d, r, "", nil, first, pages)
+	return out, wrap("pools by parent", err)
 }
 
 // CountPoolsByParent counts pools per parent.
@@ -41,21 +42,23 @@ func (d *DB) CountPoolsByParent(ctx context.Context, parent PoolParent, parents 
 	if err != nil {
 		return nil, wrap("count pools by parent", err)
 	}
-	return countChildren(ctx, d, r, "", nil, parents)
+	out, err := countChildren(ctx, d, r, "", nil, parents)
+	return out, wrap("count pools by parent", err)
 }
 
 // PoolByID reads one pool.
 func (d *DB) PoolByID(ctx context.Context, id int64) (*model.LicensePool, error) {
 	var p model.LicensePool
 	if err := d.with(ctx).Where("id = ?", id).Take(&p).Error; err != nil {
-		return nil, notFound(err)
+		return nil, wrap("pool by id", notFound(err))
 	}
 	return &p, nil
 }
 
 // PoolsOfApp reads every pool of an app in live accounts, by account id.
 func (d *DB) PoolsOfApp(ctx context.Context, appID int64) ([]*model.LicensePool, error) {
-	return findAll[model.LicensePool](d.with(ctx).Where("app_id = ? AND account_id IN (SELECT id FROM accounts WHERE removed_at IS NULL)", appID).Order("account_id"))
+	out, err := findAll[model.LicensePool](d.with(ctx).Where("app_id = ? AND account_id IN (SELECT id FROM accounts WHERE removed_at IS NULL)", appID).Order("account_id"))
+	return out, wrap("pools of app", err)
 }
 
 // ReserveLicense takes one license of a pool for an assignment on its way to Apple, if one is
@@ -64,7 +67,7 @@ func (d *DB) PoolsOfApp(ctx context.Context, appID int64) ([]*model.LicensePool,
 func (d *DB) ReserveLicense(ctx context.Context, poolID int64) (bool, error) {
 	res := d.with(ctx).Exec(`UPDATE license_pools SET reserved_count = reserved_count + 1, updated_at = ?
   WHERE id = ? AND (unlimited = ? OR assigned_count + reserved_count < total_count)`, Now(), poolID, true)
-	return res.RowsAffected == 1, res.Error
+	return res.RowsAffected == 1, wrap("reserve license", res.Error)
 }
 
 // AdjustPoolCounts moves counts of a pool: assigned += da, reserved += dr. A status change
@@ -89,13 +92,16 @@ func (d *DB) ReserveLicenses(ctx context.Context, poolID int64, n int64) (int64,
 	if take == 0 {
 		return 0, nil
 	}
-	return take, d.AdjustPoolCounts(ctx, poolID, 0, take)
+	if err := d.AdjustPoolCounts(ctx, poolID, 0, take); err != nil {
+		return 0, wrap("reserve licenses", err)
+	}
+	return take, nil
 }
 
 func (d *DB) lockPool(ctx context.Context, id int64) (*model.LicensePool, error) {
 	var p model.LicensePool
 	if err := d.forUpdate(d.with(ctx)).Where("id = ?", id).Take(&p).Error; err != nil {
-		return nil, notFound(err)
+		return nil, wrap("lock pool", notFound(err))
 	}
 	return &p, nil
 }
@@ -145,17 +151,20 @@ func (d *DB) poolQuery(f PoolFilter) *gorm.DB {
 
 // ListPools reads a page of pools.
 func (d *DB) ListPools(ctx context.Context, f PoolFilter, p Page) ([]*model.LicensePool, bool, error) {
-	return list[model.LicensePool](ctx, d.poolQuery(f), "license_pools", p)
+	out, more, err := list[model.LicensePool](ctx, d.poolQuery(f), "license_pools", p)
+	return out, more, wrap("list pools", err)
 }
 
 // CountPools counts pools.
 func (d *DB) CountPools(ctx context.Context, f PoolFilter) (int, error) {
-	return count(ctx, d.poolQuery(f), "license_pools")
+	n, err := count(ctx, d.poolQuery(f), "license_pools")
+	return n, wrap("count pools", err)
 }
 
 // PoolsByID reads pools by id.
 func (d *DB) PoolsByID(ctx context.Context, ids []int64) ([]*model.LicensePool, error) {
-	return byIDs[model.LicensePool](ctx, d, ids)
+	out, err := byIDs[model.LicensePool](ctx, d, ids)
+	return out, wrap("pools by id", err)
 }
 
 // RecountPools recomputes Orchard's counts of an account's pools from the assignment rows

@@ -7,6 +7,11 @@ import (
 	"gorm.io/gorm"
 )
 
+// The read helpers below (findAll, findOne, and list, count, byIDs, childrenOf, countChildren
+// in page.go) return the driver's error with at most a detail of their own ("scan <table>"):
+// naming the operation is the exported store function's job (wrap), so that a logged error
+// reads "accounts by id: Error 1213 ..." once, not "accounts by id: find all: ...".
+
 // findAll runs q (a query on T's table) and reads every row into a new T, each column scanned
 // straight into its field. GORM's Find scans into intermediate values and then sets the
 // fields through reflection, which on the hot read paths (a page of a connection and its
@@ -16,16 +21,16 @@ import (
 func findAll[T any](q *gorm.DB) ([]*T, error) {
 	st := &gorm.Statement{DB: q}
 	if err := st.Parse(new(T)); err != nil {
-		return nil, wrap("find all", err)
+		return nil, fmt.Errorf("parse model: %w", err)
 	}
 	rows, err := q.Model(new(T)).Rows()
 	if err != nil {
-		return nil, wrap("find all", err)
+		return nil, err
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
-		return nil, wrap("find all", err)
+		return nil, fmt.Errorf("columns of %s: %w", st.Schema.Table, err)
 	}
 	fields := make([][]int, len(cols)) // the struct field index of each column, nil: none
 	seen := make(map[string]bool, len(cols))
@@ -60,7 +65,7 @@ func findAll[T any](q *gorm.DB) ([]*T, error) {
 func findOne[T any](q *gorm.DB) (*T, error) {
 	rows, err := findAll[T](q.Limit(1))
 	if err != nil {
-		return nil, wrap("find one", err)
+		return nil, err
 	}
 	if len(rows) == 0 {
 		return nil, errNotFound

@@ -10,7 +10,7 @@ import (
 func (d *DB) Setting(ctx context.Context, name string) (string, error) {
 	var s model.Setting
 	if err := d.with(ctx).Where("name = ?", name).Take(&s).Error; err != nil {
-		return "", notFound(err)
+		return "", wrap("setting", notFound(err))
 	}
 	return s.Value, nil
 }

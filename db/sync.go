@@ -56,7 +56,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 	err := d.Tx(ctx, func(tx *DB) error {
 		apps, err := tx.ensureApps(ctx, rows, now)
 		if err != nil {
-			return wrap("upsert assets", err)
+			return err // named by ensureApps
 		}
 		appIDs := make([]int64, 0, len(apps))
 		for _, id := range apps {
@@ -64,7 +64,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 		}
 		var existing []*model.LicensePool
 		if err := tx.with(ctx).Where("account_id = ? AND app_id IN ?", accountID, appIDs).Find(&existing).Error; err != nil {
-			return wrap("upsert assets", err)
+			return fmt.Errorf("read pools: %w", err)
 		}
 		byKey := make(map[string]*model.LicensePool, len(existing))
 		for _, p := range existing {
@@ -97,7 +97,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 					"revocable": r.Revocable, "gone_at_apple_at": nil, "updated_at": now,
 				}).Error
 				if err != nil {
-					return wrap("upsert assets", err)
+					return fmt.Errorf("update pool %d: %w", p.ID, err)
 				}
 				counts.Changed++
 			}
@@ -113,7 +113,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 				cols["seen_run_id"] = runID
 			}
 			if err := tx.with(ctx).Model(&model.LicensePool{}).Where("id IN ?", seen).UpdateColumns(cols).Error; err != nil {
-				return wrap("upsert assets", err)
+				return fmt.Errorf("mark pools seen: %w", err)
 			}
 		}
 		if len(inserts) > 0 {
@@ -122,7 +122,7 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 			// interleaved auto-increment, distributed engines).
 			var fresh []*model.LicensePool
 			if err := tx.with(ctx).Select("id", "app_id", "adam_id", "pricing_param").Where("account_id = ? AND app_id IN ?", accountID, appIDs).Find(&fresh).Error; err != nil {
-				return wrap("upsert assets", err)
+				return fmt.Errorf("read new pools: %w", err)
 			}
 			for _, p := range fresh {
 				byKey[AssetKey(p.AdamID, p.PricingParam)] = p
@@ -155,7 +155,7 @@ func (d *DB) ensureApps(ctx context.Context, rows []AssetRow, now time.Time) (ma
 			AdamID string
 		}
 		if err := d.with(ctx).Model(&model.App{}).Select("id", "adam_id").Where("adam_id IN ?", ids).Find(&apps).Error; err != nil {
-			return wrap("ensure apps", err)
+			return fmt.Errorf("read apps: %w", err)
 		}
 		for _, a := range apps {
 			found[a.AdamID] = a.ID
@@ -200,7 +200,7 @@ func (d *DB) MarkGonePools(ctx context.Context, accountID, runID int64) (int, er
 		Where("account_id = ? AND gone_at_apple_at IS NULL AND (seen_run_id IS NULL OR seen_run_id <> ?)", accountID, runID).
 		Where(runningFence, runID, model.SyncRunRunning).
 		UpdateColumns(map[string]any{"gone_at_apple_at": Now(), "updated_at": Now()})
-	return int(res.RowsAffected), res.Error
+	return int(res.RowsAffected), wrap("mark gone pools", res.Error)
 }
 
 // AppleAssignmentRow is one of Apple's assignments as a pass saw it.
@@ -276,7 +276,7 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 		}
 		applied, err := tx.ApplyTransitions(ctx, model.EventFoundAtApple, confirm, TransitionDetails{})
 		if err != nil {
-			return wrap("apply assignments", err)
+			return fmt.Errorf("confirm found: %w", err)
 		}
 		counts.Changed += len(applied)
 		if len(wanted) > 0 {
@@ -286,14 +286,14 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 			}
 			ins, err := tx.newFoundAssignments(ctx, accountID, runID, list, now)
 			if err != nil {
-				return wrap("apply assignments", err)
+				return err // named by newFoundAssignments
 			}
 			counts.Added += ins
 		}
 		if runID != 0 && len(seen) > 0 {
 			for ids := range slices.Chunk(seen, tx.inChunk()) {
 				if err := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", ids).UpdateColumn("seen_run_id", runID).Error; err != nil {
-					return wrap("apply assignments", err)
+					return fmt.Errorf("mark seen: %w", err)
 				}
 			}
 		}
@@ -432,7 +432,7 @@ func (d *DB) SweepAssignments(ctx context.Context, accountID, runID int64, passS
 		applied, err := tx.ApplyTransitions(ctx, model.EventGoneAtApple, ids, TransitionDetails{
 			ReclaimReason: "no longer held at Apple (removed in Apple Business Manager or by another tool)", ReclaimedBy: "sync"})
 		removed = len(applied)
-		return wrap("sweep assignments", err)
+		return wrap("apply transitions", err)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sweep assignments: %w", err)

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"fmt"
 
 	"gorm.io/gorm"
 
@@ -18,7 +19,7 @@ func (d *DB) QueuedSyncRun(ctx context.Context, accountID int64) (*model.SyncRun
 	var r model.SyncRun
 	err := d.with(ctx).Where("account_id = ? AND status = ?", accountID, model.SyncRunQueued).Order("id").Take(&r).Error
 	if err != nil {
-		return nil, notFound(err)
+		return nil, wrap("queued sync run", notFound(err))
 	}
 	return &r, nil
 }
@@ -34,7 +35,7 @@ func (d *DB) AccountsWithQueuedRuns(ctx context.Context) ([]int64, error) {
 func (d *DB) SyncRunByID(ctx context.Context, id int64) (*model.SyncRun, error) {
 	var r model.SyncRun
 	if err := d.with(ctx).Where("id = ?", id).Take(&r).Error; err != nil {
-		return nil, notFound(err)
+		return nil, wrap("sync run by id", notFound(err))
 	}
 	return &r, nil
 }
@@ -45,7 +46,7 @@ func (d *DB) FailStaleRuns(ctx context.Context, accountID int64, msg string) ([]
 	var stale []*model.SyncRun
 	err := d.Tx(ctx, func(tx *DB) error {
 		if err := tx.forUpdate(tx.with(ctx)).Where("account_id = ? AND status = ?", accountID, model.SyncRunRunning).Find(&stale).Error; err != nil {
-			return wrap("fail stale runs", err)
+			return fmt.Errorf("lock running runs: %w", err)
 		}
 		if len(stale) == 0 {
 			return nil
@@ -54,7 +55,7 @@ func (d *DB) FailStaleRuns(ctx context.Context, accountID int64, msg string) ([]
 		for i, r := range stale {
 			ids[i] = r.ID
 		}
-		return wrap("fail stale runs", tx.with(ctx).Model(&model.SyncRun{}).Where("id IN ? AND status = ?", ids, model.SyncRunRunning).
+		return wrap("mark failed", tx.with(ctx).Model(&model.SyncRun{}).Where("id IN ? AND status = ?", ids, model.SyncRunRunning).
 			Updates(map[string]any{"status": model.SyncRunFailed, "finished_at": Now(), "error": msg}).Error)
 	})
 	return stale, wrap("fail stale runs", err)
@@ -72,13 +73,13 @@ func (d *DB) FinishSyncRun(ctx context.Context, r *model.SyncRun, accountCols ma
 			"added": r.Added, "changed": r.Changed, "removed": r.Removed, "error": r.Error,
 		})
 		if res.Error != nil || res.RowsAffected == 0 {
-			return res.Error
+			return wrap("update run", res.Error)
 		}
 		ok = true
 		if len(accountCols) == 0 {
 			return nil
 		}
-		return tx.UpdateAccount(ctx, r.AccountID, accountCols)
+		return wrap("update account", tx.UpdateAccount(ctx, r.AccountID, accountCols))
 	})
 	return ok && err == nil, wrap("finish sync run", err)
 }
@@ -104,7 +105,7 @@ func (d *DB) StartSyncRun(ctx context.Context, r *model.SyncRun, lease, holder s
 		}
 		var holders []string
 		if err := tx.with(ctx).Raw(q, append([]any{lease, holder}, nowArgs...)...).Scan(&holders).Error; err != nil {
-			return wrap("start sync run", err)
+			return fmt.Errorf("check lease: %w", err)
 		}
 		if len(holders) == 0 {
 			return nil
@@ -112,13 +113,13 @@ func (d *DB) StartSyncRun(ctx context.Context, r *model.SyncRun, lease, holder s
 		r.Status, r.StartedAt = model.SyncRunRunning, Now()
 		if r.ID == 0 {
 			if err := tx.InsertSyncRun(ctx, r); err != nil {
-				return wrap("start sync run", err)
+				return err // named by InsertSyncRun
 			}
 		} else {
 			res := tx.with(ctx).Model(&model.SyncRun{}).Where("id = ? AND status = ?", r.ID, model.SyncRunQueued).
 				Updates(map[string]any{"kind": r.Kind, "status": r.Status, "started_at": r.StartedAt})
 			if res.Error != nil || res.RowsAffected == 0 {
-				return res.Error
+				return wrap("start queued run", res.Error)
 			}
 		}
 		ok = true
@@ -131,17 +132,19 @@ func (d *DB) StartSyncRun(ctx context.Context, r *model.SyncRun, lease, holder s
 // whether it was.
 func (d *DB) MakeQueuedRunFull(ctx context.Context, id int64) (bool, error) {
 	res := d.with(ctx).Model(&model.SyncRun{}).Where("id = ? AND status = ?", id, model.SyncRunQueued).Update("kind", model.SyncFull)
-	return res.RowsAffected > 0, res.Error
+	return res.RowsAffected > 0, wrap("make queued run full", res.Error)
 }
 
 // SyncRunsByAccount reads one page of sync runs (newest first) per account.
 func (d *DB) SyncRunsByAccount(ctx context.Context, first int, pages []ChildPage) (map[int64][]*model.SyncRun, error) {
-	return childrenOf[model.SyncRun](ctx, d, relRunsOfAccount, "", nil, first, pages)
+	out, err := childrenOf[model.SyncRun](ctx, d, relRunsOfAccount, "", nil, first, pages)
+	return out, wrap("sync runs by account", err)
 }
 
 // CountSyncRunsByAccount counts sync runs per account.
 func (d *DB) CountSyncRunsByAccount(ctx context.Context, parents []int64) (map[int64]int, error) {
-	return countChildren(ctx, d, relRunsOfAccount, "", nil, parents)
+	out, err := countChildren(ctx, d, relRunsOfAccount, "", nil, parents)
+	return out, wrap("count sync runs by account", err)
 }
 
 // SyncRunFilter selects sync runs.
@@ -163,17 +166,20 @@ func (d *DB) syncRunQuery(f SyncRunFilter) *gorm.DB {
 
 // ListSyncRuns reads a page of sync runs (callers ask for newest first).
 func (d *DB) ListSyncRuns(ctx context.Context, f SyncRunFilter, p Page) ([]*model.SyncRun, bool, error) {
-	return list[model.SyncRun](ctx, d.syncRunQuery(f), "sync_runs", p)
+	out, more, err := list[model.SyncRun](ctx, d.syncRunQuery(f), "sync_runs", p)
+	return out, more, wrap("list sync runs", err)
 }
 
 // CountSyncRuns counts sync runs.
 func (d *DB) CountSyncRuns(ctx context.Context, f SyncRunFilter) (int, error) {
-	return count(ctx, d.syncRunQuery(f), "sync_runs")
+	n, err := count(ctx, d.syncRunQuery(f), "sync_runs")
+	return n, wrap("count sync runs", err)
 }
 
 // SyncRunsByID reads sync runs by id.
 func (d *DB) SyncRunsByID(ctx context.Context, ids []int64) ([]*model.SyncRun, error) {
-	return byIDs[model.SyncRun](ctx, d, ids)
+	out, err := byIDs[model.SyncRun](ctx, d, ids)
+	return out, wrap("sync runs by id", err)
 }
 
 var relRunsOfAccount = Relation{Table: "sync_runs", From: "sync_runs", ParentExpr: "sync_runs.account_id", Desc: true}

@@ -13,7 +13,7 @@ import (
 func (d *DB) UserByID(ctx context.Context, id int64) (*model.User, error) {
 	var x model.User
 	if err := d.with(ctx).Where("id = ?", id).Take(&x).Error; err != nil {
-		return nil, notFound(err)
+		return nil, wrap("user by id", notFound(err))
 	}
 	return &x, nil
 }
@@ -23,7 +23,7 @@ func (d *DB) SaveUser(ctx context.Context, u *model.User) error {
 	if u.ID == 0 {
 		err := d.with(ctx).Create(u).Error
 		if isDuplicate(err) {
-			return ErrDuplicate
+			return wrap("save user", ErrDuplicate)
 		}
 		return wrap("save user", err)
 	}
@@ -64,24 +64,27 @@ func (d *DB) userQuery(f UserFilter) *gorm.DB {
 
 // ListUsers reads a page of users.
 func (d *DB) ListUsers(ctx context.Context, f UserFilter, p Page) ([]*model.User, bool, error) {
-	return list[model.User](ctx, d.userQuery(f), "users", p)
+	out, more, err := list[model.User](ctx, d.userQuery(f), "users", p)
+	return out, more, wrap("list users", err)
 }
 
 // CountUsers counts users.
 func (d *DB) CountUsers(ctx context.Context, f UserFilter) (int, error) {
-	return count(ctx, d.userQuery(f), "users")
+	n, err := count(ctx, d.userQuery(f), "users")
+	return n, wrap("count users", err)
 }
 
 // UsersByID reads users by id.
 func (d *DB) UsersByID(ctx context.Context, ids []int64) ([]*model.User, error) {
-	return byIDs[model.User](ctx, d, ids)
+	out, err := byIDs[model.User](ctx, d, ids)
+	return out, wrap("users by id", err)
 }
 
 // UserByExternalID reads a user by the directory's id.
 func (d *DB) UserByExternalID(ctx context.Context, externalID string) (*model.User, error) {
 	var u model.User
 	if err := d.with(ctx).Where("external_id = ?", externalID).Take(&u).Error; err != nil {
-		return nil, notFound(err)
+		return nil, wrap("user by external id", notFound(err))
 	}
 	return &u, nil
 }

@@ -62,7 +62,7 @@ func queueWrites(g *gorm.DB, writers chan struct{}) error {
 		cb.Raw().After("gorm:raw").Register("orchard:give_write_token", give),
 	} {
 		if err != nil {
-			return err
+			return wrap("register write queue", err)
 		}
 	}
 	return nil

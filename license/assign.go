@@ -66,6 +66,9 @@ func (s *Service) Assign(ctx context.Context, actor Actor, in AssignInput, idemp
 	if perr != nil {
 		return nil, perr
 	}
+	if err := poolAgrees(in, f); err != nil {
+		return nil, err
+	}
 	res, _, err := idempotent(ctx, s, actor, idempotencyKey, "assignLicense", in, func(tx *db.DB) (*AssignResult, error) {
 		return s.commitOne(ctx, tx, actor, req, f, plans)
 	})
@@ -73,6 +76,38 @@ func (s *Service) Assign(ctx context.Context, actor Actor, in AssignInput, idemp
 		s.kick(res.AccountID)
 	}
 	return res, err
+}
+
+// ErrContradictory is the cause of a refusal of redundant arguments that name different
+// things, such as a pool and an app or account it does not belong to. Preferring one of them
+// would assign what the caller did not ask for, so the request is refused as a whole: a
+// top-level BAD_USER_INPUT error (README, Errors), not a userError, and never recorded under
+// an idempotency key. Arguments that agree are accepted.
+var ErrContradictory = errors.New("contradictory arguments")
+
+// contradiction is a BAD_USER_INPUT refusal caused by ErrContradictory.
+func contradiction(field []string, format string, args ...any) error {
+	return &model.Error{Code: model.CodeBadUserInput, Field: field, Message: fmt.Sprintf(format, args...), Err: ErrContradictory}
+}
+
+// poolAgrees checks that the app and account an assignment names besides its pool (appId,
+// adamId, accountId) are the pool's own. The pool decides which license is taken, so the others
+// can only agree with it or contradict it. f is as read for the request (the pool, if it
+// exists, is its one candidate).
+func poolAgrees(in AssignInput, f *assignFacts) error {
+	if in.PoolID == 0 || f.app == nil || len(f.cands) != 1 {
+		return nil // no pool given, or none found (refused by the plan)
+	}
+	pool := f.cands[0].pool
+	switch {
+	case in.AppID != 0 && in.AppID != f.app.ID:
+		return contradiction([]string{"input", "appId"}, "poolId names a pool of app %s (adamId %s), not the app given by appId or adamId; give the pool alone, or the app and account", f.app.Name, f.app.AdamID)
+	case in.AdamID != "" && in.AdamID != f.app.AdamID:
+		return contradiction([]string{"input", "adamId"}, "poolId names a pool of app %s (adamId %s), not of adamId %s; give the pool alone, or the app and account", f.app.Name, f.app.AdamID, in.AdamID)
+	case in.AccountID != 0 && in.AccountID != pool.AccountID:
+		return contradiction([]string{"input", "accountId"}, "poolId names a pool of account %q, not the account given by accountId; give the pool alone, or the app and account", f.cands[0].account.Name)
+	}
+	return nil
 }
 
 // oneTargetRequest is an AssignInput as the planner's request.

@@ -13,9 +13,6 @@ import (
 // reserved per pool in one conditional update, and assignments, outbox rows and audit events
 // are written in batches. The rules and the planner are those of Assign.
 
-// MaxBulkTargets bounds the targets of one assignLicenses call.
-const MaxBulkTargets = 10000
-
 const bulkChunk = 500
 
 // bulkGather is how long a bulk request's outbox items wait at most for the rest of the
@@ -41,18 +38,15 @@ type TargetResult struct {
 // AssignMany records assignment intents for many targets: the planner (planner.go) with
 // assignLicenses' wording, its outbox rows packed (Gather).
 func (s *Service) AssignMany(ctx context.Context, actor Actor, in AssignManyInput, idempotencyKey string) ([]TargetResult, error) {
-	if len(in.Targets) == 0 || len(in.Targets) > MaxBulkTargets {
-		return nil, model.FieldError([]string{"input", "targets"}, "give 1 to %d targets", MaxBulkTargets)
+	if len(in.Targets) == 0 { // the most: @constraint on AssignLicensesInput.targets
+		return nil, model.FieldError([]string{"input", "targets"}, "give at least one target")
 	}
 	if in.Kind != model.LicenseKindDevice && in.Kind != model.LicenseKindUser {
 		return nil, model.FieldError([]string{"input", "kind"}, "kind must be USER or DEVICE")
 	}
-	reason := truncate(reasonOr(in.Reason, actor), 1000)
-	if in.Reason == "" {
-		reason = "assigned by " + actor.String()
-	}
+	// The reason is assignLicense's: the planner writes both (writeAssignments).
 	req := &assignRequest{AppID: in.AppID, AccountID: in.AccountID, Kind: in.Kind, Targets: in.Targets,
-		Origin: model.OriginAdmin, Reason: reason, Gather: true}
+		Origin: model.OriginAdmin, Reason: in.Reason, Gather: true}
 	// Chunks commit one by one (10,000 targets in one transaction would hold pool locks for
 	// long); a retry under the same key therefore replays the recorded answer, and a retry
 	// without a key finds the targets already assigned.

@@ -38,13 +38,11 @@ type UpsertDevicesResult struct {
 	ReinstallCommands int
 }
 
-// MaxBatch bounds the items of one batch mutation.
-const MaxBatch = 1000
 
 // UpsertDevices creates or updates devices by serial number.
 func (s *Service) UpsertDevices(ctx context.Context, actor Actor, in []DeviceInput) (*UpsertDevicesResult, error) {
-	if len(in) == 0 || len(in) > MaxBatch {
-		return nil, model.FieldError([]string{"input", "devices"}, "give 1 to %d devices", MaxBatch)
+	if len(in) == 0 { // the most: @constraint on UpsertDevicesInput.devices
+		return nil, model.FieldError([]string{"input", "devices"}, "give at least one device")
 	}
 	res := &UpsertDevicesResult{Devices: make([]*model.Device, len(in))}
 	err := s.db.Tx(ctx, func(tx *db.DB) error {
@@ -231,8 +229,8 @@ var emailRe = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 // UpsertUsers creates or updates users by external id. A new user gets a stable clientUserId,
 // with which Orchard registers them at Apple when they first need a user license.
 func (s *Service) UpsertUsers(ctx context.Context, actor Actor, in []UserInput) ([]*model.User, []*model.Error, error) {
-	if len(in) == 0 || len(in) > MaxBatch {
-		return nil, nil, model.FieldError([]string{"input", "users"}, "give 1 to %d users", MaxBatch)
+	if len(in) == 0 { // the most: @constraint on UpsertUsersInput.users
+		return nil, nil, model.FieldError([]string{"input", "users"}, "give at least one user")
 	}
 	out := make([]*model.User, len(in))
 	var errs []*model.Error

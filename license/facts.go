@@ -47,13 +47,23 @@ type candidate struct {
 	account *model.Account
 }
 
-// readAssignFacts reads what the rules need for targets, with one statement per kind of fact
-// whatever the number of targets: the devices and users named, the pools of the app and their
-// accounts, the holders' existing licenses of the app, R9's user licenses and R11's
-// availability in the devices' countries. q is the database or a transaction.
-func (s *Service) readAssignFacts(ctx context.Context, q *db.DB, req *assignRequest, targets []Target) (*assignFacts, error) {
-	f := &assignFacts{now: s.now(), kind: req.Kind,
-		devicesByID: map[int64]*model.Device{}, devicesBySerial: map[string]*model.Device{},
+// namedTargets are the devices and users some targets name, by each way a target may name
+// them: devices by id and serial number, users by id and external id.
+type namedTargets struct {
+	devicesByID       map[int64]*model.Device
+	devicesBySerial   map[string]*model.Device
+	usersByID         map[int64]*model.User
+	usersByExternalID map[string]*model.User
+}
+
+// readTargets reads the devices and users targets name (bulk assignments, group members),
+// with one statement per way of naming whatever the number of targets: MaxBulkTargets and
+// MaxGroupMembers keep each list within what one statement takes on both engines. Targets that
+// name nothing known are simply absent from the maps; the caller says why, per target. With
+// deviceUsers, usersByID also holds the users of the devices found (a user license "to a
+// device" goes to the device's user).
+func readTargets(ctx context.Context, q *db.DB, targets []Target, deviceUsers bool) (*namedTargets, error) {
+	n := &namedTargets{devicesByID: map[int64]*model.Device{}, devicesBySerial: map[string]*model.Device{},
 		usersByID: map[int64]*model.User{}, usersByExternalID: map[string]*model.User{}}
 	var serials, exts []string
 	var devIDs, userIDs []int64
@@ -71,29 +81,44 @@ func (s *Service) readAssignFacts(ctx context.Context, q *db.DB, req *assignRequ
 	}
 	ds, err := q.DevicesBySerials(ctx, serials)
 	if err != nil {
-		return nil, fmt.Errorf("assignment facts: devices by serial number: %w", err)
+		return nil, fmt.Errorf("targets: devices by serial number: %w", err)
 	}
 	ds2, err := q.DevicesByID(ctx, devIDs)
 	if err != nil {
-		return nil, fmt.Errorf("assignment facts: devices by id: %w", err)
+		return nil, fmt.Errorf("targets: devices by id: %w", err)
 	}
 	for _, d := range append(ds, ds2...) {
-		f.devicesBySerial[d.SerialNumber], f.devicesByID[d.ID] = d, d
-		if req.Kind == model.LicenseKindUser && d.UserID != nil {
+		n.devicesBySerial[d.SerialNumber], n.devicesByID[d.ID] = d, d
+		if deviceUsers && d.UserID != nil {
 			userIDs = append(userIDs, *d.UserID)
 		}
 	}
 	us, err := q.UsersByExternalIDs(ctx, exts)
 	if err != nil {
-		return nil, fmt.Errorf("assignment facts: users by external id: %w", err)
+		return nil, fmt.Errorf("targets: users by external id: %w", err)
 	}
 	us2, err := q.UsersByID(ctx, userIDs)
 	if err != nil {
-		return nil, fmt.Errorf("assignment facts: users by id: %w", err)
+		return nil, fmt.Errorf("targets: users by id: %w", err)
 	}
 	for _, u := range append(us, us2...) {
-		f.usersByExternalID[u.ExternalID], f.usersByID[u.ID] = u, u
+		n.usersByExternalID[u.ExternalID], n.usersByID[u.ID] = u, u
 	}
+	return n, nil
+}
+
+// readAssignFacts reads what the rules need for targets, with one statement per kind of fact
+// whatever the number of targets: the devices and users named, the pools of the app and their
+// accounts, the holders' existing licenses of the app, R9's user licenses and R11's
+// availability in the devices' countries. q is the database or a transaction.
+func (s *Service) readAssignFacts(ctx context.Context, q *db.DB, req *assignRequest, targets []Target) (*assignFacts, error) {
+	named, err := readTargets(ctx, q, targets, req.Kind == model.LicenseKindUser)
+	if err != nil {
+		return nil, fmt.Errorf("assignment facts: %w", err)
+	}
+	f := &assignFacts{now: s.now(), kind: req.Kind,
+		devicesByID: named.devicesByID, devicesBySerial: named.devicesBySerial,
+		usersByID: named.usersByID, usersByExternalID: named.usersByExternalID}
 	if f.cands, f.app, err = s.readCandidates(ctx, q, req); err != nil {
 		r, ok := asRefusal(err)
 		if !ok {

@@ -18,9 +18,6 @@ import (
 // A dynamic group's members are the devices matching its rule; Orchard keeps them current as
 // devices are upserted, and they cannot be set by hand.
 
-// MaxGroupMembers bounds the members of one membership call.
-const MaxGroupMembers = 10000
-
 // GroupInput creates or updates a group by the directory's id.
 type GroupInput struct {
 	ExternalID string
@@ -200,20 +197,17 @@ func (s *Service) changeMembersN(ctx context.Context, tx *db.DB, g *model.Group,
 	}
 	added, removed := len(au)+len(ad), len(ru)+len(rd)
 	if added+removed > 0 {
-		if err := s.enqueueGroups(ctx, tx, []int64{g.ID}, why); err != nil {
+		// Only the members that came or went are evaluated (policy_eval.go).
+		if err := s.enqueueHolders(ctx, tx, []int64{g.ID}, append(au, ru...), append(ad, rd...), why); err != nil {
 			return 0, 0, err
 		}
 	}
 	return added, removed, nil
 }
 
-// MemberRef names a member: a user by id or external id, or a device by id or serial number.
-type MemberRef struct {
-	UserID       int64
-	ExternalID   string
-	DeviceID     int64
-	SerialNumber string
-}
+// MemberRef names a member: a user by id or external id, or a device by id or serial number,
+// as an assignment's Target names its holder (both are resolved by readTargets).
+type MemberRef = Target
 
 // MembersResult is what a membership call did.
 type MembersResult struct {
@@ -235,8 +229,8 @@ const (
 
 // ChangeGroupMembers sets, adds or removes members of a (directory) group.
 func (s *Service) ChangeGroupMembers(ctx context.Context, actor Actor, groupID int64, groupExternalID string, op MembersOp, refs []MemberRef) (*MembersResult, error) {
-	if len(refs) > MaxGroupMembers || (len(refs) == 0 && op != MembersSet) {
-		return nil, model.FieldError([]string{"input", "members"}, "give 1 to %d members", MaxGroupMembers)
+	if len(refs) == 0 && op != MembersSet { // the most: @constraint on GroupMembersInput.members
+		return nil, model.FieldError([]string{"input", "members"}, "give at least one member")
 	}
 	res := &MembersResult{}
 	err := s.db.Tx(ctx, func(tx *db.DB) error {
@@ -309,52 +303,12 @@ func missing(want, have []int64) []int64 {
 	return out
 }
 
-// resolveMembers resolves member references with a statement per kind of reference (and per
-// bounded chunk); unknown members get an error each, named by index.
+// resolveMembers resolves member references in bulk (readTargets); unknown members get an
+// error each, named by index.
 func (s *Service) resolveMembers(ctx context.Context, tx *db.DB, refs []MemberRef) (users, devices []int64, errs []*model.Error, err error) {
-	var exts, serials []string
-	var uids, dids []int64
-	for _, r := range refs {
-		switch {
-		case r.UserID != 0:
-			uids = append(uids, r.UserID)
-		case r.ExternalID != "":
-			exts = append(exts, r.ExternalID)
-		case r.DeviceID != 0:
-			dids = append(dids, r.DeviceID)
-		case r.SerialNumber != "":
-			serials = append(serials, model.SerialNumberKey(r.SerialNumber))
-		}
-	}
-	userByID, userByExt := map[int64]*model.User{}, map[string]*model.User{}
-	devByID, devBySerial := map[int64]*model.Device{}, map[string]*model.Device{}
-	us, err := tx.UsersByIDs(ctx, uids)
+	named, err := readTargets(ctx, tx, refs, false)
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	for _, chunk := range strChunks(exts, 250) {
-		more, err := tx.UsersByExternalIDs(ctx, chunk)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		us = append(us, more...)
-	}
-	for _, u := range us {
-		userByID[u.ID], userByExt[u.ExternalID] = u, u
-	}
-	ds, err := tx.DevicesByIDs(ctx, dids)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	for _, chunk := range strChunks(serials, 250) {
-		more, err := tx.DevicesBySerials(ctx, chunk)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		ds = append(ds, more...)
-	}
-	for _, d := range ds {
-		devByID[d.ID], devBySerial[d.SerialNumber] = d, d
+		return nil, nil, nil, fmt.Errorf("group members: %w", err)
 	}
 	for i, r := range refs {
 		field := []string{"input", "members", strconv.Itoa(i)}
@@ -362,13 +316,13 @@ func (s *Service) resolveMembers(ctx context.Context, tx *db.DB, refs []MemberRe
 		var d *model.Device
 		switch {
 		case r.UserID != 0:
-			u = userByID[r.UserID]
+			u = named.usersByID[r.UserID]
 		case r.ExternalID != "":
-			u = userByExt[r.ExternalID]
+			u = named.usersByExternalID[r.ExternalID]
 		case r.DeviceID != 0:
-			d = devByID[r.DeviceID]
+			d = named.devicesByID[r.DeviceID]
 		case r.SerialNumber != "":
-			d = devBySerial[model.SerialNumberKey(r.SerialNumber)]
+			d = named.devicesBySerial[model.SerialNumberKey(r.SerialNumber)]
 		default:
 			errs = append(errs, model.FieldError(field, "give a user (userId or externalId) or a device (deviceId or serialNumber)"))
 			continue
@@ -394,18 +348,6 @@ func quoted(s string) string {
 	return fmt.Sprintf(" %q", s)
 }
 
-func strChunks(xs []string, n int) [][]string {
-	var out [][]string
-	for len(xs) > n {
-		out = append(out, xs[:n])
-		xs = xs[n:]
-	}
-	if len(xs) > 0 {
-		out = append(out, xs)
-	}
-	return out
-}
-
 // leaveAllGroups takes a removed user or a retired device out of every group, inside the
 // caller's transaction, and queues the evaluation of the apps labelled for those groups.
 func (s *Service) leaveAllGroups(ctx context.Context, tx *db.DB, userID, deviceID int64, how model.DepartureHow, why string) error {
@@ -429,7 +371,10 @@ func (s *Service) leaveAllGroups(ctx context.Context, tx *db.DB, userID, deviceI
 	if err := tx.InsertDepartures(ctx, deps); err != nil {
 		return err
 	}
-	return s.enqueueGroups(ctx, tx, groups, why)
+	if userID != 0 {
+		return s.enqueueHolders(ctx, tx, groups, []int64{userID}, nil, why)
+	}
+	return s.enqueueHolders(ctx, tx, groups, nil, []int64{deviceID}, why)
 }
 
 // dynamicGroups caches the dynamic groups and their rules for one batch of device upserts.
@@ -489,8 +434,11 @@ func (s *Service) syncDeviceGroups(ctx context.Context, tx *db.DB, dyn *dynamicG
 			touched = append(touched, g.ID)
 		}
 	}
+	why := "device " + dev.SerialNumber + " changed"
 	if relevantChange {
-		touched = append(touched, groups...)
+		// Its user, shared-iPad flag or status changed: the user it had may lose coverage too,
+		// and which user that was is not known here — the whole apps are evaluated.
+		return s.enqueueGroups(ctx, tx, append(touched, groups...), why)
 	}
-	return s.enqueueGroups(ctx, tx, touched, "device "+dev.SerialNumber+" changed")
+	return s.enqueueHolders(ctx, tx, touched, nil, []int64{dev.ID}, why)
 }

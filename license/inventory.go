@@ -40,9 +40,6 @@ type Candidate struct {
 // Only an app that was there before and is gone now counts as removed: a license whose app
 // has not been installed yet is not taken back.
 func (s *Service) ReportDeviceApps(ctx context.Context, actor Actor, ref Target, apps []InventoryApp) (*InventoryResult, error) {
-	if len(apps) > 5000 {
-		return nil, model.FieldError([]string{"input", "apps"}, "at most 5000 apps")
-	}
 	res := &InventoryResult{}
 	err := s.db.Tx(ctx, func(tx *db.DB) error {
 		res.Reclaims, res.Candidates = 0, nil
@@ -297,8 +294,8 @@ func (s *Service) AcknowledgeCommands(ctx context.Context, actor Actor, ids []in
 	if status != model.CommandAcknowledged && status != model.CommandFailed {
 		return nil, nil, model.FieldError([]string{"input", "status"}, "status must be ACKNOWLEDGED or FAILED")
 	}
-	if len(ids) == 0 || len(ids) > MaxBatch {
-		return nil, nil, model.FieldError([]string{"input", "ids"}, "give 1 to %d command ids", MaxBatch)
+	if len(ids) == 0 { // the most: @constraint on AcknowledgeDeviceCommandsInput.ids
+		return nil, nil, model.FieldError([]string{"input", "ids"}, "give at least one command id")
 	}
 	var done []int64
 	var errs []*model.Error

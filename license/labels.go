@@ -246,9 +246,6 @@ func (s *Service) applyLicenseLabel(ctx context.Context, tx *db.DB, actor Actor,
 }
 
 func (s *Service) checkGroups(ctx context.Context, tx *db.DB, ids []int64) error {
-	if len(ids) > 500 {
-		return model.FieldError([]string{"input", "groupIds"}, "give at most 500 groups")
-	}
 	gs, err := tx.GroupsByID(ctx, ids)
 	if err != nil {
 		return err
@@ -288,9 +285,6 @@ type AppLabelInput struct {
 // SetAppLabels replaces an app's app labels: which groups' devices get the app installed, and
 // when (on registration, on sign-in, or only by an explicit sendInstallRequest).
 func (s *Service) SetAppLabels(ctx context.Context, actor Actor, appID int64, in []AppLabelInput) ([]*model.Label, error) {
-	if len(in) > 100 {
-		return nil, model.FieldError([]string{"input", "labels"}, "give at most 100 app labels")
-	}
 	var out []*model.Label
 	err := s.db.Tx(ctx, func(tx *db.DB) error {
 		out = nil
@@ -504,10 +498,37 @@ func (s *Service) Explain(ctx context.Context, actor Actor, appID int64, ref Tar
 		out.LeftOut = leftOut
 		return errPreview
 	})
-	if errors.Is(err, errPreview) {
-		return out, nil
+	if !errors.Is(err, errPreview) {
+		return nil, err
 	}
-	return nil, err
+	if out.Holds == nil && out.WouldAssign == nil && out.WouldReclaim == nil {
+		// The evaluation found the holder served meanwhile: the policy evaluator (or an
+		// admin) assigned it between the explanation's first read and its evaluation, which
+		// then answered ALREADY_ASSIGNED. Say what it holds now rather than nothing.
+		if err := s.explainHeldNow(ctx, appID, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// explainHeldNow fills out.Holds with the holder's active assignment of the app, read afresh.
+func (s *Service) explainHeldNow(ctx context.Context, appID int64, out *Explanation) error {
+	var users, serials []string
+	if d := out.Holder.Device; d != nil {
+		serials = append(serials, d.SerialNumber)
+	}
+	if u := out.Holder.User; u != nil {
+		users = append(users, u.ClientUserID)
+	}
+	active, _, err := s.db.AssignmentsOfHolders(ctx, appID, users, serials, s.now())
+	if err != nil {
+		return fmt.Errorf("explain: %w", err)
+	}
+	if len(active) > 0 {
+		out.Holds = active[0]
+	}
+	return nil
 }
 
 func hasWaiting(ws []*model.PolicyWaiting, w *model.PolicyWaiting) bool {

@@ -339,7 +339,9 @@ func (s *Service) writeAssignments(ctx context.Context, tx *db.DB, actor Actor, 
 	if origin == "" {
 		origin = model.OriginAdmin
 	}
-	if reason == "" {
+	// A reason of only whitespace says nothing: it is absent (assignLicense and assignLicenses
+	// alike, both come through here).
+	if reason = strings.TrimSpace(reason); reason == "" {
 		reason = "assigned by " + actor.String()
 	}
 	reason = truncate(reason, 1000)

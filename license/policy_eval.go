@@ -72,10 +72,28 @@ func (r *EvalResult) Changed() bool {
 	return len(r.Assigned)+len(r.Reclaimed)+r.Relabelled+r.InstallCommands > 0
 }
 
-// policyState is the facts of an app and the labels by id.
+// policyState is the facts of an app and the labels by id; scope is set when the facts hold
+// only some holders of the app.
 type policyState struct {
 	facts  *PolicyFacts
 	labels map[int64]LabelSpec
+	scope  *holderScope
+}
+
+// tx runs fn in a transaction of h — or, in a per-holder evaluation, which runs in one
+// transaction of its own that any error rolls back, directly in h (no savepoint to pay for).
+func (st *policyState) tx(ctx context.Context, h *db.DB, fn func(tx *db.DB) error) error {
+	if st.scope != nil {
+		return fn(h)
+	}
+	return h.Tx(ctx, fn)
+}
+
+// holderScope names the holders a per-holder evaluation covers.
+type holderScope struct {
+	keys   []string         // their holder keys
+	userOf map[string]int64 // holder key → user id
+	devOf  map[string]int64 // holder key → device id
 }
 
 // loadPolicy reads the facts of one app: a statement per kind of fact.
@@ -147,7 +165,7 @@ func (s *Service) loadPolicy(ctx context.Context, q *db.DB, appID int64) (*polic
 	for id := range members.Devices {
 		devIDs = append(devIDs, id)
 	}
-	devs, err := q.DevicesByIDs(ctx, devIDs)
+	devs, err := q.DevicesByID(ctx, devIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +183,7 @@ func (s *Service) loadPolicy(ctx context.Context, q *db.DB, appID int64) (*polic
 	for id := range userSet {
 		userIDs = append(userIDs, id)
 	}
-	us, err := q.UsersByIDs(ctx, userIDs)
+	us, err := q.UsersByID(ctx, userIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -198,13 +216,19 @@ func (s *Service) evaluateApp(ctx context.Context, h *db.DB, appID int64) (*Eval
 	if err != nil {
 		return nil, err
 	}
+	return s.carryOut(ctx, h, st)
+}
+
+// carryOut plans the facts of st and carries the plan out through h.
+func (s *Service) carryOut(ctx context.Context, h *db.DB, st *policyState) (*EvalResult, error) {
+	appID := st.facts.App.ID
 	f := st.facts
 	plan := PlanPolicy(f)
 	res := &EvalResult{AppID: appID, Kept: plan.Kept}
 
 	// Licenses handed to another covering label, and grace times started or ended.
 	if len(plan.Relabel)+len(plan.GraceStart)+len(plan.GraceEnd) > 0 {
-		err := h.Tx(ctx, func(tx *db.DB) error {
+		err := st.tx(ctx, h, func(tx *db.DB) error {
 			for labelID, ids := range plan.Relabel {
 				if err := tx.SetAssignmentLabel(ctx, ids, labelID, "label:"+strconv.FormatInt(labelID, 10)); err != nil {
 					return err
@@ -229,7 +253,7 @@ func (s *Service) evaluateApp(ctx context.Context, h *db.DB, appID int64) (*Eval
 	for start := 0; start < len(plan.Reclaim); start += evalChunk {
 		chunk := plan.Reclaim[start:min(start+evalChunk, len(plan.Reclaim))]
 		var done []EvalReclaimed
-		err := h.Tx(ctx, func(tx *db.DB) error {
+		err := st.tx(ctx, h, func(tx *db.DB) error {
 			done = done[:0]
 			for _, r := range chunk {
 				a, err := tx.LockAssignment(ctx, r.Assignment.ID)
@@ -363,7 +387,7 @@ func (s *Service) evaluateApp(ctx context.Context, h *db.DB, appID int64) (*Eval
 		}
 		// Each assignment says which group and label it is for (one statement per group).
 		if len(reasons) > 0 {
-			if err := h.Tx(ctx, func(tx *db.DB) error {
+			if err := st.tx(ctx, h, func(tx *db.DB) error {
 				for reason, ids := range reasons {
 					if err := tx.SetAssignmentReason(ctx, ids, truncate(reason, 1000)); err != nil {
 						return err
@@ -376,17 +400,23 @@ func (s *Service) evaluateApp(ctx context.Context, h *db.DB, appID int64) (*Eval
 		}
 	}
 
-	// Waiting holders, written only when they changed.
+	// Waiting holders, written only when they changed (in a per-holder evaluation, only the
+	// rows of the holders evaluated).
 	sortWaiting(waiting)
 	res.Waiting = waiting
 	if !sameWaiting(f.Waiting, waiting) {
-		if err := h.Tx(ctx, func(tx *db.DB) error { return tx.ReplaceWaiting(ctx, appID, waiting) }); err != nil {
+		err := st.tx(ctx, h, func(tx *db.DB) error {
+			if st.scope != nil {
+				return tx.ReplaceWaitingOfHolders(ctx, appID, st.scope.keys, waiting)
+			}
+			return tx.ReplaceWaiting(ctx, appID, waiting)
+		})
+		if err != nil {
 			return nil, fmt.Errorf("policy of app %d: waiting holders: %w", appID, err)
 		}
 	}
 	if plan.NextDue != nil && len(plan.GraceStart) > 0 {
-		item := &model.PolicyQueueItem{AppID: &appID, Reason: "a grace time ends", NotBefore: *plan.NextDue, CreatedAt: f.Now}
-		if err := h.EnqueuePolicy(ctx, item); err != nil {
+		if err := s.queueGraceEnd(ctx, h, st, plan); err != nil {
 			return nil, fmt.Errorf("policy of app %d: queue the end of a grace time: %w", appID, err)
 		}
 	}
@@ -459,40 +489,59 @@ func sameWaiting(a, b []*model.PolicyWaiting) bool {
 	return true
 }
 
-// EvaluatePolicyQueue evaluates what the queue asks for that is due, app by app, deleting the
-// rows an evaluation covered once it is done (a crash leaves them to be evaluated again). It
-// returns how many apps it evaluated. Only the policy lease's holder calls it.
+// EvaluatePolicyQueue evaluates what the queue asks for that is due, oldest rows first, and
+// returns how many evaluations it ran. A row without an app asks for everything; a row with
+// an app and no holder for the whole app (it also covers the app's holder rows read with it);
+// holder rows are evaluated per app, up to holderBatch holders a transaction that also deletes
+// them. Whole-app rows are deleted once their evaluation is done (a crash leaves them to be
+// evaluated again; evaluation is idempotent). Only the policy lease's holder calls it.
 func (s *Service) EvaluatePolicyQueue(ctx context.Context) (int, error) {
 	n := 0
 	for {
-		items, err := s.db.DuePolicyItems(ctx, s.now(), 1000)
+		items, err := s.db.DuePolicyItems(ctx, s.now(), holderBatch)
 		if err != nil || len(items) == 0 {
 			return n, err
 		}
-		byApp := map[int64][]int64{}
-		var apps []int64
-		var all []int64
+		last := len(items) < holderBatch // the queue was read to its end: no need to look again
+		type holders struct{ users, devices, items []int64 }
+		whole := map[int64][]int64{}
+		some := map[int64]*holders{}
+		var apps, holderApps []int64
+		var all, ids []int64
 		for _, it := range items {
-			if it.AppID == nil {
+			ids = append(ids, it.ID)
+			switch {
+			case it.AppID == nil:
 				all = append(all, it.ID)
-				continue
+			case it.UserID == nil && it.DeviceID == nil:
+				if whole[*it.AppID] == nil {
+					apps = append(apps, *it.AppID)
+				}
+				whole[*it.AppID] = append(whole[*it.AppID], it.ID)
+			default:
+				h := some[*it.AppID]
+				if h == nil {
+					h = &holders{}
+					some[*it.AppID] = h
+					holderApps = append(holderApps, *it.AppID)
+				}
+				if it.UserID != nil {
+					h.users = append(h.users, *it.UserID)
+				}
+				if it.DeviceID != nil {
+					h.devices = append(h.devices, *it.DeviceID)
+				}
+				h.items = append(h.items, it.ID)
 			}
-			if byApp[*it.AppID] == nil {
-				apps = append(apps, *it.AppID)
-			}
-			byApp[*it.AppID] = append(byApp[*it.AppID], it.ID)
 		}
 		if len(all) > 0 {
 			if _, err := s.EvaluateAllPolicy(ctx); err != nil {
 				return n, err
 			}
-			ids := all
-			for _, v := range byApp {
-				ids = append(ids, v...)
-			}
 			if err := s.db.DeletePolicyItems(ctx, ids); err != nil {
 				return n, err
 			}
+			n++
 			continue
 		}
 		for _, app := range apps {
@@ -502,18 +551,47 @@ func (s *Service) EvaluatePolicyQueue(ctx context.Context) (int, error) {
 			if _, err := s.evaluateApp(ctx, s.db, app); err != nil {
 				return n, err
 			}
-			if err := s.db.DeletePolicyItems(ctx, byApp[app]); err != nil {
+			s.evaluations.Add(1)
+			done := whole[app]
+			if h := some[app]; h != nil {
+				done = append(done, h.items...) // the whole app covers its holders
+				delete(some, app)
+			}
+			if err := s.db.DeletePolicyItems(ctx, done); err != nil {
 				return n, err
 			}
 			n++
+		}
+		for _, app := range holderApps {
+			h := some[app]
+			if h == nil {
+				continue
+			}
+			if ctx.Err() != nil {
+				return n, ctx.Err()
+			}
+			if _, err := s.evaluateHolders(ctx, app, dedupe(h.users), dedupe(h.devices), h.items); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if last {
+			return n, nil // rows queued meanwhile are found at the scheduler's next look
 		}
 	}
 }
 
 // EvaluateAllPolicy evaluates every app under policy (the periodic full evaluation that heals
-// anything an incremental one missed), one app at a time.
+// anything an incremental one missed). Every fact is read once in bulk for all the apps
+// (readSnapshot) and each app is planned from it; only an app whose plan has something to do
+// is evaluated for real (its facts read again, as of now, and the plan carried out), so that a
+// full evaluation with nothing to change reads each table once and writes nothing.
 func (s *Service) EvaluateAllPolicy(ctx context.Context) (int, error) {
 	apps, err := s.db.AppsUnderPolicy(ctx)
+	if err != nil {
+		return 0, err
+	}
+	snap, err := s.readSnapshot(ctx, apps)
 	if err != nil {
 		return 0, err
 	}
@@ -521,14 +599,216 @@ func (s *Service) EvaluateAllPolicy(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
+		if f := snap.factsOf(app); f != nil && nothingToDo(f, PlanPolicy(f)) {
+			continue
+		}
 		if _, err := s.evaluateApp(ctx, s.db, app); err != nil {
 			return 0, err
 		}
+		s.evaluations.Add(1)
 	}
 	if err := s.db.PruneDepartures(ctx, s.now().Add(-departuresFor)); err != nil {
 		return 0, err
 	}
 	return len(apps), nil
+}
+
+// nothingToDo reports whether carrying the plan out would change nothing.
+func nothingToDo(f *PolicyFacts, p *PolicyPlan) bool {
+	if len(p.Assign)+len(p.Reclaim)+len(p.Relabel)+len(p.GraceStart)+len(p.GraceEnd) > 0 {
+		return false
+	}
+	w := append([]*model.PolicyWaiting(nil), p.Waiting...)
+	sortWaiting(w)
+	return sameWaiting(f.Waiting, w)
+}
+
+// snapshot is every fact of the apps under policy, read in bulk.
+type snapshot struct {
+	now          time.Time
+	apps         map[int64]*model.App
+	labels       *db.PolicyLabels
+	groups       map[int64]*model.Group
+	userGroups   map[int64][]int64 // group → users
+	deviceGroups map[int64][]int64 // group → devices
+	users        map[int64]*model.User
+	devices      map[int64]*model.Device
+	assignments  map[int64][]*model.LicenseAssignment // by app: active ones
+	refused      map[int64][]*model.LicenseAssignment // by app
+	waiting      map[int64][]*model.PolicyWaiting     // by app
+}
+
+// snapshotBatch is the rows of one statement of the bulk reads.
+const snapshotBatch = 5000
+
+func (s *Service) readSnapshot(ctx context.Context, apps []int64) (*snapshot, error) {
+	now := s.now()
+	sn := &snapshot{now: now, apps: map[int64]*model.App{}, groups: map[int64]*model.Group{}, userGroups: map[int64][]int64{}, deviceGroups: map[int64][]int64{},
+		users: map[int64]*model.User{}, devices: map[int64]*model.Device{}, assignments: map[int64][]*model.LicenseAssignment{},
+		refused: map[int64][]*model.LicenseAssignment{}, waiting: map[int64][]*model.PolicyWaiting{}}
+	if len(apps) == 0 {
+		return sn, nil
+	}
+	as, err := s.db.AppsByIDs(ctx, apps)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range as {
+		sn.apps[a.ID] = a
+	}
+	if sn.labels, err = s.db.AllLabelsWithLinks(ctx); err != nil {
+		return nil, err
+	}
+	groupSet := map[int64]bool{}
+	for _, gs := range sn.labels.GroupsOf {
+		for _, g := range gs {
+			groupSet[g] = true
+		}
+	}
+	groupIDs := make([]int64, 0, len(groupSet))
+	for g := range groupSet {
+		groupIDs = append(groupIDs, g)
+	}
+	sort.Slice(groupIDs, func(i, j int) bool { return groupIDs[i] < groupIDs[j] })
+	gs, err := s.db.GroupsByID(ctx, groupIDs)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range gs {
+		sn.groups[g.ID] = g
+	}
+	members, err := s.db.MembersOfGroups(ctx, groupIDs)
+	if err != nil {
+		return nil, err
+	}
+	needUsers := map[int64]bool{}
+	for u, gs := range members.Users {
+		needUsers[u] = true
+		for _, g := range gs {
+			sn.userGroups[g] = append(sn.userGroups[g], u)
+		}
+	}
+	for d, gs := range members.Devices {
+		for _, g := range gs {
+			sn.deviceGroups[g] = append(sn.deviceGroups[g], d)
+		}
+	}
+	// Devices and users in id order, a batch a statement (a sequential pass beats an IN
+	// lookup per member when most of the fleet is covered).
+	for after := int64(0); ; {
+		ds, err := s.db.DevicesAfter(ctx, after, snapshotBatch)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			if len(members.Devices[d.ID]) > 0 {
+				sn.devices[d.ID] = d
+				if d.UserID != nil {
+					needUsers[*d.UserID] = true
+				}
+			}
+		}
+		if len(ds) < snapshotBatch {
+			break
+		}
+		after = ds[len(ds)-1].ID
+	}
+	for after := int64(0); ; {
+		us, err := s.db.UsersAfter(ctx, after, snapshotBatch)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range us {
+			if needUsers[u.ID] {
+				sn.users[u.ID] = u
+			}
+		}
+		if len(us) < snapshotBatch {
+			break
+		}
+		after = us[len(us)-1].ID
+	}
+	for after := int64(0); ; {
+		rs, err := s.db.PolicyAssignmentsAfter(ctx, apps, now.Add(-refusedFor), after, snapshotBatch)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range rs {
+			if a.Status == model.AssignmentFailed {
+				sn.refused[a.AppID] = append(sn.refused[a.AppID], a)
+			} else {
+				sn.assignments[a.AppID] = append(sn.assignments[a.AppID], a)
+			}
+		}
+		if len(rs) < snapshotBatch {
+			break
+		}
+		after = rs[len(rs)-1].ID
+	}
+	ws, err := s.db.WaitingOfApps(ctx, apps)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range ws {
+		sn.waiting[w.AppID] = append(sn.waiting[w.AppID], w)
+	}
+	return sn, nil
+}
+
+// factsOf builds one app's facts from the snapshot, as loadPolicy reads them (without the
+// departures, which only word reclaims: an app with a reclaim is evaluated for real). nil:
+// the app is gone.
+func (sn *snapshot) factsOf(appID int64) *PolicyFacts {
+	app := sn.apps[appID]
+	if app == nil {
+		return nil
+	}
+	f := &PolicyFacts{App: app, Now: sn.now, Groups: map[int64]*model.Group{}, Users: map[int64]*model.User{}, Devices: map[int64]*model.Device{},
+		UserGroups: map[int64][]int64{}, DeviceGroups: map[int64][]int64{},
+		Assignments: sn.assignments[appID], Refused: sn.refused[appID], Waiting: sn.waiting[appID]}
+	groupSet := map[int64]bool{}
+	for _, l := range sn.labels.Labels {
+		if l.AppID != appID {
+			continue
+		}
+		spec := LabelSpec{Label: l, GroupIDs: sn.labels.GroupsOf[l.ID]}
+		if l.Kind == model.LabelApp {
+			f.AppLabels = append(f.AppLabels, spec)
+		} else {
+			spec.AccountIDs = sn.labels.AccountsOf[l.ID]
+			f.Labels = append(f.Labels, spec)
+		}
+		for _, g := range spec.GroupIDs {
+			groupSet[g] = true
+		}
+	}
+	groupIDs := make([]int64, 0, len(groupSet))
+	for g := range groupSet {
+		groupIDs = append(groupIDs, g)
+	}
+	sort.Slice(groupIDs, func(i, j int) bool { return groupIDs[i] < groupIDs[j] })
+	// Each member's groups in group order, as MembersOfGroups gives them.
+	for _, g := range groupIDs {
+		if gr := sn.groups[g]; gr != nil {
+			f.Groups[g] = gr
+		}
+		for _, u := range sn.userGroups[g] {
+			f.UserGroups[u] = append(f.UserGroups[u], g)
+			if us := sn.users[u]; us != nil {
+				f.Users[u] = us
+			}
+		}
+		for _, d := range sn.deviceGroups[g] {
+			f.DeviceGroups[d] = append(f.DeviceGroups[d], g)
+			if dv := sn.devices[d]; dv != nil {
+				f.Devices[d] = dv
+				if dv.UserID != nil && sn.users[*dv.UserID] != nil {
+					f.Users[*dv.UserID] = sn.users[*dv.UserID]
+				}
+			}
+		}
+	}
+	return f
 }
 
 // enqueueApps records, inside the caller's transaction, that apps must be evaluated.
@@ -597,4 +877,280 @@ func (s *Service) WatchTransitions(d *db.DB) {
 		}
 		return tx.EnqueueAppsWithWaiting(ctx, dedupe(freed), "licenses came back to a pool")
 	})
+}
+
+// Per-holder evaluation. A membership change (members set, added or removed, a device upserted
+// into or out of a dynamic group, a user removed, a device retired) queues, in its own
+// transaction, a row per app concerned and holder. The evaluation reads only those holders'
+// facts — their groups among the app's labels' groups, their devices and users, their
+// assignments and waiting rows of the app — plus two app-wide aggregates that keep the plan
+// fair (the licenses each capped label holds, the holders waiting because a label is short),
+// plans them with PlanPolicy and carries the plan out through the same write path as a whole
+// app's evaluation, all in one transaction that also deletes the queue rows: a crash leaves
+// both the work and the rows undone. Its cost follows the holders evaluated, not the app's
+// holders. Label and app-label changes, pool gains and the periodic full evaluation stay
+// whole-app.
+
+// holderBatch bounds the holders of one app evaluated in one transaction.
+const holderBatch = 1000
+
+// loadHolders reads the facts of some holders of one app. A user's devices and a device's
+// user are evaluated with it: a USER label covers a user through the devices it uses, so
+// their facts are one.
+func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, userIDs, deviceIDs []int64) (*policyState, error) {
+	app, err := q.AppByID(ctx, appID)
+	if err != nil {
+		return nil, fmt.Errorf("policy of app %d: %w", appID, err)
+	}
+	now := s.now()
+	f := &PolicyFacts{App: app, Now: now, Groups: map[int64]*model.Group{}, Users: map[int64]*model.User{}, Devices: map[int64]*model.Device{},
+		HeldElsewhere: map[int64]int{}, Ahead: map[int64]WaitingAhead{}}
+	pl, err := q.LabelsOfAppWithLinks(ctx, appID)
+	if err != nil {
+		return nil, err
+	}
+	st := &policyState{facts: f, labels: map[int64]LabelSpec{}, scope: &holderScope{userOf: map[string]int64{}, devOf: map[string]int64{}}}
+	groupSet := map[int64]bool{}
+	var capped []int64
+	for _, l := range pl.Labels {
+		spec := LabelSpec{Label: l, GroupIDs: pl.GroupsOf[l.ID]}
+		for _, g := range spec.GroupIDs {
+			groupSet[g] = true
+		}
+		if l.Kind == model.LabelApp {
+			f.AppLabels = append(f.AppLabels, spec)
+			continue
+		}
+		spec.AccountIDs = pl.AccountsOf[l.ID]
+		f.Labels = append(f.Labels, spec)
+		st.labels[l.ID] = spec
+		if l.CapCount != nil && l.DeletedAt == nil {
+			capped = append(capped, l.ID)
+		}
+	}
+	groupIDs := make([]int64, 0, len(groupSet))
+	for g := range groupSet {
+		groupIDs = append(groupIDs, g)
+	}
+	sort.Slice(groupIDs, func(i, j int) bool { return groupIDs[i] < groupIDs[j] })
+
+	// The holders, closed over "a device's user" and "a user's devices".
+	devs, err := q.DevicesByID(ctx, deviceIDs)
+	if err != nil {
+		return nil, err
+	}
+	userSet := map[int64]bool{}
+	for _, id := range userIDs {
+		userSet[id] = true
+	}
+	for _, d := range devs {
+		f.Devices[d.ID] = d
+		if d.UserID != nil {
+			userSet[*d.UserID] = true
+		}
+	}
+	allUsers := make([]int64, 0, len(userSet))
+	for id := range userSet {
+		allUsers = append(allUsers, id)
+	}
+	sort.Slice(allUsers, func(i, j int) bool { return allUsers[i] < allUsers[j] })
+	us, err := q.UsersByID(ctx, allUsers)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range us {
+		f.Users[u.ID] = u
+	}
+	more, err := q.DevicesOfUsers(ctx, allUsers)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range more {
+		f.Devices[d.ID] = d
+	}
+	allDevices := make([]int64, 0, len(f.Devices))
+	for id := range f.Devices {
+		allDevices = append(allDevices, id)
+	}
+	sort.Slice(allDevices, func(i, j int) bool { return allDevices[i] < allDevices[j] })
+	var cuids, serials []string
+	for _, id := range allUsers {
+		if u := f.Users[id]; u != nil {
+			k := model.HolderKeyFor(model.LicenseKindUser, "", u.ClientUserID)
+			st.scope.keys, st.scope.userOf[k] = append(st.scope.keys, k), id
+			cuids = append(cuids, u.ClientUserID)
+		}
+	}
+	for _, id := range allDevices {
+		d := f.Devices[id]
+		k := model.HolderKeyFor(model.LicenseKindDevice, d.SerialNumber, "")
+		st.scope.keys, st.scope.devOf[k] = append(st.scope.keys, k), id
+		serials = append(serials, d.SerialNumber)
+	}
+
+	members, err := q.MembershipsOf(ctx, allUsers, allDevices, groupIDs)
+	if err != nil {
+		return nil, err
+	}
+	f.UserGroups, f.DeviceGroups = members.Users, members.Devices
+	gs, err := q.GroupsByID(ctx, groupIDs)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range gs {
+		f.Groups[g.ID] = g
+	}
+	if f.Assignments, f.Refused, err = q.AssignmentsOfHolders(ctx, appID, cuids, serials, now.Add(-refusedFor)); err != nil {
+		return nil, err
+	}
+	if f.Waiting, err = q.WaitingOfHolders(ctx, appID, st.scope.keys); err != nil {
+		return nil, err
+	}
+	if len(f.Labels) > 0 {
+		ahead, err := q.ShortWaitingOfApp(ctx, appID, st.scope.keys)
+		if err != nil {
+			return nil, err
+		}
+		for id, a := range ahead {
+			f.Ahead[id] = WaitingAhead{N: a.N, First: a.First, Code: a.Code}
+		}
+	}
+	if len(capped) > 0 {
+		held, err := q.CountLabelAssignments(ctx, capped)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range f.Assignments {
+			if a.LabelID != nil {
+				held[*a.LabelID]--
+			}
+		}
+		for id, n := range held {
+			f.HeldElsewhere[id] = max(0, n)
+		}
+	}
+	// Departures name the membership change behind a reclaim: read only when a label license
+	// may be taken back.
+	for _, a := range f.Assignments {
+		if a.LabelID != nil {
+			if f.Departures, err = q.DeparturesOfHolders(ctx, allUsers, allDevices, groupIDs, now.Add(-departuresFor)); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	return st, nil
+}
+
+// evaluateHolders evaluates some holders of one app and deletes the queue rows that asked
+// for it, in one transaction.
+func (s *Service) evaluateHolders(ctx context.Context, appID int64, userIDs, deviceIDs, itemIDs []int64) (*EvalResult, error) {
+	var res *EvalResult
+	err := s.db.Tx(ctx, func(tx *db.DB) error {
+		st, err := s.loadHolders(ctx, tx, appID, userIDs, deviceIDs)
+		switch {
+		case errors.Is(err, model.ErrNotFound):
+			res = &EvalResult{AppID: appID}
+		case err != nil:
+			return err
+		default:
+			if res, err = s.carryOut(ctx, tx, st); err != nil {
+				return err
+			}
+			s.evaluations.Add(1)
+		}
+		return tx.DeletePolicyItemsTx(ctx, itemIDs)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("policy of app %d: evaluate %d holders: %w", appID, len(userIDs)+len(deviceIDs), err)
+	}
+	return res, nil
+}
+
+// queueGraceEnd queues the evaluation due when the first running grace time ends: of the
+// holders concerned in a per-holder evaluation, of the app otherwise.
+func (s *Service) queueGraceEnd(ctx context.Context, h *db.DB, st *policyState, plan *PolicyPlan) error {
+	f := st.facts
+	appID := f.App.ID
+	if st.scope == nil {
+		return h.EnqueuePolicy(ctx, &model.PolicyQueueItem{AppID: &appID, Reason: "a grace time ends", NotBefore: *plan.NextDue, CreatedAt: f.Now})
+	}
+	started := map[int64]bool{}
+	for _, id := range plan.GraceStart {
+		started[id] = true
+	}
+	var refs []db.HolderRef
+	for _, a := range f.Assignments {
+		if !started[a.ID] || a.HolderKey == nil {
+			continue
+		}
+		refs = append(refs, db.HolderRef{AppID: appID, UserID: st.scope.userOf[*a.HolderKey], DeviceID: st.scope.devOf[*a.HolderKey]})
+	}
+	return h.EnqueuePolicyHolders(ctx, refs, "a grace time ends", *plan.NextDue)
+}
+
+// enqueueHolders records, inside the caller's transaction, that the holders (users, devices)
+// must be evaluated for every app labelled for any of the groups (those whose membership
+// changed): a row per app and holder.
+func (s *Service) enqueueHolders(ctx context.Context, tx *db.DB, groupIDs, userIDs, deviceIDs []int64, reason string) error {
+	if len(groupIDs) == 0 || len(userIDs)+len(deviceIDs) == 0 {
+		return nil
+	}
+	apps, err := tx.AppsLabelledForGroups(ctx, groupIDs)
+	if err != nil || len(apps) == 0 {
+		return err
+	}
+	refs := make([]db.HolderRef, 0, len(apps)*(len(userIDs)+len(deviceIDs)))
+	for _, a := range apps {
+		for _, u := range dedupe(userIDs) {
+			refs = append(refs, db.HolderRef{AppID: a, UserID: u})
+		}
+		for _, d := range dedupe(deviceIDs) {
+			refs = append(refs, db.HolderRef{AppID: a, DeviceID: d})
+		}
+	}
+	return tx.EnqueuePolicyHolders(ctx, refs, truncate(reason, 1000), s.now())
+}
+
+// Evaluations counts the evaluations this service has carried out (whole apps and batches of
+// holders; previews and explanations, rolled back, not included).
+func (s *Service) Evaluations() int64 { return s.evaluations.Load() }
+
+// ChangeLicenseLabel carries out a label change (a create or update, or a delete) and its
+// evaluation once, in one transaction: the change queues its app as every change does, the
+// evaluation runs at once through the ordinary write path (savepoints of the transaction), and
+// the app's queue rows it covers are deleted with it — so the background evaluation does not
+// do the work again, and the answer is what was done, not a preview of it. A crash before the
+// commit leaves nothing done and nothing queued; the label change is then simply not made.
+func (s *Service) ChangeLicenseLabel(ctx context.Context, actor Actor, ch LabelChange) (*model.Label, *EvalResult, error) {
+	var l *model.Label
+	var res *EvalResult
+	err := s.db.Tx(ctx, func(tx *db.DB) error {
+		var err error
+		switch {
+		case ch.DeleteID != 0:
+			l, err = s.deleteLicenseLabel(ctx, tx, actor, ch.DeleteID)
+		case ch.Label != nil:
+			l, err = s.applyLicenseLabel(ctx, tx, actor, *ch.Label)
+		default:
+			return model.FieldError([]string{"input"}, "give a label to create or update, or one to delete")
+		}
+		if err != nil {
+			return err
+		}
+		queued, err := tx.DueItemsOfApp(ctx, l.AppID, s.now())
+		if err != nil {
+			return err
+		}
+		if res, err = s.evaluateApp(ctx, tx, l.AppID); err != nil {
+			return err
+		}
+		s.evaluations.Add(1)
+		return tx.DeletePolicyItemsTx(ctx, queued)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	s.kick(0) // the outbox has work
+	return l, res, nil
 }

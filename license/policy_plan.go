@@ -29,6 +29,11 @@ import (
 //     grace time (a holder back in scope within it keeps the license and nothing is sent).
 //   - Holders a label cannot serve wait, first covered first served: new holders come after
 //     those already waiting, whatever the order of ids.
+//   - A plan may cover only some holders of the app (a membership change evaluates only the
+//     holders it affects). The app-wide figures that keep it fair come as aggregates: the
+//     licenses each label holds for other holders count against its cap, and a holder does not
+//     take a license from a label while holders covered before it wait because the label is
+//     short — it joins the end of the queue, to be served in order when licenses appear.
 
 // LabelSpec is a label with its groups and its accounts in priority order.
 type LabelSpec struct {
@@ -58,6 +63,20 @@ type PolicyFacts struct {
 	// Departures say who left which group, newest first (for reclaim reasons).
 	Departures []*model.PolicyDeparture
 	Now        time.Time
+
+	// HeldElsewhere and Ahead are set when the facts hold only some holders of the app:
+	// HeldElsewhere counts, per label, the licenses it holds for holders outside the facts;
+	// Ahead says, per label, who outside the facts waits because the label is short.
+	HeldElsewhere map[int64]int
+	Ahead         map[int64]WaitingAhead
+}
+
+// WaitingAhead is how many holders (outside the facts) wait for a label because it is short,
+// since when the earliest of them was covered, and with which code.
+type WaitingAhead struct {
+	N     int
+	First time.Time
+	Code  model.Code
 }
 
 // PolicyHolder is a device or user a label covers.
@@ -243,7 +262,7 @@ func PlanPolicy(f *PolicyFacts) *PolicyPlan {
 	for _, l := range f.Labels {
 		room[l.Label.ID] = -1
 		if l.Label.CapCount != nil {
-			room[l.Label.ID] = max(0, *l.Label.CapCount-int64(p.Held[l.Label.ID]))
+			room[l.Label.ID] = max(0, *l.Label.CapCount-int64(p.Held[l.Label.ID]+f.HeldElsewhere[l.Label.ID]))
 		}
 	}
 	for _, c := range todo {
@@ -255,12 +274,25 @@ func PlanPolicy(f *PolicyFacts) *PolicyPlan {
 			leave(c.labels[0], c.holder, model.CodeAppleRefused, msg)
 			continue
 		}
-		chosen := int64(0)
+		first := firstOr(firstCovered, c.holder.Key, f.Now)
+		chosen, behind := int64(0), int64(0)
 		for _, id := range c.labels {
-			if room[id] != 0 {
-				chosen = id
-				break
+			if room[id] == 0 {
+				continue
 			}
+			if a := f.Ahead[id]; a.N > 0 && !first.Before(a.First) {
+				if behind == 0 {
+					behind = id // holders covered earlier wait for this label: no jumping the queue
+				}
+				continue
+			}
+			chosen = id
+			break
+		}
+		if chosen == 0 && behind != 0 {
+			a, l := f.Ahead[behind], labels[behind].Label
+			leave(l.ID, c.holder, a.Code, fmt.Sprintf("label %q is short: %d holders covered before this one wait for a license (first covered, first served)", l.Name, a.N))
+			continue
 		}
 		if chosen == 0 {
 			l := labels[c.labels[0]].Label

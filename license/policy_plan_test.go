@@ -151,6 +151,32 @@ func TestPlanPolicy(t *testing.T) {
 		facts: PolicyFacts{Labels: []LabelSpec{label(7, user, 100)}, UserGroups: map[int64][]int64{1: {100}},
 			Refused: []*model.LicenseAssignment{held(40, "U:c-ann", model.OriginLabel, 7, func(a *model.LicenseAssignment) { a.Status = model.AssignmentFailed; a.HolderKey = nil })}},
 		want: planView{Waiting: []string{"U:c-ann on 7: APPLE_REFUSED"}},
+	}, {
+		name: "per holder: licenses the label holds for others count against its cap",
+		facts: PolicyFacts{Labels: []LabelSpec{capped(label(7, user, 100), 2)}, UserGroups: map[int64][]int64{1: {100}},
+			HeldElsewhere: map[int64]int{7: 2}},
+		want: planView{Waiting: []string{"U:c-ann on 7: LABEL_CAP_REACHED"}},
+	}, {
+		name: "per holder: room under the cap left by others is taken",
+		facts: PolicyFacts{Labels: []LabelSpec{capped(label(7, user, 100), 2)}, UserGroups: map[int64][]int64{1: {100}},
+			HeldElsewhere: map[int64]int{7: 1}},
+		want: planView{Assign: []string{`U:c-ann via 7: member of group Teachers (label "L7")`}},
+	}, {
+		name: "per holder: holders covered earlier wait for a short label, so a newcomer joins the queue",
+		facts: PolicyFacts{Labels: []LabelSpec{label(7, user, 100)}, UserGroups: map[int64][]int64{1: {100}},
+			Ahead: map[int64]WaitingAhead{7: {N: 3, First: now.Add(-time.Hour), Code: model.CodeNoLicensesAvailable}}},
+		want: planView{Waiting: []string{"U:c-ann on 7: NO_LICENSES_AVAILABLE"}},
+	}, {
+		name: "per holder: a holder waiting since before the others is tried first",
+		facts: PolicyFacts{Labels: []LabelSpec{label(7, user, 100)}, UserGroups: map[int64][]int64{1: {100}},
+			Waiting: []*model.PolicyWaiting{{LabelID: 7, HolderKey: "U:c-ann", Code: model.CodeNoLicensesAvailable, FirstCoveredAt: now.Add(-2 * time.Hour)}},
+			Ahead:   map[int64]WaitingAhead{7: {N: 3, First: now.Add(-time.Hour), Code: model.CodeNoLicensesAvailable}}},
+		want: planView{Assign: []string{`U:c-ann via 7: member of group Teachers (label "L7")`}},
+	}, {
+		name: "per holder: a short label with a queue is passed over for another covering label",
+		facts: PolicyFacts{Labels: []LabelSpec{label(7, user, 100), label(8, user, 100)}, UserGroups: map[int64][]int64{1: {100}},
+			Ahead: map[int64]WaitingAhead{7: {N: 1, First: now.Add(-time.Hour), Code: model.CodeNoLicensesAvailable}}},
+		want: planView{Assign: []string{`U:c-ann via 8: member of group Teachers (label "L8")`}},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

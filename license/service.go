@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"orchard/apple"
@@ -30,6 +31,8 @@ type Service struct {
 
 	watchMu sync.Mutex
 	watched map[*db.DB]bool // database handles whose transitions policy observes
+
+	evaluations atomic.Int64 // policy evaluations carried out (see Evaluations)
 }
 
 // Options configure a Service.

@@ -116,10 +116,13 @@ func CompareVersions(a, b string) int {
 // PolicyQueueItem is a durable "to evaluate" row, written in the same transaction as the
 // change that makes it necessary, so that whichever replica holds the policy lease finds it:
 // an app to evaluate, or every labelled app (AppID nil), not before a time (a grace time that
-// runs out).
+// runs out). With UserID or DeviceID (and AppID) it names one holder of the app whose
+// membership changed: only that holder is evaluated.
 type PolicyQueueItem struct {
 	ID        int64 `gorm:"primaryKey"`
 	AppID     *int64
+	UserID    *int64
+	DeviceID  *int64
 	Reason    string
 	NotBefore time.Time
 	CreatedAt time.Time

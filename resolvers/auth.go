@@ -34,8 +34,9 @@ type Authenticator struct {
 	now   func() time.Time
 	cache *expirable.LRU[string, *model.APIKey] // hash -> key (nil: no such key)
 
-	mu      sync.Mutex
-	touched map[int64]time.Time
+	mu       sync.Mutex
+	touched  map[int64]time.Time
+	onForget []func(id int64)
 }
 
 // NewAuthenticator returns an Authenticator over d.
@@ -81,13 +82,27 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (*model
 	return k, nil
 }
 
-// Forget drops a key from the cache (after it was revoked here).
+// Forget drops a key from the cache (after it was revoked here) and tells the OnForget
+// functions (the endpoint closes the key's WebSockets).
 func (a *Authenticator) Forget(id int64) {
 	for _, h := range a.cache.Keys() {
 		if k, ok := a.cache.Peek(h); ok && k != nil && k.ID == id {
 			a.cache.Remove(h)
 		}
 	}
+	a.mu.Lock()
+	fs := append([]func(int64){}, a.onForget...)
+	a.mu.Unlock()
+	for _, f := range fs {
+		f(id)
+	}
+}
+
+// OnForget registers f to be called with the id of every key Forget drops.
+func (a *Authenticator) OnForget(f func(id int64)) {
+	a.mu.Lock()
+	a.onForget = append(a.onForget, f)
+	a.mu.Unlock()
 }
 
 // touch records a key's use at most once per touchEvery, off the request's path.
@@ -131,7 +146,7 @@ func actor(ctx context.Context) license.Actor {
 
 // Middleware authenticates HTTP requests to the GraphQL endpoint. A request without a valid
 // key is answered 401 with a GraphQL error body before anything is parsed. WebSocket upgrades
-// pass through: they authenticate in connection_init (see wsInit).
+// pass through: they authenticate in connection_init (see wsSessions).
 func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isWebSocket(r) || r.Method == http.MethodOptions {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -24,7 +25,15 @@ import (
 
 var errInternal = model.Errorf(model.CodeInternal, "internal error; the server logged the details")
 
-// presentError is the server's error presenter.
+// maxMessage bounds the message of gqlgen's own errors: a validation error may quote what the
+// client sent (a value, a name), which need not be short.
+const maxMessage = 300
+
+// presentError is the server's error presenter. Besides the *model.Error messages and gqlgen's
+// own errors, two causes are known and coded without an ERROR line: an operation that ran out
+// of its time budget (OPERATION_TIMEOUT) and introspection on a server that has it off
+// (INTROSPECTION_DISABLED; operationLimits refuses such operations before they run, this is
+// the backstop).
 func presentError(ctx context.Context, err error) *gqlerror.Error {
 	var gqlErr *gqlerror.Error
 	if errors.As(err, &gqlErr) && gqlErr.Err == nil {
@@ -34,6 +43,9 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 				gqlErr.Extensions = map[string]any{}
 			}
 			gqlErr.Extensions["code"] = string(model.CodeBadUserInput)
+		}
+		if len(gqlErr.Message) > maxMessage {
+			gqlErr.Message = strings.ToValidUTF8(gqlErr.Message[:maxMessage], "") + "…"
 		}
 		return gqlErr
 	}
@@ -45,9 +57,15 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 		}
 		return &gqlerror.Error{Message: e.Message, Path: path, Extensions: ext, Err: err}
 	}
-	if errors.Is(err, context.Canceled) {
+	switch {
+	case outOfBudget(ctx):
+		logFrom(ctx).WarnContext(ctx, "operation out of time", "path", path.String(), "error", err)
+		return &gqlerror.Error{Message: "the operation ran out of its time budget", Path: path, Extensions: map[string]any{"code": string(codeOperationTimeout)}}
+	case err.Error() == "introspection disabled":
+		return &gqlerror.Error{Message: "introspection is disabled on this server", Path: path, Extensions: map[string]any{"code": string(codeIntrospectionDisabled)}}
+	case errors.Is(err, context.Canceled):
 		logFrom(ctx).DebugContext(ctx, "request cancelled", "path", path.String())
-	} else {
+	default:
 		logFrom(ctx).ErrorContext(ctx, "resolver error", "path", path.String(), "error", err)
 	}
 	return &gqlerror.Error{Message: errInternal.Message, Path: path, Extensions: map[string]any{"code": string(model.CodeInternal)}}

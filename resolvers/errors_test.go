@@ -2,11 +2,13 @@ package resolvers_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -133,5 +135,124 @@ func TestErrorCodes(t *testing.T) {
 				t.Fatalf("GET query: status %d, data %+v", resp.StatusCode, out)
 			}
 		})
+	})
+}
+
+// TestIntrospectionOff: with introspection off, __schema and __type answer
+// INTROSPECTION_DISABLED (not INTERNAL_SERVER_ERROR, and without an ERROR log line), and no
+// validation error names what the schema hides ("Did you mean" for fields, arguments, input
+// fields, enum values and types). With introspection on, the hints are there (the test sees
+// them).
+func TestIntrospectionOff(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		off := newEndpoint(t, d, resolvers.Config{Introspection: false})
+		on := newEndpoint(t, d, resolvers.Config{Introspection: true})
+		tests := []struct {
+			name, query string
+			role        model.Role
+			code        string
+			hintWhenOn  bool
+		}{
+			{name: "__schema", query: `{ __schema { types { name } } }`, code: "INTROSPECTION_DISABLED"},
+			{name: "__type", query: `{ __type(name: "Device") { name fields { name } } }`, code: "INTROSPECTION_DISABLED"},
+			{name: "__schema in a fragment", query: `{ ...Q } fragment Q on Query { __schema { queryType { name } } }`, code: "INTROSPECTION_DISABLED"},
+			{name: "__typename is no introspection", query: `{ viewer { __typename role } }`},
+			{name: "field", query: `{ viewer { rol } }`, code: "GRAPHQL_VALIDATION_FAILED"},
+			{name: "argument", query: `{ devices(frist: 1) { totalCount } }`, code: "GRAPHQL_VALIDATION_FAILED", hintWhenOn: true},
+			{name: "enum value", role: model.RoleAdmin, query: `mutation { createApiKey(input: {name: "x", role: ADMN}) { secret } }`, code: "GRAPHQL_VALIDATION_FAILED", hintWhenOn: true},
+			{name: "input field", role: model.RoleAdmin, query: `mutation { createApiKey(input: {nam: "x", role: ADMIN}) { secret } }`, code: "GRAPHQL_VALIDATION_FAILED", hintWhenOn: true},
+			{name: "type", query: `{ viewer { ...F } } fragment F on Viewe { role }`, code: "GRAPHQL_VALIDATION_FAILED", hintWhenOn: true},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				role := tt.role
+				if role == "" {
+					role = model.RoleViewer
+				}
+				r := off.post(t, off.Keys[role], tt.query, nil)
+				if diff := cmp.Diff(tt.code, r.code()); diff != "" {
+					t.Errorf("code mismatch (-want +got):\n%s\n%.300s", diff, r.Body)
+				}
+				if tt.code == "" && len(r.Data) == 0 {
+					t.Errorf("no data: %.300s", r.Body)
+				}
+				for _, e := range r.Errors {
+					if strings.Contains(e.Message, "Did you mean") {
+						t.Errorf("introspection off, the message hints: %q", e.Message)
+					}
+					checkNoLeak(t, e.Message)
+				}
+				if tt.hintWhenOn {
+					r := on.post(t, on.Keys[role], tt.query, nil)
+					if !strings.Contains(r.Body, "Did you mean") {
+						t.Errorf("introspection on: %.300s; want a hint", r.Body)
+					}
+				}
+			})
+		}
+		if lines := off.errorLines(); len(lines) > 0 {
+			t.Errorf("ERROR log lines: %q", lines)
+		}
+	})
+}
+
+// TestRequestErrorsCoded: every way a request is refused before its operation runs answers a
+// JSON body whose errors carry extensions.code and a short message of Orchard's: never the
+// body sent back, never Go's type names or decoder text.
+func TestRequestErrorsCoded(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		e := newEndpoint(t, d, resolvers.Config{})
+		key := e.Keys[model.RoleAdmin]
+		const secret = "hunter2-in-the-body"
+		tests := []struct {
+			name, method, body string
+			headers            []string
+			status             int
+			code               string
+		}{
+			{name: "GET mutation", method: "GET", body: "", headers: nil, status: 405, code: "METHOD_NOT_ALLOWED"},
+			{name: "PUT", method: "PUT", body: `{"query":"{ viewer { role } }"}`, status: 405, code: "METHOD_NOT_ALLOWED"},
+			{name: "DELETE", method: "DELETE", status: 405, code: "METHOD_NOT_ALLOWED"},
+			{name: "PATCH", method: "PATCH", body: `{"query":"{ viewer { role } }"}`, status: 405, code: "METHOD_NOT_ALLOWED"},
+			{name: "text/plain", method: "POST", body: `{"query":"{ viewer { role } }"}`, headers: []string{"Content-Type", "text/plain"}, status: 415, code: "UNSUPPORTED_MEDIA_TYPE"},
+			{name: "no content type", method: "POST", body: `{"query":"{ viewer { role } }"}`, headers: []string{"Content-Type", ""}, status: 415, code: "UNSUPPORTED_MEDIA_TYPE"},
+			{name: "a JSON array", method: "POST", body: `["` + secret + `"]`, status: 400, code: "BAD_USER_INPUT"},
+			{name: "broken JSON", method: "POST", body: `{"query": "{ viewer { role } }", "x": "` + secret, status: 400, code: "BAD_USER_INPUT"},
+			{name: "query of another type", method: "POST", body: `{"query": ["` + secret + `"]}`, status: 400, code: "BAD_USER_INPUT"},
+			{name: "broken JSON, event stream", method: "POST", body: `{"query": "subscription { licenseEvents { kind } }", "x": "` + secret, headers: []string{"Accept", "text/event-stream"}, status: 400, code: "BAD_USER_INPUT"},
+			{name: "an Upgrade that is no WebSocket", method: "POST", body: `{"query":"{ viewer { role } }"}`, headers: []string{"Upgrade", "h2c", "Connection", "Upgrade"}, status: 200},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				url := e.URL
+				if tt.name == "GET mutation" {
+					url += `?query=mutation%7BcreateApiKey(input:%7Bname:%22x%22,role:ADMIN%7D)%7Bsecret%7D%7D`
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				r := e.send(t, ctx, tt.method, url, key, tt.body, tt.headers...)
+				if diff := cmp.Diff([]any{tt.status, tt.code}, []any{r.Status, r.code()}); diff != "" {
+					t.Errorf("status, code mismatch (-want +got):\n%s\n%.300s", diff, r.Body)
+				}
+				for _, e := range r.Errors {
+					if c, _ := e.Extensions["code"].(string); c == "" {
+						t.Errorf("error without a code: %q", e.Message)
+					}
+					for _, bad := range []string{secret, "Go value", "rawRequest", "unmarshal", "json:", "RawParams"} {
+						if strings.Contains(e.Message, bad) {
+							t.Errorf("message %q reveals %q", e.Message, bad)
+						}
+					}
+					if len(e.Message) > 300 {
+						t.Errorf("message of %d bytes: %.100s…", len(e.Message), e.Message)
+					}
+				}
+				if tt.code == "" && len(r.Data) == 0 {
+					t.Errorf("no data: %.300s", r.Body)
+				}
+			})
+		}
 	})
 }

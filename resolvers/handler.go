@@ -1,7 +1,6 @@
 package resolvers
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -18,7 +17,7 @@ import (
 	"orchard/resolvers/loaders"
 )
 
-// Limits of the GraphQL endpoint.
+// Limits of the GraphQL endpoint. A zero field takes its value from DefaultLimits.
 type Limits struct {
 	// Complexity is the highest allowed query complexity (see complexityRoot).
 	Complexity int
@@ -28,12 +27,71 @@ type Limits struct {
 	Tokens int
 	// BodyBytes bounds request bodies.
 	BodyBytes int64
+	// Expanded and Width bound a document before it is validated (see documentLimits): its
+	// selections, directives and arguments with its fragments expanded, and the fields of
+	// one selection set with its fragments merged in.
+	Expanded, Width int
+	// Timeout is each operation's server-side time budget, its checks included (a
+	// subscription's is its checks'; its events have none): at its end the operation's context
+	// is cancelled and what did not finish answers OPERATION_TIMEOUT.
+	Timeout time.Duration
+	// ResponseBytes bounds a response (each event of a subscription): a larger one is answered
+	// with RESPONSE_TOO_LARGE instead of its data, and its resolution stops once the values
+	// resolved pass the bound (what is stored may be larger than anyone should be sent).
+	ResponseBytes int
+	// WSInitTimeout is the time a WebSocket has from its upgrade to its connection_init;
+	// then it is closed with 4408.
+	WSInitTimeout time.Duration
+	// WSPerKey and WSPerAddress cap the WebSockets open at once per API key (event streams
+	// included) and per remote address (counted from the upgrade, before authentication); one
+	// more is closed with 4429 and a reason that says which cap. Negative: no cap.
+	WSPerKey, WSPerAddress int
 }
 
 // DefaultLimits suit an admin console and integrations: a 100-item page of assignments with
 // their pool, account, app, device and user costs about 1,500; a page of 100 devices with 100
-// assignments each, about 50,000, is refused.
-var DefaultLimits = Limits{Complexity: 20000, Depth: 12, Tokens: 15000, BodyBytes: 1 << 20}
+// assignments each, about 50,000, is refused. GraphiQL's introspection query expands to about
+// 300 selections; a 100-item page of users with 1,000-character names is about 110 KB.
+var DefaultLimits = Limits{
+	Complexity: 20000, Depth: 12, Tokens: 15000, BodyBytes: 1 << 20,
+	Expanded: 2000, Width: 200,
+	Timeout:       30 * time.Second,
+	ResponseBytes: 4 << 20,
+	WSInitTimeout: 10 * time.Second,
+	WSPerKey:      32, WSPerAddress: 64,
+}
+
+// withDefaults fills the zero fields from DefaultLimits.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	pick := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	pick(&l.Complexity, d.Complexity)
+	pick(&l.Depth, d.Depth)
+	pick(&l.Tokens, d.Tokens)
+	pick(&l.Expanded, d.Expanded)
+	pick(&l.Width, d.Width)
+	pick(&l.ResponseBytes, d.ResponseBytes)
+	if l.WSPerKey == 0 { // negative: no cap
+		l.WSPerKey = d.WSPerKey
+	}
+	if l.WSPerAddress == 0 {
+		l.WSPerAddress = d.WSPerAddress
+	}
+	if l.BodyBytes <= 0 {
+		l.BodyBytes = d.BodyBytes
+	}
+	if l.Timeout <= 0 {
+		l.Timeout = d.Timeout
+	}
+	if l.WSInitTimeout <= 0 {
+		l.WSInitTimeout = d.WSInitTimeout
+	}
+	return l
+}
 
 // Config configures the GraphQL handler.
 type Config struct {
@@ -47,6 +105,9 @@ type Config struct {
 	// Streams are the endpoint's WebSockets and event streams, ended by the server's shutdown
 	// (Streams.Close); nil: a set of its own.
 	Streams *Streams
+	// CheckWork, when set, is told the units of work each check of a document spent (see
+	// documentLimits and operationLimits); the cost test holds hostile documents to a budget.
+	CheckWork func(units int)
 }
 
 // apqCacheSize bounds the automatic persisted queries held (least recently used go first;
@@ -62,9 +123,7 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = db.Now
 	}
-	if cfg.Limits == (Limits{}) {
-		cfg.Limits = DefaultLimits
-	}
+	lim := cfg.Limits.withDefaults()
 	res := &Resolver{DB: cfg.DB, License: cfg.License, Log: cfg.Log, Auth: cfg.Auth, Now: cfg.Now}
 	schema := graph.NewExecutableSchema(graph.Config{
 		Resolvers:  res,
@@ -74,41 +133,45 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Streams == nil {
 		cfg.Streams = NewStreams()
 	}
+	sockets := newWSSessions(cfg.Auth, lim)
 	srv := handler.New(schema)
-	srv.AddTransport(transport.Websocket{
-		Implementation:        websocketGoingAway{streams: cfg.Streams, impl: transport.CoderWebsocketImplementation{}},
+	srv.AddTransport(wsTransport{transport.Websocket{
+		Implementation:        sessionSockets{websocketGoingAway{streams: cfg.Streams, impl: transport.CoderWebsocketImplementation{}}},
 		KeepAlivePingInterval: 15 * time.Second,
-		InitFunc: func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-			k, err := cfg.Auth.Authenticate(ctx, p.Authorization())
-			if err != nil {
-				return ctx, nil, err
-			}
-			noteKeyName(ctx, k.Name)
-			return WithKey(ctx, k), nil, nil // loaders: per response, see responseLoaders
-		},
-	})
+		InitFunc:              sockets.init,
+	}})
 	srv.AddTransport(transport.Options{AllowedMethods: []string{http.MethodGet, http.MethodPost}})
-	srv.AddTransport(transport.SSE{KeepAlivePingInterval: 15 * time.Second})
-	srv.AddTransport(httpTransport{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.AddTransport(sseTransport{transport.SSE{KeepAlivePingInterval: 15 * time.Second}})
+	srv.AddTransport(httpTransport{budget: lim.Timeout})
+	queries := lru.New[*ast.QueryDocument](1000)
+	srv.SetQueryCache(queries)
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](apqCacheSize)})
-	srv.SetParserTokenLimit(cfg.Limits.Tokens)
+	srv.SetParserTokenLimit(lim.Tokens)
 	srv.SetDisableSuggestion(true)
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
+	} else {
+		srv.SetValidationRulesFn(rulesWithoutHints)
 	}
 	srv.Use(graphqlTracing{})
-	srv.Use(depthLimit{Max: cfg.Limits.Depth})
-	srv.Use(extension.FixedComplexityLimit(cfg.Limits.Complexity))
+	srv.Use(documentLimits{expanded: lim.Expanded, width: lim.Width, tokens: lim.Tokens, cache: queries, observe: cfg.CheckWork})
+	srv.Use(newInputConstraints(schema.Schema()))
+	srv.Use(&operationLimits{depth: lim.Depth, complexity: lim.Complexity, introspection: cfg.Introspection, observe: cfg.CheckWork})
+	srv.AroundOperations(operationBudget(lim.Timeout))
+	srv.AroundOperations(sockets.recheck)
 	srv.SetErrorPresenter(presentError)
 	srv.SetRecoverFunc(recoverPanic)
 	srv.AroundResponses(observeResponses)
 	srv.AroundResponses(responseLoaders(cfg.DB))
+	srv.AroundResponses(limitResponse(lim.ResponseBytes))
+	srv.AroundFields(meterField)
 
 	var h http.Handler = srv
 	h = loaders.Middleware(cfg.DB, h)
+	h = sockets.StreamMiddleware(h)
 	h = cfg.Auth.Middleware(h)
-	h = LimitBody(cfg.Limits.BodyBytes, h)
+	h = sockets.Middleware(h)
+	h = LimitBody(lim.BodyBytes, h)
 	h = cfg.Streams.Middleware(h)
 	return h
 }

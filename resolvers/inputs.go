@@ -83,10 +83,11 @@ func (r *Resolver) appRef(ctx context.Context, id, adamID *string, required bool
 }
 
 // refusal splits a domain error into userErrors (the client's to fix) and anything else (a
-// top-level error). Argument decoding errors become INVALID_INPUT.
+// top-level error). Argument decoding errors become INVALID_INPUT; contradictory arguments
+// (license.ErrContradictory) stay a top-level BAD_USER_INPUT error, as the README promises.
 func refusal(err error) ([]*model.Error, error) {
 	e, ok := model.AsError(err)
-	if !ok {
+	if !ok || errors.Is(err, license.ErrContradictory) {
 		return nil, err
 	}
 	if e.Code == model.CodeBadUserInput {

@@ -70,8 +70,8 @@ func (r *mutationResolver) AssignLicense(ctx context.Context, input graph.Assign
 	if in.AccountID, err = optional(input.AccountID, typeAccount, "input", "accountId"); err != nil {
 		return fail(err)
 	}
-	if input.AdamID != nil && input.AppID == nil && in.PoolID == 0 && strings.TrimSpace(*input.AdamID) != "" {
-		in.AdamID = strings.TrimSpace(*input.AdamID) // looked up with the pools
+	if input.AdamID != nil && input.AppID == nil && strings.TrimSpace(*input.AdamID) != "" {
+		in.AdamID = strings.TrimSpace(*input.AdamID) // looked up with the pools (or checked against poolId's)
 	} else if in.AppID, err = r.appRef(ctx, input.AppID, input.AdamID, in.PoolID == 0); err != nil {
 		return fail(err)
 	}
@@ -113,9 +113,6 @@ func (r *mutationResolver) AssignLicenses(ctx context.Context, input graph.Assig
 	}
 	if in.AppID, err = r.appRef(ctx, input.AppID, input.AdamID, true); err != nil {
 		return fail(err)
-	}
-	if len(input.Targets) > license.MaxBulkTargets {
-		return fail(model.FieldError([]string{"input", "targets"}, "at most %d targets", license.MaxBulkTargets))
 	}
 	in.Targets = make([]license.Target, len(input.Targets))
 	for i, t := range input.Targets {

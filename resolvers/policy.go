@@ -29,24 +29,51 @@ func decodeIDs(gids []string, typ string, field ...string) ([]int64, error) {
 	return out, nil
 }
 
-// labelGroups loads a label's groups through the loaders.
+// labelGroups loads a label's groups through the loaders, together (LoadMany).
 func labelGroups(ctx context.Context, labelID int64) ([]*model.Group, error) {
 	l := loaders.For(ctx)
 	ids, err := loaders.Load(ctx, l.LabelGroupIDs, labelID)
 	if err != nil {
 		return nil, err
 	}
-	out := []*model.Group{}
-	for _, id := range ids {
-		g, err := loaders.Load(ctx, l.GroupsByID, id)
-		if err != nil {
-			return nil, err
-		}
-		if g != nil {
-			out = append(out, g)
+	return present(loaders.LoadMany(ctx, l.GroupsByID, ids))
+}
+
+// present drops the rows a loader found none for (a dangling reference is left out).
+func present[T any](rows []*T, err error) ([]*T, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*T, 0, len(rows))
+	for _, r := range rows {
+		if r != nil {
+			out = append(out, r)
 		}
 	}
 	return out, nil
+}
+
+// waitingOfLabel answers a page of a label's waiting holders through the loaders. The fair
+// order is by time, not id, so the cursor is a position in that order (the page's After an
+// offset), not an id as in the other connections.
+func waitingOfLabel(ctx context.Context, labelID int64, first *int, after *string) (*graph.Connection[model.PolicyWaiting], error) {
+	p, err := pageArgs(first, after)
+	if err != nil {
+		return nil, err
+	}
+	l := loaders.For(ctx)
+	ch, err := loaders.Load(ctx, l.WaitingByLabel, loaders.ChildKey{Parent: labelID, First: p.First, After: p.After})
+	if err != nil {
+		return nil, err
+	}
+	pos := make(map[*model.PolicyWaiting]int64, len(ch.Items))
+	for i, w := range ch.Items {
+		pos[w] = p.After + int64(i) + 1
+	}
+	count := func(ctx context.Context) (int, error) {
+		return loaders.Load(ctx, loaders.For(ctx).CountWaitingByLabel, loaders.ChildKey{Parent: labelID})
+	}
+	return connection(ch.Items, ch.More, p, func(w *model.PolicyWaiting) int64 { return pos[w] }, count), nil
 }
 
 // groupMembers runs one of the membership mutations.
@@ -94,16 +121,24 @@ func (r *mutationResolver) groupMembers(ctx context.Context, input graph.GroupMe
 }
 
 // labelChange carries out (or, dryRun, previews) a label change and answers with the label and
-// what the change does: the real change answers with the preview of its evaluation, which the
-// scheduler then carries out.
+// what the change does: the real change is evaluated once, with the change, and answers with
+// what that evaluation did; a dry run answers with the same evaluation rolled back.
 func (r *mutationResolver) labelChange(ctx context.Context, ch license.LabelChange, dryRun bool) (*graph.LicenseLabelPayload, error) {
-	fail := func(err error) (*graph.LicenseLabelPayload, error) {
-		ue, err := refusal(err)
-		return &graph.LicenseLabelPayload{UserErrors: ue}, err
+	if !dryRun {
+		// The change and its evaluation, once: the answer is what was done.
+		l, res, err := r.License.ChangeLicenseLabel(ctx, actor(ctx), ch)
+		if err != nil {
+			return labelRefusal(err)
+		}
+		out := &graph.LicenseLabelPayload{Label: l, UserErrors: []*model.Error{}}
+		if out.Preview, err = r.preview(ctx, res, true); err != nil {
+			return nil, err
+		}
+		return out, nil
 	}
 	res, err := r.License.PreviewLicenseLabel(ctx, actor(ctx), ch)
 	if err != nil {
-		return fail(err)
+		return labelRefusal(err)
 	}
 	out := &graph.LicenseLabelPayload{UserErrors: []*model.Error{}}
 	if out.Preview, err = r.preview(ctx, res, true); err != nil {
@@ -111,23 +146,52 @@ func (r *mutationResolver) labelChange(ctx context.Context, ch license.LabelChan
 	}
 	var l *model.Label
 	switch {
-	case dryRun && ch.DeleteID != 0:
-		l, err = r.DB.LabelByID(ctx, ch.DeleteID)
-	case dryRun && ch.Label.ID != 0:
-		l, err = r.DB.LabelByID(ctx, ch.Label.ID)
-	case dryRun:
 	case ch.DeleteID != 0:
-		l, err = r.License.DeleteLicenseLabel(ctx, actor(ctx), ch.DeleteID)
+		l, err = r.DB.LabelByID(ctx, ch.DeleteID)
 	case ch.Label.ID != 0:
-		l, err = r.License.UpdateLicenseLabel(ctx, actor(ctx), *ch.Label)
-	default:
-		l, err = r.License.CreateLicenseLabel(ctx, actor(ctx), *ch.Label)
+		l, err = r.DB.LabelByID(ctx, ch.Label.ID)
 	}
 	if err != nil {
-		return fail(err)
+		return labelRefusal(err)
 	}
 	out.Label = l
 	return out, nil
+}
+
+// labelRefusal answers a label mutation that did nothing: the refusal as user errors, or the
+// error itself when it is not the client's (see refusal).
+func labelRefusal(err error) (*graph.LicenseLabelPayload, error) {
+	ue, err := refusal(err)
+	return &graph.LicenseLabelPayload{UserErrors: ue}, err
+}
+
+// labelFields maps the fields createLicenseLabel and updateLicenseLabel share — groups,
+// accounts in priority order, cap, grace — onto in. An absent field stays nil: an update
+// leaves it as it is.
+func labelFields(in *license.LicenseLabelInput, groupIDs, accountIDs []string, capCount, graceSeconds *int) error {
+	if groupIDs != nil {
+		groups, err := decodeIDs(groupIDs, typeGroup, "input", "groupIds")
+		if err != nil {
+			return err
+		}
+		in.GroupIDs = &groups
+	}
+	if accountIDs != nil {
+		accounts, err := decodeIDs(accountIDs, typeAccount, "input", "accountIds")
+		if err != nil {
+			return err
+		}
+		in.AccountIDs = &accounts
+	}
+	if capCount != nil {
+		c := int64(*capCount)
+		in.Cap = &c
+	}
+	if graceSeconds != nil {
+		g := int64(*graceSeconds)
+		in.GraceSeconds = &g
+	}
+	return nil
 }
 
 // maxPreviewItems bounds the lists of a preview.

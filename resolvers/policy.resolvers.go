@@ -87,17 +87,7 @@ func (r *licenseLabelResolver) Accounts(ctx context.Context, obj *model.Label) (
 	if err != nil {
 		return nil, err
 	}
-	out := []*model.Account{}
-	for _, id := range ids {
-		a, err := loaders.Load(ctx, l.AccountsByID, id)
-		if err != nil {
-			return nil, err
-		}
-		if a != nil {
-			out = append(out, a)
-		}
-	}
-	return out, nil
+	return present(loaders.LoadMany(ctx, l.AccountsByID, ids))
 }
 
 // Groups is the resolver for the groups field.
@@ -112,36 +102,12 @@ func (r *licenseLabelResolver) HeldCount(ctx context.Context, obj *model.Label) 
 
 // WaitingCount is the resolver for the waitingCount field.
 func (r *licenseLabelResolver) WaitingCount(ctx context.Context, obj *model.Label) (int, error) {
-	return loaders.Load(ctx, loaders.For(ctx).CountWaitingByLabel, obj.ID)
+	return loaders.Load(ctx, loaders.For(ctx).CountWaitingByLabel, loaders.ChildKey{Parent: obj.ID})
 }
 
 // Waiting is the resolver for the waiting field.
 func (r *licenseLabelResolver) Waiting(ctx context.Context, obj *model.Label, first *int, after *string) (*graph.Connection[model.PolicyWaiting], error) {
-	p, err := pageArgs(first, after)
-	if err != nil {
-		return nil, err
-	}
-	// Fair order is by time, not id: the cursor is the position in that order.
-	rows, err := r.DB.WaitingOfLabel(ctx, obj.ID, int(p.After), p.First+1)
-	if err != nil {
-		return nil, err
-	}
-	more := len(rows) > p.First
-	if more {
-		rows = rows[:p.First]
-	}
-	c := &graph.Connection[model.PolicyWaiting]{Edges: make([]*graph.Edge[model.PolicyWaiting], len(rows)),
-		PageInfo: &graph.PageInfo{HasNextPage: more, HasPreviousPage: p.After > 0},
-		Count: func(ctx context.Context) (int, error) {
-			return loaders.Load(ctx, loaders.For(ctx).CountWaitingByLabel, obj.ID)
-		}}
-	for i, w := range rows {
-		c.Edges[i] = &graph.Edge[model.PolicyWaiting]{Cursor: encodeCursor(p.After + int64(i) + 1), Node: w}
-	}
-	if len(c.Edges) > 0 {
-		c.PageInfo.StartCursor, c.PageInfo.EndCursor = &c.Edges[0].Cursor, &c.Edges[len(c.Edges)-1].Cursor
-	}
-	return c, nil
+	return waitingOfLabel(ctx, obj.ID, first, after)
 }
 
 // UpsertGroup is the resolver for the upsertGroup field.
@@ -176,69 +142,29 @@ func (r *mutationResolver) RemoveGroupMembers(ctx context.Context, input graph.G
 
 // CreateLicenseLabel is the resolver for the createLicenseLabel field.
 func (r *mutationResolver) CreateLicenseLabel(ctx context.Context, input graph.CreateLicenseLabelInput) (*graph.LicenseLabelPayload, error) {
-	fail := func(err error) (*graph.LicenseLabelPayload, error) {
-		ue, err := refusal(err)
-		return &graph.LicenseLabelPayload{UserErrors: ue}, err
-	}
 	appID, err := r.appRef(ctx, input.AppID, input.AdamID, true)
 	if err != nil {
-		return fail(err)
+		return labelRefusal(err)
 	}
-	groups, err := decodeIDs(input.GroupIds, typeGroup, "input", "groupIds")
-	if err != nil {
-		return fail(err)
+	in := license.LicenseLabelInput{Name: &input.Name, AppID: appID, Kind: &input.Kind}
+	if err := labelFields(&in, input.GroupIds, input.AccountIds, input.Cap, input.GraceSeconds); err != nil {
+		return labelRefusal(err)
 	}
-	in := license.LicenseLabelInput{Name: &input.Name, AppID: appID, Kind: &input.Kind, GroupIDs: &groups}
-	if input.AccountIds != nil {
-		accts, err := decodeIDs(input.AccountIds, typeAccount, "input", "accountIds")
-		if err != nil {
-			return fail(err)
-		}
-		in.AccountIDs = &accts
-	}
-	if input.Cap != nil {
-		c := int64(*input.Cap)
-		in.Cap = &c
-	}
-	if input.GraceSeconds != nil {
-		g := int64(*input.GraceSeconds)
-		in.GraceSeconds = &g
+	if in.GroupIDs == nil { // a new label names its groups, none included
+		in.GroupIDs = &[]int64{}
 	}
 	return r.labelChange(ctx, license.LabelChange{Label: &in}, boolOr(input.DryRun, false))
 }
 
 // UpdateLicenseLabel is the resolver for the updateLicenseLabel field.
 func (r *mutationResolver) UpdateLicenseLabel(ctx context.Context, input graph.UpdateLicenseLabelInput) (*graph.LicenseLabelPayload, error) {
-	fail := func(err error) (*graph.LicenseLabelPayload, error) {
-		ue, err := refusal(err)
-		return &graph.LicenseLabelPayload{UserErrors: ue}, err
-	}
 	id, err := decodeID(input.ID, typeLicenseLabel, "input", "id")
 	if err != nil {
-		return fail(err)
+		return labelRefusal(err)
 	}
 	in := license.LicenseLabelInput{ID: id, Name: input.Name, ClearCap: boolOr(input.ClearCap, false)}
-	if input.GroupIds != nil {
-		groups, err := decodeIDs(input.GroupIds, typeGroup, "input", "groupIds")
-		if err != nil {
-			return fail(err)
-		}
-		in.GroupIDs = &groups
-	}
-	if input.AccountIds != nil {
-		accts, err := decodeIDs(input.AccountIds, typeAccount, "input", "accountIds")
-		if err != nil {
-			return fail(err)
-		}
-		in.AccountIDs = &accts
-	}
-	if input.Cap != nil {
-		c := int64(*input.Cap)
-		in.Cap = &c
-	}
-	if input.GraceSeconds != nil {
-		g := int64(*input.GraceSeconds)
-		in.GraceSeconds = &g
+	if err := labelFields(&in, input.GroupIds, input.AccountIds, input.Cap, input.GraceSeconds); err != nil {
+		return labelRefusal(err)
 	}
 	return r.labelChange(ctx, license.LabelChange{Label: &in}, boolOr(input.DryRun, false))
 }
@@ -247,8 +173,7 @@ func (r *mutationResolver) UpdateLicenseLabel(ctx context.Context, input graph.U
 func (r *mutationResolver) DeleteLicenseLabel(ctx context.Context, input graph.DeleteLicenseLabelInput) (*graph.LicenseLabelPayload, error) {
 	id, err := decodeID(input.ID, typeLicenseLabel, "input", "id")
 	if err != nil {
-		ue, err := refusal(err)
-		return &graph.LicenseLabelPayload{UserErrors: ue}, err
+		return labelRefusal(err)
 	}
 	return r.labelChange(ctx, license.LabelChange{DeleteID: id}, boolOr(input.DryRun, false))
 }
@@ -319,9 +244,9 @@ func (r *queryResolver) Group(ctx context.Context, id *string, externalID *strin
 		if err != nil {
 			return nil, err
 		}
-		return loaders.Load(ctx, loaders.For(ctx).GroupsByID, n)
+		return single(ctx, r.prefetchGroups)(loaders.Load(ctx, loaders.For(ctx).GroupsByID, n))
 	default:
-		return orNil(r.DB.GroupByExternalID(ctx, *externalID))
+		return single(ctx, r.prefetchGroups)(orNil(r.DB.GroupByExternalID(ctx, *externalID)))
 	}
 }
 
@@ -344,6 +269,7 @@ func (r *queryResolver) LicenseLabels(ctx context.Context, first *int, after *st
 	if err != nil {
 		return nil, err
 	}
+	r.prefetchLabels(ctx, items, typeLicenseLabel, nodeSelections(ctx))
 	return connection(items, more, p, labelID, func(ctx context.Context) (int, error) { return r.DB.CountLicenseLabels(ctx, f) }), nil
 }
 
@@ -354,10 +280,14 @@ func (r *queryResolver) AppLabels(ctx context.Context, appID *string, adamID *st
 		return nil, err
 	}
 	ls, err := r.DB.LabelsOfApp(ctx, id, model.LabelApp)
+	if err != nil {
+		return nil, err
+	}
 	if ls == nil {
 		ls = []*model.Label{}
 	}
-	return ls, err
+	r.prefetchLabels(ctx, ls, "AppLabel", fieldSelections(ctx))
+	return ls, nil
 }
 
 // ExplainLicense is the resolver for the explainLicense field.
@@ -396,6 +326,7 @@ func (r *queryResolver) ExplainLicense(ctx context.Context, appID *string, adamI
 	for _, c := range ex.Covering {
 		out.Covering = append(out.Covering, &graph.CoveringLabel{Label: c.Label, Group: c.Group})
 	}
+	r.prefetchExplanation(ctx, out, fieldSelections(ctx))
 	res := &license.EvalResult{}
 	if ex.WouldAssign != nil {
 		res.Assigned = append(res.Assigned, *ex.WouldAssign)

@@ -7,6 +7,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"orchard/db"
+	"orchard/graph"
 	"orchard/model"
 	"orchard/resolvers/loaders"
 )
@@ -22,6 +23,14 @@ import (
 // root field that returns one object (account, device, node, …) prefetches as for a page of
 // one. The cost of a page is one statement per relation selected, whatever its size and
 // whatever the machine is doing; resolvers/nplus1_test.go holds every relation to that.
+
+// fieldSelections returns the selections under the field being resolved.
+func fieldSelections(ctx context.Context) ast.SelectionSet {
+	if fc := graphql.GetFieldContext(ctx); fc != nil {
+		return fc.Field.Selections
+	}
+	return nil
+}
 
 // nodeSelections returns the selections under a connection's edges.node and nodes.
 func nodeSelections(ctx context.Context) ast.SelectionSet {
@@ -133,6 +142,10 @@ func (r *Resolver) prefetchAssignments(ctx context.Context, items []*model.Licen
 		userSel = append(userSel, s...)
 	}
 	r.prefetchUsers(ctx, prime(ctx, l.UsersByID, r.DB.UsersByID, userID, users), userSel)
+	if s, ok := fields["label"]; ok {
+		labels := prime(ctx, l.LabelsByID, r.DB.LabelsByID, labelID, optIDs(items, func(a *model.LicenseAssignment) *int64 { return a.LabelID }))
+		r.prefetchLabels(ctx, labels, typeLicenseLabel, s)
+	}
 }
 
 func (r *Resolver) prefetchPools(ctx context.Context, items []*model.LicensePool, sel ast.SelectionSet) {
@@ -243,15 +256,129 @@ func (r *Resolver) prefetchUsers(ctx context.Context, items []*model.User, sel a
 	}
 }
 
-// prefetchGroups primes the nested members of a page of groups.
+// prefetchGroups primes the nested members and devices and the license labels of a page of
+// groups.
 func (r *Resolver) prefetchGroups(ctx context.Context, items []*model.Group, sel ast.SelectionSet) {
 	if len(items) == 0 || len(sel) == 0 {
 		return
 	}
 	l := loaders.For(ctx)
+	parents := ids(items, groupID)
 	if f, ok := connectionField(ctx, sel, "Group", "members"); ok {
-		users, s := prefetchConnection(ctx, f, ids(items, groupID), l.MembersByGroup, l.CountMembersByGroup)
+		users, s := prefetchConnection(ctx, f, parents, l.MembersByGroup, l.CountMembersByGroup)
 		r.prefetchUsers(ctx, users, s)
+	}
+	if f, ok := connectionField(ctx, sel, "Group", "devices"); ok {
+		devices, s := prefetchConnection(ctx, f, parents, l.DevicesByGroup, l.CountDevicesByGroup)
+		r.prefetchDevices(ctx, devices, s)
+	}
+	if s, ok := children(ctx, sel, "Group")["licenseLabels"]; ok {
+		var labels []*model.Label
+		for _, ls := range loaders.Prefill(ctx, l.LicenseLabelsByGroup, parents) {
+			labels = append(labels, ls...)
+		}
+		r.prefetchLabels(ctx, labels, typeLicenseLabel, s)
+	}
+}
+
+// prefetchLabels primes the relations and counts of a page of labels of one type (LicenseLabel
+// or AppLabel): their app, accounts (and so their source), groups, counts and waiting holders.
+// The labels themselves are primed too, for the waiting holders' label.
+func (r *Resolver) prefetchLabels(ctx context.Context, items []*model.Label, typ string, sel ast.SelectionSet) {
+	fields := children(ctx, sel, typ)
+	if len(fields) == 0 || len(items) == 0 {
+		return
+	}
+	l := loaders.For(ctx)
+	for _, it := range items {
+		l.LabelsByID.Prime(ctx, it.ID, it)
+	}
+	parents := ids(items, labelID)
+	if _, ok := fields["app"]; ok {
+		prime(ctx, l.AppsByID, r.DB.AppsByID, appID, ids(items, func(v *model.Label) int64 { return v.AppID }))
+	}
+	_, accounts := fields["accounts"]
+	if _, source := fields["source"]; accounts || source {
+		var accountIDs []int64
+		for _, as := range loaders.Prefill(ctx, l.LabelAccountIDs, parents) {
+			accountIDs = append(accountIDs, as...)
+		}
+		if accounts {
+			prime(ctx, l.AccountsByID, r.DB.AccountsByID, accountID, accountIDs)
+		}
+	}
+	if s, ok := fields["groups"]; ok {
+		var groupIDs []int64
+		for _, gs := range loaders.Prefill(ctx, l.LabelGroupIDs, parents) {
+			groupIDs = append(groupIDs, gs...)
+		}
+		r.prefetchGroups(ctx, prime(ctx, l.GroupsByID, r.DB.GroupsByID, groupID, groupIDs), s)
+	}
+	if _, ok := fields["heldCount"]; ok {
+		loaders.Prefill(ctx, l.CountLabelAssignments, parents)
+	}
+	if _, ok := fields["waitingCount"]; ok {
+		keys := make([]loaders.ChildKey, len(parents))
+		for i, id := range parents {
+			keys[i] = loaders.ChildKey{Parent: id}
+		}
+		loaders.Prefill(ctx, l.CountWaitingByLabel, keys)
+	}
+	if f, ok := connectionField(ctx, sel, typ, "waiting"); ok {
+		ws, s := prefetchConnection(ctx, f, parents, l.WaitingByLabel, l.CountWaitingByLabel)
+		r.prefetchWaiting(ctx, ws, s)
+	}
+}
+
+// prefetchExplanation primes the relations of an explanation's lists (the labels covering the
+// holder, those leaving it out, the app labels) and of the license it holds.
+func (r *Resolver) prefetchExplanation(ctx context.Context, ex *graph.LicenseExplanation, sel ast.SelectionSet) {
+	fields := children(ctx, sel, "LicenseExplanation")
+	if s, ok := fields["holds"]; ok && ex.Holds != nil {
+		r.prefetchAssignments(ctx, []*model.LicenseAssignment{ex.Holds}, s)
+	}
+	if s, ok := fields["covering"]; ok {
+		covering := children(ctx, s, "CoveringLabel")
+		labels, groups := make([]*model.Label, 0, len(ex.Covering)), make([]*model.Group, 0, len(ex.Covering))
+		for _, c := range ex.Covering {
+			labels = append(labels, c.Label)
+			if c.Group != nil {
+				groups = append(groups, c.Group)
+			}
+		}
+		r.prefetchLabels(ctx, labels, typeLicenseLabel, covering["label"])
+		r.prefetchGroups(ctx, groups, covering["group"])
+	}
+	if s, ok := fields["leftOut"]; ok {
+		r.prefetchWaiting(ctx, ex.LeftOut, s)
+	}
+	if s, ok := fields["appLabels"]; ok {
+		r.prefetchLabels(ctx, ex.AppLabels, "AppLabel", s)
+	}
+}
+
+// prefetchWaiting primes the label, device and user of waiting holders.
+func (r *Resolver) prefetchWaiting(ctx context.Context, items []*model.PolicyWaiting, sel ast.SelectionSet) {
+	fields := children(ctx, sel, "WaitingHolder")
+	if len(fields) == 0 || len(items) == 0 {
+		return
+	}
+	l := loaders.For(ctx)
+	if s, ok := fields["label"]; ok {
+		// Under a page of labels, the holders' label is the page's own (primed already).
+		var want []int64
+		for _, w := range items {
+			if !l.LabelsByID.Cached(w.LabelID) {
+				want = append(want, w.LabelID)
+			}
+		}
+		r.prefetchLabels(ctx, prime(ctx, l.LabelsByID, r.DB.LabelsByID, labelID, want), typeLicenseLabel, s)
+	}
+	if s, ok := fields["device"]; ok {
+		r.prefetchDevices(ctx, prime(ctx, l.DevicesByID, r.DB.DevicesByID, deviceID, optIDs(items, func(w *model.PolicyWaiting) *int64 { return w.DeviceID })), s)
+	}
+	if s, ok := fields["user"]; ok {
+		r.prefetchUsers(ctx, prime(ctx, l.UsersByID, r.DB.UsersByID, userID, optIDs(items, func(w *model.PolicyWaiting) *int64 { return w.UserID })), s)
 	}
 }
 
@@ -372,10 +499,7 @@ func prefetchConnection[T any](ctx context.Context, f graphql.CollectedField, pa
 // prefetchNodes loads the objects of a nodes(ids:) query in one statement per type, then their
 // relations as a page of each type would.
 func (r *Resolver) prefetchNodes(ctx context.Context, gids []string) {
-	var sel ast.SelectionSet
-	if fc := graphql.GetFieldContext(ctx); fc != nil {
-		sel = fc.Field.Selections
-	}
+	sel := fieldSelections(ctx)
 	byType := map[string][]int64{}
 	for _, gid := range gids {
 		if typ, id, ok := parseGlobalID(gid); ok {
@@ -407,6 +531,8 @@ func (r *Resolver) prefetchNodes(ctx context.Context, gids []string) {
 			r.prefetchAccountsOf(ctx, "SyncRun", ids(runs, func(s *model.SyncRun) int64 { return s.AccountID }), sel)
 		case typeDeviceCommand:
 			r.prefetchCommands(ctx, rowsOf(loaders.Prefill(ctx, l.CommandsByID, keys)), sel)
+		case typeLicenseLabel:
+			r.prefetchLabels(ctx, rowsOf(loaders.Prefill(ctx, l.LabelsByID, keys)), typeLicenseLabel, sel)
 		case typeAPIKey:
 			if k := KeyFrom(ctx); k != nil && k.Role.Rank() >= 3 { // as node(): admins only
 				loaders.Prefill(ctx, l.APIKeysByID, keys)
@@ -432,9 +558,7 @@ func rowsOf[T any](m map[int64]*T) []*T {
 func single[T any](ctx context.Context, prefetch func(context.Context, []*T, ast.SelectionSet)) func(*T, error) (*T, error) {
 	return func(v *T, err error) (*T, error) {
 		if err == nil && v != nil {
-			if fc := graphql.GetFieldContext(ctx); fc != nil {
-				prefetch(ctx, []*T{v}, fc.Field.Selections)
-			}
+			prefetch(ctx, []*T{v}, fieldSelections(ctx))
 		}
 		return v, err
 	}

@@ -2,13 +2,17 @@ package resolvers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -34,7 +38,10 @@ import (
 //   - A subscription over plain GET or POST is refused at once (400 or 200 as above, with code
 //     SUBSCRIPTION_NEEDS_STREAM): it needs a WebSocket or Server-Sent Events (Accept:
 //     text/event-stream), where its events can be delivered.
-type httpTransport struct{}
+//   - Every error answered carries an extensions.code and a message of Orchard's own: a body
+//     that is not JSON is described by where it breaks, never echoed (nor Go's type names).
+//   - The operation has budget to be checked and run, from when its parameters are read.
+type httpTransport struct{ budget time.Duration }
 
 // Codes of the transport's own errors.
 const (
@@ -53,10 +60,16 @@ var _ graphql.Transport = httpTransport{}
 
 // Supports every request that is not a WebSocket upgrade: the transport itself answers the
 // ones it cannot serve (405, 406, 415) rather than gqlgen's generic 400.
-func (httpTransport) Supports(r *http.Request) bool { return r.Header.Get("Upgrade") == "" }
+// (An Upgrade header that does not ask for a WebSocket is no reason to refuse a request.)
+func (httpTransport) Supports(r *http.Request) bool { return !isWebSocket(r) }
 
-func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ctx := r.Context()
+	if t.budget > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = withBudget(ctx, t.budget)
+		defer cancel()
+	}
 	fail := func(status int, media string, code model.Code, format string, args ...any) {
 		writeGraphQL(w, status, media, &graphql.Response{Errors: gqlerror.List{{
 			Message: model.Errorf(code, format, args...).Message, Extensions: map[string]any{"code": string(code)},
@@ -108,7 +121,32 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
-	writeGraphQL(w, http.StatusOK, media, responses(ctx))
+	resp := responses(ctx)
+	if resp == nil { // the context ended before the operation ran (the client went away)
+		resp = &graphql.Response{Errors: gqlerror.List{codedError(errOutOfTime)}}
+	}
+	writeGraphQL(w, http.StatusOK, media, resp)
+}
+
+// sseTransport is gqlgen's Server-Sent Events transport behind a check of the body: gqlgen's
+// own answer to a body it cannot decode quotes the body and Go's error (and logs the body);
+// this one answers 400 with BAD_USER_INPUT and a message of Orchard's, as plain POST does.
+type sseTransport struct{ transport.SSE }
+
+func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, model.Errorf(model.CodeBadUserInput, "could not read the request body"))
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if _, status, err := readParams(r); err != nil {
+		e, _ := model.AsError(err)
+		writeError(w, status, e)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	t.SSE.Do(w, r, exec)
 }
 
 // responseMedia picks the response's media type from the Accept header, in the header's order
@@ -182,7 +220,7 @@ func readParams(r *http.Request) (*graphql.RawParams, int, error) {
 			return nil, http.StatusBadRequest, model.Errorf(model.CodeBadUserInput, "the request body is empty: send {\"query\": \"...\"}")
 		}
 		if err := json.Unmarshal(body, &raw); err != nil {
-			return nil, http.StatusBadRequest, model.Errorf(model.CodeBadUserInput, "the request body is not a JSON object: %v", err)
+			return nil, http.StatusBadRequest, notJSONObject(err)
 		}
 	}
 	p := &graphql.RawParams{}
@@ -210,6 +248,17 @@ func readParams(r *http.Request) (*graphql.RawParams, int, error) {
 		}
 	}
 	return p, 0, nil
+}
+
+// notJSONObject describes why a body is no JSON object in Orchard's words: where the syntax
+// breaks, or that it is another JSON value (encoding/json's own message quotes the input and
+// names Go types).
+func notJSONObject(err error) *model.Error {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return model.Errorf(model.CodeBadUserInput, "the request body is not JSON (at byte %d): send {\"query\": \"...\"}", syn.Offset)
+	}
+	return model.Errorf(model.CodeBadUserInput, "the request body is not a JSON object with string query and operationName and object variables and extensions")
 }
 
 // decodeNumbers decodes JSON keeping numbers as json.Number, as gqlgen's input coercion

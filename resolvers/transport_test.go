@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"orchard/db"
 	"orchard/db/dbtest"
 	"orchard/model"
+	"orchard/resolvers"
 	"orchard/resolvers/gqltest"
 )
 
@@ -199,6 +201,97 @@ func TestSubscriptionOverSSE(t *testing.T) {
 		line, err := bufio.NewReader(resp.Body).ReadString('\n')
 		if err != nil || line != ":\n" {
 			t.Fatalf("first line %q, %v; want the stream's opening comment", line, err)
+		}
+	})
+}
+
+// TestResponseSizeLimit: a response larger than Limits.ResponseBytes answers one
+// RESPONSE_TOO_LARGE error and no data, over HTTP and over a WebSocket, however large what is
+// stored (names longer than anyone should be sent, five aliases of the page); a response
+// within it answers its data.
+func TestResponseSizeLimit(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		const limit = 4096
+		e := newEndpoint(t, d, resolvers.Config{Limits: resolvers.Limits{ResponseBytes: limit}})
+		var users []map[string]any
+		for i := range 40 {
+			users = append(users, map[string]any{"externalId": fmt.Sprintf("u%d", i), "name": strings.Repeat("n", 150)})
+		}
+		r := e.post(t, e.Keys[model.RoleOperator], `mutation($u: [UserInput!]!) { upsertUsers(input: {users: $u}) { userErrors { code } } }`, map[string]any{"u": users})
+		if len(r.Errors) > 0 || strings.Contains(r.Body, `"code"`) {
+			t.Fatalf("upsertUsers: %.300s", r.Body)
+		}
+		key := e.Keys[model.RoleViewer]
+		page := `{ users(first: 40) { nodes { name } } }`
+		tests := []struct {
+			name, query string
+			code        string
+		}{
+			{"within the limit", `{ users(first: 5) { nodes { name } } }`, ""},
+			{"over the limit", page, "RESPONSE_TOO_LARGE"},
+			{"five aliases", repeat(5, "a%d: users(first: 40) { nodes { name } }"), "RESPONSE_TOO_LARGE"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := e.post(t, key, tt.query, nil)
+				got := []any{r.code(), len(r.Errors) <= 1, r.HasData && string(r.Data) != "null"}
+				if diff := cmp.Diff([]any{tt.code, true, tt.code == ""}, got); diff != "" {
+					t.Errorf("code, one error at most, data mismatch (-want +got):\n%s\n%.300s", diff, r.Body)
+				}
+				if len(r.Body) > limit {
+					t.Errorf("answer of %d bytes, over the limit of %d", len(r.Body), limit)
+				}
+			})
+		}
+		t.Run("WebSocket", func(t *testing.T) {
+			c := e.dial(t)
+			c.mustInit(key)
+			if err := c.send("subscribe", "1", map[string]any{"query": page}); err != nil {
+				t.Fatal(err)
+			}
+			m, err := c.read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var p struct {
+				Data   json.RawMessage
+				Errors []gqltest.Error
+			}
+			_ = json.Unmarshal(m.Payload, &p)
+			if m.Type != "next" || len(p.Errors) != 1 || p.Errors[0].Code() != "RESPONSE_TOO_LARGE" || (len(p.Data) > 0 && string(p.Data) != "null") {
+				t.Errorf("over a WebSocket: %s %s; want one RESPONSE_TOO_LARGE and no data", m.Type, m.Payload)
+			}
+		})
+	})
+}
+
+// TestSSERevocation: revoking a key ends its event streams (Server-Sent Events) as it closes
+// its WebSockets.
+func TestSSERevocation(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		e := newEndpoint(t, d, resolvers.Config{})
+		key := e.newKey(t, model.RoleViewer)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.URL, strings.NewReader(`{"query":"subscription { licenseEvents { kind } }"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		if line, err := br.ReadString('\n'); err != nil || line != ":\n" {
+			t.Fatalf("first line %q, %v; want the stream's opening comment", line, err)
+		}
+		revokeThrough(t, e, key)
+		rest, err := io.ReadAll(br)
+		if err != nil || !strings.Contains(string(rest), "event: complete") {
+			t.Errorf("after the revocation the stream went on (%v) or ended without completing: %q", err, rest)
 		}
 	})
 }

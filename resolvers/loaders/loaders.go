@@ -68,12 +68,15 @@ type Loaders struct {
 	SyncRunsByAccount        *Loader[ChildKey, *Children[model.SyncRun]]
 	CountSyncRunsByAccount   *Loader[ChildKey, int]
 
-	// Policy: labels, their groups, accounts and counts, and the devices of groups.
+	// Policy: labels, their groups, accounts and counts, their waiting holders, and the devices
+	// of groups. A label's waiting holders are paged by position in the fair order, not by id:
+	// a WaitingByLabel key's After is an offset.
 	LabelsByID            *Loader[int64, *model.Label]
 	LabelGroupIDs         *Loader[int64, []int64]
 	LabelAccountIDs       *Loader[int64, []int64]
 	CountLabelAssignments *Loader[int64, int]
-	CountWaitingByLabel   *Loader[int64, int]
+	WaitingByLabel        *Loader[ChildKey, *Children[model.PolicyWaiting]]
+	CountWaitingByLabel   *Loader[ChildKey, int]
 	LicenseLabelsByGroup  *Loader[int64, []*model.Label]
 	DevicesByGroup        *Loader[ChildKey, *Children[model.Device]]
 	CountDevicesByGroup   *Loader[ChildKey, int]
@@ -132,7 +135,8 @@ func New(d *db.DB) *Loaders {
 	l.LabelGroupIDs = newLoader(mapped(d.LabelGroupIDs))
 	l.LabelAccountIDs = newLoader(mapped(d.LabelAccountIDs))
 	l.CountLabelAssignments = newLoader(mapped(d.CountLabelAssignments))
-	l.CountWaitingByLabel = newLoader(mapped(d.CountWaitingByLabel))
+	l.WaitingByLabel = children(unfiltered(d.WaitingByLabel))
+	l.CountWaitingByLabel = counts(unfilteredCount(d.CountWaitingByLabel))
 	l.LicenseLabelsByGroup = newLoader(mapped(d.LicenseLabelsByGroup))
 	l.DevicesByGroup = children(unfiltered(d.DevicesByGroup))
 	l.CountDevicesByGroup = counts(unfilteredCount(d.CountDevicesByGroup))
@@ -184,6 +188,44 @@ func Load[K comparable, V any](ctx context.Context, l *Loader[K, V], key K) (V, 
 		l.Clear(ctx, key)
 	}
 	return v, err
+}
+
+// LoadMany loads several keys of one parent's relation (a label's groups, its accounts): those
+// primed from the cache, the others together, so that they join one batch rather than a batch
+// each. It answers the values in key order; on a failure it forgets the failed keys (errors
+// are not cached) and answers the first error.
+func LoadMany[K comparable, V any](ctx context.Context, l *Loader[K, V], keys []K) ([]V, error) {
+	out := make([]V, len(keys))
+	var want []K
+	var at []int
+	l.mu.RLock()
+	for i, k := range keys {
+		if v, ok := l.primed[k]; ok {
+			out[i] = v
+		} else {
+			want, at = append(want, k), append(at, i)
+		}
+	}
+	l.mu.RUnlock()
+	if len(want) == 0 {
+		return out, nil
+	}
+	vs, errs := l.Loader.LoadMany(ctx, want)()
+	var first error
+	for j, v := range vs {
+		if errs != nil && errs[j] != nil {
+			l.Clear(ctx, want[j])
+			if first == nil {
+				first = errs[j]
+			}
+			continue
+		}
+		out[at[j]] = v
+	}
+	if first != nil {
+		return nil, first
+	}
+	return out, nil
 }
 
 func newLoader[K comparable, V any](fetch func(ctx context.Context, keys []K) []*dataloader.Result[V]) *Loader[K, V] {
@@ -290,8 +332,9 @@ func mapped[V any](fetch func(context.Context, []int64) (map[int64]V, error)) fu
 	}
 }
 
-// ChildKey asks for one parent's page of children: First items after the id After, among the
-// children that pass Filter (for assignments, a sorted comma-separated status list).
+// ChildKey asks for one parent's page of children: First items after the id After (for a
+// label's waiting holders, after the first After of its fair order), among the children that
+// pass Filter (for assignments, a sorted comma-separated status list).
 type ChildKey struct {
 	Parent int64
 	First  int

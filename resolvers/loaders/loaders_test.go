@@ -60,3 +60,41 @@ func lens(calls [][]int) []int {
 	}
 	return out
 }
+
+// LoadMany answers primed keys from the cache and the others in one batch, in key order; a
+// failed key is not cached.
+func TestLoadMany(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var calls [][]int
+	l := newLoader(func(_ context.Context, keys []int) []*dataloader.Result[string] {
+		calls = append(calls, append([]int(nil), keys...))
+		out := make([]*dataloader.Result[string], len(keys))
+		for i, k := range keys {
+			if k == 13 {
+				out[i] = &dataloader.Result[string]{Error: errors.New("unlucky")}
+				continue
+			}
+			out[i] = &dataloader.Result[string]{Data: "v" + string(rune('0'+k%10))}
+		}
+		return out
+	})
+	l.Prime(ctx, 2, "primed")
+	got, err := LoadMany(ctx, l, []int{5, 2, 3, 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 1 || len(calls[0]) != 3 {
+		t.Errorf("batch calls %v; want one call of the three keys not primed", calls)
+	}
+	if diff := cmp.Diff([]string{"v5", "primed", "v3", "v4"}, got); diff != "" {
+		t.Errorf("values mismatch (-want +got):\n%s", diff)
+	}
+	calls = nil
+	if _, err := LoadMany(ctx, l, []int{13, 3}); err == nil {
+		t.Error("a failed key answered no error")
+	}
+	if _, err := LoadMany(ctx, l, []int{13}); err == nil || len(calls) != 2 {
+		t.Errorf("the failed key was cached (calls %v, error %v); want it asked again", calls, err)
+	}
+}

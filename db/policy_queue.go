@@ -1,0 +1,385 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"orchard/model"
+)
+
+// Incremental policy evaluation (doc/design.md §2.4): the queue rows that name one holder of
+// one app, and the reads that give the evaluation the facts of those holders only — their
+// memberships, devices, users, assignments and waiting rows — plus the few app-wide aggregates
+// the plan needs to stay fair (how many licenses each label holds, who waits ahead), each a set
+// read whose statement count does not depend on the size of the fleet.
+
+// HolderRef names a holder to evaluate for an app: a user or a device.
+type HolderRef struct {
+	AppID    int64
+	UserID   int64
+	DeviceID int64
+}
+
+// EnqueuePolicyHolders queues the evaluation of holders, one row per app and holder, in the
+// transaction of the change that makes it necessary.
+func (d *DB) EnqueuePolicyHolders(ctx context.Context, refs []HolderRef, reason string, notBefore time.Time) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	now := Now()
+	items := make([]*model.PolicyQueueItem, 0, len(refs))
+	for _, r := range refs {
+		it := &model.PolicyQueueItem{Reason: reason, NotBefore: notBefore, CreatedAt: now}
+		app := r.AppID
+		it.AppID = &app
+		if r.UserID != 0 {
+			u := r.UserID
+			it.UserID = &u
+		}
+		if r.DeviceID != 0 {
+			dv := r.DeviceID
+			it.DeviceID = &dv
+		}
+		items = append(items, it)
+	}
+	if err := d.with(ctx).CreateInBatches(items, d.batchOf(items)).Error; err != nil {
+		return fmt.Errorf("queue policy evaluation of holders: %w", err)
+	}
+	return nil
+}
+
+// PolicyLabels are an app's labels of both kinds (deleted ones too) with their groups and, for
+// license labels, their accounts in priority order.
+type PolicyLabels struct {
+	Labels     []*model.Label
+	GroupsOf   map[int64][]int64
+	AccountsOf map[int64][]int64
+}
+
+// LabelsOfAppWithLinks reads an app's labels, their groups and their accounts: three
+// statements whatever the number of labels.
+func (d *DB) LabelsOfAppWithLinks(ctx context.Context, appID int64) (*PolicyLabels, error) {
+	ls, err := findAll[model.Label](d.with(ctx).Where("app_id = ?", appID).Order("id"))
+	if err != nil {
+		return nil, fmt.Errorf("read labels of app %d: %w", appID, err)
+	}
+	out := &PolicyLabels{Labels: ls, GroupsOf: map[int64][]int64{}, AccountsOf: map[int64][]int64{}}
+	if len(ls) == 0 {
+		return out, nil
+	}
+	var rows []model.LabelGroup
+	if err := d.with(ctx).Model(&model.LabelGroup{}).Joins("JOIN labels ON labels.id = label_groups.label_id").Where("labels.app_id = ?", appID).
+		Select("label_groups.label_id, label_groups.group_id").Order("label_groups.label_id, label_groups.group_id").Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("read label groups of app %d: %w", appID, err)
+	}
+	for _, r := range rows {
+		out.GroupsOf[r.LabelID] = append(out.GroupsOf[r.LabelID], r.GroupID)
+	}
+	var accs []model.LabelAccount
+	if err := d.with(ctx).Model(&model.LabelAccount{}).Joins("JOIN labels ON labels.id = label_accounts.label_id").Where("labels.app_id = ?", appID).
+		Select("label_accounts.label_id, label_accounts.account_id, label_accounts.position").Order("label_accounts.label_id, label_accounts.position").Scan(&accs).Error; err != nil {
+		return nil, fmt.Errorf("read label accounts of app %d: %w", appID, err)
+	}
+	for _, r := range accs {
+		out.AccountsOf[r.LabelID] = append(out.AccountsOf[r.LabelID], r.AccountID)
+	}
+	return out, nil
+}
+
+// DevicesOfUsers reads the devices whose user is one of the given users.
+func (d *DB) DevicesOfUsers(ctx context.Context, userIDs []int64) ([]*model.Device, error) {
+	out := []*model.Device{}
+	for _, chunk := range chunks(userIDs, d.inChunk()) {
+		rs, err := findAll[model.Device](d.with(ctx).Where("user_id IN ?", chunk).Order("id"))
+		if err != nil {
+			return nil, fmt.Errorf("read devices of users: %w", err)
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// MembershipsOf maps the given users and devices to the groups, of those given, they are in.
+func (d *DB) MembershipsOf(ctx context.Context, userIDs, deviceIDs, groupIDs []int64) (*GroupMembers, error) {
+	out := &GroupMembers{Users: map[int64][]int64{}, Devices: map[int64][]int64{}}
+	if len(groupIDs) == 0 {
+		return out, nil
+	}
+	for _, chunk := range chunks(userIDs, d.inChunk()) {
+		var us []model.GroupMember
+		if err := d.with(ctx).Model(&model.GroupMember{}).Select("group_id", "user_id").Where("user_id IN ? AND group_id IN ?", chunk, groupIDs).
+			Order("user_id, group_id").Scan(&us).Error; err != nil {
+			return nil, fmt.Errorf("read groups of users: %w", err)
+		}
+		for _, m := range us {
+			out.Users[m.UserID] = append(out.Users[m.UserID], m.GroupID)
+		}
+	}
+	for _, chunk := range chunks(deviceIDs, d.inChunk()) {
+		var ds []model.GroupDevice
+		if err := d.with(ctx).Model(&model.GroupDevice{}).Select("group_id", "device_id").Where("device_id IN ? AND group_id IN ?", chunk, groupIDs).
+			Order("device_id, group_id").Scan(&ds).Error; err != nil {
+			return nil, fmt.Errorf("read groups of devices: %w", err)
+		}
+		for _, m := range ds {
+			out.Devices[m.DeviceID] = append(out.Devices[m.DeviceID], m.GroupID)
+		}
+	}
+	return out, nil
+}
+
+// AssignmentsOfHolders reads, for one app and the given holders (users by client user id,
+// devices by serial number), their active assignments and the label assignments Apple refused
+// since a time: one statement per bounded chunk.
+func (d *DB) AssignmentsOfHolders(ctx context.Context, appID int64, clientUserIDs, serials []string, refusedSince time.Time) (active, refused []*model.LicenseAssignment, err error) {
+	n := d.inChunk()
+	for len(clientUserIDs) > 0 || len(serials) > 0 {
+		cu, sn := clientUserIDs[:min(n, len(clientUserIDs))], serials[:min(n, len(serials))]
+		clientUserIDs, serials = clientUserIDs[len(cu):], serials[len(sn):]
+		q := d.with(ctx).Where("app_id = ?", appID)
+		switch {
+		case len(cu) > 0 && len(sn) > 0:
+			q = q.Where(d.gorm.Where("kind = ? AND client_user_id IN ?", model.LicenseKindUser, cu).Or("kind = ? AND serial_number IN ?", model.LicenseKindDevice, sn))
+		case len(cu) > 0:
+			q = q.Where("kind = ? AND client_user_id IN ?", model.LicenseKindUser, cu)
+		default:
+			q = q.Where("kind = ? AND serial_number IN ?", model.LicenseKindDevice, sn)
+		}
+		q = q.Where(d.gorm.Where("status IN ?", activeStatuses).Or("status = ? AND label_id IS NOT NULL AND updated_at >= ?", model.AssignmentFailed, refusedSince))
+		rs, err := findAll[model.LicenseAssignment](q.Order("id"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("read assignments of holders of app %d: %w", appID, err)
+		}
+		for _, a := range rs {
+			if a.Status == model.AssignmentFailed {
+				refused = append(refused, a)
+			} else {
+				active = append(active, a)
+			}
+		}
+	}
+	return active, refused, nil
+}
+
+// WaitingOfHolders reads the waiting rows of an app for the given holder keys.
+func (d *DB) WaitingOfHolders(ctx context.Context, appID int64, keys []string) ([]*model.PolicyWaiting, error) {
+	out := []*model.PolicyWaiting{}
+	for _, chunk := range strChunksOf(keys, d.inChunk()) {
+		rs, err := findAll[model.PolicyWaiting](d.with(ctx).Where("app_id = ? AND holder_key IN ?", appID, chunk).Order("first_covered_at, holder_key"))
+		if err != nil {
+			return nil, fmt.Errorf("read waiting holders of app %d: %w", appID, err)
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// WaitingAhead is, for one label, the holders waiting because the label is short (its pools
+// are empty or its cap is reached): how many, the earliest first covered, and the code.
+type WaitingAhead struct {
+	LabelID int64
+	N       int
+	First   time.Time
+	Code    model.Code
+}
+
+// ShortWaitingOfApp aggregates, per label of an app, the holders waiting because the label is
+// short, leaving out the given holder keys (those being evaluated): one statement, a row per
+// label.
+func (d *DB) ShortWaitingOfApp(ctx context.Context, appID int64, except []string) (map[int64]WaitingAhead, error) {
+	out := map[int64]WaitingAhead{}
+	q := d.with(ctx).Model(&model.PolicyWaiting{}).Select("label_id, COUNT(*) AS n, MIN(first_covered_at) AS first, MAX(code) AS code").
+		Where("app_id = ? AND code IN ?", appID, []model.Code{model.CodeNoLicensesAvailable, model.CodeLabelCapReached})
+	if len(except) > 0 {
+		q = q.Where("holder_key NOT IN ?", except)
+	}
+	var rows []struct {
+		LabelID int64
+		N       int
+		First   string
+		Code    model.Code
+	}
+	if err := q.Group("label_id").Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("read waiting holders of app %d: %w", appID, err)
+	}
+	for _, r := range rows {
+		t, err := parseAggregateTime(r.First)
+		if err != nil {
+			return nil, fmt.Errorf("read waiting holders of app %d: %w", appID, err)
+		}
+		out[r.LabelID] = WaitingAhead{LabelID: r.LabelID, N: r.N, First: t, Code: r.Code}
+	}
+	return out, nil
+}
+
+// parseAggregateTime reads a MIN/MAX of a DATETIME column, which the drivers return as text
+// (SQLite) or as a formatted time (MySQL with parseTime scans it into a string).
+func parseAggregateTime(s string) (time.Time, error) {
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999-07:00", "2006-01-02 15:04:05.999999999", time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("unreadable time %q", s)
+}
+
+// ReplaceWaitingOfHolders replaces an app's waiting rows of the given holder keys.
+func (d *DB) ReplaceWaitingOfHolders(ctx context.Context, appID int64, keys []string, rows []*model.PolicyWaiting) error {
+	for _, chunk := range strChunksOf(keys, d.inChunk()) {
+		if err := d.with(ctx).Where("app_id = ? AND holder_key IN ?", appID, chunk).Delete(&model.PolicyWaiting{}).Error; err != nil {
+			return fmt.Errorf("clear waiting holders of app %d: %w", appID, err)
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := d.with(ctx).CreateInBatches(rows, d.batchOf(rows)).Error; err != nil {
+		return fmt.Errorf("record waiting holders of app %d: %w", appID, err)
+	}
+	return nil
+}
+
+// DeparturesOfHolders reads the departures of the given users and devices from the given
+// groups since a time, newest first.
+func (d *DB) DeparturesOfHolders(ctx context.Context, userIDs, deviceIDs, groupIDs []int64, since time.Time) ([]*model.PolicyDeparture, error) {
+	out := []*model.PolicyDeparture{}
+	if len(groupIDs) == 0 {
+		return out, nil
+	}
+	read := func(col string, ids []int64) error {
+		for _, chunk := range chunks(ids, d.inChunk()) {
+			rs, err := findAll[model.PolicyDeparture](d.with(ctx).Where(col+" IN ? AND group_id IN ? AND at >= ?", chunk, groupIDs, since))
+			if err != nil {
+				return fmt.Errorf("by %s: %w", col, err)
+			}
+			out = append(out, rs...)
+		}
+		return nil
+	}
+	if err := read("user_id", userIDs); err != nil {
+		return nil, wrap("departures of holders", err)
+	}
+	if err := read("device_id", deviceIDs); err != nil {
+		return nil, wrap("departures of holders", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	return out, nil
+}
+
+// DeletePolicyItemsTx deletes queue rows inside the caller's transaction (the one that carried
+// out their work).
+func (d *DB) DeletePolicyItemsTx(ctx context.Context, ids []int64) error {
+	for _, chunk := range chunks(ids, d.inChunk()) {
+		if err := d.with(ctx).Where("id IN ?", chunk).Delete(&model.PolicyQueueItem{}).Error; err != nil {
+			return fmt.Errorf("delete policy queue rows: %w", err)
+		}
+	}
+	return nil
+}
+
+func strChunksOf(xs []string, n int) [][]string {
+	var out [][]string
+	for len(xs) > n {
+		out = append(out, xs[:n])
+		xs = xs[n:]
+	}
+	if len(xs) > 0 {
+		out = append(out, xs)
+	}
+	return out
+}
+
+// The full evaluation's bulk reads: every table a plan depends on read once for all the apps
+// under policy (a sequential pass, not an IN lookup per app), so that a full evaluation with
+// nothing to change costs a few statements per thousand rows and writes nothing.
+
+// AllLabelsWithLinks reads every label (deleted ones too) with its groups and accounts.
+func (d *DB) AllLabelsWithLinks(ctx context.Context) (*PolicyLabels, error) {
+	ls, err := findAll[model.Label](d.with(ctx).Order("id"))
+	if err != nil {
+		return nil, fmt.Errorf("read labels: %w", err)
+	}
+	out := &PolicyLabels{Labels: ls, GroupsOf: map[int64][]int64{}, AccountsOf: map[int64][]int64{}}
+	var rows []model.LabelGroup
+	if err := d.with(ctx).Model(&model.LabelGroup{}).Order("label_id, group_id").Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("read label groups: %w", err)
+	}
+	for _, r := range rows {
+		out.GroupsOf[r.LabelID] = append(out.GroupsOf[r.LabelID], r.GroupID)
+	}
+	var accs []model.LabelAccount
+	if err := d.with(ctx).Model(&model.LabelAccount{}).Order("label_id, position").Scan(&accs).Error; err != nil {
+		return nil, fmt.Errorf("read label accounts: %w", err)
+	}
+	for _, r := range accs {
+		out.AccountsOf[r.LabelID] = append(out.AccountsOf[r.LabelID], r.AccountID)
+	}
+	return out, nil
+}
+
+// AppsByIDs reads apps by id.
+func (d *DB) AppsByIDs(ctx context.Context, ids []int64) ([]*model.App, error) {
+	out := []*model.App{}
+	for _, chunk := range chunks(ids, d.inChunk()) {
+		rs, err := byIDs[model.App](ctx, d, chunk)
+		if err != nil {
+			return nil, fmt.Errorf("read apps: %w", err)
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// UsersAfter reads a batch of users by id order.
+func (d *DB) UsersAfter(ctx context.Context, after int64, limit int) ([]*model.User, error) {
+	out, err := findAll[model.User](d.with(ctx).Where("id > ?", after).Order("id").Limit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("read users: %w", err)
+	}
+	return out, nil
+}
+
+// PolicyAssignmentsAfter reads, by id order, a batch of the active assignments of the given
+// apps and of their label assignments Apple refused since a time.
+func (d *DB) PolicyAssignmentsAfter(ctx context.Context, appIDs []int64, refusedSince time.Time, after int64, limit int) ([]*model.LicenseAssignment, error) {
+	// A pass in id order: on SQLite the unary + keeps the planner off the app and status
+	// indexes, which would read every row of the apps again for each batch to sort them.
+	col := func(c string) string {
+		if d.dialect == SQLite {
+			return "+" + c
+		}
+		return c
+	}
+	q := d.with(ctx).Where("id > ? AND "+col("app_id")+" IN ?", after, appIDs).
+		Where(d.gorm.Where(col("status")+" IN ?", activeStatuses).Or(col("status")+" = ? AND label_id IS NOT NULL AND updated_at >= ?", model.AssignmentFailed, refusedSince))
+	out, err := findAll[model.LicenseAssignment](q.Order("id").Limit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("read assignments under policy: %w", err)
+	}
+	return out, nil
+}
+
+// WaitingOfApps reads the waiting holders of the given apps.
+func (d *DB) WaitingOfApps(ctx context.Context, appIDs []int64) ([]*model.PolicyWaiting, error) {
+	out := []*model.PolicyWaiting{}
+	for _, chunk := range chunks(appIDs, d.inChunk()) {
+		rs, err := findAll[model.PolicyWaiting](d.with(ctx).Where("app_id IN ?", chunk).Order("first_covered_at, holder_key"))
+		if err != nil {
+			return nil, fmt.Errorf("read waiting holders: %w", err)
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// DueItemsOfApp reads the ids of an app's due queue rows (whole-app and holder rows), for an
+// evaluation of the whole app that covers them all.
+func (d *DB) DueItemsOfApp(ctx context.Context, appID int64, now time.Time) ([]int64, error) {
+	var ids []int64
+	if err := d.with(ctx).Model(&model.PolicyQueueItem{}).Where("app_id = ? AND not_before <= ?", appID, now).Order("id").Pluck("id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("read policy queue of app %d: %w", appID, err)
+	}
+	return ids, nil
+}
