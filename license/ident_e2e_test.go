@@ -69,7 +69,7 @@ func TestIdentifiersCanonical(t *testing.T) {
 		bad := []device{
 			iPad("AB\x00C"), iPad("AB\nC"), iPad("AB\u202eC"), iPad("A B"), iPad("<b>X</b>"), iPad(strings.Repeat("A", 21)), iPad(""),
 			iPad("OK1", "countryCode", "ZZ"), iPad("OK2", "countryCode", "XX"), iPad("OK3", "countryCode", "USA"),
-			iPad("OK4", "osVersion", strings.Repeat("9", 100)), iPad("OK5", "osVersion", "17.4.1.2.3"), iPad("OK6", "osVersion", "17.4<script>"),
+			iPad("OK4", "osVersion", strings.Repeat("9", 30)), iPad("OK5", "osVersion", "17.4.1.2.3"), iPad("OK6", "osVersion", "17.4<script>"),
 		}
 		list := make([]map[string]any, len(bad))
 		for i, b := range bad {
@@ -96,7 +96,7 @@ func TestIdentifiersCanonical(t *testing.T) {
 			t.Errorf("upsertDevices errors mismatch (-want +got):\n%s", diff)
 		}
 
-		for _, rule := range []map[string]any{{"countries": []string{"US", "ZZ"}}, {"countries": []string{"XX"}}, {"minOsVersion": strings.Repeat("1", 100)}} {
+		for _, rule := range []map[string]any{{"countries": []string{"US", "ZZ"}}, {"countries": []string{"XX"}}, {"minOsVersion": strings.Repeat("1", 30)}} {
 			var g struct {
 				UpsertGroup struct {
 					Group      *struct{ ID string }
