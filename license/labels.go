@@ -501,7 +501,7 @@ func (s *Service) Explain(ctx context.Context, actor Actor, appID int64, ref Tar
 	if !errors.Is(err, errPreview) {
 		return nil, err
 	}
-	if out.Holds == nil && out.WouldAssign == nil && out.WouldReclaim == nil {
+	if out.Holds == nil && out.WouldAssign == nil && out.WouldReclaim == nil && len(out.Covering) > 0 && len(out.LeftOut) == 0 {
 		// The evaluation found the holder served meanwhile: the policy evaluator (or an
 		// admin) assigned it between the explanation's first read and its evaluation, which
 		// then answered ALREADY_ASSIGNED. Say what it holds now rather than nothing.
