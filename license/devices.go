@@ -38,7 +38,6 @@ type UpsertDevicesResult struct {
 	ReinstallCommands int
 }
 
-
 // UpsertDevices creates or updates devices by serial number.
 func (s *Service) UpsertDevices(ctx context.Context, actor Actor, in []DeviceInput) (*UpsertDevicesResult, error) {
 	if len(in) == 0 { // the most: @constraint on UpsertDevicesInput.devices
