@@ -294,8 +294,12 @@ func (d *DB) AllLabelsWithLinks(ctx context.Context) (*PolicyLabels, error) {
 }
 
 // PolicyAssignmentsAfter reads, by id order, a batch of the active assignments of the given
-// apps and of their label assignments Apple refused since a time.
+// apps and of their label assignments Apple refused since a time. No apps,
+// no statement.
 func (d *DB) PolicyAssignmentsAfter(ctx context.Context, appIDs []int64, refusedSince time.Time, after int64, limit int) ([]*model.LicenseAssignment, error) {
+	if len(appIDs) == 0 {
+		return []*model.LicenseAssignment{}, nil
+	}
 	// A pass in id order: on SQLite the unary + keeps the planner off the app and status
 	// indexes, which would read every row of the apps again for each batch to sort them.
 	col := func(c string) string {
