@@ -174,6 +174,27 @@ func (d *DB) DevicesByID(ctx context.Context, ids []int64) ([]*model.Device, err
 	return out, wrap("devices by id", err)
 }
 
+// DevicesAfter reads a batch of devices by id order (for a dynamic group's first fill).
+func (d *DB) DevicesAfter(ctx context.Context, after int64, limit int) ([]*model.Device, error) {
+	ds, err := findAll[model.Device](d.with(ctx).Where("id > ?", after).Order("id").Limit(limit))
+	return ds, wrap("devices after", err)
+}
+
+// DevicesOfUsers reads every device of the given users, one statement per bounded chunk of
+// users (in id order within a chunk); no users, no statement. Unlike DevicesByUser (one page per user for a nested connection) it
+// has no page size: policy evaluation needs all of a holder's devices.
+func (d *DB) DevicesOfUsers(ctx context.Context, userIDs []int64) ([]*model.Device, error) {
+	out := []*model.Device{}
+	for _, chunk := range chunks(userIDs, d.inChunk()) {
+		rs, err := findAll[model.Device](d.with(ctx).Where("user_id IN ?", chunk).Order("id"))
+		if err != nil {
+			return nil, wrap("devices of users", err)
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
 // DeviceBySerial reads a device by serial number.
 func (d *DB) DeviceBySerial(ctx context.Context, serial string) (*model.Device, error) {
 	dev, err := findOne[model.Device](d.with(ctx).Where("serial_number = ?", serial))

@@ -271,6 +271,97 @@ func TestDeviceErrorsNameTheOperation(t *testing.T) {
 			{"count devices", func() error { _, err := d.CountDevices(bg(), db.DeviceFilter{}); return err }},
 			{"devices by id", func() error { _, err := d.DevicesByID(bg(), []int64{1}); return err }},
 			{"device by serial", func() error { _, err := d.DeviceBySerial(bg(), "x"); return err }},
+			{"devices after", func() error { _, err := d.DevicesAfter(bg(), 0, 1); return err }},
+			{"devices of users", func() error { _, err := d.DevicesOfUsers(bg(), []int64{1}); return err }},
 		})
+	})
+}
+
+// TestDevicesAfter pages through devices in id order (a dynamic group's first fill, the
+// policy snapshot): a batch after a cursor, the limit, the last batch short, nothing after
+// the last device.
+func TestDevicesAfter(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		var all []int64
+		for range 4 {
+			all = append(all, seedDevice(t, d).ID)
+		}
+		for _, tt := range []struct {
+			name  string
+			after int64
+			limit int
+			want  []int64
+		}{
+			{"from the start, two", 0, 2, all[:2]},
+			{"after the first, two", all[0], 2, all[1:3]},
+			{"the last batch is short", all[2], 10, all[3:]},
+			{"nothing after the last", all[3], 10, []int64{}},
+		} {
+			got, err := d.DevicesAfter(bg(), tt.after, tt.limit)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			if diff := cmp.Diff(tt.want, idsOf(got, deviceID)); diff != "" {
+				t.Errorf("%s: devices after mismatch (-want +got):\n%s", tt.name, diff)
+			}
+		}
+	})
+}
+
+// TestDevicesOfUsers reads every device of the given users, in id order, whatever the
+// number of users: unknown users and users without devices add nothing, no users reads
+// nothing (no statement), and more users than one statement takes are read in chunks.
+func TestDevicesOfUsers(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		u1, u2, u3 := seedUser(t, d), seedUser(t, d), seedUser(t, d)
+		// Interleaved so that id order is not user order.
+		a := seedDevice(t, d, func(x *model.Device) { x.UserID = &u2.ID }).ID
+		b := seedDevice(t, d, func(x *model.Device) { x.UserID = &u1.ID }).ID
+		c := seedDevice(t, d, func(x *model.Device) { x.UserID = &u2.ID }).ID
+		seedDevice(t, d) // no user
+		for _, tt := range []struct {
+			name  string
+			users []int64
+			want  []int64
+		}{
+			{"two users, id order", []int64{u1.ID, u2.ID}, []int64{a, b, c}},
+			{"one user", []int64{u1.ID}, []int64{b}},
+			{"a user without devices and an unknown one", []int64{u3.ID, u3.ID + 1000}, []int64{}},
+		} {
+			got, err := d.DevicesOfUsers(bg(), tt.users)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			if diff := cmp.Diff(tt.want, idsOf(got, deviceID)); diff != "" {
+				t.Errorf("%s: devices of users mismatch (-want +got):\n%s", tt.name, diff)
+			}
+		}
+
+		var sc db.StatementCounter
+		got, err := d.DevicesOfUsers(db.WithStatementCounter(bg(), &sc), nil)
+		mustDo(t, err)
+		if got == nil || len(got) != 0 || sc.Count() != 0 {
+			t.Errorf("no users: %v in %d statements, want an empty list and none", got, sc.Count())
+		}
+
+		// 2,500 user ids (the two real ones last) are more than one IN list of either engine
+		// (250 on SQLite, 1,000 on MySQL): the read is split, and still finds both users'
+		// devices.
+		many := make([]int64, 0, 2500)
+		for i := range int64(2498) {
+			many = append(many, u3.ID+1000+i)
+		}
+		many = append(many, u2.ID, u1.ID)
+		sc = db.StatementCounter{}
+		got, err = d.DevicesOfUsers(db.WithStatementCounter(bg(), &sc), many)
+		mustDo(t, err)
+		if diff := cmp.Diff([]int64{a, b, c}, sortedIDs(got, deviceID)); diff != "" {
+			t.Errorf("many users: devices mismatch (-want +got):\n%s", diff)
+		}
+		if sc.Count() < 3 {
+			t.Errorf("many users: %d statements, want one per chunk (at least 3)", sc.Count())
+		}
 	})
 }

@@ -231,12 +231,6 @@ func (d *DB) MembersOfGroups(ctx context.Context, groupIDs []int64) (*GroupMembe
 	return out, nil
 }
 
-// DevicesAfter reads a batch of devices by id order (for a dynamic group's first fill).
-func (d *DB) DevicesAfter(ctx context.Context, after int64, limit int) ([]*model.Device, error) {
-	ds, err := findAll[model.Device](d.with(ctx).Where("id > ?", after).Order("id").Limit(limit))
-	return ds, wrap("devices after", err)
-}
-
 // SaveLabel inserts or updates a label.
 func (d *DB) SaveLabel(ctx context.Context, l *model.Label) error {
 	if l.ID == 0 {

@@ -23,7 +23,8 @@ type HolderRef struct {
 }
 
 // EnqueuePolicyHolders queues the evaluation of holders, one row per app and holder, in the
-// transaction of the change that makes it necessary.
+// transaction of the change that makes it necessary: it builds the rows and leaves the insert
+// to EnqueuePolicy, the queue's one writer.
 func (d *DB) EnqueuePolicyHolders(ctx context.Context, refs []HolderRef, reason string, notBefore time.Time) error {
 	if len(refs) == 0 {
 		return nil
@@ -44,10 +45,7 @@ func (d *DB) EnqueuePolicyHolders(ctx context.Context, refs []HolderRef, reason 
 		}
 		items = append(items, it)
 	}
-	if err := d.with(ctx).CreateInBatches(items, d.batchOf(items)).Error; err != nil {
-		return fmt.Errorf("queue policy evaluation of holders: %w", err)
-	}
-	return nil
+	return wrap("enqueue policy holders", d.EnqueuePolicy(ctx, items...))
 }
 
 // PolicyLabels are an app's labels of both kinds (deleted ones too) with their groups and, for
@@ -84,19 +82,6 @@ func (d *DB) LabelsOfAppWithLinks(ctx context.Context, appID int64) (*PolicyLabe
 	}
 	for _, r := range accs {
 		out.AccountsOf[r.LabelID] = append(out.AccountsOf[r.LabelID], r.AccountID)
-	}
-	return out, nil
-}
-
-// DevicesOfUsers reads the devices whose user is one of the given users.
-func (d *DB) DevicesOfUsers(ctx context.Context, userIDs []int64) ([]*model.Device, error) {
-	out := []*model.Device{}
-	for _, chunk := range chunks(userIDs, d.inChunk()) {
-		rs, err := findAll[model.Device](d.with(ctx).Where("user_id IN ?", chunk).Order("id"))
-		if err != nil {
-			return nil, fmt.Errorf("read devices of users: %w", err)
-		}
-		out = append(out, rs...)
 	}
 	return out, nil
 }
@@ -268,17 +253,6 @@ func (d *DB) DeparturesOfHolders(ctx context.Context, userIDs, deviceIDs, groupI
 	return out, nil
 }
 
-// DeletePolicyItemsTx deletes queue rows inside the caller's transaction (the one that carried
-// out their work).
-func (d *DB) DeletePolicyItemsTx(ctx context.Context, ids []int64) error {
-	for _, chunk := range chunks(ids, d.inChunk()) {
-		if err := d.with(ctx).Where("id IN ?", chunk).Delete(&model.PolicyQueueItem{}).Error; err != nil {
-			return fmt.Errorf("delete policy queue rows: %w", err)
-		}
-	}
-	return nil
-}
-
 func strChunksOf(xs []string, n int) [][]string {
 	var out [][]string
 	for len(xs) > n {
@@ -319,31 +293,13 @@ func (d *DB) AllLabelsWithLinks(ctx context.Context) (*PolicyLabels, error) {
 	return out, nil
 }
 
-// AppsByIDs reads apps by id.
-func (d *DB) AppsByIDs(ctx context.Context, ids []int64) ([]*model.App, error) {
-	out := []*model.App{}
-	for _, chunk := range chunks(ids, d.inChunk()) {
-		rs, err := byIDs[model.App](ctx, d, chunk)
-		if err != nil {
-			return nil, fmt.Errorf("read apps: %w", err)
-		}
-		out = append(out, rs...)
-	}
-	return out, nil
-}
-
-// UsersAfter reads a batch of users by id order.
-func (d *DB) UsersAfter(ctx context.Context, after int64, limit int) ([]*model.User, error) {
-	out, err := findAll[model.User](d.with(ctx).Where("id > ?", after).Order("id").Limit(limit))
-	if err != nil {
-		return nil, fmt.Errorf("read users: %w", err)
-	}
-	return out, nil
-}
-
 // PolicyAssignmentsAfter reads, by id order, a batch of the active assignments of the given
-// apps and of their label assignments Apple refused since a time.
+// apps and of their label assignments Apple refused since a time. No apps,
+// no statement.
 func (d *DB) PolicyAssignmentsAfter(ctx context.Context, appIDs []int64, refusedSince time.Time, after int64, limit int) ([]*model.LicenseAssignment, error) {
+	if len(appIDs) == 0 {
+		return []*model.LicenseAssignment{}, nil
+	}
 	// A pass in id order: on SQLite the unary + keeps the planner off the app and status
 	// indexes, which would read every row of the apps again for each batch to sort them.
 	col := func(c string) string {

@@ -355,24 +355,6 @@ func TestPolicyMembersOfGroups(t *testing.T) {
 	})
 }
 
-func TestPolicyDevicesAfter(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, d *db.DB) {
-		ctx := context.Background()
-		f := policySeed(t, d)
-		got, err := d.DevicesAfter(ctx, f.devices[0].ID, 2)
-		policyMust(t, err)
-		if diff := cmp.Diff([]int64{f.devices[1].ID, f.devices[2].ID}, policyDeviceIDs(got)); diff != "" {
-			t.Errorf("devices after the first, two mismatch (-want +got):\n%s", diff)
-		}
-		got, err = d.DevicesAfter(ctx, f.devices[3].ID, 10)
-		policyMust(t, err)
-		if len(got) != 0 {
-			t.Errorf("devices after the last: %v, want none", policyDeviceIDs(got))
-		}
-	})
-}
-
 // The store reads holders by id for every device and user a policy covers, which may be more
 // than one statement takes on SQLite (32,766 variables): the read is split, not refused.
 func TestPolicyHolderReadsBeyondOneStatement(t *testing.T) {

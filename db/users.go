@@ -88,3 +88,11 @@ func (d *DB) UserByExternalID(ctx context.Context, externalID string) (*model.Us
 	}
 	return &u, nil
 }
+
+// UsersAfter reads up to limit users with an id above after, in id order: a sequential pass
+// over the table a batch a statement (policy evaluation's full read, cheaper than an IN lookup
+// per member when most users are covered).
+func (d *DB) UsersAfter(ctx context.Context, after int64, limit int) ([]*model.User, error) {
+	out, err := findAll[model.User](d.with(ctx).Where("id > ?", after).Order("id").Limit(limit))
+	return out, wrap("users after", err)
+}

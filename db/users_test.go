@@ -159,3 +159,39 @@ func TestUserErrorsNameTheOperation(t *testing.T) {
 		})
 	})
 }
+
+// TestUsersAfter pages through users in id order: a batch after a cursor, the limit, the
+// last batch short, and nothing after the last user.
+func TestUsersAfter(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		var all []int64
+		for range 5 {
+			all = append(all, seedUser(t, d).ID)
+		}
+		for _, tt := range []struct {
+			name  string
+			after int64
+			limit int
+			want  []int64
+		}{
+			{"from the start, two", 0, 2, all[:2]},
+			{"after the second, two", all[1], 2, all[2:4]},
+			{"the last batch is short", all[3], 10, all[4:]},
+			{"nothing after the last", all[4], 10, []int64{}},
+		} {
+			got, err := d.UsersAfter(bg(), tt.after, tt.limit)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			if diff := cmp.Diff(tt.want, userIDs(got)); diff != "" {
+				t.Errorf("%s: users after mismatch (-want +got):\n%s", tt.name, diff)
+			}
+		}
+		closed := closedStore(t, d)
+		_, err := closed.UsersAfter(bg(), 0, 1)
+		if err == nil || !strings.HasPrefix(err.Error(), "users after: ") {
+			t.Errorf("closed store: %v, want an error named users after", err)
+		}
+	})
+}

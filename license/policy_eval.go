@@ -649,7 +649,7 @@ func (s *Service) readSnapshot(ctx context.Context, apps []int64) (*snapshot, er
 	if len(apps) == 0 {
 		return sn, nil
 	}
-	as, err := s.db.AppsByIDs(ctx, apps)
+	as, err := s.db.AppsByID(ctx, apps)
 	if err != nil {
 		return nil, err
 	}
@@ -1059,7 +1059,7 @@ func (s *Service) evaluateHolders(ctx context.Context, appID int64, userIDs, dev
 			}
 			s.evaluations.Add(1)
 		}
-		return tx.DeletePolicyItemsTx(ctx, itemIDs)
+		return tx.DeletePolicyItems(ctx, itemIDs)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("policy of app %d: evaluate %d holders: %w", appID, len(userIDs)+len(deviceIDs), err)
@@ -1146,7 +1146,7 @@ func (s *Service) ChangeLicenseLabel(ctx context.Context, actor Actor, ch LabelC
 			return err
 		}
 		s.evaluations.Add(1)
-		return tx.DeletePolicyItemsTx(ctx, queued)
+		return tx.DeletePolicyItems(ctx, queued)
 	})
 	if err != nil {
 		return nil, nil, err
