@@ -133,7 +133,7 @@ func (t *Target) String() string {
 func redactDSN(s string) string {
 	u, err := url.Parse(s)
 	if err != nil || u.User == nil {
-		if i := strings.Index(s, "@"); i >= 0 {
+		if i := strings.LastIndex(s, "@"); i >= 0 {
 			return "…" + s[i:]
 		}
 		return s

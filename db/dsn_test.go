@@ -112,6 +112,8 @@ func TestParseTargetRefusals(t *testing.T) {
 		{"empty", "", "unsupported database"},
 		{"no scheme", "orchard.db", "unsupported database"},
 		{"another engine", "postgres://u:" + secret + "@db/orchard", "unsupported database"},
+		// Unparsable (the space) with an @ inside the password: cut at the last @, not the first.
+		{"an @ in the password of an unparsable URL", "postgres://u:" + secret + "@" + secret + " x@db/orchard", "unsupported database"},
 		{"a Go driver DSN", "u:" + secret + "@tcp(db:3306)/orchard", "unsupported database"},
 		{"sqlite without path", "sqlite:", "needs a file path"},
 		{"sqlite URL without path", "sqlite://", "needs a file path"},
