@@ -189,12 +189,24 @@ func TestNoNPlusOne(t *testing.T) {
 				if !strings.Contains(c.query, "$first") {
 					delete(vars, "first")
 				}
-				// Warm the key cache just before: it keeps a key for seconds only, and a key
-				// looked up again would count as a statement of the query.
-				s.Do(t, key, `{ viewer { role } }`, nil)
+				// The fewest statements of up to three runs: a loader collects the keys of one
+				// level for a 2 ms window, and on a starved machine (the race detector, other
+				// suites) a level's resolvers may straggle into a second batch. An N+1 is
+				// structural and shows in every run; a straggler does not.
 				var data map[string]any
-				s.Do(t, key, c.query, vars).MustData(t, &data)
-				counts[n] = s.Statements
+				for try := 0; try < 3; try++ {
+					// Warm the key cache just before: it keeps a key for seconds only, and a
+					// key looked up again would count as a statement of the query.
+					s.Do(t, key, `{ viewer { role } }`, nil)
+					data = nil
+					s.Do(t, key, c.query, vars).MustData(t, &data)
+					if try == 0 || s.Statements < counts[n] {
+						counts[n] = s.Statements
+					}
+					if counts[n] <= c.max && (n == sizes[0] || counts[n] == counts[sizes[0]]) {
+						break
+					}
+				}
 				if c.list != "" {
 					if got := len(listAt(data, c.list)); got != n {
 						t.Fatalf("%s: %s has %d items, want %d", c.name, c.list, got, n)
