@@ -349,22 +349,56 @@ type LabelChange struct {
 	DeleteID int64
 }
 
+// ChangeLicenseLabel carries out a label change (a create or update, or a delete) and its
+// evaluation once, in one transaction: the change queues its app as every change does, the
+// evaluation runs at once through the ordinary write path (savepoints of the transaction), and
+// the app's queue rows it covers are deleted with it — so the background evaluation does not
+// do the work again, and the answer is what was done, not a preview of it. A crash before the
+// commit leaves nothing done and nothing queued; the label change is then simply not made.
+func (s *Service) ChangeLicenseLabel(ctx context.Context, actor Actor, ch LabelChange) (*model.Label, *EvalResult, error) {
+	var l *model.Label
+	var res *EvalResult
+	err := s.db.Tx(ctx, func(tx *db.DB) error {
+		var err error
+		if l, err = s.applyLabelChange(ctx, tx, actor, ch); err != nil {
+			return err
+		}
+		queued, err := tx.DueItemsOfApp(ctx, l.AppID, s.now())
+		if err != nil {
+			return err
+		}
+		if res, err = s.evaluateApp(ctx, tx, l.AppID); err != nil {
+			return err
+		}
+		s.evaluations.Add(1)
+		return tx.DeletePolicyItems(ctx, queued)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	s.kick(0) // the outbox has work
+	return l, res, nil
+}
+
+// applyLabelChange makes a label change — a create or update, or a delete — in tx.
+func (s *Service) applyLabelChange(ctx context.Context, tx *db.DB, actor Actor, ch LabelChange) (*model.Label, error) {
+	switch {
+	case ch.DeleteID != 0:
+		return s.deleteLicenseLabel(ctx, tx, actor, ch.DeleteID)
+	case ch.Label != nil:
+		return s.applyLicenseLabel(ctx, tx, actor, *ch.Label)
+	default:
+		return nil, model.FieldError([]string{"input"}, "give a label to create or update, or one to delete")
+	}
+}
+
 // PreviewLicenseLabel answers what a label change would do — licenses to assign, licenses to
 // take back, holders left waiting and why, per account — without doing it: the change and its
 // evaluation run in a transaction that is then rolled back.
 func (s *Service) PreviewLicenseLabel(ctx context.Context, actor Actor, ch LabelChange) (*EvalResult, error) {
 	var res *EvalResult
 	err := s.db.Tx(ctx, func(tx *db.DB) error {
-		var l *model.Label
-		var err error
-		switch {
-		case ch.DeleteID != 0:
-			l, err = s.deleteLicenseLabel(ctx, tx, actor, ch.DeleteID)
-		case ch.Label != nil:
-			l, err = s.applyLicenseLabel(ctx, tx, actor, *ch.Label)
-		default:
-			return model.FieldError([]string{"input"}, "give a label to create or update, or one to delete")
-		}
+		l, err := s.applyLabelChange(ctx, tx, actor, ch)
 		if err != nil {
 			return err
 		}

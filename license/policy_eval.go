@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -144,11 +146,7 @@ func (s *Service) loadPolicy(ctx context.Context, q *db.DB, appID int64) (*polic
 			groupSet[g] = true
 		}
 	}
-	groupIDs := make([]int64, 0, len(groupSet))
-	for g := range groupSet {
-		groupIDs = append(groupIDs, g)
-	}
-	sort.Slice(groupIDs, func(i, j int) bool { return groupIDs[i] < groupIDs[j] })
+	groupIDs := slices.Sorted(maps.Keys(groupSet))
 	gs, err := q.GroupsByID(ctx, groupIDs)
 	if err != nil {
 		return nil, err
@@ -665,11 +663,7 @@ func (s *Service) readSnapshot(ctx context.Context, apps []int64) (*snapshot, er
 			groupSet[g] = true
 		}
 	}
-	groupIDs := make([]int64, 0, len(groupSet))
-	for g := range groupSet {
-		groupIDs = append(groupIDs, g)
-	}
-	sort.Slice(groupIDs, func(i, j int) bool { return groupIDs[i] < groupIDs[j] })
+	groupIDs := slices.Sorted(maps.Keys(groupSet))
 	gs, err := s.db.GroupsByID(ctx, groupIDs)
 	if err != nil {
 		return nil, err
@@ -782,11 +776,7 @@ func (sn *snapshot) factsOf(appID int64) *PolicyFacts {
 			groupSet[g] = true
 		}
 	}
-	groupIDs := make([]int64, 0, len(groupSet))
-	for g := range groupSet {
-		groupIDs = append(groupIDs, g)
-	}
-	sort.Slice(groupIDs, func(i, j int) bool { return groupIDs[i] < groupIDs[j] })
+	groupIDs := slices.Sorted(maps.Keys(groupSet))
 	// Each member's groups in group order, as MembersOfGroups gives them.
 	for _, g := range groupIDs {
 		if gr := sn.groups[g]; gr != nil {
@@ -928,11 +918,7 @@ func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, userID
 			capped = append(capped, l.ID)
 		}
 	}
-	groupIDs := make([]int64, 0, len(groupSet))
-	for g := range groupSet {
-		groupIDs = append(groupIDs, g)
-	}
-	sort.Slice(groupIDs, func(i, j int) bool { return groupIDs[i] < groupIDs[j] })
+	groupIDs := slices.Sorted(maps.Keys(groupSet))
 
 	// The holders, closed over "a device's user" and "a user's devices".
 	devs, err := q.DevicesByID(ctx, deviceIDs)
@@ -949,11 +935,7 @@ func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, userID
 			userSet[*d.UserID] = true
 		}
 	}
-	allUsers := make([]int64, 0, len(userSet))
-	for id := range userSet {
-		allUsers = append(allUsers, id)
-	}
-	sort.Slice(allUsers, func(i, j int) bool { return allUsers[i] < allUsers[j] })
+	allUsers := slices.Sorted(maps.Keys(userSet))
 	us, err := q.UsersByID(ctx, allUsers)
 	if err != nil {
 		return nil, err
@@ -968,11 +950,7 @@ func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, userID
 	for _, d := range more {
 		f.Devices[d.ID] = d
 	}
-	allDevices := make([]int64, 0, len(f.Devices))
-	for id := range f.Devices {
-		allDevices = append(allDevices, id)
-	}
-	sort.Slice(allDevices, func(i, j int) bool { return allDevices[i] < allDevices[j] })
+	allDevices := slices.Sorted(maps.Keys(f.Devices))
 	var cuids, serials []string
 	for _, id := range allUsers {
 		if u := f.Users[id]; u != nil {
@@ -1115,42 +1093,3 @@ func (s *Service) enqueueHolders(ctx context.Context, tx *db.DB, groupIDs, userI
 // Evaluations counts the evaluations this service has carried out (whole apps and batches of
 // holders; previews and explanations, rolled back, not included).
 func (s *Service) Evaluations() int64 { return s.evaluations.Load() }
-
-// ChangeLicenseLabel carries out a label change (a create or update, or a delete) and its
-// evaluation once, in one transaction: the change queues its app as every change does, the
-// evaluation runs at once through the ordinary write path (savepoints of the transaction), and
-// the app's queue rows it covers are deleted with it — so the background evaluation does not
-// do the work again, and the answer is what was done, not a preview of it. A crash before the
-// commit leaves nothing done and nothing queued; the label change is then simply not made.
-func (s *Service) ChangeLicenseLabel(ctx context.Context, actor Actor, ch LabelChange) (*model.Label, *EvalResult, error) {
-	var l *model.Label
-	var res *EvalResult
-	err := s.db.Tx(ctx, func(tx *db.DB) error {
-		var err error
-		switch {
-		case ch.DeleteID != 0:
-			l, err = s.deleteLicenseLabel(ctx, tx, actor, ch.DeleteID)
-		case ch.Label != nil:
-			l, err = s.applyLicenseLabel(ctx, tx, actor, *ch.Label)
-		default:
-			return model.FieldError([]string{"input"}, "give a label to create or update, or one to delete")
-		}
-		if err != nil {
-			return err
-		}
-		queued, err := tx.DueItemsOfApp(ctx, l.AppID, s.now())
-		if err != nil {
-			return err
-		}
-		if res, err = s.evaluateApp(ctx, tx, l.AppID); err != nil {
-			return err
-		}
-		s.evaluations.Add(1)
-		return tx.DeletePolicyItems(ctx, queued)
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	s.kick(0) // the outbox has work
-	return l, res, nil
-}
