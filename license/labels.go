@@ -525,7 +525,9 @@ func (s *Service) Explain(ctx context.Context, actor Actor, appID int64, ref Tar
 			}
 		}
 		for _, w := range res.Waiting {
-			if keys[w.HolderKey] && !hasWaiting(leftOut, w) {
+			// A CONFLICT is the evaluator (or an admin) serving the holder at this moment,
+			// not a reason it is left out: what it holds is read afresh below.
+			if keys[w.HolderKey] && w.Code != model.CodeConflict && !hasWaiting(leftOut, w) {
 				leftOut = append(leftOut, w)
 			}
 		}
@@ -538,7 +540,7 @@ func (s *Service) Explain(ctx context.Context, actor Actor, appID int64, ref Tar
 	if out.Holds == nil && out.WouldAssign == nil && out.WouldReclaim == nil && len(out.Covering) > 0 && len(out.LeftOut) == 0 {
 		// The evaluation found the holder served meanwhile: the policy evaluator (or an
 		// admin) assigned it between the explanation's first read and its evaluation, which
-		// then answered ALREADY_ASSIGNED. Say what it holds now rather than nothing.
+		// then answered ALREADY_ASSIGNED or CONFLICT. Say what it holds now rather than nothing.
 		if err := s.explainHeldNow(ctx, appID, out); err != nil {
 			return nil, err
 		}
