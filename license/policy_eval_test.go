@@ -114,3 +114,41 @@ func countSQL(t *testing.T, d *db.DB, q string) int64 {
 	}
 	return n
 }
+
+// TestLabelChangeEvaluatedOnce: a label change is evaluated with the change, in its
+// transaction, and the queue rows it covers go with it — the background evaluation finds
+// nothing left to do, and the change's answer is what was done (issue 10: a real change was
+// evaluated twice, by its preview and again in the background).
+func TestLabelChangeEvaluatedOnce(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		seedLabelledGroup(t, d, 10)
+		for _, q := range []string{
+			"INSERT INTO `groups` (id, external_id, name, created_at, updated_at) VALUES (2, 'H', 'Newcomers', '2024-01-01 00:00:00', '2024-01-01 00:00:00')",
+			"INSERT INTO group_members (group_id, user_id, created_at) VALUES (2, 11, '2024-01-01 00:00:00')",
+		} {
+			if _, err := d.SQL().Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		svc := license.New(d, license.Options{Logger: dbtest.Quiet()})
+		groups := []int64{1, 2}
+		_, res, err := svc.ChangeLicenseLabel(ctx, license.RuleActor("test"), license.LabelChange{Label: &license.LicenseLabelInput{ID: 1, GroupIDs: &groups}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Assigned) != 1 || res.Assigned[0].HolderKey != "U:NEWC" || len(res.Reclaimed) != 0 {
+			t.Fatalf("the change's answer: assigned %+v, reclaimed %+v; want NEWC assigned, nothing reclaimed", res.Assigned, res.Reclaimed)
+		}
+		if n := svc.Evaluations(); n != 1 {
+			t.Errorf("%d evaluations for one label change, want 1", n)
+		}
+		if n, err := svc.EvaluatePolicyQueue(ctx); err != nil || n != 0 {
+			t.Errorf("the background evaluation found %d evaluations to run (%v), want 0", n, err)
+		}
+		if n := countSQL(t, d, "SELECT COUNT(*) FROM license_assignments WHERE client_user_id = 'NEWC' AND label_id = 1"); n != 1 {
+			t.Errorf("the newcomer holds %d label licenses, want 1", n)
+		}
+	})
+}
