@@ -1,0 +1,4 @@
+-- MySQL drops its cascading foreign keys here (see the MySQL migration of the same number and
+-- doc/scale-portable.md). SQLite cannot drop a constraint without rebuilding the table, and no
+-- distributed engine runs this dialect, so SQLite keeps them: the store never relies on them
+-- (it removes children itself), which the tests on MySQL, where nothing cascades, hold it to.
