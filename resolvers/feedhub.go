@@ -50,7 +50,7 @@ type feedOptions struct {
 var defaultFeedOptions = feedOptions{
 	interval: 100 * time.Millisecond,
 	accounts: 500 * time.Millisecond,
-	buffer:   256,
+	buffer:   512,
 	overlap:  2 * time.Second,
 	stuck:    10 * time.Second,
 }
@@ -152,7 +152,7 @@ func (h *feedHub) remove(s *feedSub) {
 func (h *feedHub) run() {
 	var stmts db.StatementCounter
 	ctx := db.WithStatementCounter(context.Background(), &stmts)
-	p := newFeedPoller(h.db, h.opt.overlap)
+	p := newFeedPoller(h.db, h.opt.overlap, h.opt.buffer/2)
 	t := time.NewTicker(h.opt.interval)
 	defer t.Stop()
 	var lastAccounts time.Time

@@ -18,12 +18,14 @@ import (
 // finished_at, policy evaluations by audit id. A position read as "after the last one seen"
 // misses a row that becomes visible late with an earlier position: a transaction that took
 // its timestamp (or, on MySQL, its auto-increment id) before a concurrent one but committed
-// after it. So every poll reads again an overlap window behind the last position seen (for
-// ids: from the highest id seen overlap ago) and skips what it already delivered, by (id,
-// updated_at) for assignments, (id, finished_at) for sync runs and id for evaluations. A
-// transaction that commits more than the overlap after it took its position is still missed;
-// so is a row whose timestamp comes from a replica whose clock is more than the overlap behind
-// (the window's end is the database's clock, not a replica's timestamp that may run ahead).
+// after it. So every poll reads again an overlap window (from the previous poll's database
+// clock less the overlap; for ids, from the highest id seen overlap ago) and skips what it
+// already delivered, by (id, updated_at) for assignments, (id, finished_at) for sync runs and
+// id for evaluations. Still missed: a transaction that commits more than the overlap after it
+// took its position, a row stamped by a replica whose clock is more than the overlap behind
+// the database's, and a late row during a catch-up (a poll resuming after its budget reads on
+// from where it stopped, without the overlap). The overlap costs a poll the rows changed in
+// its window, read again (at 200 changes/s and 2 s, about 400 rows).
 type feedPoller struct {
 	db      *db.DB
 	overlap time.Duration
@@ -31,15 +33,20 @@ type feedPoller struct {
 	started  bool
 	accounts map[int64]accountState // nil until the first account poll
 
-	// Assignments: the latest updated_at read, what was delivered within the window, and
-	// the ones delivered PENDING (by creation time), so that a PENDING state is never made
-	// up for one already streamed PENDING.
-	high        time.Time
+	// budget is about how many assignment events one poll reads (see assignmentChanges).
+	budget int
+
+	// runsNow is the previous poll's clock: each poll reads from overlap before it.
+	runsNow time.Time
+
+	// Assignments: where a poll that stopped at its budget left off, what was delivered
+	// within the window, and the ones delivered PENDING (by creation time), so that a
+	// PENDING state is never made up for one already streamed PENDING.
+	resume      *db.FeedCursor
 	seenAssign  map[assignKey]struct{}
 	seenPending map[int64]time.Time
 
-	// Sync runs: the previous poll's clock, and the run states delivered within the window.
-	runsNow  time.Time
+	// Sync runs: the run states delivered within the window.
 	seenRuns map[runKey]time.Time
 
 	// Policy evaluations: the audit ids read again from (the highest id seen overlap ago),
@@ -100,8 +107,8 @@ func (e *feedEvent) matches(accountID, appID int64) bool {
 // short.
 const feedPage = 500
 
-func newFeedPoller(d *db.DB, overlap time.Duration) *feedPoller {
-	return &feedPoller{db: d, overlap: overlap,
+func newFeedPoller(d *db.DB, overlap time.Duration, budget int) *feedPoller {
+	return &feedPoller{db: d, overlap: overlap, budget: max(budget, 1),
 		seenAssign: map[assignKey]struct{}{}, seenPending: map[int64]time.Time{},
 		seenRuns: map[runKey]time.Time{}, seenEvals: map[int64]struct{}{}}
 }
@@ -116,7 +123,7 @@ func (p *feedPoller) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.high, p.runsNow, p.evalFloor = now, now, last
+	p.runsNow, p.evalFloor = now, last
 	p.evalMarks = []idMark{{now, last}}
 	p.started = true
 	return nil
@@ -147,7 +154,11 @@ func (p *feedPoller) poll(ctx context.Context, withAccounts bool) ([]feedEvent, 
 	if out, err = p.evalChanges(ctx, now, out); err != nil {
 		return nil, err
 	}
-	return p.assignmentChanges(ctx, now, out)
+	if out, err = p.assignmentChanges(ctx, now, out); err != nil {
+		return nil, err
+	}
+	p.runsNow = now
+	return out, nil
 }
 
 // accountChanges reports the accounts whose health, hold or sync status changed since the
@@ -196,7 +207,6 @@ func (p *feedPoller) runChanges(ctx context.Context, now time.Time, out []feedEv
 		out = append(out, feedEvent{ev: &graph.LicenseEvent{Kind: graph.LicenseEventKindSyncRun, At: now, SyncRun: run},
 			changed: changed, accountID: run.AccountID})
 	}
-	p.runsNow = now
 	for k, at := range p.seenRuns {
 		if !at.After(from) {
 			delete(p.seenRuns, k)
@@ -250,14 +260,18 @@ func (p *feedPoller) evalChanges(ctx context.Context, now time.Time, out []feedE
 }
 
 // assignmentChanges reports the assignments changed since the last poll, oldest change first,
-// with the PENDING state of one created since that moved on before the feed looked.
+// with the PENDING state of one created since that moved on before the feed looked. It stops
+// at the poll's budget of events (a bulk change of thousands is streamed over several polls,
+// which a subscriber that keeps up can take within its buffer), and the next poll resumes
+// where it stopped; the overlap is read again once the feed has caught up.
 func (p *feedPoller) assignmentChanges(ctx context.Context, now time.Time, out []feedEvent) ([]feedEvent, error) {
-	from := p.high
-	if now.Before(from) {
-		from = now
-	}
-	from = from.Add(-p.overlap)
+	from := p.runsNow.Add(-p.overlap) // the previous poll's clock, less the overlap
 	cursor := db.FeedCursor{At: from}
+	if p.resume != nil {
+		cursor = *p.resume
+	}
+	p.resume = nil
+	n := 0
 	for {
 		changes, err := p.db.AssignmentChanges(ctx, cursor, 0, 0, feedPage)
 		if err != nil {
@@ -270,30 +284,34 @@ func (p *feedPoller) assignmentChanges(ctx context.Context, now time.Time, out [
 				continue
 			}
 			p.seenAssign[k] = struct{}{}
-			if a.UpdatedAt.After(p.high) {
-				p.high = a.UpdatedAt
-			}
 			if a.Status == model.AssignmentPending {
 				p.seenPending[a.ID] = a.CreatedAt
 			} else if _, streamed := p.seenPending[a.ID]; !streamed {
 				if pend := pendingBefore(a, db.FeedCursor{At: from}); pend != nil {
 					p.seenPending[a.ID] = a.CreatedAt
 					out = append(out, assignmentEvent(pend))
+					n++
 				}
 			}
 			out = append(out, assignmentEvent(a))
+			n++
 		}
 		if len(changes) < feedPage {
 			break
 		}
+		if n >= p.budget {
+			p.resume = &cursor
+			break
+		}
 	}
+	cut := now.Add(-p.overlap).UnixNano() // the next poll's window starts after it
 	for k := range p.seenAssign {
-		if k.at <= from.UnixNano() {
+		if k.at <= cut {
 			delete(p.seenAssign, k)
 		}
 	}
 	for id, created := range p.seenPending {
-		if !created.After(from) {
+		if created.UnixNano() <= cut {
 			delete(p.seenPending, id)
 		}
 	}
