@@ -43,3 +43,22 @@ func (d *DB) SyncRunChanges(ctx context.Context, since time.Time, accountID int6
 	err := q.Order("id").Limit(1000).Find(&out).Error
 	return out, wrap("sync run changes", err)
 }
+
+// PolicyEvaluationChanges reads the audit events of policy evaluations (action
+// "policy.evaluate") with an id after afterID, oldest first.
+func (d *DB) PolicyEvaluationChanges(ctx context.Context, afterID int64, limit int) ([]*model.AuditEvent, error) {
+	var out []*model.AuditEvent
+	err := d.with(ctx).Where("action = ? AND id > ?", "policy.evaluate", afterID).Order("id").Limit(limit).Find(&out).Error
+	return out, wrap("policy evaluation changes", err)
+}
+
+// LastAuditID is the highest audit event id (0 when there is none): where a feed that starts
+// now begins reading audit events.
+func (d *DB) LastAuditID(ctx context.Context) (int64, error) {
+	var id *int64
+	err := d.with(ctx).Model(&model.AuditEvent{}).Select("MAX(id)").Scan(&id).Error
+	if err != nil || id == nil {
+		return 0, wrap("last audit id", err)
+	}
+	return *id, nil
+}

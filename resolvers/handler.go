@@ -108,6 +108,9 @@ type Config struct {
 	// CheckWork, when set, is told the units of work each check of a document spent (see
 	// documentLimits and operationLimits); the cost test holds hostile documents to a budget.
 	CheckWork func(units int)
+
+	// feed tunes the licenseEvents feed hub (tests); zero: defaultFeedOptions.
+	feed feedOptions
 }
 
 // apqCacheSize bounds the automatic persisted queries held (least recently used go first;
@@ -124,7 +127,11 @@ func NewHandler(cfg Config) http.Handler {
 		cfg.Now = db.Now
 	}
 	lim := cfg.Limits.withDefaults()
-	res := &Resolver{DB: cfg.DB, License: cfg.License, Log: cfg.Log, Auth: cfg.Auth, Now: cfg.Now}
+	if cfg.feed == (feedOptions{}) {
+		cfg.feed = defaultFeedOptions
+	}
+	res := &Resolver{DB: cfg.DB, License: cfg.License, Log: cfg.Log, Auth: cfg.Auth, Now: cfg.Now,
+		feed: newFeedHub(cfg.DB, cfg.Log, cfg.feed)}
 	schema := graph.NewExecutableSchema(graph.Config{
 		Resolvers:  res,
 		Directives: graph.DirectiveRoot{HasRole: hasRole},
@@ -159,6 +166,7 @@ func NewHandler(cfg Config) http.Handler {
 	srv.Use(&operationLimits{depth: lim.Depth, complexity: lim.Complexity, introspection: cfg.Introspection, observe: cfg.CheckWork})
 	srv.AroundOperations(operationBudget(lim.Timeout))
 	srv.AroundOperations(sockets.recheck)
+	srv.AroundOperations(endDroppedFeeds)
 	srv.SetErrorPresenter(presentError)
 	srv.SetRecoverFunc(recoverPanic)
 	srv.AroundResponses(observeResponses)

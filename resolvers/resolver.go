@@ -20,4 +20,6 @@ type Resolver struct {
 	Log     *slog.Logger
 	Auth    *Authenticator
 	Now     func() time.Time
+
+	feed *feedHub // the licenseEvents subscriptions' (feedhub.go)
 }

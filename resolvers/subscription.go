@@ -2,10 +2,13 @@ package resolvers
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"orchard/db"
 	"orchard/graph"
@@ -37,140 +40,95 @@ func isSubscription(ctx context.Context) bool {
 	return op != nil && op.Operation == ast.Subscription
 }
 
-// feedInterval is how often a licenseEvents subscription looks for changes.
-const feedInterval = 500 * time.Millisecond
-
-// licenseFeed streams changes to one subscriber until its context ends. It follows the
-// database, so it sees what every replica does; a slow subscriber makes the feed wait (nothing
-// is dropped).
+// licenseFeed streams changes to one subscriber until its context ends, through the handler's
+// feed hub (feedhub.go): it follows the database, so it sees what every replica does, and a
+// subscriber that does not keep up is dropped (SUBSCRIBER_TOO_SLOW) rather than slowing the
+// feed of the others.
 func (r *Resolver) licenseFeed(ctx context.Context, accountID, appID int64) (<-chan *graph.LicenseEvent, error) {
-	start, err := r.DB.ClockNow(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan *graph.LicenseEvent, 64)
-	go func() {
-		defer close(out)
-		cursor := db.FeedCursor{At: start}
-		runsSince := start
-		lastEval := int64(0)
-		type state struct {
-			health model.TokenHealth
-			held   string
-			sync   model.SyncStatus
-		}
-		accounts := map[int64]state{}
-		first := true
-		t := time.NewTicker(feedInterval)
-		defer t.Stop()
-		send := func(ev *graph.LicenseEvent) bool {
-			select {
-			case out <- ev:
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}
-		for {
-			now, err := r.DB.ClockNow(ctx)
-			if err != nil {
-				return
-			}
-			// Accounts: health, holds and sync status, as they change.
-			as, err := r.DB.ListLiveAccounts(ctx)
-			if err != nil {
-				return
-			}
-			for _, a := range as {
-				if accountID != 0 && a.ID != accountID {
-					continue
-				}
-				held := ""
-				if a.ThrottledUntil != nil && a.ThrottledUntil.After(now) {
-					held = a.ThrottledUntil.String()
-				}
-				st := state{a.EffectiveHealth(now), held, a.SyncStatus}
-				if prev, ok := accounts[a.ID]; ok && prev != st || !ok && !first {
-					if !send(&graph.LicenseEvent{Kind: graph.LicenseEventKindAccount, At: now, Account: a}) {
-						return
-					}
-				}
-				accounts[a.ID] = st
-			}
-			first = false
-			runs, err := r.DB.SyncRunChanges(ctx, runsSince, accountID)
-			if err != nil {
-				return
-			}
-			for _, run := range runs {
-				if !send(&graph.LicenseEvent{Kind: graph.LicenseEventKindSyncRun, At: now, SyncRun: run}) {
-					return
-				}
-			}
-			runsSince = now
-			// Policy evaluations that changed something (appear once each, by id).
-			for {
-				f := db.AuditFilter{Action: "policy.evaluate", Since: &start}
-				if appID != 0 {
-					f.SubjectType, f.SubjectID = "App", appID
-				}
-				evs, _, err := r.DB.ListAuditEvents(ctx, f, db.Page{First: 100, After: lastEval})
-				if err != nil {
-					return
-				}
-				for _, ev := range evs {
-					lastEval = ev.ID
-					if accountID == 0 && !send(&graph.LicenseEvent{Kind: graph.LicenseEventKindLabelEvaluation, At: ev.At, LabelEvaluation: ev}) {
-						return
-					}
-				}
-				if len(evs) < 100 {
-					break
-				}
-			}
-			for {
-				changes, err := r.DB.AssignmentChanges(ctx, cursor, accountID, appID, 500)
-				if err != nil {
-					return
-				}
-				for _, a := range changes {
-					if p := pendingBefore(a, cursor); p != nil {
-						if !send(&graph.LicenseEvent{Kind: graph.LicenseEventKindAssignment, At: p.UpdatedAt, Assignment: p}) {
-							return
-						}
-					}
-					cursor = db.FeedCursor{At: a.UpdatedAt, ID: a.ID}
-					if !send(&graph.LicenseEvent{Kind: graph.LicenseEventKindAssignment, At: a.UpdatedAt, Assignment: a}) {
-						return
-					}
-				}
-				if len(changes) < 500 {
-					break
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return out, nil
+	return r.feed.subscribe(ctx, accountID, appID)
 }
 
-// pendingBefore returns the PENDING state of an assignment Orchard created after the feed's
-// cursor and that moved on before the feed looked (Apple confirmed it, or refused it, between
-// two polls): the feed reads rows as they are now, so without it a subscriber would never see
-// that the assignment was PENDING. Assignments found at Apple are created ASSIGNED and have no
-// such state. An assignment created after the cursor was never streamed: a streamed row's
-// creation is at or before its change, which is at or before the cursor.
-func pendingBefore(a *model.LicenseAssignment, c db.FeedCursor) *model.LicenseAssignment {
-	if a.Status == model.AssignmentPending || a.Origin == model.OriginFoundAtApple || !a.CreatedAt.After(c.At) {
-		return nil
+// errSubscriberTooSlow ends a subscription the feed hub dropped.
+var errSubscriberTooSlow = model.Errorf(codeSubscriberTooSlow,
+	"the subscription fell behind its events (its buffer filled) and was ended; subscribe again, and query what changed meanwhile")
+
+// feedEnd is where the feed hub records that it dropped a subscription's subscriber, for
+// endDroppedFeeds to end the subscription with SUBSCRIBER_TOO_SLOW.
+type feedEnd struct {
+	mu      sync.Mutex
+	dropped bool
+	told    bool
+	timer   *time.Timer
+	sess    *wsSession // the WebSocket of the subscription, if it is on one
+	opCtx   context.Context
+}
+
+type feedEndKey struct{}
+
+func feedEndFrom(ctx context.Context) *feedEnd {
+	e, _ := ctx.Value(feedEndKey{}).(*feedEnd)
+	return e
+}
+
+// drop records the drop; a WebSocket that has not taken the error within stuck (its client
+// reads nothing) is then closed with 1013.
+func (e *feedEnd) drop(stuck time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dropped {
+		return
 	}
-	p := *a
-	p.Status, p.UpdatedAt = model.AssignmentPending, a.CreatedAt
-	p.AssignedAt, p.ReclaimedAt, p.RemovedAtAppleAt = nil, nil, nil
-	p.ErrorNumber, p.ErrorMessage, p.ReclaimReason, p.ReclaimedBy = nil, nil, nil, nil
-	return &p
+	e.dropped = true
+	if e.sess == nil {
+		return
+	}
+	sess := e.sess
+	e.timer = time.AfterFunc(stuck, func() {
+		sess.close(wsCloseTryAgainLater, "subscriber too slow ("+string(codeSubscriberTooSlow)+")")
+	})
+	// The operation ends once its error is written; then the socket is fine.
+	context.AfterFunc(e.opCtx, func() { e.timer.Stop() })
+}
+
+// take says whether the subscription must now end with the error (once), and whether it has
+// ended.
+func (e *feedEnd) take() (tell, ended bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.dropped {
+		return false, false
+	}
+	tell, e.told = !e.told, true
+	return tell, true
+}
+
+// endDroppedFeeds is the operation middleware that gives every subscription a feedEnd and
+// ends a dropped one with one SUBSCRIBER_TOO_SLOW error instead of its remaining events: on a
+// WebSocket as graphql-transport-ws's error message for the operation (gqlgen's
+// AddSubscriptionError), on an event stream as a last response with the error (then the
+// stream completes).
+func endDroppedFeeds(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	if !isSubscription(ctx) {
+		return next(ctx)
+	}
+	end := &feedEnd{opCtx: ctx}
+	if sess := sessionFrom(ctx); sess != nil && !sess.stream {
+		end.sess = sess
+	}
+	responses := next(context.WithValue(ctx, feedEndKey{}, end))
+	return func(ctx context.Context) *graphql.Response {
+		tell, ended := end.take()
+		switch {
+		case tell:
+			graphqlErrors.WithLabelValues(string(codeSubscriberTooSlow)).Inc()
+			if end.sess != nil {
+				transport.AddSubscriptionError(ctx, codedError(errSubscriberTooSlow))
+				return nil
+			}
+			return &graphql.Response{Errors: gqlerror.List{codedError(errSubscriberTooSlow)}}
+		case ended:
+			return nil
+		}
+		return responses(ctx)
+	}
 }

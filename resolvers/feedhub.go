@@ -1,0 +1,245 @@
+package resolvers
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"orchard/db"
+	"orchard/graph"
+	"orchard/model"
+)
+
+// The feed hub: one per handler (so one per replica), behind every licenseEvents subscription.
+// While it has subscribers it polls the database once per interval (feedPoller) and fans the
+// changes out to every subscriber, each taking the events of its own account and app filter
+// that happened after it subscribed. The cost of the feed is therefore one set of statements per
+// interval whatever the number of subscribers, and an event reaches a subscriber within about
+// one interval of its commit.
+//
+// Each subscriber has a bounded buffer, which the transport (gqlgen's WebSocket or event stream)
+// drains as fast as the client reads. The hub never waits for a subscriber: one whose buffer is
+// full when an event comes is dropped at once — the others are not delayed — and its
+// subscription ends with one error, code SUBSCRIBER_TOO_SLOW, and no more events (on a
+// WebSocket an error message for the operation, graphql-transport-ws's "error"; on an event
+// stream a last "next" with the error, then "complete"). The client may subscribe again; what
+// changed in between it reads with a query. A WebSocket that does not even take that error
+// within feedOptions.stuck is closed with 1013 (try again later), so that a client that stopped
+// reading altogether does not hold its connection.
+
+// feedOptions tune the hub; defaultFeedOptions are the server's.
+type feedOptions struct {
+	// interval is how often the hub polls the database while it has subscribers.
+	interval time.Duration
+	// accounts is how often it reads the accounts (health, holds, sync status): every account
+	// is read, so less often than the changes.
+	accounts time.Duration
+	// buffer is the events a subscriber may have waiting before it is dropped.
+	buffer int
+	// overlap is how far behind the last position seen each poll reads again (feedPoller).
+	overlap time.Duration
+	// stuck is how long a dropped subscriber's WebSocket has to take its error before it is
+	// closed.
+	stuck time.Duration
+}
+
+var defaultFeedOptions = feedOptions{
+	interval: 100 * time.Millisecond,
+	accounts: 500 * time.Millisecond,
+	buffer:   512,
+	overlap:  2 * time.Second,
+	stuck:    10 * time.Second,
+}
+
+// codeSubscriberTooSlow ends a subscription whose client did not keep up with its events.
+const codeSubscriberTooSlow model.Code = "SUBSCRIBER_TOO_SLOW"
+
+// wsCloseTryAgainLater is RFC 6455's 1013, for a dropped subscriber's socket that takes
+// nothing more (clients reconnect after it).
+const wsCloseTryAgainLater = 1013
+
+var (
+	feedSubscribers = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "orchard_feed_subscribers",
+		Help: "licenseEvents subscriptions open.",
+	})
+	feedPolls = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "orchard_feed_polls_total",
+		Help: "Polls of the database by the licenseEvents feed.",
+	})
+	feedStatements = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "orchard_feed_statements_total",
+		Help: "SQL statements of the licenseEvents feed's polls.",
+	})
+	feedDropped = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "orchard_feed_dropped_total",
+		Help: "licenseEvents subscribers dropped for not keeping up (SUBSCRIBER_TOO_SLOW).",
+	})
+)
+
+type feedHub struct {
+	db  *db.DB
+	log *slog.Logger
+	opt feedOptions
+
+	mu      sync.Mutex
+	subs    map[*feedSub]struct{}
+	running bool
+	// recent are the events fanned out within the overlap window: one who subscribes gets
+	// those after its start, which a poll between its reading of the clock and its
+	// registration has already fanned out.
+	recent []feedEvent
+}
+
+// feedSub is one subscription.
+type feedSub struct {
+	ctx              context.Context
+	accountID, appID int64
+	start            time.Time
+	out              chan *graph.LicenseEvent
+	end              *feedEnd // nil: the operation has no place for its end (dropping just stops events)
+	stop             func() bool
+}
+
+func newFeedHub(d *db.DB, log *slog.Logger, opt feedOptions) *feedHub {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &feedHub{db: d, log: log, opt: opt, subs: map[*feedSub]struct{}{}}
+}
+
+// subscribe registers a subscriber of the changes after now (the database's clock) to the
+// account and app (0: any), until ctx ends.
+func (h *feedHub) subscribe(ctx context.Context, accountID, appID int64) (<-chan *graph.LicenseEvent, error) {
+	start, err := h.db.ClockNow(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &feedSub{ctx: ctx, accountID: accountID, appID: appID, start: start,
+		out: make(chan *graph.LicenseEvent, h.opt.buffer), end: feedEndFrom(ctx)}
+	s.stop = context.AfterFunc(ctx, func() { h.remove(s) })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range h.recent {
+		if !h.deliver(s, &h.recent[i]) {
+			return s.out, nil
+		}
+	}
+	h.subs[s] = struct{}{}
+	feedSubscribers.Inc()
+	if !h.running {
+		h.running = true
+		go h.run()
+	}
+	return s.out, nil
+}
+
+// remove forgets a subscriber.
+func (h *feedHub) remove(s *feedSub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; ok {
+		delete(h.subs, s)
+		feedSubscribers.Dec()
+	}
+}
+
+// run polls while the hub has subscribers.
+func (h *feedHub) run() {
+	var stmts db.StatementCounter
+	ctx := db.WithStatementCounter(context.Background(), &stmts)
+	p := newFeedPoller(h.db, h.opt.overlap, h.opt.buffer/2)
+	t := time.NewTicker(h.opt.interval)
+	defer t.Stop()
+	var lastAccounts time.Time
+	failing := false
+	for {
+		h.mu.Lock()
+		if len(h.subs) == 0 {
+			h.running, h.recent = false, nil
+			h.mu.Unlock()
+			return
+		}
+		h.mu.Unlock()
+
+		withAccounts := time.Since(lastAccounts) >= h.opt.accounts
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		before := stmts.Count()
+		evs, err := p.poll(pctx, withAccounts)
+		cancel()
+		feedPolls.Inc()
+		feedStatements.Add(float64(stmts.Count() - before))
+		switch {
+		case err != nil && !failing:
+			failing = true
+			h.log.Error("licenseEvents feed: poll failed; retrying every interval", "error", err)
+		case err == nil:
+			if failing {
+				failing = false
+				h.log.Info("licenseEvents feed: polls succeed again")
+			}
+			if withAccounts {
+				lastAccounts = time.Now()
+			}
+			h.fanOut(evs)
+		}
+		<-t.C
+	}
+}
+
+// fanOut hands a poll's events to every subscriber they match, and keeps them for the ones
+// who subscribe within the overlap window.
+func (h *feedHub) fanOut(evs []feedEvent) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		for i := range evs {
+			if !h.deliver(s, &evs[i]) {
+				break
+			}
+		}
+	}
+	cut := time.Now().Add(-h.opt.overlap)
+	keep := h.recent[:0]
+	for _, e := range h.recent {
+		if e.changed.After(cut) {
+			keep = append(keep, e)
+		}
+	}
+	h.recent = keep
+	for _, e := range evs {
+		if e.ev.Kind != graph.LicenseEventKindAccount {
+			h.recent = append(h.recent, e)
+		}
+	}
+}
+
+// deliver puts the event in the subscriber's buffer when it matches its filter and start,
+// without waiting: a full buffer drops the subscriber (false). The hub's lock is held.
+func (h *feedHub) deliver(s *feedSub, e *feedEvent) bool {
+	if !e.changed.After(s.start) || !e.matches(s.accountID, s.appID) {
+		return true
+	}
+	select {
+	case s.out <- e.ev:
+		return true
+	default:
+	}
+	if _, ok := h.subs[s]; ok {
+		delete(h.subs, s)
+		feedSubscribers.Dec()
+	}
+	feedDropped.Inc()
+	if s.stop != nil {
+		s.stop()
+	}
+	if s.end != nil {
+		s.end.drop(h.opt.stuck)
+	}
+	logFrom(s.ctx).WarnContext(s.ctx, "licenseEvents subscriber dropped: its buffer is full", "buffer", h.opt.buffer)
+	return false
+}

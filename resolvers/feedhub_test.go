@@ -1,0 +1,197 @@
+package resolvers
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"orchard/db"
+	"orchard/db/dbtest"
+	"orchard/graph"
+	"orchard/model"
+)
+
+// feedEstate writes an account, an app and its pool.
+func feedEstate(t *testing.T, d *db.DB) (*model.Account, *model.LicensePool) {
+	t.Helper()
+	ctx := context.Background()
+	now := db.Now()
+	a := &model.Account{Name: "Main", OrgName: "Org", LocationName: "L", CountryCode: "US", AppleUID: "uid-feed",
+		TokenCiphertext: []byte("sealed"), TokenExpiresAt: now.Add(time.Hour), Health: model.TokenHealthActive,
+		HealthChangedAt: now, SyncStatus: model.SyncStatusNever}
+	if err := d.InsertRows(ctx, []*model.Account{a}); err != nil {
+		t.Fatal(err)
+	}
+	app := &model.App{AdamID: "9401", Kind: model.AppKindApp, Name: "App", BundleID: "com.example.feed", Platforms: "IOS"}
+	if err := d.InsertRows(ctx, []*model.App{app}); err != nil {
+		t.Fatal(err)
+	}
+	p := &model.LicensePool{AccountID: a.ID, AppID: app.ID, AdamID: app.AdamID, PricingParam: "STDQ", TotalCount: 100,
+		DeviceAssignable: true, Revocable: true}
+	if err := d.InsertRows(ctx, []*model.LicensePool{p}); err != nil {
+		t.Fatal(err)
+	}
+	return a, p
+}
+
+// insertAssignment writes an ASSIGNED device assignment changed (and created) at at, as a
+// transaction that stamped it then would when it commits.
+func insertAssignment(t *testing.T, d *db.DB, p *model.LicensePool, serial string, at time.Time) *model.LicenseAssignment {
+	t.Helper()
+	key := model.HolderKeyFor(model.LicenseKindDevice, serial, "")
+	a := &model.LicenseAssignment{PoolID: p.ID, AccountID: p.AccountID, AppID: p.AppID, Kind: model.LicenseKindDevice,
+		SerialNumber: &serial, HolderKey: &key, Status: model.AssignmentAssigned, Origin: model.OriginAdmin,
+		Reason: "test", CausedBy: "test", AssignedAt: &at, CreatedAt: at, UpdatedAt: at}
+	if err := d.InsertRows(context.Background(), []*model.LicenseAssignment{a}); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// statuses lists a poll's assignment events as id:status.
+func statuses(evs []feedEvent) []string {
+	var out []string
+	for _, e := range evs {
+		if e.ev.Kind == graph.LicenseEventKindAssignment {
+			out = append(out, fmt.Sprintf("%d:%s", e.ev.Assignment.ID, e.ev.Assignment.Status))
+		}
+	}
+	return out
+}
+
+// A change that becomes visible after a later one was streamed, with an earlier updated_at
+// (its transaction stamped it first and committed last), and a policy evaluation whose audit id
+// is below one already streamed (MySQL allocates auto-increment ids before commit) are both
+// streamed, once. Without the overlap the feed's position had passed them.
+func TestFeedPollerLateCommits(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		_, pool := feedEstate(t, d)
+		p := newFeedPoller(d, 2*time.Second, 100)
+		if evs, err := p.poll(ctx, true); err != nil || len(evs) != 0 {
+			t.Fatalf("first poll: %v, %v; want nothing", statuses(evs), err)
+		}
+		now := db.Now()
+		first := insertAssignment(t, d, pool, "S1", now)
+		evs, err := p.poll(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{fmt.Sprintf("%d:PENDING", first.ID), fmt.Sprintf("%d:ASSIGNED", first.ID)}
+		if got := statuses(evs); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("after the first change: %v, want %v", got, want)
+		}
+
+		late := insertAssignment(t, d, pool, "S2", now.Add(-300*time.Millisecond))
+		evs, err = p.poll(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = []string{fmt.Sprintf("%d:PENDING", late.ID), fmt.Sprintf("%d:ASSIGNED", late.ID)}
+		if got := statuses(evs); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("after the late commit: %v, want %v (the first one not again)", got, want)
+		}
+
+		eval := func(id int64) {
+			if err := d.InsertAudit(ctx, &model.AuditEvent{ID: id, ActorKind: model.ActorRule, ActorName: "policy",
+				Action: "policy.evaluate", SubjectType: "Label", Message: "assigned 1"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		evals := func() []int64 {
+			t.Helper()
+			evs, err := p.poll(ctx, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []int64
+			for _, e := range evs {
+				if e.ev.Kind == graph.LicenseEventKindLabelEvaluation {
+					ids = append(ids, e.ev.LabelEvaluation.ID)
+				}
+			}
+			return ids
+		}
+		eval(1_000_000)
+		if got := evals(); fmt.Sprint(got) != "[1000000]" {
+			t.Fatalf("evaluation: %v, want [1000000]", got)
+		}
+		eval(999_999)
+		if got := evals(); fmt.Sprint(got) != "[999999]" {
+			t.Errorf("evaluation committed late with a lower id: %v, want [999999]", got)
+		}
+		if evs, err := p.poll(ctx, false); err != nil || len(evs) != 0 {
+			t.Errorf("a poll with no change: %v (%d events), %v; want nothing", statuses(evs), len(evs), err)
+		}
+	})
+}
+
+// One subscriber that never reads is dropped when its buffer is full; the others, filtered
+// by account or app or not at all, get every event of theirs, and one of another account
+// none.
+func TestFeedHubDropsSlowSubscriber(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		acct, pool := feedEstate(t, d)
+		h := newFeedHub(d, dbtest.Quiet(), feedOptions{interval: 20 * time.Millisecond, accounts: time.Second, buffer: 8,
+			overlap: time.Second, stuck: time.Second})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		slow, err := h.subscribe(ctx, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readers := map[string]<-chan *graph.LicenseEvent{}
+		for name, f := range map[string][2]int64{"all": {0, 0}, "account": {acct.ID, 0}, "app": {0, pool.AppID}, "other": {acct.ID + 1000, 0}} {
+			if readers[name], err = h.subscribe(ctx, f[0], f[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // the subscriptions' start is before the changes
+		got := map[string]int{}
+		done := make(chan struct{})
+		const changes = 20
+		go func() {
+			defer close(done)
+			deadline := time.After(30 * time.Second)
+			for got["all"] < 2*changes || got["account"] < 2*changes || got["app"] < 2*changes {
+				select {
+				case <-readers["all"]:
+					got["all"]++
+				case <-readers["account"]:
+					got["account"]++
+				case <-readers["app"]:
+					got["app"]++
+				case <-readers["other"]:
+					got["other"]++
+				case <-deadline:
+					return
+				}
+			}
+		}()
+		for i := range changes { // one at a time: no poll brings more than a reader's buffer
+			insertAssignment(t, d, pool, fmt.Sprintf("H%d", i), db.Now())
+			time.Sleep(25 * time.Millisecond)
+		}
+		<-done
+		for _, name := range []string{"all", "account", "app"} {
+			if got[name] != 2*changes { // PENDING and ASSIGNED of each
+				t.Errorf("subscriber %q got %d events, want %d", name, got[name], 2*changes)
+			}
+		}
+		if got["other"] != 0 {
+			t.Errorf("a subscriber of another account got %d events", got["other"])
+		}
+		h.mu.Lock()
+		n := len(h.subs)
+		h.mu.Unlock()
+		if n != 4 {
+			t.Errorf("%d subscribers left, want 4 (the slow one dropped)", n)
+		}
+		if len(slow) != 8 {
+			t.Errorf("the slow subscriber holds %d events, want its buffer's 8", len(slow))
+		}
+	})
+}
