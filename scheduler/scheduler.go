@@ -112,8 +112,9 @@ type Scheduler struct {
 	wg            sync.WaitGroup
 	sem           chan struct{}
 	// freed wakes the loop when a worker frees up while due passes wait (waiting).
-	freed   chan struct{}
-	waiting atomic.Bool
+	freed     chan struct{}
+	waiting   atomic.Bool
+	countries countries // the countries in use, as last read (metadata.go)
 }
 
 // New returns a Scheduler; call Run to start it.
