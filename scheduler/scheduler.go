@@ -157,8 +157,7 @@ func (s *Scheduler) takeKicks() []int64 {
 }
 
 // kickGather is how long a kick waits for others to join it. The outbox packs what is queued
-// into as few Apple requests as it can, so a few milliseconds of wait cost nothing there. It is
-// also the least time between two looks for due passes.
+// into as few Apple requests as it can, so a few milliseconds of wait cost nothing there.
 const kickGather = 10 * time.Millisecond
 
 // Run works until ctx is cancelled, then waits for the work in flight to stop. Every Tick it
@@ -186,7 +185,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		due.Stop()
 		if !next.IsZero() {
 			if d := time.Until(next); d < s.cfg.Tick {
-				due.Reset(max(d, kickGather))
+				// A random part of dueGather on top: replicas waking for the same due
+				// time take turns at it, rather than the quickest one taking every pass.
+				due.Reset(max(d, dueGather) + rand.N(dueGather))
 			}
 		}
 		select {
@@ -212,13 +213,18 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
+// dueGather is the least time between two looks for due passes between ticks: the passes that
+// fall due meanwhile are started together, by one look (a pass starts at most this late, a
+// small part of any interval).
+const dueGather = 100 * time.Millisecond
+
 // look is what one tick looks at besides due passes and removals.
 type look int
 
 const (
 	lookAll    look = iota // every account's outbox work, and policy work
 	lookKicked             // the kicked accounts' outbox work (all of it after a kick for 0), and policy work
-	lookDue                // due passes and removals only
+	lookDue                // due passes only
 )
 
 // duePage is how many accounts one read of the due order returns beyond the free workers:
@@ -231,7 +237,8 @@ const duePage = 32
 const duePages = 8
 
 // tick starts the due work this replica can lease: the queued passes, then the passes due, in
-// the order they fell due, as long as workers are free; removals; policy work; outbox work. It
+// the order they fell due, as long as workers are free; then, unless it looks at due passes
+// only, removals, policy work and outbox work. It
 // returns when the next pass falls due, when that is known (zero: not known, or workers are
 // all busy and one freeing up wakes the loop).
 func (s *Scheduler) tick(ctx context.Context, what look, kicked []int64) (time.Time, error) {
@@ -240,8 +247,8 @@ func (s *Scheduler) tick(ctx context.Context, what look, kicked []int64) (time.T
 		return time.Time{}, err
 	}
 	next, err := s.startDue(ctx, now)
-	if err != nil {
-		return time.Time{}, err
+	if err != nil || what == lookDue {
+		return next, err
 	}
 	removing, err := s.db.AccountsBeingRemoved(ctx, now)
 	if err != nil {
@@ -251,9 +258,6 @@ func (s *Scheduler) tick(ctx context.Context, what look, kicked []int64) (time.T
 		if _, err := s.svc.FinishRemoval(ctx, id); err != nil {
 			s.log.WarnContext(ctx, "finish account removal", "account", id, "error", err)
 		}
-	}
-	if what == lookDue {
-		return next, nil
 	}
 	if err := s.startPolicy(ctx, now); err != nil {
 		s.log.WarnContext(ctx, "policy work", "error", err)
