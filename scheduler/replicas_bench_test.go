@@ -215,8 +215,8 @@ type passCounter struct {
 type passCounts map[string]int
 
 func (p *passCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
-func (p *passCounter) WithAttrs([]slog.Attr) slog.Handler         { return p }
-func (p *passCounter) WithGroup(string) slog.Handler              { return p }
+func (p *passCounter) WithAttrs([]slog.Attr) slog.Handler           { return p }
+func (p *passCounter) WithGroup(string) slog.Handler                { return p }
 
 func (p *passCounter) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != "sync pass" {

@@ -42,14 +42,14 @@ import (
 //     cpu-s/simh    this process's CPU seconds per simulated hour
 //     sim-cpu-s/simh, db-cpu-s/simh  the simulator's and (MySQL) the database server's
 //     proj-cpu%/1k  CPU % of one core per 1,000 accounts at the real intervals: the steady
-//                   state's work per pass at its real rate (÷ the compression) plus the idle
-//                   cost, which does not compress (goal < 2)
+//     state's work per pass at its real rate (÷ the compression) plus the idle
+//     cost, which does not compress (goal < 2)
 //     passes/acct/int, sql/acct/int, apple/acct/int  passes, SQL statements and Apple requests
-//                   per account per incremental interval (statements of the scheduler's
-//                   context: lease releases, one per pass, are sent without it)
+//     per account per incremental interval (statements of the scheduler's
+//     context: lease releases, one per pass, are sent without it)
 //     age-p50, age-p99, age-max  of each account's largest data age (time since its last
-//                   successful pass) over the measured window, ÷ the incremental interval;
-//                   late-accts: accounts whose data age went over the interval + 10% (goal 0)
+//     successful pass) over the measured window, ÷ the incremental interval;
+//     late-accts: accounts whose data age went over the interval + 10% (goal 0)
 //
 // Sizes and settings (environment): ORCHARD_BENCH_ACCOUNTS (3000), ORCHARD_BENCH_ASSIGNMENTS
 // (300), ORCHARD_BENCH_CHANGES (assignments changed per account per incremental interval, 2),
