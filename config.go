@@ -32,6 +32,8 @@ type Config struct {
 	LookupURL           string
 	SyncInterval        time.Duration
 	IncrementalInterval time.Duration
+	// AppleConcurrency caps the requests to Apple in flight at once (0: no cap).
+	AppleConcurrency int
 	// SecretKey is the AES-256 key that seals content tokens at rest.
 	SecretKey []byte
 	// SecretKeySource says where the key came from (never the key itself), for the log.
@@ -78,6 +80,7 @@ var settings = []setting{
 	{"ORCHARD_LOOKUP_URL", "lookup-url", "https://uclient-api.itunes.apple.com/WebObjects/MZStorePlatform.woa/wa/lookup", "app metadata lookup URL", kindString},
 	{"ORCHARD_SYNC_INTERVAL", "sync-interval", "30m", "time between full reconciles of an account", kindDuration},
 	{"ORCHARD_INCREMENTAL_INTERVAL", "incremental-interval", "5m", "time between incremental (sinceVersionId) passes", kindDuration},
+	{"ORCHARD_APPLE_CONCURRENCY", "apple-concurrency", "16", "requests to Apple in flight at once, across all accounts (0: no cap); each token also keeps Apple's own request rate", kindString},
 	{"ORCHARD_SECRET_KEY", "secret-key", "", "32-byte key (64 hex chars or base64) sealing tokens at rest; with SQLite, a key file beside the database is created when unset", kindString},
 	{"ORCHARD_PUBLIC_URL", "public-url", "", "public https URL of this service, for Apple notifications; unset: no notifications", kindString},
 	{"ORCHARD_INTROSPECTION", "introspection", "true", "allow GraphQL introspection (GraphiQL needs it)", kindBool},
@@ -238,6 +241,9 @@ func configFromCommand(cmd *cli.Command, envMap map[string]string) (*Config, err
 	}
 	if c.IncrementalInterval > c.SyncInterval {
 		return nil, fmt.Errorf("ORCHARD_INCREMENTAL_INTERVAL (%s) must not be longer than ORCHARD_SYNC_INTERVAL (%s)", c.IncrementalInterval, c.SyncInterval)
+	}
+	if c.AppleConcurrency, err = parseCount(get("ORCHARD_APPLE_CONCURRENCY"), 0, 1024); err != nil {
+		return nil, fmt.Errorf("ORCHARD_APPLE_CONCURRENCY: %w", err)
 	}
 	if c.SecretKey, c.SecretKeySource, err = secretKey(get("ORCHARD_SECRET_KEY"), c.Database); err != nil {
 		return nil, fmt.Errorf("ORCHARD_SECRET_KEY: %w", err)

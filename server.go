@@ -111,7 +111,7 @@ func serve(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 		return err
 	}
 	api := apple.New(apple.Config{BaseURL: cfg.AppleURL, LookupURL: cfg.LookupURL, MDM: mdm, HTTPClient: appleHTTPClient(),
-		Logger: log.With("component", "apple"), Observe: scheduler.ObserveApple})
+		Logger: log.With("component", "apple"), Observe: scheduler.ObserveApple, MaxConcurrent: cfg.AppleConcurrency})
 	svc := license.New(d, license.Options{Logger: log, Apple: api, Sealer: sealer, PublicURL: cfg.PublicURL})
 	sched := scheduler.New(scheduler.Config{DB: d, License: svc, Apple: api, Log: log.With("component", "scheduler"),
 		SyncInterval: cfg.SyncInterval, IncrementalInterval: cfg.IncrementalInterval})

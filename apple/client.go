@@ -74,6 +74,11 @@ type Config struct {
 	Observe func(endpoint string, status int, errorNumber int, d time.Duration)
 	// Now is the clock (default time.Now). Holds are computed with it.
 	Now func() time.Time
+	// MaxConcurrent caps the requests this client has in flight at once, across all tokens
+	// (ORCHARD_APPLE_CONCURRENCY; 0: no cap). A request waits for a place after the token's
+	// rate limiter, in arrival order, so that the many accounts of one installation share a
+	// bounded number of connections to Apple and none is starved.
+	MaxConcurrent int
 }
 
 // Client talks to Apple's license API v2 and to the metadata lookup. It is
@@ -91,6 +96,7 @@ type Client struct {
 	svc     serviceConfigCache
 	lookup  *lookupCache
 	lookLim *rate.Limiter
+	flight  chan struct{} // a place per request in flight (Config.MaxConcurrent); nil: no cap
 }
 
 // New returns a Client for cfg.
@@ -150,7 +156,12 @@ func New(cfg Config) *Client {
 		tr.DialContext = (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 		hc = &http.Client{Transport: tr, Timeout: 2 * time.Minute}
 	}
+	var flight chan struct{}
+	if cfg.MaxConcurrent > 0 {
+		flight = make(chan struct{}, cfg.MaxConcurrent)
+	}
 	return &Client{
+		flight:  flight,
 		cfg:     cfg,
 		base:    strings.TrimRight(cfg.BaseURL, "/"),
 		http:    hc,
@@ -170,6 +181,9 @@ func (c *Client) HeldUntil(tok *Token) (time.Time, bool) {
 	h, ok := c.holds.active(holdKey(tok), c.now())
 	return h.until, ok
 }
+
+// InFlight is how many requests the client has in flight now (within Config.MaxConcurrent).
+func (c *Client) InFlight() int { return len(c.flight) }
 
 // ClearHold forgets tok's throttle hold (e.g. after an admin forces a sync).
 // Use sparingly: Apple may reject early requests "for even longer periods".

@@ -88,8 +88,8 @@ func (c *Client) exchange(ctx context.Context, r *request, decode decodeFunc) er
 			return fmt.Errorf("apple: %s: %w", name, err)
 		}
 		// The hold is checked before the limiter (a held token fails fast)
-		// and again after it, so that no request leaves for a token that
-		// became held while this one waited for the limiter.
+		// and again after it and the wait for a place in flight, so that no
+		// request leaves for a token that became held while this one waited.
 		if waited, err := c.awaitHold(ctx, r, &waits); err != nil {
 			return err
 		} else if waited {
@@ -103,14 +103,20 @@ func (c *Client) exchange(ctx context.Context, r *request, decode decodeFunc) er
 				return fmt.Errorf("apple: %s: waiting for the request rate limiter: %w", name, err)
 			}
 		}
+		if err := c.enter(ctx); err != nil {
+			return fmt.Errorf("apple: %s: waiting for a place among the requests in flight: %w", name, err)
+		}
 		if waited, err := c.awaitHold(ctx, r, &waits); err != nil {
+			c.leave()
 			return err
 		} else if waited {
+			c.leave()
 			continue
 		}
 		start := time.Now()
 		ans, err := c.roundTrip(ctx, r)
 		dur := time.Since(start)
+		c.leave()
 		if err != nil {
 			c.observe(name, 0, 0, dur)
 			if ctx.Err() != nil {
@@ -267,6 +273,27 @@ func (c *Client) recordThrottle(r *request, ans *answer, num int, now time.Time)
 
 // roundTrip sends one HTTP request and reads the whole answer into a pooled
 // buffer (bounded by MaxResponseBytes).
+// enter waits for a place among the requests in flight (Config.MaxConcurrent). Waiters are
+// served in the order they came (a channel's blocked senders queue up).
+func (c *Client) enter(ctx context.Context) error {
+	if c.flight == nil {
+		return nil
+	}
+	select {
+	case c.flight <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// leave gives a place back (roundTrip has read the whole answer by then).
+func (c *Client) leave() {
+	if c.flight != nil {
+		<-c.flight
+	}
+}
+
 func (c *Client) roundTrip(ctx context.Context, r *request) (*answer, error) {
 	u := r.url
 	if r.query != "" {

@@ -3,6 +3,8 @@ package scheduler
 import (
 	"context"
 	"strings"
+	"sync"
+	"time"
 
 	"orchard/db"
 	"orchard/model"
@@ -58,7 +60,7 @@ func (s *Scheduler) lookupMetadata(ctx context.Context, accountID int64) error {
 	if err != nil {
 		return err
 	}
-	countries, err := s.db.CountriesInUse(ctx)
+	countries, err := s.countriesInUse(ctx)
 	if err != nil {
 		return err
 	}
@@ -122,4 +124,36 @@ func (s *Scheduler) lookupMetadata(ctx context.Context, accountID int64) error {
 		}
 	}
 	return s.db.SetAvailability(ctx, rows)
+}
+
+// countriesRead is how long the countries in use are kept between reads (never longer than
+// Config.MetadataRefresh, how old metadata may get).
+const countriesRead = time.Minute
+
+// countries is the last read of the countries in use.
+type countries struct {
+	mu   sync.Mutex
+	list []string
+	at   time.Time
+}
+
+// countriesInUse is db.CountriesInUse, read at most once every countriesRead: the read looks
+// at every live account and active device, and after every pass it would cost more with each
+// account added. A country that comes into use is looked up at the passes after the next read.
+func (s *Scheduler) countriesInUse(ctx context.Context) ([]string, error) {
+	c := &s.countries
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.list != nil && time.Since(c.at) < min(countriesRead, s.cfg.MetadataRefresh) {
+		return c.list, nil
+	}
+	list, err := s.db.CountriesInUse(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if list == nil {
+		list = []string{}
+	}
+	c.list, c.at = list, time.Now()
+	return list, nil
 }

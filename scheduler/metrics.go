@@ -61,10 +61,11 @@ var (
 	}, []string{"action", "result"})
 )
 
-// logPass is the one INFO line of a sync pass: which account, what kind of pass and why, how
-// long it took, what it counted and how it ended (the error, if it failed or was held).
-func logPass(log *slog.Logger, a *model.Account, run *model.SyncRun, d time.Duration) {
-	attrs := []any{"account", a.ID, "account_name", a.Name, "kind", run.Kind, "trigger", run.Trigger,
+// logPass is the one INFO line of a sync pass: which account, what kind of pass and why, which
+// replica ran it (its lease holder), how long it took, what it counted and how it ended (the
+// error, if it failed or was held).
+func logPass(log *slog.Logger, replica string, a *model.Account, run *model.SyncRun, d time.Duration) {
+	attrs := []any{"account", a.ID, "account_name", a.Name, "kind", run.Kind, "trigger", run.Trigger, "replica", replica,
 		"outcome", run.Status, "duration_ms", d.Milliseconds(), "pages", run.Pages, "items_seen", run.ItemsSeen,
 		"added", run.Added, "changed", run.Changed, "removed", run.Removed}
 	if run.Error != nil {

@@ -226,6 +226,15 @@ func TestReplicasShareAccounts(t *testing.T) {
 // second replica running the same due pass would start right after the first one ended.
 func checkOncePerDueTime(t *testing.T, what string, rs []runView, incremental, full time.Duration, jitter float64) {
 	t.Helper()
+	for _, v := range dueViolations(what, rs, incremental, full, jitter) {
+		t.Error(v)
+	}
+}
+
+// dueViolations lists what checkOncePerDueTime reports: each pass that overlapped another or
+// started before it was due (a second pass for the same due time).
+func dueViolations(what string, rs []runView, incremental, full time.Duration, jitter float64) []string {
+	var out []string
 	const eps = 5 * time.Millisecond // the database's clock against the process's
 	slices.SortFunc(rs, func(a, b runView) int { return a.StartedAt.Compare(b.StartedAt) })
 	var lastFull time.Time
@@ -233,11 +242,11 @@ func checkOncePerDueTime(t *testing.T, what string, rs []runView, incremental, f
 		if i > 0 {
 			prev := rs[i-1]
 			if prev.FinishedAt == nil {
-				t.Errorf("%s: pass %s (%s) started at %v while pass %s (started %v) had not finished", what, r.ID, r.Kind, r.StartedAt, prev.ID, prev.StartedAt)
+				out = append(out, fmt.Sprintf("%s: pass %s (%s) started at %v while pass %s (started %v) had not finished", what, r.ID, r.Kind, r.StartedAt, prev.ID, prev.StartedAt))
 				continue
 			}
 			if r.StartedAt.Before(*prev.FinishedAt) {
-				t.Errorf("%s: passes overlap: %s %v–%v and %s from %v", what, prev.ID, prev.StartedAt, *prev.FinishedAt, r.ID, r.StartedAt)
+				out = append(out, fmt.Sprintf("%s: passes overlap: %s %v–%v and %s from %v", what, prev.ID, prev.StartedAt, *prev.FinishedAt, r.ID, r.StartedAt))
 			}
 			if prev.Status == "SUCCEEDED" && r.Trigger == "SCHEDULE" {
 				due := prev.FinishedAt.Add(time.Duration(float64(incremental) * (1 - jitter)))
@@ -247,8 +256,8 @@ func checkOncePerDueTime(t *testing.T, what string, rs []runView, incremental, f
 					}
 				}
 				if r.StartedAt.Before(due.Add(-eps)) {
-					t.Errorf("%s: %s pass %s started at %v, %s after the previous pass ended; it was not due before %v",
-						what, r.Kind, r.ID, r.StartedAt.Format(time.RFC3339Nano), r.StartedAt.Sub(*prev.FinishedAt), due.Format(time.RFC3339Nano))
+					out = append(out, fmt.Sprintf("%s: %s pass %s started at %v, %s after the previous pass ended; it was not due before %v",
+						what, r.Kind, r.ID, r.StartedAt.Format(time.RFC3339Nano), r.StartedAt.Sub(*prev.FinishedAt), due.Format(time.RFC3339Nano)))
 				}
 			}
 		}
@@ -256,6 +265,7 @@ func checkOncePerDueTime(t *testing.T, what string, rs []runView, incremental, f
 			lastFull = *r.FinishedAt
 		}
 	}
+	return out
 }
 
 // leaseHolder waits until a running replica other than skip holds the sync lease of an

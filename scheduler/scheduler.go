@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"orchard/apple"
@@ -110,6 +111,10 @@ type Scheduler struct {
 	invitationURL string          // last invitation link template written
 	wg            sync.WaitGroup
 	sem           chan struct{}
+	// freed wakes the loop when a worker frees up while due passes wait (waiting).
+	freed     chan struct{}
+	waiting   atomic.Bool
+	countries countries // the countries in use, as last read (metadata.go)
 }
 
 // New returns a Scheduler; call Run to start it.
@@ -119,7 +124,7 @@ func New(cfg Config) *Scheduler {
 		cfg.License.WatchTransitions(cfg.DB) // policy follows the transitions this replica applies
 	}
 	s := &Scheduler{cfg: cfg, db: cfg.DB, svc: cfg.License, api: cfg.Apple, log: cfg.Log,
-		kick: make(chan struct{}, 1), kicked: map[int64]bool{}, busy: map[string]bool{}, sem: make(chan struct{}, cfg.Concurrency)}
+		kick: make(chan struct{}, 1), freed: make(chan struct{}, 1), kicked: map[int64]bool{}, busy: map[string]bool{}, sem: make(chan struct{}, cfg.Concurrency)}
 	return s
 }
 
@@ -159,21 +164,37 @@ const kickGather = 10 * time.Millisecond
 // looks at all the work there is; after a kick naming accounts, the look for outbox work (queued
 // items, events to poll) covers those accounts only (under a stream of intents a kick comes
 // with every call, and the look across every account's outbox would cost more than the
-// intents themselves). Due syncs and removals are looked at every time.
+// intents themselves). Due passes and removals are looked at every time. Between ticks it also
+// wakes when the next pass falls due and when a worker frees up while due passes wait for
+// one, so that a pass starts at its due time rather than at the next tick, and looks for due
+// passes only.
 func (s *Scheduler) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.Tick)
 	defer t.Stop()
+	due := time.NewTimer(time.Hour)
+	due.Stop()
+	defer due.Stop()
 	defer s.wg.Wait()
-	var kicked []int64 // nil: look everywhere
+	look := lookAll
+	var kicked []int64
 	for {
-		if err := s.tick(ctx, kicked); err != nil && ctx.Err() == nil {
+		next, err := s.tick(ctx, look, kicked)
+		if err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "scheduler tick", "error", err)
+		}
+		due.Stop()
+		if !next.IsZero() {
+			if d := time.Until(next); d < s.cfg.Tick {
+				// A random part of dueGather on top: replicas waking for the same due
+				// time take turns at it, rather than the quickest one taking every pass.
+				due.Reset(max(d, dueGather) + rand.N(dueGather))
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			kicked = nil
+			look, kicked = lookAll, nil
 			s.takeKicks()
 		case <-s.kick:
 			// Kicks come in bursts (one per intent): gather those of the next few
@@ -183,72 +204,148 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				return nil
 			case <-time.After(kickGather):
 			}
-			kicked = s.takeKicks()
+			look, kicked = lookKicked, s.takeKicks()
+		case <-due.C:
+			look = lookDue
+		case <-s.freed:
+			look = lookDue
 		}
 	}
 }
 
-// tick starts the due work of every account this replica can lease. With kicked set, the
-// outbox work looked at is that of the kicked accounts only.
-func (s *Scheduler) tick(ctx context.Context, kicked []int64) error {
+// dueGather is the least time between two looks for due passes between ticks: the passes that
+// fall due meanwhile are started together, by one look (a pass starts at most this late, a
+// small part of any interval).
+const dueGather = 100 * time.Millisecond
+
+// look is what one tick looks at besides due passes and removals.
+type look int
+
+const (
+	lookAll    look = iota // every account's outbox work, and policy work
+	lookKicked             // the kicked accounts' outbox work (all of it after a kick for 0), and policy work
+	lookDue                // due passes only
+)
+
+// duePage is how many accounts one read of the due order returns beyond the free workers:
+// accounts running on other replicas come first in that order too, and are passed over.
+const duePage = 32
+
+// duePages bounds the reads of the due order in one look (when other replicas hold the leases
+// of every account read, they are behind, and a longer look would cost a lease statement per
+// account passed over).
+const duePages = 8
+
+// tick starts the due work this replica can lease: the queued passes, then the passes due, in
+// the order they fell due, as long as workers are free; then, unless it looks at due passes
+// only, removals, policy work and outbox work. It
+// returns when the next pass falls due, when that is known (zero: not known, or workers are
+// all busy and one freeing up wakes the loop).
+func (s *Scheduler) tick(ctx context.Context, what look, kicked []int64) (time.Time, error) {
 	now, err := s.db.ClockNow(ctx)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
-	accounts, err := s.db.ListLiveAccounts(ctx)
+	next, err := s.startDue(ctx, now)
+	if err != nil || what == lookDue {
+		return next, err
+	}
+	removing, err := s.db.AccountsBeingRemoved(ctx, now)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
-	queued, err := s.db.AccountsWithQueuedRuns(ctx)
-	if err != nil {
-		return err
-	}
-	hasQueued := map[int64]bool{}
-	for _, id := range queued {
-		hasQueued[id] = true
-	}
-	for _, a := range accounts {
-		if a.HeldAt(now) {
-			continue // R3: nothing for a held account before its time
-		}
-		if hasQueued[a.ID] || a.NextSyncAt == nil || !now.Before(*a.NextSyncAt) {
-			s.start(ctx, "sync", a.ID, s.syncAccount)
-		}
-		if a.RemovalRequestedAt != nil {
-			if _, err := s.svc.FinishRemoval(ctx, a.ID); err != nil {
-				s.log.WarnContext(ctx, "finish account removal", "account", a.ID, "error", err)
-			}
+	for _, id := range removing {
+		if _, err := s.svc.FinishRemoval(ctx, id); err != nil {
+			s.log.WarnContext(ctx, "finish account removal", "account", id, "error", err)
 		}
 	}
 	if err := s.startPolicy(ctx, now); err != nil {
 		s.log.WarnContext(ctx, "policy work", "error", err)
 	}
 	work := kicked
-	if work == nil {
+	if what == lookAll || work == nil {
 		if work, err = s.db.AccountsWithWork(ctx, now); err != nil {
-			return err
+			return time.Time{}, err
 		}
 	}
-	live := map[int64]*model.Account{}
+	if len(work) == 0 {
+		return next, nil
+	}
+	accounts, err := s.db.AccountsByID(ctx, work)
+	if err != nil {
+		return time.Time{}, err
+	}
 	for _, a := range accounts {
-		live[a.ID] = a
-	}
-	for _, id := range work {
-		if a := live[id]; a != nil && !a.HeldAt(now) {
-			s.start(ctx, "outbox", id, s.outboxWork)
+		if a.RemovedAt == nil && !a.HeldAt(now) {
+			s.start(ctx, "outbox", a.ID, s.outboxWork)
 		}
 	}
-	return nil
+	return next, nil
 }
+
+// startDue starts passes while workers are free: the queued ones first, then the due ones by
+// due time. It returns the next due time it saw, zero when it stopped for want of workers.
+func (s *Scheduler) startDue(ctx context.Context, now time.Time) (time.Time, error) {
+	free := s.freeWorkers()
+	if free == 0 {
+		s.waiting.Store(true)
+		return time.Time{}, nil
+	}
+	queued, err := s.db.AccountsWithQueuedPasses(ctx, now, free+duePage)
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, id := range queued {
+		if s.start(ctx, "sync", id, s.syncAccount) == noWorker {
+			s.waiting.Store(true)
+			return time.Time{}, nil
+		}
+	}
+	for offset, n := 0, 0; n < duePages; n++ {
+		limit := s.freeWorkers() + duePage
+		page, err := s.db.AccountsByDueTime(ctx, now, offset, limit)
+		if err != nil {
+			return time.Time{}, err
+		}
+		for _, a := range page {
+			if a.NextSyncAt != nil && now.Before(*a.NextSyncAt) {
+				return *a.NextSyncAt, nil
+			}
+			if s.start(ctx, "sync", a.ID, s.syncAccount) == noWorker {
+				s.waiting.Store(true)
+				return time.Time{}, nil
+			}
+		}
+		if len(page) < limit {
+			return time.Time{}, nil // nothing else is due, nor falls due later
+		}
+		offset += len(page)
+	}
+	// Every account read is due and leased by other replicas: they are behind, and this
+	// replica's free workers try again at the next tick.
+	return time.Time{}, nil
+}
+
+// freeWorkers is how many more pieces of work this replica can start now.
+func (s *Scheduler) freeWorkers() int { return cap(s.sem) - len(s.sem) }
+
+// started is what start did.
+type started int
+
+const (
+	begun    started = iota // the work runs
+	passed                  // already running here, or its lease is another replica's
+	noWorker                // every worker is busy
+)
 
 // start runs work for an account in the background when this replica is not already running
 // it, a worker slot is free and the account's lease for that kind of work can be taken.
-func (s *Scheduler) start(ctx context.Context, kind string, accountID int64, work func(ctx context.Context, accountID int64) error) {
+func (s *Scheduler) start(ctx context.Context, kind string, accountID int64, work func(ctx context.Context, accountID int64) error) started {
 	key := leaseName(kind, accountID)
 	s.mu.Lock()
 	if s.busy[key] {
 		s.mu.Unlock()
-		return
+		return passed
 	}
 	s.busy[key] = true
 	s.mu.Unlock()
@@ -260,8 +357,8 @@ func (s *Scheduler) start(ctx context.Context, kind string, accountID int64, wor
 	select {
 	case s.sem <- struct{}{}:
 	default:
-		release() // all workers busy; the next tick tries again
-		return
+		release() // all workers busy; a worker freeing up (or the next tick) tries again
+		return noWorker
 	}
 	granted := time.Now()
 	ok, err := s.db.AcquireLease(ctx, key, s.cfg.Holder, s.cfg.LeaseTTL)
@@ -281,11 +378,12 @@ func (s *Scheduler) start(ctx context.Context, kind string, accountID int64, wor
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "take lease", "lease", key, "error", err)
 		}
-		return
+		return passed
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.workerFreed()
 		defer func() { <-s.sem }()
 		defer release()
 		wctx, cancel := context.WithCancel(ctx)
@@ -304,6 +402,17 @@ func (s *Scheduler) start(ctx context.Context, kind string, accountID int64, wor
 			s.log.Warn("release lease", "lease", key, "error", err)
 		}
 	}()
+	return begun
+}
+
+// workerFreed wakes the loop when due passes were left waiting for a worker.
+func (s *Scheduler) workerFreed() {
+	if s.waiting.CompareAndSwap(true, false) {
+		select {
+		case s.freed <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // leaseName names the lease of one kind of work ("sync", "outbox") of an account.

@@ -87,7 +87,7 @@ func (s *Scheduler) syncAccount(ctx context.Context, accountID int64) error {
 	d := time.Since(start)
 	syncDuration.WithLabelValues(string(run.Kind), string(run.Status)).Observe(d.Seconds())
 	syncRuns.WithLabelValues(fmt.Sprint(a.ID), string(run.Kind), string(run.Status)).Inc()
-	logPass(s.log, a, run, d)
+	logPass(s.log, s.cfg.Holder, a, run, d)
 	return nil
 }
 
