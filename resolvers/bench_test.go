@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"orchard/db"
 	"orchard/db/dbtest"
 	"orchard/model"
 	"orchard/resolvers/gqltest"
@@ -36,7 +37,7 @@ func BenchmarkNestedPage(b *testing.B) {
 			stmts := s.Statements
 
 			b.StopTimer()
-			bare := timeParallel(b.N, func() error { return bareNestedPage(context.Background(), d.SQL()) })
+			bare := timeParallel(b.N, func() error { return bareNestedPage(context.Background(), d, nil) })
 			b.StartTimer()
 			gql := timeParallel(b.N, func() error {
 				if r := s.Do(b, key, nestedPage, vars); len(r.Errors) > 0 {
@@ -83,12 +84,29 @@ func timeParallel(n int, fn func() error) time.Duration {
 	return d
 }
 
-// bareNestedPage issues the statements the GraphQL path issues for nestedPage, directly.
-func bareNestedPage(ctx context.Context, q *sql.DB) error {
-	page, err := scanAll(ctx, q, "SELECT * FROM license_assignments ORDER BY license_assignments.id ASC LIMIT 101")
+// bareNestedPage issues the statements the GraphQL path issues for nestedPage, directly
+// (TestBareNestedPageIsTheGraphQLStatements holds it to that), and tells record, if set,
+// each statement and its arguments.
+func bareNestedPage(ctx context.Context, d *db.DB, record func(query string, args []any)) error {
+	q := d.SQL()
+	scanAll := func(ctx context.Context, q *sql.DB, query string, args ...any) ([]map[string]any, error) {
+		if record != nil {
+			record(query, args)
+		}
+		return scanAll(ctx, q, query, args...)
+	}
+	const pageSQL = "SELECT * FROM license_assignments ORDER BY license_assignments.id ASC LIMIT "
+	var page []map[string]any
+	var err error
+	if d.Dialect() == db.MySQL { // as GORM's MySQL dialect writes a limit: as an argument
+		page, err = scanAll(ctx, q, pageSQL+"?", 101)
+	} else {
+		page, err = scanAll(ctx, q, pageSQL+"101")
+	}
 	if err != nil {
 		return err
 	}
+	page = page[:min(len(page), 100)] // the 101st row only tells whether there is a next page
 	col := func(rows []map[string]any, name string) []any {
 		seen := map[int64]bool{}
 		var out []any
