@@ -2,17 +2,43 @@ package db
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"sync/atomic"
 
 	"gorm.io/gorm"
 )
 
 // StatementCounter counts the SQL statements issued with a context, for the N+1 guard tests
-// and the benchmarks that report statements per request.
-type StatementCounter struct{ n atomic.Int64 }
+// and the benchmarks that report statements per request. One made by NewStatementRecorder
+// also keeps the text and arguments of the statements issued through GORM (the bulk inserts
+// of InsertRows are counted only), for the tests that compare a request's statements with
+// others.
+type StatementCounter struct {
+	n      atomic.Int64
+	record bool
+	mu     sync.Mutex
+	stmts  []Statement
+}
+
+// Statement is a recorded statement: its SQL, with placeholders, and its arguments.
+type Statement struct {
+	SQL  string
+	Args []any
+}
+
+// NewStatementRecorder returns a counter that also records the statements it counts.
+func NewStatementRecorder() *StatementCounter { return &StatementCounter{record: true} }
 
 // Count is the number of statements counted so far.
 func (c *StatementCounter) Count() int64 { return c.n.Load() }
+
+// Recorded returns the statements recorded so far, in the order they were issued.
+func (c *StatementCounter) Recorded() []Statement {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.stmts)
+}
 
 type counterKey struct{}
 
@@ -29,6 +55,11 @@ func registerCounter(g *gorm.DB) error {
 		}
 		if c, ok := tx.Statement.Context.Value(counterKey{}).(*StatementCounter); ok {
 			c.n.Add(1)
+			if c.record {
+				c.mu.Lock()
+				c.stmts = append(c.stmts, Statement{SQL: tx.Statement.SQL.String(), Args: slices.Clone(tx.Statement.Vars)})
+				c.mu.Unlock()
+			}
 		}
 	}
 	cb := g.Callback()

@@ -32,6 +32,7 @@ type Server struct {
 	// Statements counts the SQL statements of the last request sent with Do.
 	Statements int64
 	mu         sync.Mutex
+	recorded   []db.Statement
 	client     *http.Client
 }
 
@@ -75,7 +76,8 @@ func newServer(t testing.TB, d *db.DB, svc *license.Service, o Options) *Server 
 	if o.Wrap != nil {
 		handler = o.Wrap(handler)
 	}
-	s := &Server{handler: counting(handler), DB: d, License: svc, Keys: map[model.Role]string{}}
+	s := &Server{DB: d, License: svc, Keys: map[model.Role]string{}}
+	s.handler = s.counting(handler)
 	for _, role := range []model.Role{model.RoleAdmin, model.RoleOperator, model.RoleViewer} {
 		_, secret, err := svc.CreateAPIKey(context.Background(), license.SystemActor, "test "+string(role), role)
 		if err != nil {
@@ -88,12 +90,24 @@ func newServer(t testing.TB, d *db.DB, svc *license.Service, o Options) *Server 
 
 type counterKey struct{}
 
+// recordHeader asks counting to record the request's statements (see DoRecorded).
+const recordHeader = "X-Gqltest-Record-Statements"
+
 // counting puts a statement counter in each request's context; the handler adds it to the
-// database context, and the client reads it back through the response header.
-func counting(next http.Handler) http.Handler {
+// database context, and the client reads it back through the response header. A request
+// with recordHeader gets a recorder, whose statements DoRecorded reads once it is answered.
+func (s *Server) counting(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &db.StatementCounter{}
+		if r.Header.Get(recordHeader) != "" {
+			c = db.NewStatementRecorder()
+		}
 		next.ServeHTTP(&headerOnWrite{ResponseWriter: w, c: c}, r.WithContext(context.WithValue(r.Context(), counterKey{}, c)))
+		if r.Header.Get(recordHeader) != "" {
+			s.mu.Lock()
+			s.recorded = c.Recorded()
+			s.mu.Unlock()
+		}
 	})
 }
 
@@ -149,8 +163,37 @@ func (s *Server) Do(t testing.TB, key, query string, vars map[string]any) *Respo
 	return s.decode(t, resp)
 }
 
+// DoRecorded sends a query as Do does and also returns the SQL statements it issued, in
+// order (not to be used concurrently with itself).
+func (s *Server) DoRecorded(t testing.TB, key, query string, vars map[string]any) (*Response, []db.Statement) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, err := s.request(key, bytes.NewReader(body), "application/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(recordHeader, "1")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.decode(t, resp)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return r, s.recorded
+}
+
 // Raw posts a body as it is.
 func (s *Server) Raw(key string, body io.Reader, contentType string) (*http.Response, error) {
+	req, err := s.request(key, body, contentType)
+	if err != nil {
+		return nil, err
+	}
+	return s.client.Do(req)
+}
+
+// request builds a POST of body with the key.
+func (s *Server) request(key string, body io.Reader, contentType string) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodPost, s.URL, body)
 	if err != nil {
 		return nil, err
@@ -159,7 +202,7 @@ func (s *Server) Raw(key string, body io.Reader, contentType string) (*http.Resp
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	return s.client.Do(req)
+	return req, nil
 }
 
 func (s *Server) decode(t testing.TB, resp *http.Response) *Response {

@@ -98,3 +98,34 @@ func TestLoadMany(t *testing.T) {
 		t.Errorf("the failed key was cached (calls %v, error %v); want it asked again", calls, err)
 	}
 }
+
+// A loader makes its dataloader for the first key that is not primed, and only then: a
+// request whose relations the prefetch primed builds none (see Loader). Loads through the
+// dataloader still batch and cache as before.
+func TestDataloaderMadeWhenNeeded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var calls [][]int
+	l := newLoader(func(_ context.Context, keys []int) []*dataloader.Result[string] {
+		calls = append(calls, append([]int(nil), keys...))
+		out := make([]*dataloader.Result[string], len(keys))
+		for i, k := range keys {
+			out[i] = &dataloader.Result[string]{Data: "v" + string(rune('0'+k%10))}
+		}
+		return out
+	})
+	l.Prime(ctx, 1, "primed")
+	Prefill(ctx, l, []int{1, 2})
+	if got, err := Load(ctx, l, 2); err != nil || got != "v2" {
+		t.Fatalf("Load(2) = %q, %v; want the prefilled v2", got, err)
+	}
+	if l.loader != nil {
+		t.Fatal("a loader made its dataloader though every key it was asked for was primed")
+	}
+	if got, err := Load(ctx, l, 3); err != nil || got != "v3" || l.loader == nil {
+		t.Fatalf("Load(3) = %q, %v (dataloader made: %v); want v3 through the dataloader", got, err, l.loader != nil)
+	}
+	if _, err := Load(ctx, l, 3); err != nil || len(calls) != 2 {
+		t.Errorf("batch calls %v; want the prefill's and one for key 3, then key 3 from the dataloader's cache", calls)
+	}
+}
