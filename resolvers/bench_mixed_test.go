@@ -39,8 +39,8 @@ import (
 // ORCHARD_BENCH_READ_CLIENTS and ORCHARD_BENCH_READ_THINK_MS change the number of clients
 // (default 50) and the pause (default 200).
 func BenchmarkMixedReads(b *testing.B) {
-	clients := envInt(b, "ORCHARD_BENCH_READ_CLIENTS", 50)
-	think := time.Duration(envInt(b, "ORCHARD_BENCH_READ_THINK_MS", 200)) * time.Millisecond
+	clients := readEnvInt(b, "ORCHARD_BENCH_READ_CLIENTS", 50)
+	think := time.Duration(readEnvInt(b, "ORCHARD_BENCH_READ_THINK_MS", 200)) * time.Millisecond
 	for _, e := range dbtest.Engines() {
 		b.Run(e.Name, func(b *testing.B) {
 			d := e.Open(b)
@@ -209,7 +209,7 @@ func quantileMS(ds []time.Duration, q float64) float64 {
 }
 
 // envInt reads a positive integer from the environment, def when it is unset.
-func envInt(b *testing.B, name string, def int) int {
+func readEnvInt(b *testing.B, name string, def int) int {
 	v := os.Getenv(name)
 	if v == "" {
 		return def
