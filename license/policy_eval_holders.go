@@ -1,0 +1,211 @@
+package license
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"orchard/db"
+	"orchard/model"
+)
+
+// Per-holder evaluation. A membership change (members set, added or removed, a device upserted
+// into or out of a dynamic group, a user removed, a device retired) queues, in its own
+// transaction, a row per app concerned and holder. The evaluation reads only those holders'
+// facts — their groups among the app's labels' groups, their devices and users, their
+// assignments and waiting rows of the app — plus two app-wide aggregates that keep the plan
+// fair (the licenses each capped label holds, the holders waiting because a label is short),
+// plans them with PlanPolicy and carries the plan out through the same write path as a whole
+// app's evaluation, all in one transaction that also deletes the queue rows: a crash leaves
+// both the work and the rows undone. Its cost follows the holders evaluated, not the app's
+// holders. Label and app-label changes, pool gains and the periodic full evaluation stay
+// whole-app.
+
+// holderBatch bounds the holders of one app evaluated in one transaction.
+const holderBatch = 1000
+
+// loadHolders reads the facts of some holders of one app. A user's devices and a device's
+// user are evaluated with it: a USER label covers a user through the devices it uses, so
+// their facts are one.
+func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, userIDs, deviceIDs []int64) (*policyState, error) {
+	app, err := q.AppByID(ctx, appID)
+	if err != nil {
+		return nil, fmt.Errorf("policy of app %d: %w", appID, err)
+	}
+	now := s.now()
+	f := &PolicyFacts{App: app, Now: now, Groups: map[int64]*model.Group{}, Users: map[int64]*model.User{}, Devices: map[int64]*model.Device{},
+		HeldElsewhere: map[int64]int{}, Ahead: map[int64]WaitingAhead{}}
+	pl, err := q.LabelsOfAppWithLinks(ctx, appID)
+	if err != nil {
+		return nil, err
+	}
+	st := &policyState{facts: f, labels: map[int64]LabelSpec{}, scope: &holderScope{userOf: map[string]int64{}, devOf: map[string]int64{}}}
+	groupSet := map[int64]bool{}
+	var capped []int64
+	for _, l := range pl.Labels {
+		spec := LabelSpec{Label: l, GroupIDs: pl.GroupsOf[l.ID]}
+		for _, g := range spec.GroupIDs {
+			groupSet[g] = true
+		}
+		if l.Kind == model.LabelApp {
+			f.AppLabels = append(f.AppLabels, spec)
+			continue
+		}
+		spec.AccountIDs = pl.AccountsOf[l.ID]
+		f.Labels = append(f.Labels, spec)
+		st.labels[l.ID] = spec
+		if l.CapCount != nil && l.DeletedAt == nil {
+			capped = append(capped, l.ID)
+		}
+	}
+	groupIDs := slices.Sorted(maps.Keys(groupSet))
+
+	// The holders, closed over "a device's user" and "a user's devices".
+	devs, err := q.DevicesByID(ctx, deviceIDs)
+	if err != nil {
+		return nil, err
+	}
+	userSet := map[int64]bool{}
+	for _, id := range userIDs {
+		userSet[id] = true
+	}
+	for _, d := range devs {
+		f.Devices[d.ID] = d
+		if d.UserID != nil {
+			userSet[*d.UserID] = true
+		}
+	}
+	allUsers := slices.Sorted(maps.Keys(userSet))
+	us, err := q.UsersByID(ctx, allUsers)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range us {
+		f.Users[u.ID] = u
+	}
+	more, err := q.DevicesOfUsers(ctx, allUsers)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range more {
+		f.Devices[d.ID] = d
+	}
+	allDevices := slices.Sorted(maps.Keys(f.Devices))
+	var cuids, serials []string
+	for _, id := range allUsers {
+		if u := f.Users[id]; u != nil {
+			k := model.HolderKeyFor(model.LicenseKindUser, "", u.ClientUserID)
+			st.scope.keys, st.scope.userOf[k] = append(st.scope.keys, k), id
+			cuids = append(cuids, u.ClientUserID)
+		}
+	}
+	for _, id := range allDevices {
+		d := f.Devices[id]
+		k := model.HolderKeyFor(model.LicenseKindDevice, d.SerialNumber, "")
+		st.scope.keys, st.scope.devOf[k] = append(st.scope.keys, k), id
+		serials = append(serials, d.SerialNumber)
+	}
+
+	members, err := q.MembershipsOf(ctx, allUsers, allDevices, groupIDs)
+	if err != nil {
+		return nil, err
+	}
+	f.UserGroups, f.DeviceGroups = members.Users, members.Devices
+	gs, err := q.GroupsByID(ctx, groupIDs)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range gs {
+		f.Groups[g.ID] = g
+	}
+	if f.Assignments, f.Refused, err = q.AssignmentsOfHolders(ctx, appID, cuids, serials, now.Add(-refusedFor)); err != nil {
+		return nil, err
+	}
+	if f.Waiting, err = q.WaitingOfHolders(ctx, appID, st.scope.keys); err != nil {
+		return nil, err
+	}
+	if len(f.Labels) > 0 {
+		ahead, err := q.ShortWaitingOfApp(ctx, appID, st.scope.keys)
+		if err != nil {
+			return nil, err
+		}
+		for id, a := range ahead {
+			f.Ahead[id] = WaitingAhead{N: a.N, First: a.First, Code: a.Code}
+		}
+	}
+	if len(capped) > 0 {
+		held, err := q.CountLabelAssignments(ctx, capped)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range f.Assignments {
+			if a.LabelID != nil {
+				held[*a.LabelID]--
+			}
+		}
+		for id, n := range held {
+			f.HeldElsewhere[id] = max(0, n)
+		}
+	}
+	// Departures name the membership change behind a reclaim: read only when a label license
+	// may be taken back.
+	for _, a := range f.Assignments {
+		if a.LabelID != nil {
+			if f.Departures, err = q.DeparturesOfHolders(ctx, allUsers, allDevices, groupIDs, now.Add(-departuresFor)); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	return st, nil
+}
+
+// evaluateHolders evaluates some holders of one app and deletes the queue rows that asked
+// for it, in one transaction.
+func (s *Service) evaluateHolders(ctx context.Context, appID int64, userIDs, deviceIDs, itemIDs []int64) (*EvalResult, error) {
+	var res *EvalResult
+	err := s.db.Tx(ctx, func(tx *db.DB) error {
+		st, err := s.loadHolders(ctx, tx, appID, userIDs, deviceIDs)
+		switch {
+		case errors.Is(err, model.ErrNotFound):
+			res = &EvalResult{AppID: appID}
+		case err != nil:
+			return err
+		default:
+			if res, err = s.carryOut(ctx, tx, st); err != nil {
+				return err
+			}
+			s.evaluations.Add(1)
+		}
+		return tx.DeletePolicyItems(ctx, itemIDs)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("policy of app %d: evaluate %d holders: %w", appID, len(userIDs)+len(deviceIDs), err)
+	}
+	return res, nil
+}
+
+// enqueueHolders records, inside the caller's transaction, that the holders (users, devices)
+// must be evaluated for every app labelled for any of the groups (those whose membership
+// changed): a row per app and holder.
+func (s *Service) enqueueHolders(ctx context.Context, tx *db.DB, groupIDs, userIDs, deviceIDs []int64, reason string) error {
+	if len(groupIDs) == 0 || len(userIDs)+len(deviceIDs) == 0 {
+		return nil
+	}
+	apps, err := tx.AppsLabelledForGroups(ctx, groupIDs)
+	if err != nil || len(apps) == 0 {
+		return err
+	}
+	refs := make([]db.HolderRef, 0, len(apps)*(len(userIDs)+len(deviceIDs)))
+	for _, a := range apps {
+		for _, u := range dedupe(userIDs) {
+			refs = append(refs, db.HolderRef{AppID: a, UserID: u})
+		}
+		for _, d := range dedupe(deviceIDs) {
+			refs = append(refs, db.HolderRef{AppID: a, DeviceID: d})
+		}
+	}
+	return tx.EnqueuePolicyHolders(ctx, refs, truncate(reason, 1000), s.now())
+}
