@@ -214,19 +214,31 @@ func (d *DB) MembersOfGroups(ctx context.Context, groupIDs []int64) (*GroupMembe
 	if len(groupIDs) == 0 {
 		return out, nil
 	}
-	var us []model.GroupMember
-	if err := d.with(ctx).Model(&model.GroupMember{}).Select("group_id", "user_id").Where("group_id IN ?", groupIDs).Order("user_id, group_id").Scan(&us).Error; err != nil {
-		return nil, fmt.Errorf("read group members: %w", err)
+	// Plain scans of two integer columns: the full evaluation reads every membership of the
+	// fleet here, and GORM's reflection per row would cost more than the query.
+	read := func(what string, q *gorm.DB, into map[int64][]int64) error {
+		rows, err := q.Rows()
+		if err != nil {
+			return fmt.Errorf("read group %s: %w", what, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var member, group int64
+			if err := rows.Scan(&member, &group); err != nil {
+				return fmt.Errorf("read group %s: %w", what, err)
+			}
+			into[member] = append(into[member], group)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read group %s: %w", what, err)
+		}
+		return nil
 	}
-	for _, m := range us {
-		out.Users[m.UserID] = append(out.Users[m.UserID], m.GroupID)
+	if err := read("members", d.with(ctx).Model(&model.GroupMember{}).Select("user_id, group_id").Where("group_id IN ?", groupIDs).Order("user_id, group_id"), out.Users); err != nil {
+		return nil, err
 	}
-	var ds []model.GroupDevice
-	if err := d.with(ctx).Model(&model.GroupDevice{}).Select("group_id", "device_id").Where("group_id IN ?", groupIDs).Order("device_id, group_id").Scan(&ds).Error; err != nil {
-		return nil, fmt.Errorf("read group devices: %w", err)
-	}
-	for _, m := range ds {
-		out.Devices[m.DeviceID] = append(out.Devices[m.DeviceID], m.GroupID)
+	if err := read("devices", d.with(ctx).Model(&model.GroupDevice{}).Select("device_id, group_id").Where("group_id IN ?", groupIDs).Order("device_id, group_id"), out.Devices); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sort"
 	"time"
@@ -294,8 +295,13 @@ func (d *DB) AllLabelsWithLinks(ctx context.Context) (*PolicyLabels, error) {
 }
 
 // PolicyAssignmentsAfter reads, by id order, a batch of the active assignments of the given
-// apps and of their label assignments Apple refused since a time. No apps,
-// no statement.
+// apps and of their label assignments Apple refused since a time. No apps, no statement.
+//
+// It is the full evaluation's hot read (every label license of the fleet, a batch a
+// statement), so it reads only the columns a plan looks at — id, app, kind, holder (serial,
+// client user id, device, user, key), status, origin, label, grace start and Apple's refusal
+// message — and scans them without GORM's reflection; the other fields stay zero. The rows
+// are for planning only: whatever is carried out reads its assignment again, locked.
 func (d *DB) PolicyAssignmentsAfter(ctx context.Context, appIDs []int64, refusedSince time.Time, after int64, limit int) ([]*model.LicenseAssignment, error) {
 	if len(appIDs) == 0 {
 		return []*model.LicenseAssignment{}, nil
@@ -308,13 +314,98 @@ func (d *DB) PolicyAssignmentsAfter(ctx context.Context, appIDs []int64, refused
 		}
 		return c
 	}
-	q := d.with(ctx).Where("id > ? AND "+col("app_id")+" IN ?", after, appIDs).
+	q := d.with(ctx).Model(&model.LicenseAssignment{}).
+		Select("id, app_id, kind, serial_number, client_user_id, device_id, user_id, holder_key, status, origin, label_id, label_out_since, error_message").
+		Where("id > ? AND "+col("app_id")+" IN ?", after, appIDs).
 		Where(d.gorm.Where(col("status")+" IN ?", activeStatuses).Or(col("status")+" = ? AND label_id IS NOT NULL AND updated_at >= ?", model.AssignmentFailed, refusedSince))
-	out, err := findAll[model.LicenseAssignment](q.Order("id").Limit(limit))
+	rows, err := q.Order("id").Limit(limit).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("read assignments under policy: %w", err)
 	}
+	defer rows.Close()
+	out := make([]*model.LicenseAssignment, 0, limit)
+	for rows.Next() {
+		var (
+			a                                        model.LicenseAssignment
+			serial, clientUser, holderKey, errorText sql.NullString
+			deviceID, userID, labelID                sql.NullInt64
+			outSince                                 sql.NullTime
+		)
+		if err := rows.Scan(&a.ID, &a.AppID, &a.Kind, &serial, &clientUser, &deviceID, &userID, &holderKey, &a.Status, &a.Origin, &labelID, &outSince, &errorText); err != nil {
+			return nil, fmt.Errorf("read assignments under policy: %w", err)
+		}
+		a.SerialNumber, a.ClientUserID, a.HolderKey, a.ErrorMessage = nullString(serial), nullString(clientUser), nullString(holderKey), nullString(errorText)
+		a.DeviceID, a.UserID, a.LabelID = nullInt64(deviceID), nullInt64(userID), nullInt64(labelID)
+		if outSince.Valid {
+			t := outSince.Time.UTC()
+			a.LabelOutSince = &t
+		}
+		out = append(out, &a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read assignments under policy: %w", err)
+	}
 	return out, nil
+}
+
+// PolicyDevicesAfter reads up to limit devices with an id above after, in id order, with only
+// the columns a plan looks at (id, serial number, shared iPad, user, status; the other fields
+// stay zero): the full evaluation's pass over the fleet, a batch a statement.
+func (d *DB) PolicyDevicesAfter(ctx context.Context, after int64, limit int) ([]*model.Device, error) {
+	rows, err := d.with(ctx).Model(&model.Device{}).Select("id, serial_number, shared_ipad, user_id, status").
+		Where("id > ?", after).Order("id").Limit(limit).Rows()
+	if err != nil {
+		return nil, wrap("devices under policy", err)
+	}
+	defer rows.Close()
+	out := make([]*model.Device, 0, limit)
+	for rows.Next() {
+		var (
+			dv     model.Device
+			userID sql.NullInt64
+		)
+		if err := rows.Scan(&dv.ID, &dv.SerialNumber, &dv.SharedIPad, &userID, &dv.Status); err != nil {
+			return nil, wrap("devices under policy", err)
+		}
+		dv.UserID = nullInt64(userID)
+		out = append(out, &dv)
+	}
+	return out, wrap("devices under policy", rows.Err())
+}
+
+// PolicyUsersAfter reads up to limit users with an id above after, in id order, with only the
+// columns a plan looks at (id, external id, client user id, status; the other fields stay
+// zero): the full evaluation's pass over the directory, a batch a statement.
+func (d *DB) PolicyUsersAfter(ctx context.Context, after int64, limit int) ([]*model.User, error) {
+	rows, err := d.with(ctx).Model(&model.User{}).Select("id, external_id, client_user_id, status").
+		Where("id > ?", after).Order("id").Limit(limit).Rows()
+	if err != nil {
+		return nil, wrap("users under policy", err)
+	}
+	defer rows.Close()
+	out := make([]*model.User, 0, limit)
+	for rows.Next() {
+		var u model.User
+		if err := rows.Scan(&u.ID, &u.ExternalID, &u.ClientUserID, &u.Status); err != nil {
+			return nil, wrap("users under policy", err)
+		}
+		out = append(out, &u)
+	}
+	return out, wrap("users under policy", rows.Err())
+}
+
+func nullString(s sql.NullString) *string {
+	if !s.Valid {
+		return nil
+	}
+	return &s.String
+}
+
+func nullInt64(n sql.NullInt64) *int64 {
+	if !n.Valid {
+		return nil
+	}
+	return &n.Int64
 }
 
 // WaitingOfApps reads the waiting holders of the given apps.

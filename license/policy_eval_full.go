@@ -121,7 +121,7 @@ func (s *Service) readSnapshot(ctx context.Context, apps []int64) (*snapshot, er
 	// Devices and users in id order, a batch a statement (a sequential pass beats an IN
 	// lookup per member when most of the fleet is covered).
 	for after := int64(0); ; {
-		ds, err := s.db.DevicesAfter(ctx, after, snapshotBatch)
+		ds, err := s.db.PolicyDevicesAfter(ctx, after, snapshotBatch)
 		if err != nil {
 			return nil, err
 		}
@@ -139,7 +139,7 @@ func (s *Service) readSnapshot(ctx context.Context, apps []int64) (*snapshot, er
 		after = ds[len(ds)-1].ID
 	}
 	for after := int64(0); ; {
-		us, err := s.db.UsersAfter(ctx, after, snapshotBatch)
+		us, err := s.db.PolicyUsersAfter(ctx, after, snapshotBatch)
 		if err != nil {
 			return nil, err
 		}
