@@ -534,6 +534,21 @@ func (d *DB) WaitingOfHolder(ctx context.Context, userID, deviceID int64) ([]*mo
 	return ws, wrap("waiting holders of holder", err)
 }
 
+// LockLabelCap locks a label's row (on MySQL; SQLite's writers are serialised by their
+// transaction) and reads its cap, for an evaluation about to assign under it: evaluations that
+// assign through one capped label take the lock one after the other, and each counts the
+// label's licenses after the one before it committed (READ COMMITTED).
+func (d *DB) LockLabelCap(ctx context.Context, labelID int64) (*int64, error) {
+	var rows []struct{ CapCount *int64 }
+	if err := d.forUpdate(d.with(ctx).Model(&model.Label{}).Select("cap_count").Where("id = ?", labelID)).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("lock label %d: %w", labelID, err)
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("lock label %d: %w", labelID, model.ErrNotFound)
+	}
+	return rows[0].CapCount, nil
+}
+
 // CountLabelAssignments counts the active assignments each label holds.
 func (d *DB) CountLabelAssignments(ctx context.Context, labelIDs []int64) (map[int64]int, error) {
 	out := map[int64]int{}

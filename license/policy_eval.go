@@ -180,41 +180,44 @@ func (s *Service) carryOut(ctx context.Context, h *db.DB, st *policyState) (*Eva
 		spec := st.labels[labelID]
 		todo := byLabel[labelID]
 		causedBy := "label:" + strconv.FormatInt(labelID, 10)
+		// Each assignment records its label and says which group it is for, in the statement
+		// that inserts it (a crash never leaves a label license that no label owns).
 		req := &assignRequest{AppID: appID, Kind: *spec.Label.LicenseKind, Accounts: spec.AccountIDs, Origin: model.OriginLabel,
-			Reason: fmt.Sprintf("label %q", spec.Label.Name), CausedBy: causedBy, Gather: true}
+			Reason: fmt.Sprintf("label %q", spec.Label.Name), CausedBy: causedBy, Gather: true, LabelID: labelID, app: f.App}
 		for _, a := range todo {
 			req.Targets = append(req.Targets, a.Holder.target())
+			req.Reasons = append(req.Reasons, a.Reason)
 		}
-		// The planner commits chunk by chunk, each in a transaction of h; in the same
-		// transaction the chunk's new assignments are marked as this label's (so that a crash
-		// never leaves a label license that no label owns) and their install commands queued.
-		// The outbox rows are released once every chunk is recorded (packed: 1,000 per request).
+		if st.scope != nil {
+			// The holders were read in this transaction: the planner need not read them again.
+			req.known = knownHolders(todo)
+		}
+		if spec.Label.CapCount != nil {
+			req.room = func(tx *db.DB) (int, error) { return s.capRoom(ctx, tx, spec.Label) }
+		}
+		// The planner commits chunk by chunk, each in a transaction of h (a savepoint); in the
+		// same transaction the install commands of the chunk's new device licenses are queued.
+		// The outbox rows of several chunks are released once every chunk is recorded (packed:
+		// 1,000 per request).
 		cmds := 0
-		outs, err := s.runChunks(ctx, h, LabelActor(spec.Label), req, false, func(fn func(tx *db.DB) error) error {
-			return h.Tx(ctx, func(tx *db.DB) error {
-				if err := fn(tx); err != nil {
-					return err
+		req.afterChunk = func(tx *db.DB, outs []targetOutcome) error {
+			for _, o := range outs {
+				a := o.Assignment
+				if a == nil || a.Kind != model.LicenseKindDevice || a.DeviceID == nil || !installOnReg[*a.DeviceID] {
+					continue
 				}
-				made, err := tx.ClaimLabelAssignments(ctx, appID, labelID, causedBy)
+				queued, err := s.queueCommand(ctx, tx, *a.DeviceID, appID, a, model.CommandInstall,
+					fmt.Sprintf("install on registration: an app label of %s covers the device", nameOf(f.App)))
 				if err != nil {
 					return err
 				}
-				for _, a := range made {
-					if a.Kind != model.LicenseKindDevice || a.DeviceID == nil || !installOnReg[*a.DeviceID] {
-						continue
-					}
-					queued, err := s.queueCommand(ctx, tx, *a.DeviceID, appID, a, model.CommandInstall,
-						fmt.Sprintf("install on registration: an app label of %s covers the device", nameOf(f.App)))
-					if err != nil {
-						return err
-					}
-					if queued {
-						cmds++
-					}
+				if queued {
+					cmds++
 				}
-				return nil
-			})
-		})
+			}
+			return nil
+		}
+		outs, err := s.runChunks(ctx, h, LabelActor(spec.Label), req, false, func(fn func(tx *db.DB) error) error { return h.Tx(ctx, fn) })
 		var refusal *model.Error
 		if e, ok := model.AsError(err); ok {
 			refusal, err = e, nil // the whole request is refused (e.g. no account has bought the app)
@@ -223,15 +226,18 @@ func (s *Service) carryOut(ctx context.Context, h *db.DB, st *policyState) (*Eva
 			return nil, fmt.Errorf("policy of app %d: assign through label %d: %w", appID, labelID, err)
 		}
 		res.InstallCommands += cmds
-		reasons := map[string][]int64{}
 		for k, pa := range todo {
 			var o targetOutcome
 			if refusal == nil {
 				o = outs[k]
 			}
 			e := o.Error
-			if refusal != nil {
+			switch {
+			case refusal != nil:
 				e = refusal
+			case o.Capped:
+				// The cap, counted under the label's lock, was reached meanwhile.
+				e = &model.Error{Code: model.CodeLabelCapReached, Message: fmt.Sprintf("label %q has handed out its cap of %d licenses", spec.Label.Name, *spec.Label.CapCount)}
 			}
 			if e == nil && o.AssignmentID != 0 {
 				ea := EvalAssigned{LabelID: labelID, HolderKey: pa.Holder.Key, Kind: pa.Holder.Kind, AssignmentID: o.AssignmentID, Reason: pa.Reason}
@@ -245,7 +251,6 @@ func (s *Service) carryOut(ctx context.Context, h *db.DB, st *policyState) (*Eva
 					ea.UserID = pa.Holder.User.ID
 				}
 				res.Assigned = append(res.Assigned, ea)
-				reasons[pa.Reason] = append(reasons[pa.Reason], o.AssignmentID)
 				continue
 			}
 			if e == nil || e.Code == model.CodeAlreadyAssigned {
@@ -260,19 +265,6 @@ func (s *Service) carryOut(ctx context.Context, h *db.DB, st *policyState) (*Eva
 				w.UserID = &pa.Holder.User.ID
 			}
 			waiting = append(waiting, w)
-		}
-		// Each assignment says which group and label it is for (one statement per group).
-		if len(reasons) > 0 {
-			if err := st.tx(ctx, h, func(tx *db.DB) error {
-				for reason, ids := range reasons {
-					if err := tx.SetAssignmentReason(ctx, ids, truncate(reason, 1000)); err != nil {
-						return err
-					}
-				}
-				return nil
-			}); err != nil {
-				return nil, fmt.Errorf("policy of app %d: reasons: %w", appID, err)
-			}
 		}
 	}
 
@@ -322,6 +314,41 @@ func (s *Service) installOnRegistration(f *PolicyFacts) map[int64]bool {
 		}
 	}
 	return out
+}
+
+// knownHolders are the devices and users of planned assignments, as the planner's facts
+// name them (its targets name holders by id).
+func knownHolders(todo []PlannedAssign) *namedTargets {
+	n := &namedTargets{devicesByID: map[int64]*model.Device{}, devicesBySerial: map[string]*model.Device{},
+		usersByID: map[int64]*model.User{}, usersByExternalID: map[string]*model.User{}}
+	for _, a := range todo {
+		if d := a.Holder.Device; d != nil {
+			n.devicesByID[d.ID], n.devicesBySerial[d.SerialNumber] = d, d
+		}
+		if u := a.Holder.User; u != nil {
+			n.usersByID[u.ID], n.usersByExternalID[u.ExternalID] = u, u
+		}
+	}
+	return n
+}
+
+// capRoom locks a capped label's row and counts the licenses it holds, inside the
+// transaction that is about to assign through it: how many more it may give (never below 0).
+// Every evaluation takes the lock before it assigns under a cap, so two evaluations of one
+// app — the background evaluator's and a mutation's own — never overshoot the cap together.
+func (s *Service) capRoom(ctx context.Context, tx *db.DB, l *model.Label) (int, error) {
+	capCount, err := tx.LockLabelCap(ctx, l.ID)
+	if err != nil {
+		return 0, fmt.Errorf("lock label %d: %w", l.ID, err)
+	}
+	if capCount == nil {
+		return -1, nil // the cap was lifted meanwhile
+	}
+	held, err := tx.CountLabelAssignments(ctx, []int64{l.ID})
+	if err != nil {
+		return 0, err
+	}
+	return int(max(0, *capCount-int64(held[l.ID]))), nil
 }
 
 func labelOr(st *policyState, id int64) *model.Label {
