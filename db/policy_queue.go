@@ -50,39 +50,90 @@ func (d *DB) EnqueuePolicyHolders(ctx context.Context, refs []HolderRef, reason 
 }
 
 // PolicyLabels are an app's labels of both kinds (deleted ones too) with their groups and, for
-// license labels, their accounts in priority order.
+// license labels, their accounts in priority order. Groups, when read, holds the labels'
+// groups with their names only (id, external id, name: what a plan words its reasons with).
 type PolicyLabels struct {
 	Labels     []*model.Label
 	GroupsOf   map[int64][]int64
 	AccountsOf map[int64][]int64
+	Groups     map[int64]*model.Group
 }
 
-// LabelsOfAppWithLinks reads an app's labels, their groups and their accounts: three
-// statements whatever the number of labels.
+// LabelsOfAppWithLinks reads an app's labels with their groups (and the groups' names) and
+// accounts in one statement, locking the labels' rows on MySQL (SQLite's writers are
+// serialised by their transaction): inside a transaction, a per-holder evaluation of the app
+// holds them until it commits, so that evaluations of one app run one after the other.
 func (d *DB) LabelsOfAppWithLinks(ctx context.Context, appID int64) (*PolicyLabels, error) {
-	ls, err := findAll[model.Label](d.with(ctx).Where("app_id = ?", appID).Order("id"))
+	out, err := d.lockedLabelsWithLinks(ctx, "labels.app_id = ?", appID)
 	if err != nil {
 		return nil, fmt.Errorf("read labels of app %d: %w", appID, err)
 	}
-	out := &PolicyLabels{Labels: ls, GroupsOf: map[int64][]int64{}, AccountsOf: map[int64][]int64{}}
-	if len(ls) == 0 {
-		return out, nil
+	return out, nil
+}
+
+// LabelsOfGroupsAppsWithLinks is LabelsOfAppWithLinks for every app with a live label on any
+// of the groups, in one statement: a membership change reads the policy of the apps it
+// concerns at once. No groups, no statement.
+func (d *DB) LabelsOfGroupsAppsWithLinks(ctx context.Context, groupIDs []int64) (*PolicyLabels, error) {
+	if len(groupIDs) == 0 {
+		return &PolicyLabels{Labels: []*model.Label{}, GroupsOf: map[int64][]int64{}, AccountsOf: map[int64][]int64{}, Groups: map[int64]*model.Group{}}, nil
 	}
-	var rows []model.LabelGroup
-	if err := d.with(ctx).Model(&model.LabelGroup{}).Joins("JOIN labels ON labels.id = label_groups.label_id").Where("labels.app_id = ?", appID).
-		Select("label_groups.label_id, label_groups.group_id").Order("label_groups.label_id, label_groups.group_id").Scan(&rows).Error; err != nil {
-		return nil, fmt.Errorf("read label groups of app %d: %w", appID, err)
+	out, err := d.lockedLabelsWithLinks(ctx, "labels.app_id IN (SELECT l2.app_id FROM labels l2 JOIN label_groups lg ON lg.label_id = l2.id WHERE lg.group_id IN ? AND l2.deleted_at IS NULL)", groupIDs)
+	if err != nil {
+		return nil, fmt.Errorf("read labels of the apps of groups: %w", err)
 	}
-	for _, r := range rows {
-		out.GroupsOf[r.LabelID] = append(out.GroupsOf[r.LabelID], r.GroupID)
+	return out, nil
+}
+
+// lockedLabelsWithLinks reads the labels that where selects, each joined to its links: a row
+// per group (with its name) and per account (with its position), or one row without a link.
+func (d *DB) lockedLabelsWithLinks(ctx context.Context, where string, args ...any) (*PolicyLabels, error) {
+	q := "SELECT labels.*, x.link AS orchard_link, x.ref AS orchard_ref, x.pos AS orchard_pos, x.gext AS orchard_gext, x.gname AS orchard_gname FROM labels" +
+		" LEFT JOIN (SELECT label_groups.label_id, 'g' AS link, label_groups.group_id AS ref, 0 AS pos, COALESCE(g.external_id, '') AS gext, COALESCE(g.name, '') AS gname" +
+		" FROM label_groups LEFT JOIN `groups` g ON g.id = label_groups.group_id" +
+		" UNION ALL SELECT label_id, 'a', account_id, position, '', '' FROM label_accounts) x ON x.label_id = labels.id" +
+		" WHERE " + where + " ORDER BY labels.id, x.link, x.pos, x.ref"
+	if d.dialect == MySQL {
+		q += " FOR UPDATE"
 	}
-	var accs []model.LabelAccount
-	if err := d.with(ctx).Model(&model.LabelAccount{}).Joins("JOIN labels ON labels.id = label_accounts.label_id").Where("labels.app_id = ?", appID).
-		Select("label_accounts.label_id, label_accounts.account_id, label_accounts.position").Order("label_accounts.label_id, label_accounts.position").Scan(&accs).Error; err != nil {
-		return nil, fmt.Errorf("read label accounts of app %d: %w", appID, err)
+	var rows []struct {
+		Row   model.Label `gorm:"embedded"`
+		Link  *string     `gorm:"column:orchard_link"`
+		Ref   *int64      `gorm:"column:orchard_ref"`
+		Pos   *int64      `gorm:"column:orchard_pos"`
+		GExt  *string     `gorm:"column:orchard_gext"`
+		GName *string     `gorm:"column:orchard_gname"`
 	}
-	for _, r := range accs {
-		out.AccountsOf[r.LabelID] = append(out.AccountsOf[r.LabelID], r.AccountID)
+	if err := d.with(ctx).Raw(q, args...).Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := &PolicyLabels{Labels: []*model.Label{}, GroupsOf: map[int64][]int64{}, AccountsOf: map[int64][]int64{}, Groups: map[int64]*model.Group{}}
+	for i := range rows {
+		r := &rows[i]
+		if n := len(out.Labels); n == 0 || out.Labels[n-1].ID != r.Row.ID {
+			l := r.Row
+			out.Labels = append(out.Labels, &l)
+		}
+		if r.Link == nil || r.Ref == nil {
+			continue
+		}
+		id := r.Row.ID
+		switch *r.Link {
+		case "g":
+			out.GroupsOf[id] = append(out.GroupsOf[id], *r.Ref)
+			if out.Groups[*r.Ref] == nil {
+				g := &model.Group{ID: *r.Ref}
+				if r.GExt != nil {
+					g.ExternalID = *r.GExt
+				}
+				if r.GName != nil {
+					g.Name = *r.GName
+				}
+				out.Groups[*r.Ref] = g
+			}
+		case "a":
+			out.AccountsOf[id] = append(out.AccountsOf[id], *r.Ref)
+		}
 	}
 	return out, nil
 }

@@ -197,8 +197,8 @@ func (s *Service) changeMembersN(ctx context.Context, tx *db.DB, g *model.Group,
 	}
 	added, removed := len(au)+len(ad), len(ru)+len(rd)
 	if added+removed > 0 {
-		// Only the members that came or went are evaluated (policy_eval.go).
-		if err := s.enqueueHolders(ctx, tx, []int64{g.ID}, append(au, ru...), append(ad, rd...), why); err != nil {
+		// Only the members that came or went are evaluated (policy_eval_holders.go).
+		if err := s.evaluateOrEnqueueHolders(ctx, tx, []int64{g.ID}, append(au, ru...), append(ad, rd...), why); err != nil {
 			return 0, 0, err
 		}
 	}

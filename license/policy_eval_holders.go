@@ -28,8 +28,15 @@ const holderBatch = 1000
 
 // loadHolders reads the facts of some holders of one app. A user's devices and a device's
 // user are evaluated with it: a USER label covers a user through the devices it uses, so
-// their facts are one.
-func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, userIDs, deviceIDs []int64) (*policyState, error) {
+// their facts are one. pl, when given, holds the app's labels already read (and locked) in q's
+// transaction; otherwise they are read, locked, first.
+func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, pl *db.PolicyLabels, userIDs, deviceIDs []int64) (*policyState, error) {
+	if pl == nil {
+		var err error
+		if pl, err = q.LabelsOfAppWithLinks(ctx, appID); err != nil {
+			return nil, err
+		}
+	}
 	app, err := q.AppByID(ctx, appID)
 	if err != nil {
 		return nil, fmt.Errorf("policy of app %d: %w", appID, err)
@@ -37,14 +44,13 @@ func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, userID
 	now := s.now()
 	f := &PolicyFacts{App: app, Now: now, Groups: map[int64]*model.Group{}, Users: map[int64]*model.User{}, Devices: map[int64]*model.Device{},
 		HeldElsewhere: map[int64]int{}, Ahead: map[int64]WaitingAhead{}}
-	pl, err := q.LabelsOfAppWithLinks(ctx, appID)
-	if err != nil {
-		return nil, err
-	}
 	st := &policyState{facts: f, labels: map[int64]LabelSpec{}, scope: &holderScope{userOf: map[string]int64{}, devOf: map[string]int64{}}}
 	groupSet := map[int64]bool{}
 	var capped []int64
 	for _, l := range pl.Labels {
+		if l.AppID != appID {
+			continue
+		}
 		spec := LabelSpec{Label: l, GroupIDs: pl.GroupsOf[l.ID]}
 		for _, g := range spec.GroupIDs {
 			groupSet[g] = true
@@ -113,12 +119,10 @@ func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, userID
 		return nil, err
 	}
 	f.UserGroups, f.DeviceGroups = members.Users, members.Devices
-	gs, err := q.GroupsByID(ctx, groupIDs)
-	if err != nil {
-		return nil, err
-	}
-	for _, g := range gs {
-		f.Groups[g.ID] = g
+	for _, g := range groupIDs {
+		if gr := pl.Groups[g]; gr != nil {
+			f.Groups[g] = gr // the names its reasons are worded with
+		}
 	}
 	if f.Assignments, f.Refused, err = q.AssignmentsOfHolders(ctx, appID, cuids, serials, now.Add(-refusedFor)); err != nil {
 		return nil, err
@@ -167,17 +171,9 @@ func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, userID
 func (s *Service) evaluateHolders(ctx context.Context, appID int64, userIDs, deviceIDs, itemIDs []int64) (*EvalResult, error) {
 	var res *EvalResult
 	err := s.db.Tx(ctx, func(tx *db.DB) error {
-		st, err := s.loadHolders(ctx, tx, appID, userIDs, deviceIDs)
-		switch {
-		case errors.Is(err, model.ErrNotFound):
-			res = &EvalResult{AppID: appID}
-		case err != nil:
+		var err error
+		if res, err = s.evaluateHoldersTx(ctx, tx, appID, nil, userIDs, deviceIDs); err != nil {
 			return err
-		default:
-			if res, err = s.carryOut(ctx, tx, st); err != nil {
-				return err
-			}
-			s.evaluations.Add(1)
 		}
 		return tx.DeletePolicyItems(ctx, itemIDs)
 	})
@@ -185,6 +181,64 @@ func (s *Service) evaluateHolders(ctx context.Context, appID int64, userIDs, dev
 		return nil, fmt.Errorf("policy of app %d: evaluate %d holders: %w", appID, len(userIDs)+len(deviceIDs), err)
 	}
 	return res, nil
+}
+
+// evaluateHoldersTx evaluates some holders of one app inside tx (pl: the app's labels, read
+// and locked in tx, or nil).
+func (s *Service) evaluateHoldersTx(ctx context.Context, tx *db.DB, appID int64, pl *db.PolicyLabels, userIDs, deviceIDs []int64) (*EvalResult, error) {
+	st, err := s.loadHolders(ctx, tx, appID, pl, userIDs, deviceIDs)
+	switch {
+	case errors.Is(err, model.ErrNotFound):
+		return &EvalResult{AppID: appID}, nil
+	case err != nil:
+		return nil, err
+	}
+	res, err := s.carryOut(ctx, tx, st)
+	if err != nil {
+		return nil, err
+	}
+	s.evaluations.Add(1)
+	return res, nil
+}
+
+// inlineHolders bounds the holders of a membership change that the change evaluates itself,
+// in its own transaction; a larger change queues its holders for the policy lease's holder
+// (whose evaluation packs many holders' assignments into Apple's requests of 1,000).
+const inlineHolders = 10
+
+// evaluateOrEnqueueHolders has the holders (users, devices) of a membership change of the
+// groups evaluated for every app labelled for any of the groups, inside the change's
+// transaction: at once, when they are few (inlineHolders), otherwise queued, a row per app and
+// holder, for the lease's holder. Evaluated at once, the evaluation commits or rolls back
+// with the change — a crash leaves neither, so nothing is lost and nothing is left to queue;
+// it runs once, in the change's replica; and it holds the apps' label rows (locked as they
+// are read) until the commit, so evaluations of one app never interleave and a capped
+// label's count is taken under its lock (capRoom) — the policy lease's guarantees without the
+// queue's three statements.
+func (s *Service) evaluateOrEnqueueHolders(ctx context.Context, tx *db.DB, groupIDs, userIDs, deviceIDs []int64, reason string) error {
+	userIDs, deviceIDs = dedupe(userIDs), dedupe(deviceIDs)
+	if len(userIDs)+len(deviceIDs) > inlineHolders {
+		return s.enqueueHolders(ctx, tx, groupIDs, userIDs, deviceIDs, reason)
+	}
+	if len(groupIDs) == 0 || len(userIDs)+len(deviceIDs) == 0 {
+		return nil
+	}
+	pl, err := tx.LabelsOfGroupsAppsWithLinks(ctx, groupIDs)
+	if err != nil {
+		return err
+	}
+	var apps []int64
+	for _, l := range pl.Labels {
+		if len(apps) == 0 || apps[len(apps)-1] != l.AppID {
+			apps = append(apps, l.AppID)
+		}
+	}
+	for _, app := range dedupe(apps) {
+		if _, err := s.evaluateHoldersTx(ctx, tx, app, pl, userIDs, deviceIDs); err != nil {
+			return fmt.Errorf("policy of app %d: evaluate %d holders: %w", app, len(userIDs)+len(deviceIDs), err)
+		}
+	}
+	return nil
 }
 
 // enqueueHolders records, inside the caller's transaction, that the holders (users, devices)
