@@ -61,6 +61,22 @@ func (d *DB) GroupMemberIDs(ctx context.Context, groupID int64) (users, devices 
 
 // AddGroupMembers puts users and devices in a group and returns those that were not in it.
 func (d *DB) AddGroupMembers(ctx context.Context, groupID int64, userIDs, deviceIDs []int64, now time.Time) (users, devices []int64, err error) {
+	if len(userIDs)+len(deviceIDs) == 1 {
+		// One member: the insert alone says whether it was there already (no row inserted).
+		var res *gorm.DB
+		if len(userIDs) == 1 {
+			res = d.with(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&model.GroupMember{GroupID: groupID, UserID: userIDs[0], CreatedAt: now})
+		} else {
+			res = d.with(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&model.GroupDevice{GroupID: groupID, DeviceID: deviceIDs[0], CreatedAt: now})
+		}
+		if res.Error != nil {
+			return nil, nil, fmt.Errorf("add a member to group %d: %w", groupID, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return nil, nil, nil
+		}
+		return userIDs, deviceIDs, nil
+	}
 	for _, chunk := range chunks(userIDs, d.inChunk()) {
 		var have []int64
 		if err := d.with(ctx).Model(&model.GroupMember{}).Where("group_id = ? AND user_id IN ?", groupID, chunk).Pluck("user_id", &have).Error; err != nil {
@@ -114,6 +130,22 @@ func missing(want, have []int64) []int64 {
 
 // RemoveGroupMembers takes users and devices out of a group and returns those that were in it.
 func (d *DB) RemoveGroupMembers(ctx context.Context, groupID int64, userIDs, deviceIDs []int64) (users, devices []int64, err error) {
+	if len(userIDs)+len(deviceIDs) == 1 {
+		// One member: the delete alone says whether it was there (a row deleted).
+		var res *gorm.DB
+		if len(userIDs) == 1 {
+			res = d.with(ctx).Where("group_id = ? AND user_id = ?", groupID, userIDs[0]).Delete(&model.GroupMember{})
+		} else {
+			res = d.with(ctx).Where("group_id = ? AND device_id = ?", groupID, deviceIDs[0]).Delete(&model.GroupDevice{})
+		}
+		if res.Error != nil {
+			return nil, nil, fmt.Errorf("remove a member from group %d: %w", groupID, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return nil, nil, nil
+		}
+		return userIDs, deviceIDs, nil
+	}
 	for _, chunk := range chunks(userIDs, d.inChunk()) {
 		var have []int64
 		if err := d.with(ctx).Model(&model.GroupMember{}).Where("group_id = ? AND user_id IN ?", groupID, chunk).Pluck("user_id", &have).Error; err != nil {

@@ -240,6 +240,36 @@ func TestPolicyGroupMembership(t *testing.T) {
 		step("members after remove", ids{[]int64{u[0].ID, u[2].ID}, []int64{dv[1].ID}}, users, devices, err)
 		users, devices, err = d.GroupMemberIDs(ctx, f.groups[1].ID)
 		step("members of an empty group", ids{nil, nil}, users, devices, err)
+		// One member at a time: the insert or delete alone answers (one statement).
+		g1 := f.groups[1].ID
+		for _, tt := range []struct {
+			what           string
+			add            bool
+			users, devices []int64
+			want           ids
+		}{
+			{"one user added", true, []int64{u[3].ID}, nil, ids{[]int64{u[3].ID}, nil}},
+			{"the same user again", true, []int64{u[3].ID}, nil, ids{nil, nil}},
+			{"one device added", true, nil, []int64{dv[2].ID}, ids{nil, []int64{dv[2].ID}}},
+			{"the same device again", true, nil, []int64{dv[2].ID}, ids{nil, nil}},
+			{"one user removed", false, []int64{u[3].ID}, nil, ids{[]int64{u[3].ID}, nil}},
+			{"the same user again", false, []int64{u[3].ID}, nil, ids{nil, nil}},
+			{"one device removed", false, nil, []int64{dv[2].ID}, ids{nil, []int64{dv[2].ID}}},
+			{"a device not in the group", false, nil, []int64{dv[0].ID}, ids{nil, nil}},
+		} {
+			c, sc := queueCounted()
+			if tt.add {
+				users, devices, err = d.AddGroupMembers(c, g1, tt.users, tt.devices, db.Now())
+			} else {
+				users, devices, err = d.RemoveGroupMembers(c, g1, tt.users, tt.devices)
+			}
+			step(tt.what, tt.want, users, devices, err)
+			if sc.Count() != 1 {
+				t.Errorf("%s: %d statements, want 1", tt.what, sc.Count())
+			}
+		}
+		users, devices, err = d.GroupMemberIDs(ctx, g1)
+		step("members after one at a time", ids{nil, nil}, users, devices, err)
 	})
 }
 

@@ -77,6 +77,9 @@ type policyState struct {
 	facts  *PolicyFacts
 	labels map[int64]LabelSpec
 	scope  *holderScope
+	// moreDepartures, when set, reads the departures the facts do not hold yet (they hold the
+	// newest only): read when a reclaim is not explained by those.
+	moreDepartures func() ([]*model.PolicyDeparture, error)
 }
 
 // tx runs fn in a transaction of h — or, in a per-holder evaluation, which runs in one
@@ -100,6 +103,14 @@ func (s *Service) carryOut(ctx context.Context, h *db.DB, st *policyState) (*Eva
 	appID := st.facts.App.ID
 	f := st.facts
 	plan := PlanPolicy(f)
+	if st.moreDepartures != nil && !departuresExplain(st, plan) {
+		deps, err := st.moreDepartures()
+		if err != nil {
+			return nil, fmt.Errorf("policy of app %d: %w", appID, err)
+		}
+		f.Departures = deps
+		plan = PlanPolicy(f)
+	}
 	res := &EvalResult{AppID: appID, Kept: plan.Kept}
 
 	// Licenses handed to another covering label, and grace times started or ended.
@@ -314,6 +325,28 @@ func (s *Service) installOnRegistration(f *PolicyFacts) map[int64]bool {
 		}
 	}
 	return out
+}
+
+// departuresExplain reports whether each reclaim of the plan is worded from a departure the
+// facts hold (or needs none: its label is gone), so that older departures would not change it.
+func departuresExplain(st *policyState, plan *PolicyPlan) bool {
+	for _, r := range plan.Reclaim {
+		spec, live := st.labels[r.LabelID]
+		if !live || spec.Label.DeletedAt != nil {
+			continue
+		}
+		a, found := r.Assignment, false
+		for _, d := range st.facts.Departures {
+			if contains(spec.GroupIDs, d.GroupID) && ((d.UserID != nil && a.UserID != nil && *d.UserID == *a.UserID) || (d.DeviceID != nil && a.DeviceID != nil && *d.DeviceID == *a.DeviceID)) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 // knownHolders are the devices and users of planned assignments, as the planner's facts

@@ -1,6 +1,7 @@
 package license
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,9 +29,10 @@ const holderBatch = 1000
 
 // loadHolders reads the facts of some holders of one app. A user's devices and a device's
 // user are evaluated with it: a USER label covers a user through the devices it uses, so
-// their facts are one. pl, when given, holds the app's labels already read (and locked) in q's
-// transaction; otherwise they are read, locked, first.
-func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, pl *db.PolicyLabels, userIDs, deviceIDs []int64) (*policyState, error) {
+// their facts are one. What k holds was read in q's transaction already and is not read again;
+// the app's labels, when k has none, are read (and locked) first.
+func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, k knownFacts, userIDs, deviceIDs []int64) (*policyState, error) {
+	pl, known := k.labels, k.users
 	if pl == nil {
 		var err error
 		if pl, err = q.LabelsOfAppWithLinks(ctx, appID); err != nil {
@@ -84,7 +86,15 @@ func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, pl *db
 		}
 	}
 	allUsers := slices.Sorted(maps.Keys(userSet))
-	us, err := q.UsersByID(ctx, allUsers)
+	var unread []int64
+	for _, id := range allUsers {
+		if u := known[id]; u != nil {
+			f.Users[id] = u
+		} else {
+			unread = append(unread, id)
+		}
+	}
+	us, err := q.UsersByID(ctx, unread)
 	if err != nil {
 		return nil, err
 	}
@@ -155,15 +165,32 @@ func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, pl *db
 	}
 	// Departures name the membership change behind a reclaim: read only when a label license
 	// may be taken back.
+	// With the departures the change itself recorded (the newest), the others are read only
+	// if a reclaim is not explained by them (carryOut).
+	readDepartures := func() ([]*model.PolicyDeparture, error) {
+		return q.DeparturesOfHolders(ctx, allUsers, allDevices, groupIDs, now.Add(-departuresFor))
+	}
 	for _, a := range f.Assignments {
-		if a.LabelID != nil {
-			if f.Departures, err = q.DeparturesOfHolders(ctx, allUsers, allDevices, groupIDs, now.Add(-departuresFor)); err != nil {
-				return nil, err
-			}
-			break
+		if a.LabelID == nil {
+			continue
 		}
+		if k.departures != nil {
+			f.Departures = slices.SortedFunc(slices.Values(k.departures), func(a, b *model.PolicyDeparture) int { return cmp.Compare(b.ID, a.ID) })
+			st.moreDepartures = readDepartures
+		} else if f.Departures, err = readDepartures(); err != nil {
+			return nil, err
+		}
+		break
 	}
 	return st, nil
+}
+
+// knownFacts are facts of a per-holder evaluation read already in its transaction: the apps'
+// labels (read and locked), users, and the departures the change recorded (newest of all).
+type knownFacts struct {
+	labels     *db.PolicyLabels
+	users      map[int64]*model.User
+	departures []*model.PolicyDeparture
 }
 
 // evaluateHolders evaluates some holders of one app and deletes the queue rows that asked
@@ -172,7 +199,7 @@ func (s *Service) evaluateHolders(ctx context.Context, appID int64, userIDs, dev
 	var res *EvalResult
 	err := s.db.Tx(ctx, func(tx *db.DB) error {
 		var err error
-		if res, err = s.evaluateHoldersTx(ctx, tx, appID, nil, userIDs, deviceIDs); err != nil {
+		if res, err = s.evaluateHoldersTx(ctx, tx, appID, knownFacts{}, userIDs, deviceIDs); err != nil {
 			return err
 		}
 		return tx.DeletePolicyItems(ctx, itemIDs)
@@ -183,10 +210,9 @@ func (s *Service) evaluateHolders(ctx context.Context, appID int64, userIDs, dev
 	return res, nil
 }
 
-// evaluateHoldersTx evaluates some holders of one app inside tx (pl: the app's labels, read
-// and locked in tx, or nil).
-func (s *Service) evaluateHoldersTx(ctx context.Context, tx *db.DB, appID int64, pl *db.PolicyLabels, userIDs, deviceIDs []int64) (*EvalResult, error) {
-	st, err := s.loadHolders(ctx, tx, appID, pl, userIDs, deviceIDs)
+// evaluateHoldersTx evaluates some holders of one app inside tx (k: what tx read already).
+func (s *Service) evaluateHoldersTx(ctx context.Context, tx *db.DB, appID int64, k knownFacts, userIDs, deviceIDs []int64) (*EvalResult, error) {
+	st, err := s.loadHolders(ctx, tx, appID, k, userIDs, deviceIDs)
 	switch {
 	case errors.Is(err, model.ErrNotFound):
 		return &EvalResult{AppID: appID}, nil
@@ -215,7 +241,7 @@ const inlineHolders = 10
 // are read) until the commit, so evaluations of one app never interleave and a capped
 // label's count is taken under its lock (capRoom) — the policy lease's guarantees without the
 // queue's three statements.
-func (s *Service) evaluateOrEnqueueHolders(ctx context.Context, tx *db.DB, groupIDs, userIDs, deviceIDs []int64, reason string) error {
+func (s *Service) evaluateOrEnqueueHolders(ctx context.Context, tx *db.DB, groupIDs, userIDs, deviceIDs []int64, reason string, k knownFacts) error {
 	userIDs, deviceIDs = dedupe(userIDs), dedupe(deviceIDs)
 	if len(userIDs)+len(deviceIDs) > inlineHolders {
 		return s.enqueueHolders(ctx, tx, groupIDs, userIDs, deviceIDs, reason)
@@ -223,18 +249,18 @@ func (s *Service) evaluateOrEnqueueHolders(ctx context.Context, tx *db.DB, group
 	if len(groupIDs) == 0 || len(userIDs)+len(deviceIDs) == 0 {
 		return nil
 	}
-	pl, err := tx.LabelsOfGroupsAppsWithLinks(ctx, groupIDs)
-	if err != nil {
+	var err error
+	if k.labels, err = tx.LabelsOfGroupsAppsWithLinks(ctx, groupIDs); err != nil {
 		return err
 	}
 	var apps []int64
-	for _, l := range pl.Labels {
+	for _, l := range k.labels.Labels {
 		if len(apps) == 0 || apps[len(apps)-1] != l.AppID {
 			apps = append(apps, l.AppID)
 		}
 	}
 	for _, app := range dedupe(apps) {
-		if _, err := s.evaluateHoldersTx(ctx, tx, app, pl, userIDs, deviceIDs); err != nil {
+		if _, err := s.evaluateHoldersTx(ctx, tx, app, k, userIDs, deviceIDs); err != nil {
 			return fmt.Errorf("policy of app %d: evaluate %d holders: %w", app, len(userIDs)+len(deviceIDs), err)
 		}
 	}
