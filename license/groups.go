@@ -169,13 +169,14 @@ func (s *Service) refillDynamicGroup(ctx context.Context, tx *db.DB, g *model.Gr
 // changeMembers adds and removes members of a group, records departures and queues the
 // evaluation of the apps labelled for it. It returns how many were added and removed.
 func (s *Service) changeMembers(ctx context.Context, tx *db.DB, g *model.Group, addUsers, addDevices, rmUsers, rmDevices []int64, how model.DepartureHow, why string) error {
-	_, _, err := s.changeMembersN(ctx, tx, g, addUsers, addDevices, rmUsers, rmDevices, how, why, nil)
+	_, _, err := s.changeMembersN(ctx, tx, g, addUsers, addDevices, rmUsers, rmDevices, how, why, knownFacts{})
 	return err
 }
 
-// changeMembersN is changeMembers answering how many were added and removed; known holds
-// users already read in tx (or is nil), which the evaluation does not read again.
-func (s *Service) changeMembersN(ctx context.Context, tx *db.DB, g *model.Group, addUsers, addDevices, rmUsers, rmDevices []int64, how model.DepartureHow, why string, known map[int64]*model.User) (int, int, error) {
+// changeMembersN is changeMembers answering how many were added and removed; k holds what tx
+// read already (users), which the evaluation does not read again, and where it leaves its
+// audit events (or nothing).
+func (s *Service) changeMembersN(ctx context.Context, tx *db.DB, g *model.Group, addUsers, addDevices, rmUsers, rmDevices []int64, how model.DepartureHow, why string, k knownFacts) (int, int, error) {
 	now := s.now()
 	au, ad, err := tx.AddGroupMembers(ctx, g.ID, addUsers, addDevices, now)
 	if err != nil {
@@ -200,7 +201,7 @@ func (s *Service) changeMembersN(ctx context.Context, tx *db.DB, g *model.Group,
 	added, removed := len(au)+len(ad), len(ru)+len(rd)
 	if added+removed > 0 {
 		// Only the members that came or went are evaluated (policy_eval_holders.go).
-		if err := s.evaluateOrEnqueueHolders(ctx, tx, []int64{g.ID}, append(au, ru...), append(ad, rd...), why, knownFacts{users: known, departures: deps}); err != nil {
+		if err := s.evaluateOrEnqueueHolders(ctx, tx, []int64{g.ID}, append(au, ru...), append(ad, rd...), why, knownFacts{users: k.users, departures: deps, audits: k.audits}); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -277,12 +278,18 @@ func (s *Service) ChangeGroupMembers(ctx context.Context, actor Actor, groupID i
 			rmU, rmD = missing(curU, users), missing(curD, devices)
 		}
 		why := "membership of group " + g.ExternalID + " changed"
-		res.Added, res.Removed, err = s.changeMembersN(ctx, tx, g, addU, addD, rmU, rmD, model.DepartureRemoved, why, known)
+		// The evaluation's audit events are written with the change's, in one statement.
+		var audits []*model.AuditEvent
+		res.Added, res.Removed, err = s.changeMembersN(ctx, tx, g, addU, addD, rmU, rmD, model.DepartureRemoved, why, knownFacts{users: known, audits: &audits})
 		if err != nil {
 			return err
 		}
-		return s.auditTx(ctx, tx, actor, "group.members", "Group", g.ID, nil,
+		e, err := auditEvent(actor, "group.members", "Group", g.ID, nil,
 			fmt.Sprintf("group %s: %d members added, %d removed, %d refused", g.ExternalID, res.Added, res.Removed, len(res.Errors)), nil)
+		if err != nil {
+			return err
+		}
+		return tx.InsertAudits(ctx, append(audits, e))
 	})
 	if err == nil {
 		s.kick(0)

@@ -385,6 +385,7 @@ func (s *Service) writeAssignments(ctx context.Context, tx *db.DB, actor Actor, 
 	}
 	rows := make([]*model.LicenseAssignment, len(made))
 	reasons := make([]string, len(made))
+	var registrations []*model.OutboxItem // users to register at Apple, queued ahead of their associates
 	for i, k := range made {
 		o := &out[k]
 		h := o.h
@@ -406,8 +407,12 @@ func (s *Service) writeAssignments(ctx context.Context, tx *db.DB, actor Actor, 
 			if h.device != nil {
 				a.DeviceID = &h.device.ID
 			}
-			if err := s.ensureRegistered(ctx, tx, o.Account.ID, h.user); err != nil {
+			reg, err := s.ensureRegistered(ctx, tx, o.Account.ID, h.user)
+			if err != nil {
 				return err
+			}
+			if reg != nil {
+				registrations = append(registrations, reg)
 			}
 		}
 		rows[i] = a
@@ -439,7 +444,7 @@ func (s *Service) writeAssignments(ctx context.Context, tx *db.DB, actor Actor, 
 			Message: fmt.Sprintf("%s license for %s to %s from account %q: %s", strings.ToLower(string(a.Kind)), nameOf(app), holderName(o.h), o.Account.Name, reasons[i]),
 			Details: string(details)})
 	}
-	if err := tx.InsertOutbox(ctx, items...); err != nil {
+	if err := tx.InsertOutbox(ctx, append(registrations, items...)...); err != nil {
 		return fmt.Errorf("queue %d associates: %w", len(items), err)
 	}
 	if err := tx.InsertAudits(ctx, audits); err != nil {

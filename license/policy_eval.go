@@ -80,6 +80,9 @@ type policyState struct {
 	// moreDepartures, when set, reads the departures the facts do not hold yet (they hold the
 	// newest only): read when a reclaim is not explained by those.
 	moreDepartures func() ([]*model.PolicyDeparture, error)
+	// audits, when set, collects the evaluation's own audit event for the caller to write
+	// with its own (a membership change: one statement for both).
+	audits *[]*model.AuditEvent
 }
 
 // tx runs fn in a transaction of h — or, in a per-holder evaluation, which runs in one
@@ -302,8 +305,14 @@ func (s *Service) carryOut(ctx context.Context, h *db.DB, st *policyState) (*Eva
 	if res.Changed() {
 		msg := fmt.Sprintf("policy of %s evaluated: %d licenses asked for, %d taken back, %d handed to another label, %d waiting",
 			nameOf(f.App), len(res.Assigned), len(res.Reclaimed), res.Relabelled, len(waiting))
-		if err := s.auditTx(ctx, h, RuleActor("policy"), "policy.evaluate", "App", appID, nil, msg,
-			map[string]any{"assigned": len(res.Assigned), "reclaimed": len(res.Reclaimed), "relabelled": res.Relabelled, "waiting": len(waiting)}); err != nil {
+		e, err := auditEvent(RuleActor("policy"), "policy.evaluate", "App", appID, nil, msg,
+			map[string]any{"assigned": len(res.Assigned), "reclaimed": len(res.Reclaimed), "relabelled": res.Relabelled, "waiting": len(waiting)})
+		if err != nil {
+			return nil, err
+		}
+		if st.audits != nil {
+			*st.audits = append(*st.audits, e)
+		} else if err := h.InsertAudit(ctx, e); err != nil {
 			return nil, err
 		}
 	}

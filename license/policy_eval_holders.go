@@ -182,6 +182,7 @@ func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, k know
 		}
 		break
 	}
+	st.audits = k.audits
 	return st, nil
 }
 
@@ -191,6 +192,9 @@ type knownFacts struct {
 	labels     *db.PolicyLabels
 	users      map[int64]*model.User
 	departures []*model.PolicyDeparture
+	// audits, when set, collects the evaluations' audit events for the change to write with
+	// its own.
+	audits *[]*model.AuditEvent
 }
 
 // evaluateHolders evaluates some holders of one app and deletes the queue rows that asked
