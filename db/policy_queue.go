@@ -251,6 +251,61 @@ func (d *DB) ShortWaitingOfApp(ctx context.Context, appID int64, except []string
 	return out, nil
 }
 
+// WaitingOfHoldersAndAhead is WaitingOfHolders and ShortWaitingOfApp (leaving out the same
+// holders) in one statement — a UNION ALL of the holders' rows and the per-label aggregate —
+// when the keys fit one IN list; otherwise the two reads.
+func (d *DB) WaitingOfHoldersAndAhead(ctx context.Context, appID int64, keys []string) ([]*model.PolicyWaiting, map[int64]WaitingAhead, error) {
+	if len(keys) == 0 || len(keys) > d.inChunk() {
+		rows, err := d.WaitingOfHolders(ctx, appID, keys)
+		if err != nil {
+			return nil, nil, err
+		}
+		ahead, err := d.ShortWaitingOfApp(ctx, appID, keys)
+		return rows, ahead, err
+	}
+	short := []model.Code{model.CodeNoLicensesAvailable, model.CodeLabelCapReached}
+	q := "SELECT 0 AS agg, label_id, holder_key, kind, device_id, user_id, code, reason, first_covered_at AS first, updated_at AS updated, 1 AS n" +
+		" FROM policy_waiting WHERE app_id = ? AND holder_key IN ?" +
+		" UNION ALL SELECT 1, label_id, '', '', NULL, NULL, MAX(code), '', MIN(first_covered_at), MIN(first_covered_at), COUNT(*)" +
+		" FROM policy_waiting WHERE app_id = ? AND code IN ? AND holder_key NOT IN ? GROUP BY label_id" +
+		" ORDER BY agg, first, holder_key"
+	rs, err := d.with(ctx).Raw(q, appID, keys, appID, short, keys).Rows()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read waiting holders of app %d: %w", appID, err)
+	}
+	defer rs.Close()
+	rows, ahead := []*model.PolicyWaiting{}, map[int64]WaitingAhead{}
+	for rs.Next() {
+		var (
+			agg, n               int
+			w                    model.PolicyWaiting
+			deviceID, userID     sql.NullInt64
+			first, updated, kind string
+		)
+		if err := rs.Scan(&agg, &w.LabelID, &w.HolderKey, &kind, &deviceID, &userID, &w.Code, &w.Reason, &first, &updated, &n); err != nil {
+			return nil, nil, fmt.Errorf("read waiting holders of app %d: %w", appID, err)
+		}
+		ft, err := parseAggregateTime(first)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read waiting holders of app %d: %w", appID, err)
+		}
+		if agg == 1 {
+			ahead[w.LabelID] = WaitingAhead{LabelID: w.LabelID, N: n, First: ft, Code: w.Code}
+			continue
+		}
+		ut, err := parseAggregateTime(updated)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read waiting holders of app %d: %w", appID, err)
+		}
+		w.AppID, w.Kind, w.DeviceID, w.UserID, w.FirstCoveredAt, w.UpdatedAt = appID, model.LicenseKind(kind), nullInt64(deviceID), nullInt64(userID), ft, ut
+		rows = append(rows, &w)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read waiting holders of app %d: %w", appID, err)
+	}
+	return rows, ahead, nil
+}
+
 // parseAggregateTime reads a MIN/MAX of a DATETIME column, which the drivers return as text
 // (SQLite) or as a formatted time (MySQL with parseTime scans it into a string).
 func parseAggregateTime(s string) (time.Time, error) {

@@ -773,3 +773,52 @@ func TestPolicyQueuePolicyDevicesAndUsersAfter(t *testing.T) {
 		}
 	})
 }
+
+// WaitingOfHoldersAndAhead answers what WaitingOfHolders and ShortWaitingOfApp answer for the
+// same holders — the rows in the same order with the same fields, the same aggregates — in
+// one statement, and falls back to the two reads for many holders.
+func TestPolicyQueueWaitingOfHoldersAndAhead(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		f := policySeed(t, d)
+		a := policyLabel(t, d, f.apps[0], "A", model.LicenseKindUser)
+		b := policyLabel(t, d, f.apps[0], "B", model.LicenseKindDevice)
+		now := db.Now().Truncate(time.Second)
+		dw := &model.PolicyWaiting{LabelID: b.ID, HolderKey: deviceKey(f.devices[1]), AppID: f.apps[0].ID, Kind: model.LicenseKindDevice, DeviceID: &f.devices[1].ID,
+			Code: model.CodeNeedsAppLabel, Reason: "shared iPad", FirstCoveredAt: now.Add(-time.Hour), UpdatedAt: now}
+		policyMust(t, d.ReplaceWaiting(ctx, f.apps[0].ID, []*model.PolicyWaiting{
+			queueUserWaiting(a, f.users[0], model.CodeLabelCapReached, now.Add(2*time.Second)),
+			queueUserWaiting(a, f.users[1], model.CodeNoLicensesAvailable, now.Add(time.Second)),
+			queueUserWaiting(a, f.users[2], model.CodeLabelCapReached, now),
+			queueUserWaiting(b, f.users[0], model.CodeAlreadyAssigned, now),
+			dw,
+		}))
+		for _, tt := range []struct {
+			name  string
+			keys  []string
+			split bool
+		}{
+			{"two users and a device", []string{userKey(f.users[0]), userKey(f.users[2]), deviceKey(f.devices[1])}, false},
+			{"a holder nobody waits for", []string{userKey(f.users[3])}, false},
+			{"many holders", queuePadStrings(userKey(f.users[1])), true},
+		} {
+			wantRows, err := d.WaitingOfHolders(ctx, f.apps[0].ID, tt.keys)
+			policyMust(t, err)
+			wantAhead, err := d.ShortWaitingOfApp(ctx, f.apps[0].ID, tt.keys)
+			policyMust(t, err)
+			c, sc := queueCounted()
+			rows, ahead, err := d.WaitingOfHoldersAndAhead(c, f.apps[0].ID, tt.keys)
+			policyMust(t, err)
+			if diff := cmp.Diff(wantRows, rows, cmpopts.EquateApproxTime(time.Second)); diff != "" {
+				t.Errorf("%s: rows mismatch (-want +got):\n%s", tt.name, diff)
+			}
+			if diff := cmp.Diff(wantAhead, ahead); diff != "" {
+				t.Errorf("%s: ahead mismatch (-want +got):\n%s", tt.name, diff)
+			}
+			if !tt.split && sc.Count() != 1 {
+				t.Errorf("%s: %d statements, want 1", tt.name, sc.Count())
+			}
+		}
+	})
+}

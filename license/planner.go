@@ -84,6 +84,9 @@ type assignRequest struct {
 	// install commands are queued with the assignments they follow).
 	room       func(tx *db.DB) (int, error)
 	afterChunk func(tx *db.DB, outs []targetOutcome) error
+	// audits, when set, collects the assignments' audit events for the caller to write with
+	// its own, in its transaction; the caller drops those of a chunk that rolled back.
+	audits *[]*model.AuditEvent
 	// oneTarget answers as assignLicense does: its wording and fields, and a refusal of the
 	// request's pools answered as the target's. Otherwise as assignLicenses does.
 	oneTarget bool
@@ -446,6 +449,10 @@ func (s *Service) writeAssignments(ctx context.Context, tx *db.DB, actor Actor, 
 	}
 	if err := tx.InsertOutbox(ctx, append(registrations, items...)...); err != nil {
 		return fmt.Errorf("queue %d associates: %w", len(items), err)
+	}
+	if req.audits != nil {
+		*req.audits = append(*req.audits, audits...)
+		return nil
 	}
 	if err := tx.InsertAudits(ctx, audits); err != nil {
 		return fmt.Errorf("audit %d assignments: %w", len(audits), err)

@@ -165,7 +165,13 @@ func (s *Service) carryOut(ctx context.Context, h *db.DB, st *policyState) (*Eva
 					continue // books stay with their holder
 				}
 				actor := LabelActor(labelOr(st, r.LabelID))
-				if err := s.reclaimTx(ctx, tx, actor, a, p, r.Reason); err != nil {
+				// In a per-holder evaluation the chunk is the caller's transaction itself (no
+				// savepoint to roll back): its audit events may wait for the caller's.
+				var audits *[]*model.AuditEvent
+				if st.scope != nil {
+					audits = st.audits
+				}
+				if err := s.reclaimTxInto(ctx, tx, actor, a, p, r.Reason, audits); err != nil {
 					return err
 				}
 				done = append(done, EvalReclaimed{LabelID: r.LabelID, HolderKey: holderKeyOf(a), Kind: a.Kind, DeviceID: deref64(a.DeviceID), UserID: deref64(a.UserID),
@@ -231,7 +237,18 @@ func (s *Service) carryOut(ctx context.Context, h *db.DB, st *policyState) (*Eva
 			}
 			return nil
 		}
-		outs, err := s.runChunks(ctx, h, LabelActor(spec.Label), req, false, func(fn func(tx *db.DB) error) error { return h.Tx(ctx, fn) })
+		req.audits = st.audits
+		outs, err := s.runChunks(ctx, h, LabelActor(spec.Label), req, false, func(fn func(tx *db.DB) error) error {
+			if st.audits == nil {
+				return h.Tx(ctx, fn)
+			}
+			kept := len(*st.audits)
+			err := h.Tx(ctx, fn)
+			if err != nil {
+				*st.audits = (*st.audits)[:kept] // the chunk rolled back: so do its events
+			}
+			return err
+		})
 		var refusal *model.Error
 		if e, ok := model.AsError(err); ok {
 			refusal, err = e, nil // the whole request is refused (e.g. no account has bought the app)

@@ -137,14 +137,12 @@ func (s *Service) loadHolders(ctx context.Context, q *db.DB, appID int64, k know
 	if f.Assignments, f.Refused, err = q.AssignmentsOfHolders(ctx, appID, cuids, serials, now.Add(-refusedFor)); err != nil {
 		return nil, err
 	}
-	if f.Waiting, err = q.WaitingOfHolders(ctx, appID, st.scope.keys); err != nil {
+	waiting, ahead, err := q.WaitingOfHoldersAndAhead(ctx, appID, st.scope.keys)
+	if err != nil {
 		return nil, err
 	}
+	f.Waiting = waiting
 	if len(f.Labels) > 0 {
-		ahead, err := q.ShortWaitingOfApp(ctx, appID, st.scope.keys)
-		if err != nil {
-			return nil, err
-		}
 		for id, a := range ahead {
 			f.Ahead[id] = WaitingAhead{N: a.N, First: a.First, Code: a.Code}
 		}
