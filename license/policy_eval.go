@@ -16,9 +16,13 @@ import (
 // assign_many.go (every rule of R5, R9, R11 and R13 applies; the outbox carries them to Apple,
 // packed as assignLicenses packs them), reclaims through reclaimTx — in bounded chunks, a
 // transaction each. Evaluation is idempotent: after a crash between chunks the next run reads
-// what was committed and does the rest. Only the holder of the policy lease evaluates (see
-// scheduler/policy.go), so a label's cap and fair order are not raced by another replica;
-// pools are safe under any concurrency by their conditional reservation.
+// what was committed and does the rest. What is queued is evaluated by the holder of the
+// policy lease only (see scheduler/policy.go); a change that evaluates itself (a label change,
+// a small membership change) does it inside its own transaction. Evaluations of one app are
+// kept apart by the app's label rows: a per-holder evaluation reads them locked and holds them
+// to its commit, and every chunk that assigns under a capped label counts the label's licenses
+// under its lock (capRoom), so a cap is never overshot whoever evaluates; pools are safe under
+// any concurrency by their conditional reservation.
 
 // evalChunk bounds the assignments or reclaims of one transaction.
 const evalChunk = 500

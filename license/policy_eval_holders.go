@@ -20,9 +20,11 @@ import (
 // fair (the licenses each capped label holds, the holders waiting because a label is short),
 // plans them with PlanPolicy and carries the plan out through the same write path as a whole
 // app's evaluation, all in one transaction that also deletes the queue rows: a crash leaves
-// both the work and the rows undone. Its cost follows the holders evaluated, not the app's
-// holders. Label and app-label changes, pool gains and the periodic full evaluation stay
-// whole-app.
+// both the work and the rows undone. A membership call of a few holders (inlineHolders)
+// evaluates them itself instead, in its own transaction, with what it read already (the users,
+// the departures it recorded): no queue row is written, read or deleted. Its cost follows the
+// holders evaluated, not the app's holders. Label and app-label changes, pool gains and the
+// periodic full evaluation stay whole-app.
 
 // holderBatch bounds the holders of one app evaluated in one transaction.
 const holderBatch = 1000
