@@ -477,16 +477,6 @@ func (d *DB) SetLabelOutSince(ctx context.Context, ids []int64, since *time.Time
 	return nil
 }
 
-// SetLabelOfAssignments records the label that made just-inserted assignments.
-func (d *DB) SetLabelOfAssignments(ctx context.Context, ids []int64, labelID int64) error {
-	for _, chunk := range chunks(ids, d.inChunk()) {
-		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", chunk).UpdateColumn("label_id", labelID).Error; err != nil {
-			return fmt.Errorf("label assignments: %w", err)
-		}
-	}
-	return nil
-}
-
 // WaitingOfApp reads the waiting holders of an app's labels.
 func (d *DB) WaitingOfApp(ctx context.Context, appID int64) ([]*model.PolicyWaiting, error) {
 	ws, err := findAll[model.PolicyWaiting](d.with(ctx).Where("app_id = ?", appID).Order("first_covered_at, holder_key"))
@@ -684,37 +674,6 @@ func (d *DB) LicenseLabelsByGroup(ctx context.Context, groupIDs []int64) (map[in
 		out[rows[i].OrchardParent] = append(out[rows[i].OrchardParent], &l)
 	}
 	return out, nil
-}
-
-// ClaimLabelAssignments marks the label's just-made assignments of an app (PENDING, caused by
-// the label, no label yet) as the label's, inside the transaction that made them, and returns
-// them.
-func (d *DB) ClaimLabelAssignments(ctx context.Context, appID, labelID int64, causedBy string) ([]*model.LicenseAssignment, error) {
-	rows, err := findAll[model.LicenseAssignment](d.with(ctx).Where("app_id = ? AND caused_by = ? AND label_id IS NULL AND status = ? AND origin = ?",
-		appID, causedBy, model.AssignmentPending, model.OriginLabel))
-	if err != nil {
-		return nil, fmt.Errorf("read new label assignments: %w", err)
-	}
-	ids := make([]int64, len(rows))
-	for i, a := range rows {
-		ids[i] = a.ID
-		l := labelID
-		a.LabelID = &l
-	}
-	if err := d.SetLabelOfAssignments(ctx, ids, labelID); err != nil {
-		return nil, fmt.Errorf("claim label assignments: %w", err)
-	}
-	return rows, nil
-}
-
-// SetAssignmentReason records why assignments were made.
-func (d *DB) SetAssignmentReason(ctx context.Context, ids []int64, reason string) error {
-	for _, chunk := range chunks(ids, d.inChunk()) {
-		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", chunk).UpdateColumn("reason", reason).Error; err != nil {
-			return fmt.Errorf("set assignment reasons: %w", err)
-		}
-	}
-	return nil
 }
 
 // EnqueueAppsWithWaiting queues the evaluation of those of the apps that have waiting holders
