@@ -207,14 +207,15 @@ func (s *Service) carryOut(ctx context.Context, h *db.DB, st *policyState) (*Eva
 		// Each assignment records its label and says which group it is for, in the statement
 		// that inserts it (a crash never leaves a label license that no label owns).
 		req := &assignRequest{AppID: appID, Kind: *spec.Label.LicenseKind, Accounts: spec.AccountIDs, Origin: model.OriginLabel,
-			Reason: fmt.Sprintf("label %q", spec.Label.Name), CausedBy: causedBy, Gather: true, LabelID: labelID, app: f.App}
+			Reason: fmt.Sprintf("label %q", spec.Label.Name), CausedBy: causedBy, Gather: true, LabelID: labelID}
 		for _, a := range todo {
 			req.Targets = append(req.Targets, a.Holder.target())
 			req.Reasons = append(req.Reasons, a.Reason)
 		}
 		if st.scope != nil {
-			// The holders were read in this transaction: the planner need not read them again.
-			req.known = knownHolders(todo)
+			// The holders and the app were read in this transaction: the planner need not read
+			// them again.
+			req.known, req.app = knownHolders(todo), f.App
 		}
 		if spec.Label.CapCount != nil {
 			req.room = func(tx *db.DB) (int, error) { return s.capRoom(ctx, tx, spec.Label) }
