@@ -61,6 +61,22 @@ func (d *DB) GroupMemberIDs(ctx context.Context, groupID int64) (users, devices 
 
 // AddGroupMembers puts users and devices in a group and returns those that were not in it.
 func (d *DB) AddGroupMembers(ctx context.Context, groupID int64, userIDs, deviceIDs []int64, now time.Time) (users, devices []int64, err error) {
+	if len(userIDs)+len(deviceIDs) == 1 {
+		// One member: the insert alone says whether it was there already (no row inserted).
+		var res *gorm.DB
+		if len(userIDs) == 1 {
+			res = d.with(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&model.GroupMember{GroupID: groupID, UserID: userIDs[0], CreatedAt: now})
+		} else {
+			res = d.with(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&model.GroupDevice{GroupID: groupID, DeviceID: deviceIDs[0], CreatedAt: now})
+		}
+		if res.Error != nil {
+			return nil, nil, fmt.Errorf("add a member to group %d: %w", groupID, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return nil, nil, nil
+		}
+		return userIDs, deviceIDs, nil
+	}
 	for _, chunk := range chunks(userIDs, d.inChunk()) {
 		var have []int64
 		if err := d.with(ctx).Model(&model.GroupMember{}).Where("group_id = ? AND user_id IN ?", groupID, chunk).Pluck("user_id", &have).Error; err != nil {
@@ -114,6 +130,22 @@ func missing(want, have []int64) []int64 {
 
 // RemoveGroupMembers takes users and devices out of a group and returns those that were in it.
 func (d *DB) RemoveGroupMembers(ctx context.Context, groupID int64, userIDs, deviceIDs []int64) (users, devices []int64, err error) {
+	if len(userIDs)+len(deviceIDs) == 1 {
+		// One member: the delete alone says whether it was there (a row deleted).
+		var res *gorm.DB
+		if len(userIDs) == 1 {
+			res = d.with(ctx).Where("group_id = ? AND user_id = ?", groupID, userIDs[0]).Delete(&model.GroupMember{})
+		} else {
+			res = d.with(ctx).Where("group_id = ? AND device_id = ?", groupID, deviceIDs[0]).Delete(&model.GroupDevice{})
+		}
+		if res.Error != nil {
+			return nil, nil, fmt.Errorf("remove a member from group %d: %w", groupID, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return nil, nil, nil
+		}
+		return userIDs, deviceIDs, nil
+	}
 	for _, chunk := range chunks(userIDs, d.inChunk()) {
 		var have []int64
 		if err := d.with(ctx).Model(&model.GroupMember{}).Where("group_id = ? AND user_id IN ?", groupID, chunk).Pluck("user_id", &have).Error; err != nil {
@@ -214,19 +246,31 @@ func (d *DB) MembersOfGroups(ctx context.Context, groupIDs []int64) (*GroupMembe
 	if len(groupIDs) == 0 {
 		return out, nil
 	}
-	var us []model.GroupMember
-	if err := d.with(ctx).Model(&model.GroupMember{}).Select("group_id", "user_id").Where("group_id IN ?", groupIDs).Order("user_id, group_id").Scan(&us).Error; err != nil {
-		return nil, fmt.Errorf("read group members: %w", err)
+	// Plain scans of two integer columns: the full evaluation reads every membership of the
+	// fleet here, and GORM's reflection per row would cost more than the query.
+	read := func(what string, q *gorm.DB, into map[int64][]int64) error {
+		rows, err := q.Rows()
+		if err != nil {
+			return fmt.Errorf("read group %s: %w", what, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var member, group int64
+			if err := rows.Scan(&member, &group); err != nil {
+				return fmt.Errorf("read group %s: %w", what, err)
+			}
+			into[member] = append(into[member], group)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read group %s: %w", what, err)
+		}
+		return nil
 	}
-	for _, m := range us {
-		out.Users[m.UserID] = append(out.Users[m.UserID], m.GroupID)
+	if err := read("members", d.with(ctx).Model(&model.GroupMember{}).Select("user_id, group_id").Where("group_id IN ?", groupIDs).Order("user_id, group_id"), out.Users); err != nil {
+		return nil, err
 	}
-	var ds []model.GroupDevice
-	if err := d.with(ctx).Model(&model.GroupDevice{}).Select("group_id", "device_id").Where("group_id IN ?", groupIDs).Order("device_id, group_id").Scan(&ds).Error; err != nil {
-		return nil, fmt.Errorf("read group devices: %w", err)
-	}
-	for _, m := range ds {
-		out.Devices[m.DeviceID] = append(out.Devices[m.DeviceID], m.GroupID)
+	if err := read("devices", d.with(ctx).Model(&model.GroupDevice{}).Select("device_id, group_id").Where("group_id IN ?", groupIDs).Order("device_id, group_id"), out.Devices); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -433,16 +477,6 @@ func (d *DB) SetLabelOutSince(ctx context.Context, ids []int64, since *time.Time
 	return nil
 }
 
-// SetLabelOfAssignments records the label that made just-inserted assignments.
-func (d *DB) SetLabelOfAssignments(ctx context.Context, ids []int64, labelID int64) error {
-	for _, chunk := range chunks(ids, d.inChunk()) {
-		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", chunk).UpdateColumn("label_id", labelID).Error; err != nil {
-			return fmt.Errorf("label assignments: %w", err)
-		}
-	}
-	return nil
-}
-
 // WaitingOfApp reads the waiting holders of an app's labels.
 func (d *DB) WaitingOfApp(ctx context.Context, appID int64) ([]*model.PolicyWaiting, error) {
 	ws, err := findAll[model.PolicyWaiting](d.with(ctx).Where("app_id = ?", appID).Order("first_covered_at, holder_key"))
@@ -520,6 +554,21 @@ func (d *DB) WaitingOfHolder(ctx context.Context, userID, deviceID int64) ([]*mo
 	}
 	ws, err := findAll[model.PolicyWaiting](q.Order("first_covered_at"))
 	return ws, wrap("waiting holders of holder", err)
+}
+
+// LockLabelCap locks a label's row (on MySQL; SQLite's writers are serialised by their
+// transaction) and reads its cap, for an evaluation about to assign under it: evaluations that
+// assign through one capped label take the lock one after the other, and each counts the
+// label's licenses after the one before it committed (READ COMMITTED).
+func (d *DB) LockLabelCap(ctx context.Context, labelID int64) (*int64, error) {
+	var rows []struct{ CapCount *int64 }
+	if err := d.forUpdate(d.with(ctx).Model(&model.Label{}).Select("cap_count").Where("id = ?", labelID)).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("lock label %d: %w", labelID, err)
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("lock label %d: %w", labelID, model.ErrNotFound)
+	}
+	return rows[0].CapCount, nil
 }
 
 // CountLabelAssignments counts the active assignments each label holds.
@@ -625,37 +674,6 @@ func (d *DB) LicenseLabelsByGroup(ctx context.Context, groupIDs []int64) (map[in
 		out[rows[i].OrchardParent] = append(out[rows[i].OrchardParent], &l)
 	}
 	return out, nil
-}
-
-// ClaimLabelAssignments marks the label's just-made assignments of an app (PENDING, caused by
-// the label, no label yet) as the label's, inside the transaction that made them, and returns
-// them.
-func (d *DB) ClaimLabelAssignments(ctx context.Context, appID, labelID int64, causedBy string) ([]*model.LicenseAssignment, error) {
-	rows, err := findAll[model.LicenseAssignment](d.with(ctx).Where("app_id = ? AND caused_by = ? AND label_id IS NULL AND status = ? AND origin = ?",
-		appID, causedBy, model.AssignmentPending, model.OriginLabel))
-	if err != nil {
-		return nil, fmt.Errorf("read new label assignments: %w", err)
-	}
-	ids := make([]int64, len(rows))
-	for i, a := range rows {
-		ids[i] = a.ID
-		l := labelID
-		a.LabelID = &l
-	}
-	if err := d.SetLabelOfAssignments(ctx, ids, labelID); err != nil {
-		return nil, fmt.Errorf("claim label assignments: %w", err)
-	}
-	return rows, nil
-}
-
-// SetAssignmentReason records why assignments were made.
-func (d *DB) SetAssignmentReason(ctx context.Context, ids []int64, reason string) error {
-	for _, chunk := range chunks(ids, d.inChunk()) {
-		if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", chunk).UpdateColumn("reason", reason).Error; err != nil {
-			return fmt.Errorf("set assignment reasons: %w", err)
-		}
-	}
-	return nil
 }
 
 // EnqueueAppsWithWaiting queues the evaluation of those of the apps that have waiting holders

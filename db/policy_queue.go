@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sort"
 	"time"
@@ -49,39 +50,90 @@ func (d *DB) EnqueuePolicyHolders(ctx context.Context, refs []HolderRef, reason 
 }
 
 // PolicyLabels are an app's labels of both kinds (deleted ones too) with their groups and, for
-// license labels, their accounts in priority order.
+// license labels, their accounts in priority order. Groups, when read, holds the labels'
+// groups with their names only (id, external id, name: what a plan words its reasons with).
 type PolicyLabels struct {
 	Labels     []*model.Label
 	GroupsOf   map[int64][]int64
 	AccountsOf map[int64][]int64
+	Groups     map[int64]*model.Group
 }
 
-// LabelsOfAppWithLinks reads an app's labels, their groups and their accounts: three
-// statements whatever the number of labels.
+// LabelsOfAppWithLinks reads an app's labels with their groups (and the groups' names) and
+// accounts in one statement, locking the labels' rows on MySQL (SQLite's writers are
+// serialised by their transaction): inside a transaction, a per-holder evaluation of the app
+// holds them until it commits, so that evaluations of one app run one after the other.
 func (d *DB) LabelsOfAppWithLinks(ctx context.Context, appID int64) (*PolicyLabels, error) {
-	ls, err := findAll[model.Label](d.with(ctx).Where("app_id = ?", appID).Order("id"))
+	out, err := d.lockedLabelsWithLinks(ctx, "labels.app_id = ?", appID)
 	if err != nil {
 		return nil, fmt.Errorf("read labels of app %d: %w", appID, err)
 	}
-	out := &PolicyLabels{Labels: ls, GroupsOf: map[int64][]int64{}, AccountsOf: map[int64][]int64{}}
-	if len(ls) == 0 {
-		return out, nil
+	return out, nil
+}
+
+// LabelsOfGroupsAppsWithLinks is LabelsOfAppWithLinks for every app with a live label on any
+// of the groups, in one statement: a membership change reads the policy of the apps it
+// concerns at once. No groups, no statement.
+func (d *DB) LabelsOfGroupsAppsWithLinks(ctx context.Context, groupIDs []int64) (*PolicyLabels, error) {
+	if len(groupIDs) == 0 {
+		return &PolicyLabels{Labels: []*model.Label{}, GroupsOf: map[int64][]int64{}, AccountsOf: map[int64][]int64{}, Groups: map[int64]*model.Group{}}, nil
 	}
-	var rows []model.LabelGroup
-	if err := d.with(ctx).Model(&model.LabelGroup{}).Joins("JOIN labels ON labels.id = label_groups.label_id").Where("labels.app_id = ?", appID).
-		Select("label_groups.label_id, label_groups.group_id").Order("label_groups.label_id, label_groups.group_id").Scan(&rows).Error; err != nil {
-		return nil, fmt.Errorf("read label groups of app %d: %w", appID, err)
+	out, err := d.lockedLabelsWithLinks(ctx, "labels.app_id IN (SELECT l2.app_id FROM labels l2 JOIN label_groups lg ON lg.label_id = l2.id WHERE lg.group_id IN ? AND l2.deleted_at IS NULL)", groupIDs)
+	if err != nil {
+		return nil, fmt.Errorf("read labels of the apps of groups: %w", err)
 	}
-	for _, r := range rows {
-		out.GroupsOf[r.LabelID] = append(out.GroupsOf[r.LabelID], r.GroupID)
+	return out, nil
+}
+
+// lockedLabelsWithLinks reads the labels that where selects, each joined to its links: a row
+// per group (with its name) and per account (with its position), or one row without a link.
+func (d *DB) lockedLabelsWithLinks(ctx context.Context, where string, args ...any) (*PolicyLabels, error) {
+	q := "SELECT labels.*, x.link AS orchard_link, x.ref AS orchard_ref, x.pos AS orchard_pos, x.gext AS orchard_gext, x.gname AS orchard_gname FROM labels" +
+		" LEFT JOIN (SELECT label_groups.label_id, 'g' AS link, label_groups.group_id AS ref, 0 AS pos, COALESCE(g.external_id, '') AS gext, COALESCE(g.name, '') AS gname" +
+		" FROM label_groups LEFT JOIN `groups` g ON g.id = label_groups.group_id" +
+		" UNION ALL SELECT label_id, 'a', account_id, position, '', '' FROM label_accounts) x ON x.label_id = labels.id" +
+		" WHERE " + where + " ORDER BY labels.id, x.link, x.pos, x.ref"
+	if d.dialect == MySQL {
+		q += " FOR UPDATE"
 	}
-	var accs []model.LabelAccount
-	if err := d.with(ctx).Model(&model.LabelAccount{}).Joins("JOIN labels ON labels.id = label_accounts.label_id").Where("labels.app_id = ?", appID).
-		Select("label_accounts.label_id, label_accounts.account_id, label_accounts.position").Order("label_accounts.label_id, label_accounts.position").Scan(&accs).Error; err != nil {
-		return nil, fmt.Errorf("read label accounts of app %d: %w", appID, err)
+	var rows []struct {
+		Row   model.Label `gorm:"embedded"`
+		Link  *string     `gorm:"column:orchard_link"`
+		Ref   *int64      `gorm:"column:orchard_ref"`
+		Pos   *int64      `gorm:"column:orchard_pos"`
+		GExt  *string     `gorm:"column:orchard_gext"`
+		GName *string     `gorm:"column:orchard_gname"`
 	}
-	for _, r := range accs {
-		out.AccountsOf[r.LabelID] = append(out.AccountsOf[r.LabelID], r.AccountID)
+	if err := d.with(ctx).Raw(q, args...).Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := &PolicyLabels{Labels: []*model.Label{}, GroupsOf: map[int64][]int64{}, AccountsOf: map[int64][]int64{}, Groups: map[int64]*model.Group{}}
+	for i := range rows {
+		r := &rows[i]
+		if n := len(out.Labels); n == 0 || out.Labels[n-1].ID != r.Row.ID {
+			l := r.Row
+			out.Labels = append(out.Labels, &l)
+		}
+		if r.Link == nil || r.Ref == nil {
+			continue
+		}
+		id := r.Row.ID
+		switch *r.Link {
+		case "g":
+			out.GroupsOf[id] = append(out.GroupsOf[id], *r.Ref)
+			if out.Groups[*r.Ref] == nil {
+				g := &model.Group{ID: *r.Ref}
+				if r.GExt != nil {
+					g.ExternalID = *r.GExt
+				}
+				if r.GName != nil {
+					g.Name = *r.GName
+				}
+				out.Groups[*r.Ref] = g
+			}
+		case "a":
+			out.AccountsOf[id] = append(out.AccountsOf[id], *r.Ref)
+		}
 	}
 	return out, nil
 }
@@ -199,6 +251,61 @@ func (d *DB) ShortWaitingOfApp(ctx context.Context, appID int64, except []string
 	return out, nil
 }
 
+// WaitingOfHoldersAndAhead is WaitingOfHolders and ShortWaitingOfApp (leaving out the same
+// holders) in one statement — a UNION ALL of the holders' rows and the per-label aggregate —
+// when the keys fit one IN list; otherwise the two reads.
+func (d *DB) WaitingOfHoldersAndAhead(ctx context.Context, appID int64, keys []string) ([]*model.PolicyWaiting, map[int64]WaitingAhead, error) {
+	if len(keys) == 0 || len(keys) > d.inChunk() {
+		rows, err := d.WaitingOfHolders(ctx, appID, keys)
+		if err != nil {
+			return nil, nil, err
+		}
+		ahead, err := d.ShortWaitingOfApp(ctx, appID, keys)
+		return rows, ahead, err
+	}
+	short := []model.Code{model.CodeNoLicensesAvailable, model.CodeLabelCapReached}
+	q := "SELECT 0 AS agg, label_id, holder_key, kind, device_id, user_id, code, reason, first_covered_at AS first, updated_at AS updated, 1 AS n" +
+		" FROM policy_waiting WHERE app_id = ? AND holder_key IN ?" +
+		" UNION ALL SELECT 1, label_id, '', '', NULL, NULL, MAX(code), '', MIN(first_covered_at), MIN(first_covered_at), COUNT(*)" +
+		" FROM policy_waiting WHERE app_id = ? AND code IN ? AND holder_key NOT IN ? GROUP BY label_id" +
+		" ORDER BY agg, first, holder_key"
+	rs, err := d.with(ctx).Raw(q, appID, keys, appID, short, keys).Rows()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read waiting holders of app %d: %w", appID, err)
+	}
+	defer rs.Close()
+	rows, ahead := []*model.PolicyWaiting{}, map[int64]WaitingAhead{}
+	for rs.Next() {
+		var (
+			agg, n               int
+			w                    model.PolicyWaiting
+			deviceID, userID     sql.NullInt64
+			first, updated, kind string
+		)
+		if err := rs.Scan(&agg, &w.LabelID, &w.HolderKey, &kind, &deviceID, &userID, &w.Code, &w.Reason, &first, &updated, &n); err != nil {
+			return nil, nil, fmt.Errorf("read waiting holders of app %d: %w", appID, err)
+		}
+		ft, err := parseAggregateTime(first)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read waiting holders of app %d: %w", appID, err)
+		}
+		if agg == 1 {
+			ahead[w.LabelID] = WaitingAhead{LabelID: w.LabelID, N: n, First: ft, Code: w.Code}
+			continue
+		}
+		ut, err := parseAggregateTime(updated)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read waiting holders of app %d: %w", appID, err)
+		}
+		w.AppID, w.Kind, w.DeviceID, w.UserID, w.FirstCoveredAt, w.UpdatedAt = appID, model.LicenseKind(kind), nullInt64(deviceID), nullInt64(userID), ft, ut
+		rows = append(rows, &w)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read waiting holders of app %d: %w", appID, err)
+	}
+	return rows, ahead, nil
+}
+
 // parseAggregateTime reads a MIN/MAX of a DATETIME column, which the drivers return as text
 // (SQLite) or as a formatted time (MySQL with parseTime scans it into a string).
 func parseAggregateTime(s string) (time.Time, error) {
@@ -294,8 +401,13 @@ func (d *DB) AllLabelsWithLinks(ctx context.Context) (*PolicyLabels, error) {
 }
 
 // PolicyAssignmentsAfter reads, by id order, a batch of the active assignments of the given
-// apps and of their label assignments Apple refused since a time. No apps,
-// no statement.
+// apps and of their label assignments Apple refused since a time. No apps, no statement.
+//
+// It is the full evaluation's hot read (every label license of the fleet, a batch a
+// statement), so it reads only the columns a plan looks at — id, app, kind, holder (serial,
+// client user id, device, user, key), status, origin, label, grace start and Apple's refusal
+// message — and scans them without GORM's reflection; the other fields stay zero. The rows
+// are for planning only: whatever is carried out reads its assignment again, locked.
 func (d *DB) PolicyAssignmentsAfter(ctx context.Context, appIDs []int64, refusedSince time.Time, after int64, limit int) ([]*model.LicenseAssignment, error) {
 	if len(appIDs) == 0 {
 		return []*model.LicenseAssignment{}, nil
@@ -308,13 +420,98 @@ func (d *DB) PolicyAssignmentsAfter(ctx context.Context, appIDs []int64, refused
 		}
 		return c
 	}
-	q := d.with(ctx).Where("id > ? AND "+col("app_id")+" IN ?", after, appIDs).
+	q := d.with(ctx).Model(&model.LicenseAssignment{}).
+		Select("id, app_id, kind, serial_number, client_user_id, device_id, user_id, holder_key, status, origin, label_id, label_out_since, error_message").
+		Where("id > ? AND "+col("app_id")+" IN ?", after, appIDs).
 		Where(d.gorm.Where(col("status")+" IN ?", activeStatuses).Or(col("status")+" = ? AND label_id IS NOT NULL AND updated_at >= ?", model.AssignmentFailed, refusedSince))
-	out, err := findAll[model.LicenseAssignment](q.Order("id").Limit(limit))
+	rows, err := q.Order("id").Limit(limit).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("read assignments under policy: %w", err)
 	}
+	defer rows.Close()
+	out := make([]*model.LicenseAssignment, 0, limit)
+	for rows.Next() {
+		var (
+			a                                        model.LicenseAssignment
+			serial, clientUser, holderKey, errorText sql.NullString
+			deviceID, userID, labelID                sql.NullInt64
+			outSince                                 sql.NullTime
+		)
+		if err := rows.Scan(&a.ID, &a.AppID, &a.Kind, &serial, &clientUser, &deviceID, &userID, &holderKey, &a.Status, &a.Origin, &labelID, &outSince, &errorText); err != nil {
+			return nil, fmt.Errorf("read assignments under policy: %w", err)
+		}
+		a.SerialNumber, a.ClientUserID, a.HolderKey, a.ErrorMessage = nullString(serial), nullString(clientUser), nullString(holderKey), nullString(errorText)
+		a.DeviceID, a.UserID, a.LabelID = nullInt64(deviceID), nullInt64(userID), nullInt64(labelID)
+		if outSince.Valid {
+			t := outSince.Time.UTC()
+			a.LabelOutSince = &t
+		}
+		out = append(out, &a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read assignments under policy: %w", err)
+	}
 	return out, nil
+}
+
+// PolicyDevicesAfter reads up to limit devices with an id above after, in id order, with only
+// the columns a plan looks at (id, serial number, shared iPad, user, status; the other fields
+// stay zero): the full evaluation's pass over the fleet, a batch a statement.
+func (d *DB) PolicyDevicesAfter(ctx context.Context, after int64, limit int) ([]*model.Device, error) {
+	rows, err := d.with(ctx).Model(&model.Device{}).Select("id, serial_number, shared_ipad, user_id, status").
+		Where("id > ?", after).Order("id").Limit(limit).Rows()
+	if err != nil {
+		return nil, wrap("devices under policy", err)
+	}
+	defer rows.Close()
+	out := make([]*model.Device, 0, limit)
+	for rows.Next() {
+		var (
+			dv     model.Device
+			userID sql.NullInt64
+		)
+		if err := rows.Scan(&dv.ID, &dv.SerialNumber, &dv.SharedIPad, &userID, &dv.Status); err != nil {
+			return nil, wrap("devices under policy", err)
+		}
+		dv.UserID = nullInt64(userID)
+		out = append(out, &dv)
+	}
+	return out, wrap("devices under policy", rows.Err())
+}
+
+// PolicyUsersAfter reads up to limit users with an id above after, in id order, with only the
+// columns a plan looks at (id, external id, client user id, status; the other fields stay
+// zero): the full evaluation's pass over the directory, a batch a statement.
+func (d *DB) PolicyUsersAfter(ctx context.Context, after int64, limit int) ([]*model.User, error) {
+	rows, err := d.with(ctx).Model(&model.User{}).Select("id, external_id, client_user_id, status").
+		Where("id > ?", after).Order("id").Limit(limit).Rows()
+	if err != nil {
+		return nil, wrap("users under policy", err)
+	}
+	defer rows.Close()
+	out := make([]*model.User, 0, limit)
+	for rows.Next() {
+		var u model.User
+		if err := rows.Scan(&u.ID, &u.ExternalID, &u.ClientUserID, &u.Status); err != nil {
+			return nil, wrap("users under policy", err)
+		}
+		out = append(out, &u)
+	}
+	return out, wrap("users under policy", rows.Err())
+}
+
+func nullString(s sql.NullString) *string {
+	if !s.Valid {
+		return nil
+	}
+	return &s.String
+}
+
+func nullInt64(n sql.NullInt64) *int64 {
+	if !n.Valid {
+		return nil
+	}
+	return &n.Int64
 }
 
 // WaitingOfApps reads the waiting holders of the given apps.

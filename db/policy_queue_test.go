@@ -683,3 +683,142 @@ func TestPolicyQueueErrorsNameTheOperation(t *testing.T) {
 		})
 	})
 }
+
+// PolicyAssignmentsAfter reads the columns a plan looks at, each as the full row has it (NULLs
+// as nil, the grace start and Apple's message included), and leaves the others zero.
+func TestPolicyQueuePolicyAssignmentsAfterColumns(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		f := policySeed(t, d)
+		as := queueSeedAssignments(t, d, f)
+		out := db.Now().Truncate(time.Second)
+		policyMust(t, d.SetLabelOutSince(ctx, []int64{as.dev1Pending.ID}, &out))
+		if _, err := d.SQL().Exec("UPDATE license_assignments SET error_message = 'no such user' WHERE id = ?", as.user1RefusedNew.ID); err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.PolicyAssignmentsAfter(ctx, []int64{f.apps[0].ID}, as.since, 0, 100)
+		policyMust(t, err)
+		full, err := d.AssignmentsByID(ctx, idsOf(got, assignmentID))
+		policyMust(t, err)
+		byID := map[int64]*model.LicenseAssignment{}
+		for _, a := range full {
+			byID[a.ID] = a
+		}
+		var want []*model.LicenseAssignment
+		for _, a := range got {
+			r := byID[a.ID]
+			want = append(want, &model.LicenseAssignment{ID: r.ID, AppID: r.AppID, Kind: r.Kind, SerialNumber: r.SerialNumber, ClientUserID: r.ClientUserID,
+				DeviceID: r.DeviceID, UserID: r.UserID, HolderKey: r.HolderKey, Status: r.Status, Origin: r.Origin, LabelID: r.LabelID,
+				LabelOutSince: r.LabelOutSince, ErrorMessage: r.ErrorMessage})
+		}
+		if diff := cmp.Diff(want, got, cmpopts.EquateApproxTime(time.Second)); diff != "" {
+			t.Errorf("columns read mismatch (-want +got):\n%s", diff)
+		}
+		var outSeen, msgSeen bool
+		for _, a := range got {
+			outSeen = outSeen || (a.ID == as.dev1Pending.ID && a.LabelOutSince != nil && a.LabelOutSince.Equal(out))
+			msgSeen = msgSeen || (a.ID == as.user1RefusedNew.ID && a.ErrorMessage != nil && *a.ErrorMessage == "no such user")
+		}
+		if !outSeen || !msgSeen {
+			t.Errorf("grace start read: %v, Apple's message read: %v; want both", outSeen, msgSeen)
+		}
+	})
+}
+
+// PolicyDevicesAfter and PolicyUsersAfter page through the fleet in id order with the columns
+// a plan looks at, as the full rows have them, the others zero.
+func TestPolicyQueuePolicyDevicesAndUsersAfter(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		f := policySeed(t, d)
+		shared := seedDevice(t, d, func(dv *model.Device) {
+			dv.SharedIPad, dv.UserID, dv.Status = true, &f.users[1].ID, model.DeviceRetired
+		})
+		gone := seedUser(t, d, func(u *model.User) { u.Status = model.UserRemoved })
+		var devs []*model.Device
+		for after := int64(0); ; {
+			ds, err := d.PolicyDevicesAfter(ctx, after, 2)
+			policyMust(t, err)
+			devs = append(devs, ds...)
+			if len(ds) < 2 {
+				break
+			}
+			after = ds[len(ds)-1].ID
+		}
+		var wantDevs []*model.Device
+		for _, dv := range append(f.devices[:], shared) {
+			wantDevs = append(wantDevs, &model.Device{ID: dv.ID, SerialNumber: dv.SerialNumber, SharedIPad: dv.SharedIPad, UserID: dv.UserID, Status: dv.Status})
+		}
+		if diff := cmp.Diff(wantDevs, devs); diff != "" {
+			t.Errorf("devices mismatch (-want +got):\n%s", diff)
+		}
+		var users []*model.User
+		for after := int64(0); ; {
+			us, err := d.PolicyUsersAfter(ctx, after, 3)
+			policyMust(t, err)
+			users = append(users, us...)
+			if len(us) < 3 {
+				break
+			}
+			after = us[len(us)-1].ID
+		}
+		var wantUsers []*model.User
+		for _, u := range append(f.users[:], gone) {
+			wantUsers = append(wantUsers, &model.User{ID: u.ID, ExternalID: u.ExternalID, ClientUserID: u.ClientUserID, Status: u.Status})
+		}
+		if diff := cmp.Diff(wantUsers, users); diff != "" {
+			t.Errorf("users mismatch (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// WaitingOfHoldersAndAhead answers what WaitingOfHolders and ShortWaitingOfApp answer for the
+// same holders — the rows in the same order with the same fields, the same aggregates — in
+// one statement, and falls back to the two reads for many holders.
+func TestPolicyQueueWaitingOfHoldersAndAhead(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		f := policySeed(t, d)
+		a := policyLabel(t, d, f.apps[0], "A", model.LicenseKindUser)
+		b := policyLabel(t, d, f.apps[0], "B", model.LicenseKindDevice)
+		now := db.Now().Truncate(time.Second)
+		dw := &model.PolicyWaiting{LabelID: b.ID, HolderKey: deviceKey(f.devices[1]), AppID: f.apps[0].ID, Kind: model.LicenseKindDevice, DeviceID: &f.devices[1].ID,
+			Code: model.CodeNeedsAppLabel, Reason: "shared iPad", FirstCoveredAt: now.Add(-time.Hour), UpdatedAt: now}
+		policyMust(t, d.ReplaceWaiting(ctx, f.apps[0].ID, []*model.PolicyWaiting{
+			queueUserWaiting(a, f.users[0], model.CodeLabelCapReached, now.Add(2*time.Second)),
+			queueUserWaiting(a, f.users[1], model.CodeNoLicensesAvailable, now.Add(time.Second)),
+			queueUserWaiting(a, f.users[2], model.CodeLabelCapReached, now),
+			queueUserWaiting(b, f.users[0], model.CodeAlreadyAssigned, now),
+			dw,
+		}))
+		for _, tt := range []struct {
+			name  string
+			keys  []string
+			split bool
+		}{
+			{"two users and a device", []string{userKey(f.users[0]), userKey(f.users[2]), deviceKey(f.devices[1])}, false},
+			{"a holder nobody waits for", []string{userKey(f.users[3])}, false},
+			{"many holders", queuePadStrings(userKey(f.users[1])), true},
+		} {
+			wantRows, err := d.WaitingOfHolders(ctx, f.apps[0].ID, tt.keys)
+			policyMust(t, err)
+			wantAhead, err := d.ShortWaitingOfApp(ctx, f.apps[0].ID, tt.keys)
+			policyMust(t, err)
+			c, sc := queueCounted()
+			rows, ahead, err := d.WaitingOfHoldersAndAhead(c, f.apps[0].ID, tt.keys)
+			policyMust(t, err)
+			if diff := cmp.Diff(wantRows, rows, cmpopts.EquateApproxTime(time.Second)); diff != "" {
+				t.Errorf("%s: rows mismatch (-want +got):\n%s", tt.name, diff)
+			}
+			if diff := cmp.Diff(wantAhead, ahead); diff != "" {
+				t.Errorf("%s: ahead mismatch (-want +got):\n%s", tt.name, diff)
+			}
+			if !tt.split && sc.Count() != 1 {
+				t.Errorf("%s: %d statements, want 1", tt.name, sc.Count())
+			}
+		}
+	})
+}

@@ -240,6 +240,36 @@ func TestPolicyGroupMembership(t *testing.T) {
 		step("members after remove", ids{[]int64{u[0].ID, u[2].ID}, []int64{dv[1].ID}}, users, devices, err)
 		users, devices, err = d.GroupMemberIDs(ctx, f.groups[1].ID)
 		step("members of an empty group", ids{nil, nil}, users, devices, err)
+		// One member at a time: the insert or delete alone answers (one statement).
+		g1 := f.groups[1].ID
+		for _, tt := range []struct {
+			what           string
+			add            bool
+			users, devices []int64
+			want           ids
+		}{
+			{"one user added", true, []int64{u[3].ID}, nil, ids{[]int64{u[3].ID}, nil}},
+			{"the same user again", true, []int64{u[3].ID}, nil, ids{nil, nil}},
+			{"one device added", true, nil, []int64{dv[2].ID}, ids{nil, []int64{dv[2].ID}}},
+			{"the same device again", true, nil, []int64{dv[2].ID}, ids{nil, nil}},
+			{"one user removed", false, []int64{u[3].ID}, nil, ids{[]int64{u[3].ID}, nil}},
+			{"the same user again", false, []int64{u[3].ID}, nil, ids{nil, nil}},
+			{"one device removed", false, nil, []int64{dv[2].ID}, ids{nil, []int64{dv[2].ID}}},
+			{"a device not in the group", false, nil, []int64{dv[0].ID}, ids{nil, nil}},
+		} {
+			c, sc := queueCounted()
+			if tt.add {
+				users, devices, err = d.AddGroupMembers(c, g1, tt.users, tt.devices, db.Now())
+			} else {
+				users, devices, err = d.RemoveGroupMembers(c, g1, tt.users, tt.devices)
+			}
+			step(tt.what, tt.want, users, devices, err)
+			if sc.Count() != 1 {
+				t.Errorf("%s: %d statements, want 1", tt.what, sc.Count())
+			}
+		}
+		users, devices, err = d.GroupMemberIDs(ctx, g1)
+		step("members after one at a time", ids{nil, nil}, users, devices, err)
 	})
 }
 
@@ -678,7 +708,7 @@ func TestPolicyAssignmentsOfApp(t *testing.T) {
 }
 
 // SetAssignmentLabel hands assignments to a label (ending their grace time), SetLabelOutSince
-// starts and ends a grace time, SetLabelOfAssignments and SetAssignmentReason set one column.
+// starts and ends a grace time.
 func TestPolicyAssignmentColumns(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, d *db.DB) {
@@ -686,7 +716,6 @@ func TestPolicyAssignmentColumns(t *testing.T) {
 		f := policySeed(t, d)
 		ls := policyLabelSet(t, d, f)
 		a := policyAssignment(t, d, f.pools[0], f.devices[0], model.AssignmentAssigned, &ls.l.ID, "label:L")
-		b := policyAssignment(t, d, f.pools[0], f.devices[1], model.AssignmentAssigned, nil, "admin")
 		read := func(id int64) *model.LicenseAssignment {
 			t.Helper()
 			as, err := d.AssignmentsByID(ctx, []int64{id})
@@ -711,55 +740,11 @@ func TestPolicyAssignmentColumns(t *testing.T) {
 		if got := read(a.ID); got.LabelOutSince != nil {
 			t.Errorf("label out since %v after ending the grace, want none", got.LabelOutSince)
 		}
-		policyMust(t, d.SetLabelOfAssignments(ctx, []int64{b.ID}, ls.l.ID))
-		policyMust(t, d.SetAssignmentReason(ctx, []int64{a.ID, b.ID}, "member of Teachers"))
-		ga, gb := read(a.ID), read(b.ID)
-		if gb.LabelID == nil || *gb.LabelID != ls.l.ID || ga.Reason != "member of Teachers" || gb.Reason != "member of Teachers" {
-			t.Errorf("after SetLabelOfAssignments and SetAssignmentReason: %+v, %+v", ga, gb)
-		}
 		for _, set := range []func() error{
 			func() error { return d.SetAssignmentLabel(ctx, nil, 1, "x") },
 			func() error { return d.SetLabelOutSince(ctx, nil, nil) },
-			func() error { return d.SetLabelOfAssignments(ctx, nil, 1) },
-			func() error { return d.SetAssignmentReason(ctx, nil, "x") },
 		} {
 			policyMust(t, set())
-		}
-	})
-}
-
-// ClaimLabelAssignments claims an app's just-made assignments of a label: PENDING, origin
-// LABEL, caused by it, no label yet — and no other.
-func TestPolicyClaimLabelAssignments(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, d *db.DB) {
-		ctx := context.Background()
-		f := policySeed(t, d)
-		ls := policyLabelSet(t, d, f)
-		made := func(p *model.LicensePool, dev *model.Device, status model.AssignmentStatus, origin model.AssignmentOrigin, causedBy string) *model.LicenseAssignment {
-			t.Helper()
-			now := db.Now()
-			a := &model.LicenseAssignment{PoolID: p.ID, AccountID: p.AccountID, AppID: p.AppID, Kind: model.LicenseKindDevice, SerialNumber: &dev.SerialNumber,
-				DeviceID: &dev.ID, Status: status, Origin: origin, Reason: "test", CausedBy: causedBy, CreatedAt: now, UpdatedAt: now}
-			hk := model.HolderKeyFor(model.LicenseKindDevice, dev.SerialNumber, "")
-			a.HolderKey = &hk
-			policyMust(t, d.InsertRows(ctx, a))
-			return a
-		}
-		mine := made(f.pools[0], f.devices[0], model.AssignmentPending, model.OriginLabel, "label:L")
-		made(f.pools[0], f.devices[1], model.AssignmentPending, model.OriginLabel, "label:other")
-		made(f.pools[0], f.devices[2], model.AssignmentPending, model.OriginAdmin, "label:L")
-		made(f.pools[0], f.devices[3], model.AssignmentAssigned, model.OriginLabel, "label:L")
-		made(f.pools[2], f.devices[0], model.AssignmentPending, model.OriginLabel, "label:L") // app 1
-		got, err := d.ClaimLabelAssignments(ctx, f.apps[0].ID, ls.l.ID, "label:L")
-		policyMust(t, err)
-		if diff := cmp.Diff([]int64{mine.ID}, policyAssignmentIDs(got)); diff != "" || got[0].LabelID == nil || *got[0].LabelID != ls.l.ID {
-			t.Errorf("claimed mismatch (-want +got):\n%s", diff)
-		}
-		again, err := d.ClaimLabelAssignments(ctx, f.apps[0].ID, ls.l.ID, "label:L")
-		policyMust(t, err)
-		if len(again) != 0 {
-			t.Errorf("claimed twice: %v", policyAssignmentIDs(again))
 		}
 	})
 }

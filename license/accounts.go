@@ -483,16 +483,25 @@ func (s *Service) audit(ctx context.Context, actor Actor, action, subjectType st
 }
 
 func (s *Service) auditTx(ctx context.Context, tx *db.DB, actor Actor, action, subjectType string, subjectID int64, accountID *int64, msg string, details any) error {
+	e, err := auditEvent(actor, action, subjectType, subjectID, accountID, msg, details)
+	if err != nil {
+		return err
+	}
+	return tx.InsertAudit(ctx, e)
+}
+
+// auditEvent builds the audit event auditTx writes, for a caller that writes several at once.
+func auditEvent(actor Actor, action, subjectType string, subjectID int64, accountID *int64, msg string, details any) (*model.AuditEvent, error) {
 	d := "{}"
 	if details != nil {
 		b, err := json.Marshal(details)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		d = string(b)
 	}
 	id := subjectID
-	return tx.InsertAudit(ctx, actor.audit(&model.AuditEvent{Action: action, SubjectType: subjectType, SubjectID: &id, AccountID: accountID, Message: msg, Details: d}))
+	return actor.audit(&model.AuditEvent{Action: action, SubjectType: subjectType, SubjectID: &id, AccountID: accountID, Message: msg, Details: d}), nil
 }
 
 func randomSecret() string {

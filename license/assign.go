@@ -162,8 +162,9 @@ func (s *Service) assignTx(ctx context.Context, tx *db.DB, actor Actor, in Assig
 
 // ensureRegistered makes sure a user is registered at Apple in an account before a user license
 // is sent: a missing (or retired, or failed) registration is queued for users/create with the
-// user's stable clientUserId. The dispatcher sends the license once the registration is done.
-func (s *Service) ensureRegistered(ctx context.Context, tx *db.DB, accountID int64, u *model.User) error {
+// user's stable clientUserId (the outbox row it returns, for the caller to queue). The
+// dispatcher sends the license once the registration is done.
+func (s *Service) ensureRegistered(ctx context.Context, tx *db.DB, accountID int64, u *model.User) (*model.OutboxItem, error) {
 	au, err := tx.AppleUserOf(ctx, accountID, u.ClientUserID)
 	switch {
 	case errors.Is(err, model.ErrNotFound):
@@ -171,33 +172,35 @@ func (s *Service) ensureRegistered(ctx context.Context, tx *db.DB, accountID int
 		au, created, err := tx.InsertAppleUser(ctx, &model.AppleUser{AccountID: accountID, UserID: &uid, ClientUserID: u.ClientUserID,
 			Email: u.Email, Status: model.AppleUserRegistering, CreatedAt: s.now(), UpdatedAt: s.now()})
 		if err != nil || !created {
-			return err
+			return nil, err
 		}
-		return s.queueRegistration(ctx, tx, au, u)
+		return s.registration(au, u), nil
 	case err != nil:
-		return err
+		return nil, err
 	}
 	switch au.Status {
 	case model.AppleUserRetired, model.AppleUserFailed:
 		if err := tx.UpdateAppleUser(ctx, au.ID, map[string]any{"status": model.AppleUserRegistering, "error_message": nil}); err != nil {
-			return err
+			return nil, err
 		}
-		return s.queueRegistration(ctx, tx, au, u)
+		return s.registration(au, u), nil
 	case model.AppleUserRetiring:
-		return &model.Error{Code: model.CodeConflict, Field: []string{"input", "target"},
+		return nil, &model.Error{Code: model.CodeConflict, Field: []string{"input", "target"},
 			Message: fmt.Sprintf("user %s is being retired at Apple in this account; try again when that is done", u.ExternalID)}
 	}
 	if au.UserID == nil {
-		return tx.UpdateAppleUser(ctx, au.ID, map[string]any{"user_id": u.ID})
+		return nil, tx.UpdateAppleUser(ctx, au.ID, map[string]any{"user_id": u.ID})
 	}
-	return nil
+	return nil, nil
 }
 
-func (s *Service) queueRegistration(ctx context.Context, tx *db.DB, au *model.AppleUser, u *model.User) error {
+// registration is the outbox row that registers a user at Apple (users/create); the caller
+// queues it in the statement that queues the user's associates, ahead of them.
+func (s *Service) registration(au *model.AppleUser, u *model.User) *model.OutboxItem {
 	now := s.now()
 	id, cuid := au.ID, u.ClientUserID
-	return tx.InsertOutbox(ctx, &model.OutboxItem{AccountID: au.AccountID, Action: model.OutboxCreateUser, AppleUserID: &id,
-		ClientUserID: &cuid, Status: model.OutboxQueued, NotBefore: now, CreatedAt: now})
+	return &model.OutboxItem{AccountID: au.AccountID, Action: model.OutboxCreateUser, AppleUserID: &id,
+		ClientUserID: &cuid, Status: model.OutboxQueued, NotBefore: now, CreatedAt: now}
 }
 
 // truncate cuts s to at most n characters for a column: see model.Truncate.

@@ -112,9 +112,12 @@ func readTargets(ctx context.Context, q *db.DB, targets []Target, deviceUsers bo
 // accounts, the holders' existing licenses of the app, R9's user licenses and R11's
 // availability in the devices' countries. q is the database or a transaction.
 func (s *Service) readAssignFacts(ctx context.Context, q *db.DB, req *assignRequest, targets []Target) (*assignFacts, error) {
-	named, err := readTargets(ctx, q, targets, req.Kind == model.LicenseKindUser)
-	if err != nil {
-		return nil, fmt.Errorf("assignment facts: %w", err)
+	var err error
+	named := req.known
+	if named == nil {
+		if named, err = readTargets(ctx, q, targets, req.Kind == model.LicenseKindUser); err != nil {
+			return nil, fmt.Errorf("assignment facts: %w", err)
+		}
 	}
 	f := &assignFacts{now: s.now(), kind: req.Kind,
 		devicesByID: named.devicesByID, devicesBySerial: named.devicesBySerial,
@@ -215,6 +218,9 @@ func (s *Service) readCandidates(ctx context.Context, q *db.DB, req *assignReque
 		}
 	default:
 		return nil, nil, model.FieldError([]string{"input"}, "give a poolId, or an appId (with an optional accountId)")
+	}
+	if app == nil && req.app != nil && req.app.ID == pools[0].AppID {
+		app = req.app
 	}
 	if app == nil {
 		var err error

@@ -169,11 +169,14 @@ func (s *Service) refillDynamicGroup(ctx context.Context, tx *db.DB, g *model.Gr
 // changeMembers adds and removes members of a group, records departures and queues the
 // evaluation of the apps labelled for it. It returns how many were added and removed.
 func (s *Service) changeMembers(ctx context.Context, tx *db.DB, g *model.Group, addUsers, addDevices, rmUsers, rmDevices []int64, how model.DepartureHow, why string) error {
-	_, _, err := s.changeMembersN(ctx, tx, g, addUsers, addDevices, rmUsers, rmDevices, how, why)
+	_, _, err := s.changeMembersN(ctx, tx, g, addUsers, addDevices, rmUsers, rmDevices, how, why, knownFacts{})
 	return err
 }
 
-func (s *Service) changeMembersN(ctx context.Context, tx *db.DB, g *model.Group, addUsers, addDevices, rmUsers, rmDevices []int64, how model.DepartureHow, why string) (int, int, error) {
+// changeMembersN is changeMembers answering how many were added and removed; k holds what tx
+// read already (users), which the evaluation does not read again, and where it leaves its
+// audit events (or nothing).
+func (s *Service) changeMembersN(ctx context.Context, tx *db.DB, g *model.Group, addUsers, addDevices, rmUsers, rmDevices []int64, how model.DepartureHow, why string, k knownFacts) (int, int, error) {
 	now := s.now()
 	au, ad, err := tx.AddGroupMembers(ctx, g.ID, addUsers, addDevices, now)
 	if err != nil {
@@ -197,8 +200,8 @@ func (s *Service) changeMembersN(ctx context.Context, tx *db.DB, g *model.Group,
 	}
 	added, removed := len(au)+len(ad), len(ru)+len(rd)
 	if added+removed > 0 {
-		// Only the members that came or went are evaluated (policy_eval.go).
-		if err := s.enqueueHolders(ctx, tx, []int64{g.ID}, append(au, ru...), append(ad, rd...), why); err != nil {
+		// Only the members that came or went are evaluated (policy_eval_holders.go).
+		if err := s.evaluateOrEnqueueHolders(ctx, tx, []int64{g.ID}, append(au, ru...), append(ad, rd...), why, knownFacts{users: k.users, departures: deps, audits: k.audits}); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -255,7 +258,7 @@ func (s *Service) ChangeGroupMembers(ctx context.Context, actor Actor, groupID i
 			return model.FieldError([]string{"input", "group"}, "group %s is dynamic: its members are the devices matching its rule", g.ExternalID)
 		}
 		res.Group = g
-		users, devices, errs, err := s.resolveMembers(ctx, tx, refs)
+		users, devices, known, errs, err := s.resolveMembers(ctx, tx, refs)
 		if err != nil {
 			return err
 		}
@@ -275,12 +278,18 @@ func (s *Service) ChangeGroupMembers(ctx context.Context, actor Actor, groupID i
 			rmU, rmD = missing(curU, users), missing(curD, devices)
 		}
 		why := "membership of group " + g.ExternalID + " changed"
-		res.Added, res.Removed, err = s.changeMembersN(ctx, tx, g, addU, addD, rmU, rmD, model.DepartureRemoved, why)
+		// The evaluation's audit events are written with the change's, in one statement.
+		var audits []*model.AuditEvent
+		res.Added, res.Removed, err = s.changeMembersN(ctx, tx, g, addU, addD, rmU, rmD, model.DepartureRemoved, why, knownFacts{users: known, audits: &audits})
 		if err != nil {
 			return err
 		}
-		return s.auditTx(ctx, tx, actor, "group.members", "Group", g.ID, nil,
+		e, err := auditEvent(actor, "group.members", "Group", g.ID, nil,
 			fmt.Sprintf("group %s: %d members added, %d removed, %d refused", g.ExternalID, res.Added, res.Removed, len(res.Errors)), nil)
+		if err != nil {
+			return err
+		}
+		return tx.InsertAudits(ctx, append(audits, e))
 	})
 	if err == nil {
 		s.kick(0)
@@ -305,10 +314,10 @@ func missing(want, have []int64) []int64 {
 
 // resolveMembers resolves member references in bulk (readTargets); unknown members get an
 // error each, named by index.
-func (s *Service) resolveMembers(ctx context.Context, tx *db.DB, refs []MemberRef) (users, devices []int64, errs []*model.Error, err error) {
+func (s *Service) resolveMembers(ctx context.Context, tx *db.DB, refs []MemberRef) (users, devices []int64, known map[int64]*model.User, errs []*model.Error, err error) {
 	named, err := readTargets(ctx, tx, refs, false)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("group members: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("group members: %w", err)
 	}
 	for i, r := range refs {
 		field := []string{"input", "members", strconv.Itoa(i)}
@@ -338,7 +347,7 @@ func (s *Service) resolveMembers(ctx context.Context, tx *db.DB, refs []MemberRe
 			errs = append(errs, &model.Error{Code: model.CodeNotFound, Field: field, Message: "no such device" + quoted(r.SerialNumber) + "; upsert it first"})
 		}
 	}
-	return users, devices, errs, nil
+	return users, devices, named.usersByID, errs, nil
 }
 
 func quoted(s string) string {

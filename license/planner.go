@@ -68,6 +68,25 @@ type assignRequest struct {
 	// targets of the request into Apple's requests of up to 1,000 instead of chunk by chunk;
 	// assignTargets releases them when the whole request is recorded.
 	Gather bool
+	// LabelID, when set, is the license label the assignments are made for (recorded on each,
+	// in the statement that inserts it); Reasons, when set, is each target's own reason (by
+	// index in Targets), in place of Reason.
+	LabelID int64
+	Reasons []string
+	// known, when set, holds the targets' devices and users and app the app, already read in
+	// the caller's transaction (a per-holder policy evaluation): they are not read again.
+	known *namedTargets
+	app   *model.App
+	// room, when set, is asked inside each chunk's transaction, before anything is reserved,
+	// how many more assignments the caller allows (-1: no bound): a label's cap, counted
+	// under the label's row lock so that concurrent evaluations never overshoot it.
+	// afterChunk, when set, runs inside each chunk's transaction with its outcomes (a label's
+	// install commands are queued with the assignments they follow).
+	room       func(tx *db.DB) (int, error)
+	afterChunk func(tx *db.DB, outs []targetOutcome) error
+	// audits, when set, collects the assignments' audit events for the caller to write with
+	// its own, in its transaction; the caller drops those of a chunk that rolled back.
+	audits *[]*model.AuditEvent
 	// oneTarget answers as assignLicense does: its wording and fields, and a refusal of the
 	// request's pools answered as the target's. Otherwise as assignLicenses does.
 	oneTarget bool
@@ -186,6 +205,12 @@ func (s *Service) assignTargetsTx(ctx context.Context, tx *db.DB, actor Actor, r
 // (or not), then releases the gathered outbox rows through q.
 func (s *Service) runChunks(ctx context.Context, q *db.DB, actor Actor, req *assignRequest, resume bool, inTx func(func(tx *db.DB) error) error) ([]targetOutcome, error) {
 	out := make([]targetOutcome, len(req.Targets))
+	if req.Gather && len(req.Targets) <= bulkChunk {
+		// One chunk is recorded at once: its outbox rows are packed without being held back.
+		r := *req
+		r.Gather = false
+		req = &r
+	}
 	left := -1 // no cap
 	if req.Limit > 0 {
 		left = req.Limit
@@ -194,12 +219,25 @@ func (s *Service) runChunks(ctx context.Context, q *db.DB, actor Actor, req *ass
 		end := min(start+bulkChunk, len(req.Targets))
 		var made int
 		err := inTx(func(tx *db.DB) error {
-			o, n, err := s.assignChunkTx(ctx, tx, actor, req, start, end, resume, left)
+			bound := left
+			if req.room != nil {
+				room, err := req.room(tx)
+				if err != nil {
+					return err
+				}
+				if room >= 0 && (bound < 0 || room < bound) {
+					bound = room
+				}
+			}
+			o, n, err := s.assignChunkTx(ctx, tx, actor, req, start, end, resume, bound)
 			if err != nil {
 				return err
 			}
 			copy(out[start:end], o)
 			made = n
+			if req.afterChunk != nil {
+				return req.afterChunk(tx, o)
+			}
 			return nil
 		})
 		if err != nil {
@@ -349,12 +387,22 @@ func (s *Service) writeAssignments(ctx context.Context, tx *db.DB, actor Actor, 
 		causedBy = actor.String()
 	}
 	rows := make([]*model.LicenseAssignment, len(made))
+	reasons := make([]string, len(made))
+	var registrations []*model.OutboxItem // users to register at Apple, queued ahead of their associates
 	for i, k := range made {
 		o := &out[k]
 		h := o.h
 		key := h.key()
+		reasons[i] = reason
+		if req.Reasons != nil && strings.TrimSpace(req.Reasons[o.Index]) != "" {
+			reasons[i] = truncate(strings.TrimSpace(req.Reasons[o.Index]), 1000)
+		}
 		a := &model.LicenseAssignment{PoolID: o.Pool.ID, AccountID: o.Account.ID, AppID: app.ID, Kind: h.kind, HolderKey: &key,
-			Status: model.AssignmentPending, Origin: origin, Reason: reason, CausedBy: causedBy, CreatedAt: now, UpdatedAt: now}
+			Status: model.AssignmentPending, Origin: origin, Reason: reasons[i], CausedBy: causedBy, CreatedAt: now, UpdatedAt: now}
+		if req.LabelID != 0 {
+			l := req.LabelID
+			a.LabelID = &l
+		}
 		if h.kind == model.LicenseKindDevice {
 			a.SerialNumber, a.DeviceID = &h.device.SerialNumber, &h.device.ID
 		} else {
@@ -362,8 +410,12 @@ func (s *Service) writeAssignments(ctx context.Context, tx *db.DB, actor Actor, 
 			if h.device != nil {
 				a.DeviceID = &h.device.ID
 			}
-			if err := s.ensureRegistered(ctx, tx, o.Account.ID, h.user); err != nil {
+			reg, err := s.ensureRegistered(ctx, tx, o.Account.ID, h.user)
+			if err != nil {
 				return err
+			}
+			if reg != nil {
+				registrations = append(registrations, reg)
 			}
 		}
 		rows[i] = a
@@ -392,11 +444,15 @@ func (s *Service) writeAssignments(ctx context.Context, tx *db.DB, actor Actor, 
 			return err
 		}
 		audits[i] = actor.audit(&model.AuditEvent{At: now, Action: "license.assign", SubjectType: "LicenseAssignment", SubjectID: &id, AccountID: &acct,
-			Message: fmt.Sprintf("%s license for %s to %s from account %q: %s", strings.ToLower(string(a.Kind)), nameOf(app), holderName(o.h), o.Account.Name, reason),
+			Message: fmt.Sprintf("%s license for %s to %s from account %q: %s", strings.ToLower(string(a.Kind)), nameOf(app), holderName(o.h), o.Account.Name, reasons[i]),
 			Details: string(details)})
 	}
-	if err := tx.InsertOutbox(ctx, items...); err != nil {
+	if err := tx.InsertOutbox(ctx, append(registrations, items...)...); err != nil {
 		return fmt.Errorf("queue %d associates: %w", len(items), err)
+	}
+	if req.audits != nil {
+		*req.audits = append(*req.audits, audits...)
+		return nil
 	}
 	if err := tx.InsertAudits(ctx, audits); err != nil {
 		return fmt.Errorf("audit %d assignments: %w", len(audits), err)

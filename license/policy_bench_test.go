@@ -32,7 +32,10 @@ import (
 //	membership/fleet=N  join-stmts, leave-stmts: one user added to (removed from) a labelled
 //	                    group, the mutation and its evaluation together (the goal: under 20,
 //	                    the same at both fleet sizes); join-eval-stmts, leave-eval-stmts: the
-//	                    evaluation's share
+//	                    share of an evaluation queued by the change (0: the change evaluated
+//	                    its one member itself, in its transaction); device-join-stmts,
+//	                    device-leave-stmts: the same for a device and a group under a DEVICE
+//	                    label
 //	add/latency=L       adding ORCHARD_BENCH_POLICY_ADD holders (default 10,000; devices under a
 //	                    DEVICE label) to a group over GraphQL: associates (the associate
 //	                    requests Apple saw; the goal is one per 1,000 holders) and assigned-s
@@ -75,18 +78,28 @@ func BenchmarkPolicy(b *testing.B) {
 				d := e.Open(b)
 				svc := license.New(d, license.Options{Logger: dbtest.Quiet()})
 				seedPolicyFleet(b, d, size)
-				var join, joinEval, leave, leaveEval int64
+				var join, joinEval, leave, leaveEval, devJoin, devLeave int64
 				for i := range b.N {
 					user := license.MemberRef{ExternalID: fmt.Sprintf("SPARE%03d", i%policySpareUsers)}
-					j, je := benchMembership(b, svc, license.MembersAdd, user)
+					j, je := benchMembership(b, svc, d, "BG250", license.MembersAdd, user)
 					if got := benchHeld(b, d, user.ExternalID); got != 1 {
 						b.Fatalf("%s joined a labelled group: %d licenses, want 1", user.ExternalID, got)
 					}
-					l, le := benchMembership(b, svc, license.MembersRemove, user)
+					l, le := benchMembership(b, svc, d, "BG250", license.MembersRemove, user)
 					if got := benchHeld(b, d, user.ExternalID); got != 0 {
 						b.Fatalf("%s left the labelled group: %d licenses held, want 0", user.ExternalID, got)
 					}
 					join, joinEval, leave, leaveEval = join+j, joinEval+je, leave+l, leaveEval+le
+					dev := license.MemberRef{SerialNumber: fmt.Sprintf("SPARED%03d", i%policySpareUsers)}
+					dj, _ := benchMembership(b, svc, d, "BG000", license.MembersAdd, dev)
+					if got := benchHeldBy(b, d, "serial_number", dev.SerialNumber); got != 1 {
+						b.Fatalf("%s joined a labelled group: %d licenses, want 1", dev.SerialNumber, got)
+					}
+					dl, _ := benchMembership(b, svc, d, "BG000", license.MembersRemove, dev)
+					if got := benchHeldBy(b, d, "serial_number", dev.SerialNumber); got != 0 {
+						b.Fatalf("%s left the labelled group: %d licenses held, want 0", dev.SerialNumber, got)
+					}
+					devJoin, devLeave = devJoin+dj, devLeave+dl
 				}
 				n := float64(b.N)
 				b.ReportMetric(0, "ns/op")
@@ -94,6 +107,8 @@ func BenchmarkPolicy(b *testing.B) {
 				b.ReportMetric(float64(joinEval)/n, "join-eval-stmts")
 				b.ReportMetric(float64(leave)/n, "leave-stmts")
 				b.ReportMetric(float64(leaveEval)/n, "leave-eval-stmts")
+				b.ReportMetric(float64(devJoin)/n, "device-join-stmts")
+				b.ReportMetric(float64(devLeave)/n, "device-leave-stmts")
 			})
 		}
 		for _, lat := range benchLatencies {
@@ -115,6 +130,12 @@ func BenchmarkPolicy(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchHeldBy counts the licenses of the holder whose assignment column col is value that are
+// not on their way back.
+func benchHeldBy(b *testing.B, d *db.DB, col, value string) int64 {
+	return benchCount(b, d, "SELECT COUNT(*) FROM license_assignments WHERE "+col+" = '"+value+"' AND status IN ('PENDING', 'ASSIGNED')")
 }
 
 // benchHeld counts the licenses a user holds that are not on their way back.
@@ -144,19 +165,27 @@ func benchEnvInt(b *testing.B, name string, def int) int {
 	return n
 }
 
-// benchMembership adds (or removes) one member of user group 250 (under a USER label) and
-// runs the evaluation it queued, counting the statements of both.
-func benchMembership(b *testing.B, svc *license.Service, op license.MembersOp, ref license.MemberRef) (all, eval int64) {
+// benchMembership adds (or removes) one member of a group (user group 250 is under a USER
+// label, device group 0 under a DEVICE label) and
+// runs the evaluation it queued, if any, counting the statements of both. A change of one
+// member is evaluated in the mutation's own transaction: nothing is queued, and eval (the
+// statements after the mutation) is 0.
+func benchMembership(b *testing.B, svc *license.Service, d *db.DB, group string, op license.MembersOp, ref license.MemberRef) (all, eval int64) {
 	var c db.StatementCounter
 	ctx := db.WithStatementCounter(context.Background(), &c)
-	res, err := svc.ChangeGroupMembers(ctx, license.RuleActor("bench"), 0, "BG250", op, []license.MemberRef{ref})
+	res, err := svc.ChangeGroupMembers(ctx, license.RuleActor("bench"), 0, group, op, []license.MemberRef{ref})
 	if err != nil || len(res.Errors) > 0 || res.Added+res.Removed != 1 {
 		b.Fatalf("membership change: %+v, %v", res, err)
 	}
 	mutation := c.Count()
-	n, err := svc.EvaluatePolicyQueue(ctx)
-	if err != nil || n != 1 {
-		b.Fatalf("evaluation: %d evaluations, %v", n, err)
+	queued, err := d.CountPolicyQueue(context.Background(), db.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if queued > 0 {
+		if n, err := svc.EvaluatePolicyQueue(ctx); err != nil || n != 1 {
+			b.Fatalf("evaluation: %d evaluations, %v", n, err)
+		}
 	}
 	return c.Count(), c.Count() - mutation
 }
@@ -175,7 +204,7 @@ const (
 )
 
 // seedPolicyFleet writes the benchmark's fleet with multi-row inserts: an account, 50 apps with
-// a pool each, devices devices and devices/2 users (plus spare users in no group), 500 groups,
+// a pool each, devices devices and devices/2 users (plus spare users and devices in no group), 500 groups,
 // 50 labels and, for every covered holder, its label's ASSIGNED license.
 func seedPolicyFleet(b *testing.B, d *db.DB, devices int) {
 	b.Helper()
@@ -211,9 +240,13 @@ func seedPolicyFleet(b *testing.B, d *db.DB, devices int) {
 			fmt.Sprintf("(%d, '%s', '%s', 'ACTIVE', %s, %s)", j+1, ext, cu, ts, ts))
 	}
 	ins.flush()
-	for i := range devices {
+	for i := range devices + policySpareUsers {
+		serial := fmt.Sprintf("BD%07d", i)
+		if i >= devices {
+			serial = fmt.Sprintf("SPARED%03d", i-devices)
+		}
 		ins.row("INSERT INTO devices (id, serial_number, platform, os_version, country_code, status, created_at, updated_at) VALUES",
-			fmt.Sprintf("(%d, 'BD%07d', 'IOS', '17.5', 'US', 'ACTIVE', %s, %s)", i+1, i, ts, ts))
+			fmt.Sprintf("(%d, '%s', 'IOS', '17.5', 'US', 'ACTIVE', %s, %s)", i+1, serial, ts, ts))
 	}
 	ins.flush()
 	for g := range policyGroups {

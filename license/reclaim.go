@@ -63,7 +63,13 @@ func reasonOr(reason string, actor Actor) string {
 // reclaimTx takes one active assignment back, inside the caller's transaction (see
 // reclaimBatchTx).
 func (s *Service) reclaimTx(ctx context.Context, tx *db.DB, actor Actor, a *model.LicenseAssignment, pool *model.LicensePool, reason string) error {
-	_, err := s.reclaimBatchTx(ctx, tx, actor, []*model.LicenseAssignment{a}, map[int64]*model.LicensePool{pool.ID: pool}, reason)
+	return s.reclaimTxInto(ctx, tx, actor, a, pool, reason, nil)
+}
+
+// reclaimTxInto is reclaimTx leaving its audit event in audits, when set, for the caller to
+// write with its own.
+func (s *Service) reclaimTxInto(ctx context.Context, tx *db.DB, actor Actor, a *model.LicenseAssignment, pool *model.LicensePool, reason string, audits *[]*model.AuditEvent) error {
+	_, err := s.reclaimBatchTxInto(ctx, tx, actor, []*model.LicenseAssignment{a}, map[int64]*model.LicensePool{pool.ID: pool}, reason, audits)
 	return err
 }
 
@@ -75,6 +81,12 @@ func (s *Service) reclaimTx(ctx context.Context, tx *db.DB, actor Actor, a *mode
 // as are non-revocable licenses (the caller decides whether that is an error). pools holds
 // the assignments' pools by id. It returns how many it took back, each audited.
 func (s *Service) reclaimBatchTx(ctx context.Context, tx *db.DB, actor Actor, as []*model.LicenseAssignment, pools map[int64]*model.LicensePool, reason string) (int, error) {
+	return s.reclaimBatchTxInto(ctx, tx, actor, as, pools, reason, nil)
+}
+
+// reclaimBatchTxInto is reclaimBatchTx leaving its audit events in audits, when set, for the
+// caller to write with its own; otherwise they are written in one statement.
+func (s *Service) reclaimBatchTxInto(ctx context.Context, tx *db.DB, actor Actor, as []*model.LicenseAssignment, pools map[int64]*model.LicensePool, reason string, audits *[]*model.AuditEvent) (int, error) {
 	reason = truncate(reason, 1000)
 	var asked, unsent []int64
 	for _, a := range as {
@@ -104,10 +116,19 @@ func (s *Service) reclaimBatchTx(ctx context.Context, tx *db.DB, actor Actor, as
 	}
 	applied = append(applied, more...)
 	slices.SortFunc(applied, func(a, b model.AppliedTransition) int { return cmp.Compare(a.AssignmentID, b.AssignmentID) })
+	events := make([]*model.AuditEvent, 0, len(applied))
 	for _, t := range applied {
-		if err := s.auditTx(ctx, tx, actor, "license.reclaim", "LicenseAssignment", t.AssignmentID, &t.AccountID, "license taken back: "+reason, nil); err != nil {
+		acct := t.AccountID
+		e, err := auditEvent(actor, "license.reclaim", "LicenseAssignment", t.AssignmentID, &acct, "license taken back: "+reason, nil)
+		if err != nil {
 			return 0, fmt.Errorf("reclaim %d: %w", t.AssignmentID, err)
 		}
+		events = append(events, e)
+	}
+	if audits != nil {
+		*audits = append(*audits, events...)
+	} else if err := tx.InsertAudits(ctx, events); err != nil {
+		return 0, fmt.Errorf("audit %d reclaims: %w", len(events), err)
 	}
 	return len(applied), nil
 }
