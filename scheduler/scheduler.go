@@ -116,6 +116,8 @@ type Scheduler struct {
 	waiting   atomic.Bool
 	countries countries // the countries in use, as last read (metadata.go)
 	replicas  replicas  // the replicas alive, as last counted (share.go)
+	// metaChecked: the accounts whose apps lacked no metadata at their last look (metadata.go).
+	metaChecked map[int64]metadataCheck
 }
 
 // New returns a Scheduler; call Run to start it.
@@ -125,7 +127,7 @@ func New(cfg Config) *Scheduler {
 		cfg.License.WatchTransitions(cfg.DB) // policy follows the transitions this replica applies
 	}
 	s := &Scheduler{cfg: cfg, db: cfg.DB, svc: cfg.License, api: cfg.Apple, log: cfg.Log,
-		kick: make(chan struct{}, 1), freed: make(chan struct{}, 1), kicked: map[int64]bool{}, busy: map[string]bool{}, sem: make(chan struct{}, cfg.Concurrency)}
+		kick: make(chan struct{}, 1), freed: make(chan struct{}, 1), kicked: map[int64]bool{}, busy: map[string]bool{}, metaChecked: map[int64]metadataCheck{}, sem: make(chan struct{}, cfg.Concurrency)}
 	return s
 }
 
