@@ -24,6 +24,16 @@ func (d *DB) QueuedSyncRun(ctx context.Context, accountID int64) (*model.SyncRun
 	return &r, nil
 }
 
+// OpenSyncRuns returns an account's passes that are queued or running, oldest first (no
+// lock: the scheduler reads them under the account's lease, and declares the running ones
+// dead with FailStaleRuns).
+func (d *DB) OpenSyncRuns(ctx context.Context, accountID int64) ([]*model.SyncRun, error) {
+	var out []*model.SyncRun
+	err := d.with(ctx).Where("account_id = ? AND status IN ?", accountID, []model.SyncRunStatus{model.SyncRunQueued, model.SyncRunRunning}).
+		Order("id").Find(&out).Error
+	return out, wrap("open sync runs", err)
+}
+
 // AccountsWithQueuedRuns lists the accounts that have a queued pass.
 func (d *DB) AccountsWithQueuedRuns(ctx context.Context) ([]int64, error) {
 	var ids []int64
@@ -94,8 +104,9 @@ func (d *DB) SyncRunProgress(ctx context.Context, r *model.SyncRun) error {
 // StartSyncRun records a pass as RUNNING — a new run, or the queued one r names — if holder
 // still holds the named lease, checked and written in one transaction (the lease row locked):
 // a replica whose lease ran out meanwhile does not start a pass that another replica may be
-// running. It reports whether it started it.
-func (d *DB) StartSyncRun(ctx context.Context, r *model.SyncRun, lease, holder string) (bool, error) {
+// running. The account's accountCols (its sync status) are written in the same transaction.
+// It reports whether it started it.
+func (d *DB) StartSyncRun(ctx context.Context, r *model.SyncRun, lease, holder string, accountCols map[string]any) (bool, error) {
 	ok := false
 	err := d.Tx(ctx, func(tx *DB) error {
 		now, nowArgs := tx.dbNow()
@@ -120,6 +131,11 @@ func (d *DB) StartSyncRun(ctx context.Context, r *model.SyncRun, lease, holder s
 				Updates(map[string]any{"kind": r.Kind, "status": r.Status, "started_at": r.StartedAt})
 			if res.Error != nil || res.RowsAffected == 0 {
 				return wrap("start queued run", res.Error)
+			}
+		}
+		if len(accountCols) > 0 {
+			if err := tx.UpdateAccount(ctx, r.AccountID, accountCols); err != nil {
+				return fmt.Errorf("update account: %w", err)
 			}
 		}
 		ok = true

@@ -74,7 +74,7 @@ func TestSyncRunLifecycle(t *testing.T) {
 			t.Fatalf("make queued run full: %v, %v", ok, err)
 		}
 		lease := fmt.Sprintf("sync:%d", acc.ID)
-		if ok, err := d.StartSyncRun(ctx, q, lease, "replica-a"); err != nil || ok {
+		if ok, err := d.StartSyncRun(ctx, q, lease, "replica-a", nil); err != nil || ok {
 			t.Fatalf("started without the lease: %v, %v", ok, err)
 		}
 		if st := runStateOf(t, d, first.ID); st.Status != model.SyncRunQueued {
@@ -83,17 +83,17 @@ func TestSyncRunLifecycle(t *testing.T) {
 		if ok, err := d.AcquireLease(ctx, lease, "replica-a", time.Minute); err != nil || !ok {
 			t.Fatalf("lease: %v, %v", ok, err)
 		}
-		if ok, err := d.StartSyncRun(ctx, q, lease, "replica-b"); err != nil || ok {
+		if ok, err := d.StartSyncRun(ctx, q, lease, "replica-b", nil); err != nil || ok {
 			t.Fatalf("started under another replica's lease: %v, %v", ok, err)
 		}
 		q.Kind = model.SyncFull
-		if ok, err := d.StartSyncRun(ctx, q, lease, "replica-a"); err != nil || !ok {
+		if ok, err := d.StartSyncRun(ctx, q, lease, "replica-a", nil); err != nil || !ok {
 			t.Fatalf("start: %v, %v", ok, err)
 		}
 		if ok, err := d.MakeQueuedRunFull(ctx, first.ID); err != nil || ok {
 			t.Errorf("a running pass was still queued: %v, %v", ok, err)
 		}
-		if ok, err := d.StartSyncRun(ctx, &model.SyncRun{ID: first.ID, AccountID: acc.ID, Kind: model.SyncFull}, lease, "replica-a"); err != nil || ok {
+		if ok, err := d.StartSyncRun(ctx, &model.SyncRun{ID: first.ID, AccountID: acc.ID, Kind: model.SyncFull}, lease, "replica-a", nil); err != nil || ok {
 			t.Errorf("a running pass started again: %v, %v", ok, err)
 		}
 		q.Pages, q.Added = 2, 5
@@ -131,7 +131,7 @@ func TestSyncRunLifecycle(t *testing.T) {
 
 		// A new run (no queued one) starts directly as RUNNING.
 		fresh := &model.SyncRun{AccountID: acc.ID, Kind: model.SyncIncremental, Trigger: model.TriggerSchedule}
-		if ok, err := d.StartSyncRun(ctx, fresh, lease, "replica-a"); err != nil || !ok || fresh.ID == 0 {
+		if ok, err := d.StartSyncRun(ctx, fresh, lease, "replica-a", nil); err != nil || !ok || fresh.ID == 0 {
 			t.Fatalf("start a new run: %v, %v, id %d", ok, err, fresh.ID)
 		}
 		if st := runStateOf(t, d, fresh.ID); st.Status != model.SyncRunRunning {
@@ -276,7 +276,7 @@ func TestSyncRunErrorsNameTheOperation(t *testing.T) {
 			{"fail stale runs", func(ctx context.Context) error { _, err := d.FailStaleRuns(ctx, acc.ID, "x"); return err }},
 			{"finish sync run", func(ctx context.Context) error { _, err := d.FinishSyncRun(ctx, run, nil); return err }},
 			{"sync run progress", func(ctx context.Context) error { return d.SyncRunProgress(ctx, run) }},
-			{"start sync run", func(ctx context.Context) error { _, err := d.StartSyncRun(ctx, run, "l", "h"); return err }},
+			{"start sync run", func(ctx context.Context) error { _, err := d.StartSyncRun(ctx, run, "l", "h", nil); return err }},
 			{"make queued run full", func(ctx context.Context) error { _, err := d.MakeQueuedRunFull(ctx, run.ID); return err }},
 			{"sync runs by account", func(ctx context.Context) error {
 				_, err := d.SyncRunsByAccount(ctx, 1, []db.ChildPage{{ParentID: acc.ID}})

@@ -23,13 +23,58 @@ import (
 const metadataBatch = 1000
 
 // refreshMetadata runs after a pass; perr is the pass's outcome (nothing is done after a
-// failed pass).
-func (s *Scheduler) refreshMetadata(ctx context.Context, acct *model.Account, perr error) {
+// failed pass). After a pass that brought no new pool, it looks only if the account's last
+// look found nothing to do more than metadataRecheck ago, or the countries in use changed
+// since: the two reads of what is missing cost as much as the rest of a quiet pass's reads.
+func (s *Scheduler) refreshMetadata(ctx context.Context, acct *model.Account, res passResult, perr error) {
 	if perr != nil || ctx.Err() != nil {
 		return
 	}
-	if err := s.lookupMetadata(ctx, acct.ID); err != nil && ctx.Err() == nil {
+	countries, err := s.countriesInUse(ctx)
+	if err != nil {
 		s.log.Warn("app metadata lookup failed; it is tried again at the next pass", "account", acct.ID, "error", err)
+		return
+	}
+	inUse := strings.Join(countries, ",")
+	if !res.newPools && s.metadataComplete(acct.ID, inUse) {
+		return
+	}
+	complete, err := s.lookupMetadata(ctx, acct.ID)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("app metadata lookup failed; it is tried again at the next pass", "account", acct.ID, "error", err)
+	}
+	s.metadataLooked(acct.ID, inUse, complete && err == nil)
+}
+
+// metadataRecheck is how long after a look that found nothing missing the next pass looks
+// again (a part of Config.MetadataRefresh, the age at which metadata is looked up anew).
+func (s *Scheduler) metadataRecheck() time.Duration {
+	return min(time.Hour, s.cfg.MetadataRefresh/24)
+}
+
+// metadataCheck is when an account's last look found nothing missing, and for which countries.
+type metadataCheck struct {
+	at        time.Time
+	countries string
+}
+
+// metadataComplete reports whether the account's apps were found complete, for the countries
+// inUse, less than metadataRecheck ago.
+func (s *Scheduler) metadataComplete(accountID int64, inUse string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.metaChecked[accountID]
+	return ok && c.countries == inUse && time.Since(c.at) < s.metadataRecheck()
+}
+
+// metadataLooked remembers the outcome of an account's look (complete: nothing was missing).
+func (s *Scheduler) metadataLooked(accountID int64, inUse string, complete bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if complete {
+		s.metaChecked[accountID] = metadataCheck{at: time.Now(), countries: inUse}
+	} else {
+		delete(s.metaChecked, accountID)
 	}
 }
 
@@ -37,39 +82,42 @@ func (s *Scheduler) refreshMetadata(ctx context.Context, acct *model.Account, pe
 // missing or older than Config.MetadataRefresh, and availability in countries in use. It does
 // nothing for a held, removed or unusable account.
 func (s *Scheduler) RefreshMetadata(ctx context.Context, accountID int64) error {
-	return s.lookupMetadata(ctx, accountID)
+	_, err := s.lookupMetadata(ctx, accountID)
+	return err
 }
 
-func (s *Scheduler) lookupMetadata(ctx context.Context, accountID int64) error {
+// lookupMetadata looks up what the account's apps are missing, and reports whether nothing
+// was (no app needed a lookup).
+func (s *Scheduler) lookupMetadata(ctx context.Context, accountID int64) (bool, error) {
 	a, err := s.db.AccountByID(ctx, accountID) // fresh: the pass may have learnt its country
 	if err != nil {
-		return err
+		return false, err
 	}
 	now, err := s.db.ClockNow(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if a.RemovedAt != nil || a.HeldAt(now) || !a.EffectiveHealth(now).Usable() {
-		return nil
+		return false, nil
 	}
 	tok, err := s.token(a)
 	if err != nil {
-		return err
+		return false, err
 	}
 	stale, err := s.db.AppsNeedingMetadata(ctx, a.ID, now.Add(-s.cfg.MetadataRefresh), metadataBatch)
 	if err != nil {
-		return err
+		return false, err
 	}
 	countries, err := s.countriesInUse(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	unknown, err := s.db.AppsMissingAvailability(ctx, a.ID, countries, metadataBatch)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(stale) == 0 && len(unknown) == 0 {
-		return nil
+		return true, nil
 	}
 	if len(stale) > 0 {
 		ids := make([]string, len(stale))
@@ -78,7 +126,7 @@ func (s *Scheduler) lookupMetadata(ctx context.Context, accountID int64) error {
 		}
 		found, err := s.api.LookupApps(ctx, tok, a.CountryCode, ids)
 		if err != nil {
-			return err
+			return false, err
 		}
 		rows := make([]db.AppMetadata, 0, len(stale))
 		for _, app := range stale {
@@ -93,11 +141,11 @@ func (s *Scheduler) lookupMetadata(ctx context.Context, accountID int64) error {
 			rows = append(rows, r)
 		}
 		if err := s.db.SetAppMetadata(ctx, rows, now); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if len(countries) == 0 {
-		return nil
+		return false, nil
 	}
 	// Availability: the refreshed apps in every country, and the apps not known yet in some.
 	byAdam := map[string]int64{}
@@ -111,7 +159,7 @@ func (s *Scheduler) lookupMetadata(ctx context.Context, accountID int64) error {
 	sold, err := s.api.Availability(ctx, tok, ids, countries)
 	if err != nil {
 		// Record nothing rather than a partial answer that would read as "not sold".
-		return err
+		return false, err
 	}
 	rows := make([]model.AppCountry, 0, len(ids)*len(countries))
 	for _, adam := range ids {
@@ -123,7 +171,7 @@ func (s *Scheduler) lookupMetadata(ctx context.Context, accountID int64) error {
 			rows = append(rows, model.AppCountry{AppID: byAdam[adam], CountryCode: c, Available: in[c], CheckedAt: now})
 		}
 	}
-	return s.db.SetAvailability(ctx, rows)
+	return false, s.db.SetAvailability(ctx, rows)
 }
 
 // countriesRead is how long the countries in use are kept between reads (never longer than

@@ -53,6 +53,7 @@ func (s *Scheduler) reconcile(ctx context.Context, a *model.Account, tok *apple.
 			pools[k] = v
 		}
 		total.Add(c)
+		res.newPools = res.newPools || c.Added > 0
 		run.Pages++
 		run.ItemsSeen += len(rows)
 		progress()
@@ -200,9 +201,11 @@ func (s *Scheduler) reconcile(ctx context.Context, a *model.Account, tok *apple.
 			return res, err
 		}
 	}
-	if _, err := s.db.RecountPools(ctx, a.ID); err != nil {
+	recounted, err := s.db.RecountPools(ctx, a.ID)
+	if err != nil {
 		return res, fmt.Errorf("recount pools: %w", err)
 	}
+	res.changed = recounted > 0
 	run.Added, run.Changed, run.Removed = total.Added, total.Changed, total.Removed
 	return res, nil
 }

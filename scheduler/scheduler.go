@@ -115,6 +115,9 @@ type Scheduler struct {
 	freed     chan struct{}
 	waiting   atomic.Bool
 	countries countries // the countries in use, as last read (metadata.go)
+	replicas  replicas  // the replicas alive, as last counted (share.go)
+	// metaChecked: the accounts whose apps lacked no metadata at their last look (metadata.go).
+	metaChecked map[int64]metadataCheck
 }
 
 // New returns a Scheduler; call Run to start it.
@@ -124,7 +127,7 @@ func New(cfg Config) *Scheduler {
 		cfg.License.WatchTransitions(cfg.DB) // policy follows the transitions this replica applies
 	}
 	s := &Scheduler{cfg: cfg, db: cfg.DB, svc: cfg.License, api: cfg.Apple, log: cfg.Log,
-		kick: make(chan struct{}, 1), freed: make(chan struct{}, 1), kicked: map[int64]bool{}, busy: map[string]bool{}, sem: make(chan struct{}, cfg.Concurrency)}
+		kick: make(chan struct{}, 1), freed: make(chan struct{}, 1), kicked: map[int64]bool{}, busy: map[string]bool{}, metaChecked: map[int64]metadataCheck{}, sem: make(chan struct{}, cfg.Concurrency)}
 	return s
 }
 
@@ -175,6 +178,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	due.Stop()
 	defer due.Stop()
 	defer s.wg.Wait()
+	defer s.stopHeartbeat()
 	look := lookAll
 	var kicked []int64
 	for {
@@ -284,7 +288,9 @@ func (s *Scheduler) tick(ctx context.Context, what look, kicked []int64) (time.T
 }
 
 // startDue starts passes while workers are free: the queued ones first, then the due ones by
-// due time. It returns the next due time it saw, zero when it stopped for want of workers.
+// due time, those of which another replica is the first choice only once they have waited
+// preferGrace for it (share.go). It returns when to look again for due passes, zero when it
+// stopped for want of workers or does not know.
 func (s *Scheduler) startDue(ctx context.Context, now time.Time) (time.Time, error) {
 	free := s.freeWorkers()
 	if free == 0 {
@@ -301,15 +307,23 @@ func (s *Scheduler) startDue(ctx context.Context, now time.Time) (time.Time, err
 			return time.Time{}, nil
 		}
 	}
+	live, rank := s.liveReplicas(ctx)
+	var later time.Time // the earliest time a due account is left to another replica until
 	for offset, n := 0, 0; n < duePages; n++ {
 		limit := s.freeWorkers() + duePage
 		page, err := s.db.AccountsByDueTime(ctx, now, offset, limit)
 		if err != nil {
 			return time.Time{}, err
 		}
-		for _, a := range page {
+		for i, a := range page {
 			if a.NextSyncAt != nil && now.Before(*a.NextSyncAt) {
-				return *a.NextSyncAt, nil
+				return earliest(later, s.nextWake(page[i:], live, rank)), nil
+			}
+			if a.NextSyncAt != nil && !firstChoice(a.ID, live, rank) {
+				if until := a.NextSyncAt.Add(preferGrace); now.Before(until) {
+					later = earliest(later, until) // its first choice's, for now (share.go)
+					continue
+				}
 			}
 			if s.start(ctx, "sync", a.ID, s.syncAccount) == noWorker {
 				s.waiting.Store(true)
@@ -317,13 +331,35 @@ func (s *Scheduler) startDue(ctx context.Context, now time.Time) (time.Time, err
 			}
 		}
 		if len(page) < limit {
-			return time.Time{}, nil // nothing else is due, nor falls due later
+			return later, nil // nothing else is due, nor falls due later
 		}
 		offset += len(page)
 	}
 	// Every account read is due and leased by other replicas: they are behind, and this
 	// replica's free workers try again at the next tick.
 	return time.Time{}, nil
+}
+
+// nextWake is when to look again for the accounts of page, none of them due yet (by due
+// time): at the due time of the first that is this replica's first choice, or within
+// preferGrace of another's, or at the last one's, which no account beyond the page precedes.
+func (s *Scheduler) nextWake(page []db.DueAccount, live, rank int) time.Time {
+	var t time.Time
+	for _, a := range page {
+		if firstChoice(a.ID, live, rank) {
+			return earliest(t, *a.NextSyncAt)
+		}
+		t = earliest(t, a.NextSyncAt.Add(preferGrace))
+	}
+	return earliest(t, *page[len(page)-1].NextSyncAt)
+}
+
+// earliest is the earlier of two times, the zero time standing for none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // freeWorkers is how many more pieces of work this replica can start now.

@@ -26,9 +26,27 @@ func (s *Scheduler) syncAccount(ctx context.Context, accountID int64) error {
 	// lost the lease. Declared dead first, then the account is read: a pass that ended
 	// just before is seen with its outcome (FinishSyncRun), and one that had not cannot
 	// record it any more.
-	stale, err := s.db.FailStaleRuns(ctx, accountID, stoppedMsg)
+	// The account's open runs are read first, without a lock (one statement): only when one
+	// is RUNNING are they declared dead, under the lock (FailStaleRuns). A run read as ended
+	// ended before the account is read below.
+	open, err := s.db.OpenSyncRuns(ctx, accountID)
 	if err != nil {
 		return err
+	}
+	var stale []*model.SyncRun
+	var queued *model.SyncRun
+	for _, r := range open {
+		if r.Status == model.SyncRunRunning {
+			stale = append(stale, r)
+		} else if queued == nil {
+			queued = r
+		}
+	}
+	if len(stale) > 0 {
+		if stale, err = s.db.FailStaleRuns(ctx, accountID, stoppedMsg); err != nil {
+			return err
+		}
+		queued = nil // read again below, after the stale passes asked for are queued anew
 	}
 	a, err := s.db.AccountByID(ctx, accountID)
 	if err != nil {
@@ -55,7 +73,12 @@ func (s *Scheduler) syncAccount(ctx context.Context, accountID int64) error {
 	if a.HeldAt(now) {
 		return nil
 	}
-	run, err := s.db.QueuedSyncRun(ctx, a.ID)
+	run := queued
+	if run == nil && len(stale) > 0 {
+		run, err = s.db.QueuedSyncRun(ctx, a.ID)
+	} else if run == nil {
+		err = model.ErrNotFound
+	}
 	switch {
 	case errors.Is(err, model.ErrNotFound):
 		if a.NextSyncAt != nil && now.Before(*a.NextSyncAt) {
@@ -69,7 +92,8 @@ func (s *Scheduler) syncAccount(ctx context.Context, accountID int64) error {
 	case err != nil:
 		return err
 	}
-	started, err := s.db.StartSyncRun(ctx, run, leaseName("sync", a.ID), s.cfg.Holder)
+	started, err := s.db.StartSyncRun(ctx, run, leaseName("sync", a.ID), s.cfg.Holder,
+		map[string]any{"sync_status": model.SyncStatusRunning})
 	if err != nil {
 		return err
 	}
@@ -77,12 +101,9 @@ func (s *Scheduler) syncAccount(ctx context.Context, accountID int64) error {
 		s.log.Warn("lease ran out before the pass started; another replica has the account", "account", a.ID)
 		return nil
 	}
-	if err := s.db.UpdateAccount(ctx, a.ID, map[string]any{"sync_status": model.SyncStatusRunning}); err != nil {
-		return err
-	}
 	start := time.Now()
 	res, perr := s.pass(ctx, a, run)
-	s.refreshMetadata(ctx, a, perr)
+	s.refreshMetadata(ctx, a, res, perr)
 	s.finish(ctx, a, run, res, perr, now)
 	d := time.Since(start)
 	syncDuration.WithLabelValues(string(run.Kind), string(run.Status)).Observe(d.Seconds())
@@ -94,6 +115,9 @@ func (s *Scheduler) syncAccount(ctx context.Context, accountID int64) error {
 // passResult is what a pass learnt besides its counts.
 type passResult struct {
 	assetsVersion, assignmentsVersion, usersVersion string
+	// newPools: the assets brought pools Orchard did not have (their apps' metadata is
+	// looked up); changed: the recount of the pools changed a count.
+	newPools, changed bool
 }
 
 // finish records a pass's outcome and the account's next due times.
@@ -174,8 +198,9 @@ func (s *Scheduler) finish(ctx context.Context, a *model.Account, run *model.Syn
 		s.log.Error("record sync outcome", "account", a.ID, "run", run.ID, "error", err)
 	} else if !ok {
 		s.log.Warn("pass outcome not recorded: another replica took the account over", "account", a.ID, "run", run.ID)
-	} else if perr == nil {
+	} else if perr == nil && (res.changed || run.Added+run.Changed+run.Removed > 0) {
 		// The pass may have found purchases: holders waiting on a label may be served now.
+		// (A pass that changed no row and no count changed nothing they wait for.)
 		if err := s.db.EnqueueWaitingApps(ctx, a.ID, "a sync of the account"); err != nil {
 			s.log.Error("queue policy evaluation after a pass", "account", a.ID, "error", err)
 		}
@@ -206,49 +231,82 @@ func (s *Scheduler) pass(ctx context.Context, a *model.Account, run *model.SyncR
 	if err != nil {
 		return passResult{}, err
 	}
-	ok, err := s.checkHealth(ctx, a, tok)
+	ok, err := s.checkHealth(ctx, a, tok, run.Kind == model.SyncFull)
 	if err != nil || !ok {
 		if err == nil {
-			code := model.CodeInvalidToken
-			switch a.Health {
-			case model.TokenHealthExpired:
-				code = model.CodeTokenExpired
-			case model.TokenHealthClaimedElsewhere:
-				code = model.CodeAccountClaimedElsewhere
-			}
-			err = model.Errorf(code, "token is %s; nothing is sent to Apple for this account until it is fixed", strings.ReplaceAll(strings.ToLower(string(a.Health)), "_", " "))
+			err = unusableToken(a)
 		}
 		return passResult{}, err
 	}
-	return s.reconcile(ctx, a, tok, run)
+	res, err := s.reconcile(ctx, a, tok, run)
+	if err != nil {
+		// Apple's answers carry the claim and the token's state too (R12): what the client
+		// config would have said, when an incremental pass did not ask for it.
+		if bad, serr := s.recordTokenError(ctx, a, err); serr != nil {
+			return res, serr
+		} else if bad {
+			return res, unusableToken(a)
+		}
+	}
+	return res, err
 }
 
-// checkHealth reads the client config (R12: token health and claim) and records the health.
-// It reports whether the account may be synced. A token nobody has claimed (an add that
-// crashed before its claim) is claimed.
-func (s *Scheduler) checkHealth(ctx context.Context, a *model.Account, tok *apple.Token) (bool, error) {
-	now := db.Now()
-	if tok.Expired(now) {
-		a.Health = model.TokenHealthExpired
-		return false, s.svc.SetHealth(ctx, a.ID, model.TokenHealthExpired, "the token expired on "+tok.ExpiresAt.Format(time.DateOnly), nil, syncActor)
+// unusableToken is the error of a pass that found the account's token unusable (a.Health).
+func unusableToken(a *model.Account) error {
+	code := model.CodeInvalidToken
+	switch a.Health {
+	case model.TokenHealthExpired:
+		code = model.CodeTokenExpired
+	case model.TokenHealthClaimedElsewhere:
+		code = model.CodeAccountClaimedElsewhere
 	}
-	cfg, err := s.api.ClientConfig(ctx, tok)
+	return model.Errorf(code, "token is %s; nothing is sent to Apple for this account until it is fixed", strings.ReplaceAll(strings.ToLower(string(a.Health)), "_", " "))
+}
+
+// recordTokenError records the health that an error of Apple's tells (the token claimed by
+// another manager, expired, revoked or not accepted), and reports whether it told one.
+func (s *Scheduler) recordTokenError(ctx context.Context, a *model.Account, err error) (bool, error) {
 	var claimed *apple.ClaimedError
 	switch {
 	case errors.As(err, &claimed):
 		a.Health = model.TokenHealthClaimedElsewhere
 		m := claimed.Manager
-		return false, s.svc.SetHealth(ctx, a.ID, model.TokenHealthClaimedElsewhere, fmt.Sprintf("claimed by %q (id %s)", m.Name, m.ID), &m, syncActor)
+		return true, s.svc.SetHealth(ctx, a.ID, model.TokenHealthClaimedElsewhere, fmt.Sprintf("claimed by %q (id %s)", m.Name, m.ID), &m, syncActor)
 	case errors.Is(err, apple.ErrTokenExpired):
 		a.Health = model.TokenHealthExpired
-		return false, s.svc.SetHealth(ctx, a.ID, model.TokenHealthExpired, "Apple says the token expired", nil, syncActor)
+		return true, s.svc.SetHealth(ctx, a.ID, model.TokenHealthExpired, "Apple says the token expired", nil, syncActor)
 	case errors.Is(err, apple.ErrTokenRevoked):
 		a.Health = model.TokenHealthRevoked
-		return false, s.svc.SetHealth(ctx, a.ID, model.TokenHealthRevoked, "Apple revoked the token", nil, syncActor)
+		return true, s.svc.SetHealth(ctx, a.ID, model.TokenHealthRevoked, "Apple revoked the token", nil, syncActor)
 	case errors.Is(err, apple.ErrTokenInvalid):
 		a.Health = model.TokenHealthInvalid
-		return false, s.svc.SetHealth(ctx, a.ID, model.TokenHealthInvalid, "Apple does not accept the token", nil, syncActor)
-	case err != nil:
+		return true, s.svc.SetHealth(ctx, a.ID, model.TokenHealthInvalid, "Apple does not accept the token", nil, syncActor)
+	}
+	return false, nil
+}
+
+// checkHealth reads the client config (R12: token health and claim) and records the health.
+// It reports whether the account may be synced. A token nobody has claimed (an add that
+// crashed before its claim) is claimed.
+//
+// An incremental pass of an account whose stored health is usable does not ask: every answer
+// of Apple's carries the claim (mdmInfo, checked by the client) and fails when the token is
+// expired, revoked or not accepted (recordTokenError records what it tells), and the rest of
+// the client config (location name, country, the token's expiry date) is read by the full
+// passes, every SyncInterval. It spares one Apple request of the four of a quiet pass.
+func (s *Scheduler) checkHealth(ctx context.Context, a *model.Account, tok *apple.Token, full bool) (bool, error) {
+	now := db.Now()
+	if tok.Expired(now) {
+		a.Health = model.TokenHealthExpired
+		return false, s.svc.SetHealth(ctx, a.ID, model.TokenHealthExpired, "the token expired on "+tok.ExpiresAt.Format(time.DateOnly), nil, syncActor)
+	}
+	if !full && a.Health.Usable() && a.ClaimedByID == nil {
+		return true, s.recordUsable(ctx, a, now)
+	}
+	cfg, err := s.api.ClientConfig(ctx, tok)
+	if bad, serr := s.recordTokenError(ctx, a, err); bad || serr != nil {
+		return false, serr
+	} else if err != nil {
 		return false, err
 	}
 	if cfg.MDMInfo == nil || cfg.MDMInfo.ID == "" {
@@ -279,9 +337,18 @@ func (s *Scheduler) checkHealth(ctx context.Context, a *model.Account, tok *appl
 	}
 	// Apple accepted the token and the claim is Orchard's: a health stored earlier (a 9622
 	// that passed, a token Apple restored, a claim taken back) no longer holds.
+	return true, s.recordUsable(ctx, a, now)
+}
+
+// recordUsable records the account's token as usable (active, or expiring soon), unless
+// that is what is stored already (no other manager named, no error).
+func (s *Scheduler) recordUsable(ctx context.Context, a *model.Account, now time.Time) error {
 	h := license.UsableHealth(a, now)
+	if h == a.Health && a.ClaimedByID == nil && a.LastError == nil {
+		return nil
+	}
 	a.Health = h
-	return true, s.svc.SetHealth(ctx, a.ID, h, "", nil, syncActor)
+	return s.svc.SetHealth(ctx, a.ID, h, "", nil, syncActor)
 }
 
 // truncate cuts s to at most n characters for a column: see model.Truncate.
