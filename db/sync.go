@@ -291,10 +291,8 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 			counts.Added += ins
 		}
 		if runID != 0 && len(seen) > 0 {
-			for ids := range slices.Chunk(seen, tx.inChunk()) {
-				if err := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", ids).UpdateColumn("seen_run_id", runID).Error; err != nil {
-					return fmt.Errorf("mark seen: %w", err)
-				}
+			if err := tx.markAssignmentsSeen(ctx, runID, seen); err != nil {
+				return err // named by markAssignmentsSeen
 			}
 		}
 		return nil
@@ -303,6 +301,25 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 		return counts, skipped, fmt.Errorf("apply assignments: %w", err)
 	}
 	return counts, skipped, nil
+}
+
+// markAssignmentsSeen records that the full pass runID saw the assignments ids: a thousand
+// ids per statement in one JSON parameter on SQLite (sqlitejson.go), IN lists elsewhere.
+func (d *DB) markAssignmentsSeen(ctx context.Context, runID int64, ids []int64) error {
+	if d.dialect != SQLite {
+		for chunk := range slices.Chunk(ids, d.inChunk()) {
+			if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", chunk).UpdateColumn("seen_run_id", runID).Error; err != nil {
+				return fmt.Errorf("mark seen: %w", err)
+			}
+		}
+		return nil
+	}
+	for chunk := range slices.Chunk(ids, sqliteJSONRowsPerStatement) {
+		if _, err := d.execCounted(ctx, "UPDATE license_assignments SET seen_run_id = ? WHERE id IN (SELECT value FROM json_each(?))", runID, sqliteJSONInts(chunk)); err != nil {
+			return fmt.Errorf("mark seen: %w", err)
+		}
+	}
+	return nil
 }
 
 // foundRow is an assignment of a page with its holder and pool.
