@@ -1,6 +1,7 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -280,10 +281,15 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 		}
 		counts.Changed += len(applied)
 		if len(wanted) > 0 {
+			// In (pool, holder) order, not the map's: consecutive rows then land on the same
+			// pages of the holder and pool indexes, and a transaction writes fewer pages.
 			list := make([]foundRow, 0, len(wanted))
 			for _, w := range wanted {
 				list = append(list, w)
 			}
+			slices.SortFunc(list, func(a, b foundRow) int {
+				return cmp.Or(cmp.Compare(a.ref.PoolID, b.ref.PoolID), strings.Compare(a.key, b.key))
+			})
 			ins, err := tx.newFoundAssignments(ctx, accountID, runID, list, now)
 			if err != nil {
 				return err // named by newFoundAssignments
