@@ -173,7 +173,11 @@ func (d *DB) PoolsByID(ctx context.Context, ids []int64) ([]*model.LicensePool, 
 // every active assignment of the account (through an index): a full pass's cost; a pass that
 // knows which pools it touched recounts those (RecountPoolsOf).
 func (d *DB) RecountPools(ctx context.Context, accountID int64) (int, error) {
-	return d.recountPools(ctx, accountID, nil)
+	n, err := d.recountPools(ctx, accountID, nil)
+	if err != nil {
+		return 0, fmt.Errorf("recount pools of account %d: %w", accountID, err)
+	}
+	return n, nil
 }
 
 // RecountPoolsOf is RecountPools for some of the account's pools (none: nothing to do), so
@@ -183,7 +187,11 @@ func (d *DB) RecountPoolsOf(ctx context.Context, accountID int64, poolIDs []int6
 	if len(poolIDs) == 0 {
 		return 0, nil
 	}
-	return d.recountPools(ctx, accountID, poolIDs)
+	n, err := d.recountPools(ctx, accountID, poolIDs)
+	if err != nil {
+		return 0, fmt.Errorf("recount pools of account %d: %w", accountID, err)
+	}
+	return n, nil
 }
 
 // recountPools recounts the account's pools poolIDs, or all of them (nil).
@@ -253,10 +261,7 @@ func (d *DB) recountPools(ctx context.Context, accountID int64, poolIDs []int64)
 		}
 		return nil
 	})
-	if err != nil {
-		return 0, fmt.Errorf("recount pools of account %d: %w", accountID, err)
-	}
-	return changed, nil
+	return changed, err
 }
 
 const (
