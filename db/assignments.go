@@ -15,38 +15,43 @@ import (
 )
 
 // assignmentsByHolder reads the given columns of the assignments with the given
-// (pool_id, holder_key) pairs, a bounded number of pairs per statement (fewer on SQLite, whose
-// driver binds in quadratic time: sqliteParamsPerInsert). SQLite does not use an index for a
-// row-value IN (it scans the table once per call: quadratic over a pass), so there the pairs
-// are a VALUES table joined on the unique (pool_id, holder_key) index; MySQL ranges over that
-// index with a row-value IN.
+// (pool_id, holder_key) pairs, a bounded number of pairs per statement. SQLite does not use an
+// index for a row-value IN (it scans the table once per call: quadratic over a pass), so
+// there the pairs are a table joined on the unique (pool_id, holder_key) index: a thousand
+// pairs in one JSON parameter (sqlitejson.go). MySQL ranges over that index with a row-value
+// IN of 500 pairs.
 func (d *DB) assignmentsByHolder(ctx context.Context, cols []string, pairs [][2]any) ([]activeRow, error) {
 	per := 500
 	if d.dialect == SQLite {
-		per = 128
+		per = sqliteJSONRowsPerStatement
 	}
 	var out []activeRow
 	for start := 0; start < len(pairs); start += per {
 		chunk := pairs[start:min(start+per, len(pairs))]
-		var sb strings.Builder
-		args := make([]any, 0, 2*len(chunk))
+		var q string
+		var args []any
 		if d.dialect == SQLite {
-			sb.WriteString("SELECT la.")
-			sb.WriteString(strings.Join(cols, ", la."))
-			sb.WriteString(" FROM (VALUES ")
+			rows := make([][]any, len(chunk))
+			for i, p := range chunk {
+				rows[i] = p[:]
+			}
+			js, err := sqliteJSONRows(rows)
+			if err != nil {
+				return nil, wrap("assignments by holder", err)
+			}
+			q = "SELECT la." + strings.Join(cols, ", la.") + " FROM jsonb_each(?) AS v JOIN license_assignments la ON la.pool_id = v.value->>0 AND la.holder_key = v.value->>1"
+			args = []any{js}
 		} else {
+			var sb strings.Builder
 			sb.WriteString("SELECT ")
 			sb.WriteString(strings.Join(cols, ", "))
 			sb.WriteString(" FROM license_assignments WHERE (pool_id, holder_key) IN (")
-		}
-		args = appendPairs(&sb, args, chunk)
-		if d.dialect == SQLite {
-			sb.WriteString(") AS v JOIN license_assignments la ON la.pool_id = v.column1 AND la.holder_key = v.column2")
-		} else {
+			args = appendPairs(&sb, make([]any, 0, 2*len(chunk)), chunk)
 			sb.WriteString(")")
+			q = sb.String()
 		}
 		var found []activeRow
-		if err := d.with(ctx).Raw(sb.String(), args...).Scan(&found).Error; err != nil {
+		if err := d.with(ctx).Raw(q, args...).Scan(&found).Error; err != nil {
 			return nil, wrap("assignments by holder", err)
 		}
 		out = append(out, found...)

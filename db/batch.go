@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -36,29 +37,24 @@ func (d *DB) batchOf(rows any) int {
 	return max(1, sqliteParamsPerInsert/len(st.Schema.DBNames))
 }
 
-// sqliteRowsPerInsert is the number of rows per INSERT that insertRows sends on SQLite. Its
-// driver prepares every statement anew (parsing and planning it: the fixed cost of an INSERT
-// into a table with many indexes) and binds in quadratic time (sqliteParamsPerInsert); 16 rows
-// of some 20 columns balance the two (measured with BenchmarkReconcile: a first pass over
-// 100,000 assignments a fifth faster than 1 row or 25 rows per statement).
-const sqliteRowsPerInsert = 16
+// sqliteJSONRowsPerStatement is the number of rows a bulk statement carries on SQLite in its
+// JSON parameter (sqlitejson.go): a thousand rows of some 20 columns are a few hundred
+// kilobytes of JSON.
+const sqliteJSONRowsPerStatement = 1000
 
 // insertRows inserts rows (values in the order of cols) into table, a bounded number per
 // statement, and returns how many it inserted. With ignoreConflicts, a row that a unique index
 // refuses is left out (and not counted).
 func (d *DB) insertRows(ctx context.Context, table string, cols []string, rows [][]any, ignoreConflicts bool) (int64, error) {
-	per, tail := 500, ""
 	if d.dialect == SQLite {
-		per = sqliteRowsPerInsert
-		if ignoreConflicts {
-			tail = " ON CONFLICT DO NOTHING"
-		}
-	} else if ignoreConflicts {
+		return d.insertRowsJSON(ctx, table, cols, rows, ignoreConflicts)
+	}
+	per, tail := 500, ""
+	if ignoreConflicts {
 		tail = " ON DUPLICATE KEY UPDATE id = id"
 	}
 	one := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
 	head := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES "
-	counter, _ := ctx.Value(counterKey{}).(*StatementCounter)
 	var n int64
 	args := make([]any, 0, min(per, len(rows))*len(cols))
 	for chunk := range slices.Chunk(rows, per) {
@@ -66,18 +62,52 @@ func (d *DB) insertRows(ctx context.Context, table string, cols []string, rows [
 		for _, r := range chunk {
 			args = append(args, r...)
 		}
-		res, err := d.gorm.Statement.ConnPool.ExecContext(ctx, head+strings.TrimSuffix(strings.Repeat(one+",", len(chunk)), ",")+tail, args...)
-		if err != nil {
-			return n, wrap("insert rows", err)
-		}
-		if counter != nil {
-			counter.n.Add(1)
-		}
-		k, err := res.RowsAffected()
+		k, err := d.execCounted(ctx, head+strings.TrimSuffix(strings.Repeat(one+",", len(chunk)), ",")+tail, args...)
 		if err != nil {
 			return n, wrap("insert rows", err)
 		}
 		n += k
 	}
 	return n, nil
+}
+
+// insertRowsJSON is insertRows on SQLite: a thousand rows per statement, in one JSON
+// parameter (sqlitejson.go). "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the
+// INSERT, not to a join of the SELECT.
+func (d *DB) insertRowsJSON(ctx context.Context, table string, cols []string, rows [][]any, ignoreConflicts bool) (int64, error) {
+	q := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") SELECT " + sqliteJSONColumns("r", len(cols)) + " FROM jsonb_each(?) AS r WHERE true"
+	if ignoreConflicts {
+		q += " ON CONFLICT DO NOTHING"
+	}
+	var n int64
+	for chunk := range slices.Chunk(rows, sqliteJSONRowsPerStatement) {
+		for _, r := range chunk {
+			if len(r) != len(cols) {
+				return n, fmt.Errorf("insert rows: %d values for %d columns", len(r), len(cols))
+			}
+		}
+		js, err := sqliteJSONRows(chunk)
+		if err != nil {
+			return n, fmt.Errorf("insert rows: %w", err)
+		}
+		k, err := d.execCounted(ctx, q, js)
+		if err != nil {
+			return n, wrap("insert rows", err)
+		}
+		n += k
+	}
+	return n, nil
+}
+
+// execCounted runs one statement outside GORM (on the transaction, if any), counts it for a
+// StatementCounter, and returns the rows it affected.
+func (d *DB) execCounted(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := d.gorm.Statement.ConnPool.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	if counter, _ := ctx.Value(counterKey{}).(*StatementCounter); counter != nil {
+		counter.n.Add(1)
+	}
+	return res.RowsAffected()
 }

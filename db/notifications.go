@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"orchard/model"
@@ -128,7 +130,7 @@ func (d *DB) FoundAtApple(ctx context.Context, accountID int64, rows []AppleAssi
 				deltas[k[0].(int64)]++
 			}
 		}
-		doubt, err = tx.moveAppleCounts(ctx, accountID, deltas)
+		doubt, err = tx.moveAppleCounts(ctx, accountID, deltas, poolsOfRows(rows, pools))
 		return err // named by moveAppleCounts
 	})
 	if err != nil {
@@ -221,7 +223,7 @@ func (d *DB) GoneAtApple(ctx context.Context, accountID int64, rows []AppleAssig
 			return nil
 		}
 		// Apple's counts move with the licenses it released (its next listing says so too).
-		doubt, err = tx.moveAppleCounts(ctx, accountID, res.appleDeltas(nil))
+		doubt, err = tx.moveAppleCounts(ctx, accountID, res.appleDeltas(nil), poolsOfRows(rows, pools))
 		return err // named by moveAppleCounts
 	})
 	if err != nil {
@@ -236,10 +238,12 @@ func (d *DB) ForgetNotification(ctx context.Context, id string) error {
 }
 
 // moveAppleCounts applies a notification's change to Apple's assigned counts (per pool) and
-// recounts the account's pools. While a pass of the account is running, the counts are left to
-// it (its listing says what Apple holds, and a delta on top would count twice): doubt reports
-// that case, so that the caller asks for another pass.
-func (d *DB) moveAppleCounts(ctx context.Context, accountID int64, deltas map[int64]int64) (doubt bool, err error) {
+// recounts the pools the notification named (recount: a notification names at most a hundred
+// assignments, and recounting a million-assignment account at each would cost it all). While
+// a pass of the account is running, the counts are left to it (its listing says what Apple
+// holds, and a delta on top would count twice): doubt reports that case, so that the caller
+// asks for another pass.
+func (d *DB) moveAppleCounts(ctx context.Context, accountID int64, deltas map[int64]int64, recount []int64) (doubt bool, err error) {
 	if len(deltas) > 0 {
 		running, err := d.passRunning(ctx, accountID)
 		if err != nil {
@@ -251,6 +255,17 @@ func (d *DB) moveAppleCounts(ctx context.Context, accountID int64, deltas map[in
 			}
 		}
 	}
-	_, err = d.RecountPools(ctx, accountID)
+	_, err = d.RecountPoolsOf(ctx, accountID, recount)
 	return doubt, wrap("move apple counts", err)
+}
+
+// poolsOfRows returns the ids of the pools of rows (those in pools), each once, in order.
+func poolsOfRows(rows []AppleAssignmentRow, pools map[string]PoolRef) []int64 {
+	set := map[int64]struct{}{}
+	for _, r := range rows {
+		if ref, ok := pools[AssetKey(r.AdamID, r.PricingParam)]; ok {
+			set[ref.PoolID] = struct{}{}
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
 }

@@ -207,6 +207,33 @@ func TestFoundAtApple(t *testing.T) {
 	})
 }
 
+// TestNotificationRecountsItsPools: a notification recounts the pools it names, not the
+// account's others (their counters stay as they are until a pass recounts them): its cost
+// follows the notification, not the size of the account.
+func TestNotificationRecountsItsPools(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		f := newAtAppleFixture(t, d)
+		elsewhere := seedPool(t, d, f.acc, seedApp(t, d))
+		seedDeviceAssignment(t, d, elsewhere, seedDevice(t, d), model.AssignmentAssigned)
+		seedPoolCounts(t, d, elsewhere, 7, 7)
+		if _, _, _, err := d.FoundAtApple(ctx, f.acc.ID, []db.AppleAssignmentRow{f.row(f.device.SerialNumber)}, f.refs); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := d.GoneAtApple(ctx, f.acc.ID, []db.AppleAssignmentRow{f.row(f.device.SerialNumber)}, f.refs); err != nil {
+			t.Fatal(err)
+		}
+		if c := poolCountersOf(t, d, elsewhere.ID); c.Assigned != 7 || c.Reserved != 7 {
+			t.Errorf("the other pool's counters became (%d, %d), want (7, 7) until a pass", c.Assigned, c.Reserved)
+		}
+		// The pool named was recounted: 2 assigned (the fixture's and the reclaiming one), 1 pending.
+		if c := poolCountersOf(t, d, f.pool.ID); c.Assigned != 2 || c.Reserved != 1 {
+			t.Errorf("the named pool's counters are (%d, %d), want (2, 1)", c.Assigned, c.Reserved)
+		}
+	})
+}
+
 // TestGoneAtApple: Apple's word that licenses are gone there makes the ASSIGNED one drift
 // (REMOVED_AT_APPLE) and the RECLAIMING one RECLAIMED, and moves Apple's counts by them, once;
 // licenses Orchard does not hold there (PENDING), and unknown assets, are left. While a pass

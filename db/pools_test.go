@@ -402,6 +402,44 @@ func TestRecountPools(t *testing.T) {
 	})
 }
 
+// TestRecountPoolsOf: a recount of some pools (an incremental pass's) recomputes those of
+// the account and leaves the others, and another account's pools, as they are; no pools is
+// nothing to do.
+func TestRecountPoolsOf(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		acc, other := seedAccount(t, d), seedAccount(t, d)
+		asked := seedPool(t, d, acc, seedApp(t, d))
+		left := seedPool(t, d, acc, seedApp(t, d))
+		theirs := seedPool(t, d, other, seedApp(t, d))
+		for _, p := range []*model.LicensePool{asked, left, theirs} {
+			seedDeviceAssignment(t, d, p, seedDevice(t, d), model.AssignmentAssigned)
+			seedDeviceAssignment(t, d, p, seedDevice(t, d), model.AssignmentPending)
+			seedPoolCounts(t, d, p, 5, 5)
+		}
+		if n, err := d.RecountPoolsOf(ctx, acc.ID, nil); err != nil || n != 0 {
+			t.Errorf("recount of no pools: %d, %v; want 0, nil", n, err)
+		}
+		n, err := d.RecountPoolsOf(ctx, acc.ID, []int64{asked.ID, theirs.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("recount changed %d pools, want 1", n)
+		}
+		got := map[string][2]int64{}
+		for name, p := range map[string]*model.LicensePool{"asked": asked, "left": left, "theirs": theirs} {
+			c := poolCountersOf(t, d, p.ID)
+			got[name] = [2]int64{c.Assigned, c.Reserved}
+		}
+		want := map[string][2]int64{"asked": {1, 1}, "left": {5, 5}, "theirs": {5, 5}}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("(assigned, reserved) mismatch (-want +got):\n%s", diff)
+		}
+	})
+}
+
 // TestPoolErrorsNameTheOperation: each function's error says which store operation failed.
 func TestPoolErrorsNameTheOperation(t *testing.T) {
 	t.Parallel()

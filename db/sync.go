@@ -1,6 +1,7 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -280,10 +281,15 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 		}
 		counts.Changed += len(applied)
 		if len(wanted) > 0 {
+			// In (pool, holder) order, not the map's: consecutive rows then land on the same
+			// pages of the holder and pool indexes, and a transaction writes fewer pages.
 			list := make([]foundRow, 0, len(wanted))
 			for _, w := range wanted {
 				list = append(list, w)
 			}
+			slices.SortFunc(list, func(a, b foundRow) int {
+				return cmp.Or(cmp.Compare(a.ref.PoolID, b.ref.PoolID), strings.Compare(a.key, b.key))
+			})
 			ins, err := tx.newFoundAssignments(ctx, accountID, runID, list, now)
 			if err != nil {
 				return err // named by newFoundAssignments
@@ -291,10 +297,8 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 			counts.Added += ins
 		}
 		if runID != 0 && len(seen) > 0 {
-			for ids := range slices.Chunk(seen, tx.inChunk()) {
-				if err := tx.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", ids).UpdateColumn("seen_run_id", runID).Error; err != nil {
-					return fmt.Errorf("mark seen: %w", err)
-				}
+			if err := tx.markAssignmentsSeen(ctx, runID, seen); err != nil {
+				return err // named by markAssignmentsSeen
 			}
 		}
 		return nil
@@ -303,6 +307,25 @@ func (d *DB) ApplyAssignments(ctx context.Context, accountID, runID int64, rows 
 		return counts, skipped, fmt.Errorf("apply assignments: %w", err)
 	}
 	return counts, skipped, nil
+}
+
+// markAssignmentsSeen records that the full pass runID saw the assignments ids: a thousand
+// ids per statement in one JSON parameter on SQLite (sqlitejson.go), IN lists elsewhere.
+func (d *DB) markAssignmentsSeen(ctx context.Context, runID int64, ids []int64) error {
+	if d.dialect != SQLite {
+		for chunk := range slices.Chunk(ids, d.inChunk()) {
+			if err := d.with(ctx).Model(&model.LicenseAssignment{}).Where("id IN ?", chunk).UpdateColumn("seen_run_id", runID).Error; err != nil {
+				return fmt.Errorf("mark seen: %w", err)
+			}
+		}
+		return nil
+	}
+	for chunk := range slices.Chunk(ids, sqliteJSONRowsPerStatement) {
+		if _, err := d.execCounted(ctx, "UPDATE license_assignments SET seen_run_id = ? WHERE id IN (SELECT value FROM json_each(?))", runID, sqliteJSONInts(chunk)); err != nil {
+			return fmt.Errorf("mark seen: %w", err)
+		}
+	}
+	return nil
 }
 
 // foundRow is an assignment of a page with its holder and pool.
@@ -407,13 +430,46 @@ const foundReason = "held at Apple but unknown to Orchard when a sync found it"
 // disassociate went through); an ASSIGNED one was removed at Apple (in Apple Business
 // Manager, or by another tool) and is kept as drift with the time it was found. Assignments
 // confirmed after the pass started are left for the next pass, which will have seen them.
+//
+// It works in chunks of sweepChunk assignments in id order, each in its own transaction, so
+// that memory and the time a transaction holds its locks (SQLite's one writer) stay bounded
+// however many assignments Apple dropped: an account of a million whose licenses were all
+// revoked at Apple is a thousand small transactions, not one that loads a million rows.
+// Every chunk is fenced by the run (still RUNNING, its row locked): once another replica has
+// declared the pass dead, the rest of the sweep changes nothing.
 func (d *DB) SweepAssignments(ctx context.Context, accountID, runID int64, passStart time.Time) (int, error) {
 	passStart = utc(passStart)
 	removed := 0
-	err := d.Tx(ctx, func(tx *DB) error {
-		removed = 0
+	// One status at a time: the (account_id, status) index then hands out the ids in order
+	// (after the last chunk's, LIMIT stops the read), where an IN over statuses would sort
+	// every remaining row of the account for each chunk.
+	for _, status := range model.EventSources(model.EventGoneAtApple) {
+		for after := int64(0); ; {
+			n, last, more, err := d.sweepAssignmentsAfter(ctx, accountID, runID, status, passStart, after)
+			if err != nil {
+				return removed, fmt.Errorf("sweep assignments: %w", err)
+			}
+			removed += n
+			if !more {
+				break
+			}
+			after = last
+		}
+	}
+	return removed, nil
+}
+
+// sweepChunk is the number of unseen assignments a transaction of SweepAssignments takes.
+const sweepChunk = 1000
+
+// sweepAssignmentsAfter sweeps the next chunk of unseen assignments in status with ids after
+// after. It returns how many it removed, the last id it looked at, and whether more may
+// follow.
+func (d *DB) sweepAssignmentsAfter(ctx context.Context, accountID, runID int64, status model.AssignmentStatus, passStart time.Time, after int64) (removed int, last int64, more bool, err error) {
+	err = d.Tx(ctx, func(tx *DB) error {
+		removed, last, more = 0, after, false
 		// The run's row, locked: a replica that declares the pass dead (FailStaleRuns) waits
-		// for the sweep, or the sweep finds the pass no longer RUNNING and changes nothing.
+		// for the chunk, or the chunk finds the pass no longer RUNNING and changes nothing.
 		var live []int64
 		if err := tx.forUpdate(tx.with(ctx).Model(&model.SyncRun{})).Where("id = ? AND status = ?", runID, model.SyncRunRunning).
 			Pluck("id", &live).Error; err != nil {
@@ -423,21 +479,22 @@ func (d *DB) SweepAssignments(ctx context.Context, accountID, runID int64, passS
 			return nil
 		}
 		var ids []int64
-		unseen := "account_id = ? AND status IN ? AND (seen_run_id IS NULL OR seen_run_id <> ?) AND (assigned_at IS NULL OR assigned_at < ?) AND " + runningFence
+		unseen := "account_id = ? AND status = ? AND id > ? AND (seen_run_id IS NULL OR seen_run_id <> ?) AND (assigned_at IS NULL OR assigned_at < ?) AND " + runningFence
 		if err := tx.with(ctx).Model(&model.LicenseAssignment{}).
-			Where(unseen, accountID, model.EventSources(model.EventGoneAtApple), runID, passStart, runID, model.SyncRunRunning).
-			Order("id").Pluck("id", &ids).Error; err != nil {
+			Where(unseen, accountID, status, after, runID, passStart, runID, model.SyncRunRunning).
+			Order("id").Limit(sweepChunk).Pluck("id", &ids).Error; err != nil {
 			return fmt.Errorf("find unseen assignments: %w", err)
 		}
+		if len(ids) == 0 {
+			return nil
+		}
+		last, more = ids[len(ids)-1], len(ids) == sweepChunk
 		applied, err := tx.ApplyTransitions(ctx, model.EventGoneAtApple, ids, TransitionDetails{
 			ReclaimReason: "no longer held at Apple (removed in Apple Business Manager or by another tool)", ReclaimedBy: "sync"})
 		removed = len(applied)
 		return wrap("apply transitions", err)
 	})
-	if err != nil {
-		return 0, fmt.Errorf("sweep assignments: %w", err)
-	}
-	return removed, nil
+	return removed, last, more, err
 }
 
 // pairIn renders "prefix (col1, col2) IN <list of pairs>" for the dialect: SQLite wants a

@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -325,6 +326,60 @@ func TestSweepAssignments(t *testing.T) {
 		}
 		if st := assignmentNow(t, d, other.ID).Status; st != model.AssignmentAssigned {
 			t.Errorf("a dead pass moved an assignment to %s", st)
+		}
+	})
+}
+
+// TestSweepAssignmentsInChunks: a sweep of more unseen assignments than one of its
+// transactions takes (1,000) finds every one, in either state it sweeps, and leaves those the
+// pass saw, wherever they fall among them.
+func TestSweepAssignmentsInChunks(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		acc := seedAccount(t, d)
+		run := startedRun(t, d, acc)
+		pool := seedPool(t, d, acc, seedApp(t, d), func(p *model.LicensePool) { p.TotalCount = 5000 })
+		pools := map[string]db.PoolRef{db.AssetKey(pool.AdamID, pool.PricingParam): {PoolID: pool.ID, AppID: pool.AppID}}
+		const n = 2600
+		rows := make([]db.AppleAssignmentRow, n)
+		for i := range rows {
+			rows[i] = db.AppleAssignmentRow{AdamID: pool.AdamID, PricingParam: pool.PricingParam, SerialNumber: fmt.Sprintf("SWEEP%04d", i)}
+		}
+		if _, _, err := d.ApplyAssignments(ctx, acc.ID, 0, rows, pools); err != nil { // found, not seen by run
+			t.Fatal(err)
+		}
+		// Every third one seen by the run, some reclaiming (they end RECLAIMED).
+		if _, err := d.SQL().Exec("UPDATE license_assignments SET seen_run_id = ? WHERE pool_id = ? AND MOD(id, 3) = 0", run.ID, pool.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.SQL().Exec("UPDATE license_assignments SET status = ?, reclaim_reason = 'asked back' WHERE pool_id = ? AND MOD(id, 3) = 1 AND MOD(id, 7) = 0", model.AssignmentReclaiming, pool.ID); err != nil {
+			t.Fatal(err)
+		}
+		count := func(where string, args ...any) int {
+			t.Helper()
+			var c int
+			if err := d.SQL().QueryRow("SELECT COUNT(*) FROM license_assignments WHERE pool_id = ? AND "+where, append([]any{pool.ID}, args...)...).Scan(&c); err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		seen, reclaiming := count("seen_run_id = ?", run.ID), count("status = ?", model.AssignmentReclaiming)
+		got, err := d.SweepAssignments(ctx, acc.ID, run.ID, db.Now().Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != n-seen {
+			t.Errorf("swept %d, want %d (%d of %d seen)", got, n-seen, seen, n)
+		}
+		if c := count("status = ?", model.AssignmentAssigned); c != seen {
+			t.Errorf("%d assigned after the sweep, want the %d seen", c, seen)
+		}
+		if c := count("status = ?", model.AssignmentReclaimed); c != reclaiming || reclaiming == 0 {
+			t.Errorf("%d reclaimed after the sweep, want the %d reclaiming (more than none)", c, reclaiming)
+		}
+		if c := count("status = ?", model.AssignmentRemovedAtApple); c != n-seen-reclaiming {
+			t.Errorf("%d removed at Apple after the sweep, want %d", c, n-seen-reclaiming)
 		}
 	})
 }

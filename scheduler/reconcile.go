@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -17,7 +19,8 @@ import (
 // changes since the last versionId on an incremental one), then the users. Pages stream: the
 // client fetches ahead while a page is written, and only a page is held at a time. A full pass
 // ends with sweeps that find what Apple no longer holds, and every pass with a recount of the
-// pools from their assignment rows.
+// pools from their assignment rows (on an incremental pass, of the pools it was given
+// assignments of).
 func (s *Scheduler) reconcile(ctx context.Context, a *model.Account, tok *apple.Token, run *model.SyncRun) (passResult, error) {
 	var res passResult
 	passStart := db.Now()
@@ -64,7 +67,9 @@ func (s *Scheduler) reconcile(ctx context.Context, a *model.Account, tok *apple.
 		}
 	}
 
-	// Assignments.
+	// Assignments. touched collects the pools of the assignments Apple listed (at most the
+	// account's pools), which an incremental pass recounts.
+	touched := map[int64]struct{}{}
 	q := apple.AssignmentsQuery{Parallel: s.cfg.PageParallel}
 	if !full {
 		q.SinceVersionID = a.AssignmentsVersionID
@@ -140,7 +145,11 @@ func (s *Scheduler) reconcile(ctx context.Context, a *model.Account, tok *apple.
 				if x.Removed {
 					continue // a delta's removal marker (a doc/apple-api.md §15 switch): the next full pass confirms it
 				}
-				rows = append(rows, db.AppleAssignmentRow{AdamID: x.AdamID, PricingParam: pricing(x.PricingParam), SerialNumber: x.SerialNumber, ClientUserID: x.ClientUserID})
+				r := db.AppleAssignmentRow{AdamID: x.AdamID, PricingParam: pricing(x.PricingParam), SerialNumber: x.SerialNumber, ClientUserID: x.ClientUserID}
+				if ref, ok := pools[db.AssetKey(r.AdamID, r.PricingParam)]; ok {
+					touched[ref.PoolID] = struct{}{}
+				}
+				rows = append(rows, r)
 			}
 			queue <- page{rows: rows, seen: len(pg.Assignments)}
 		}
@@ -201,7 +210,15 @@ func (s *Scheduler) reconcile(ctx context.Context, a *model.Account, tok *apple.
 			return res, err
 		}
 	}
-	recounted, err := s.db.RecountPools(ctx, a.ID)
+	// A full pass recounts every pool (it settles any drift); an incremental one the pools
+	// of the assignments it was given, so that its cost follows the changes, not the
+	// account's size (a recount reads every active assignment of the pools it counts).
+	var recounted int
+	if full {
+		recounted, err = s.db.RecountPools(ctx, a.ID)
+	} else {
+		recounted, err = s.db.RecountPoolsOf(ctx, a.ID, slices.Sorted(maps.Keys(touched)))
+	}
 	if err != nil {
 		return res, fmt.Errorf("recount pools: %w", err)
 	}
