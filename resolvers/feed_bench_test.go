@@ -48,7 +48,9 @@ import (
 //     others' latencies are those reported.
 //
 // Sizes: ORCHARD_BENCH_SUBSCRIBERS (default 1000), ORCHARD_BENCH_RATE (changes/s, default
-// 200), ORCHARD_BENCH_SECONDS (default 20). Run with -benchtime=1x.
+// 200), ORCHARD_BENCH_SECONDS (default 20). Run with -benchtime=1x. ORCHARD_BENCH_PPROF=DIR
+// writes the server's heap profile (every allocation sampled) and goroutine profile with the
+// idle subscribers open to DIR/heap.pprof and DIR/goroutine.pprof.
 func BenchmarkSubscribers(b *testing.B) {
 	n := envInt("ORCHARD_BENCH_SUBSCRIBERS", 1000)
 	rate := envInt("ORCHARD_BENCH_RATE", 200)
