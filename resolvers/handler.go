@@ -175,11 +175,26 @@ func NewHandler(cfg Config) http.Handler {
 	srv.AroundFields(meterField)
 
 	var h http.Handler = srv
-	h = loaders.Middleware(cfg.DB, h)
+	h = requestLoaders(cfg.DB, h)
 	h = sockets.StreamMiddleware(h)
 	h = cfg.Auth.Middleware(h)
 	h = sockets.Middleware(h)
 	h = LimitBody(lim.BodyBytes, h)
 	h = cfg.Streams.Middleware(h)
 	return h
+}
+
+// requestLoaders gives each HTTP request loaders of its own (loaders.Middleware), but not a
+// WebSocket upgrade: the socket's operations and events get theirs from responseLoaders, and a
+// set for the connection would only be held (~17 KB per socket, for as long as it is open) and
+// would serve every query on the socket from what the first one loaded.
+func requestLoaders(d *db.DB, next http.Handler) http.Handler {
+	withLoaders := loaders.Middleware(d, next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isWebSocket(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		withLoaders.ServeHTTP(w, r)
+	})
 }

@@ -22,11 +22,13 @@ import (
 // a WebSocket is the connection's: loaders put there would serve the nested fields of every
 // event and operation of the connection from what its first one loaded (a sync run's account
 // keeping its old name, an assignment's app its old metadata, for as long as the connection
-// lives). An HTTP request already carries loaders of its own (loaders.Middleware), kept.
+// lives); so a WebSocket's connection carries none (requestLoaders). An HTTP request already
+// carries loaders of its own (loaders.Middleware), kept. The loaders are made on first use:
+// an idle subscription's response, waiting for its event, holds none.
 func responseLoaders(d *db.DB) graphql.ResponseMiddleware {
 	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		if !loaders.Has(ctx) || isSubscription(ctx) {
-			ctx = loaders.NewContext(ctx, d)
+			ctx = loaders.NewLazyContext(ctx, d)
 		}
 		return next(ctx)
 	}

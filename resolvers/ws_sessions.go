@@ -31,7 +31,8 @@ import (
 //     of a revoked key is refused and its socket closed with 4403 (forbidden).
 //   - Revoking a key through this process closes its sockets at once, with 4403 (their
 //     subscriptions end with them); a key revoked elsewhere (another replica, the command
-//     line) is found by a re-check every recheckEvery, within recheckEvery + authCacheTTL.
+//     line) is found by a re-check every recheckEvery, within recheckEvery + authCacheTTL
+//     (one loop re-checks every session, recheckAll).
 //   - At most WSPerAddress sockets per remote address (counted from the upgrade, before any
 //     authentication) and WSPerKey sockets and event streams per API key (from
 //     connection_init) are open at once; one more socket is closed with 4429 and a reason
@@ -68,6 +69,9 @@ type wsSessions struct {
 	mu     sync.Mutex
 	byAddr map[string]int
 	byKey  map[int64]map[*wsSession]struct{}
+	// checking says whether recheckAll runs: one loop re-checks every session's key, rather
+	// than a goroutine (and its stack) per socket.
+	checking bool
 }
 
 func newWSSessions(auth *Authenticator, l Limits) *wsSessions {
@@ -153,9 +157,9 @@ func (s *wsSessions) StreamMiddleware(next http.Handler) http.Handler {
 			s.byKey[k.ID] = map[*wsSession]struct{}{}
 		}
 		s.byKey[k.ID][sess] = struct{}{}
+		s.startRecheck()
 		s.mu.Unlock()
 		defer sess.end()
-		go sess.recheckLoop()
 		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, wsSessionKey{}, sess)))
 	})
 }
@@ -261,6 +265,7 @@ func (s *wsSessions) init(ctx context.Context, p transport.InitPayload) (context
 			s.byKey[k.ID] = set
 		}
 		set[sess] = struct{}{}
+		s.startRecheck()
 		s.mu.Unlock()
 		sess.mu.Lock()
 		sess.inited, sess.keyID, sess.header = true, k.ID, header
@@ -268,7 +273,6 @@ func (s *wsSessions) init(ctx context.Context, p transport.InitPayload) (context
 			sess.timer.Stop()
 		}
 		sess.mu.Unlock()
-		go sess.recheckLoop()
 	}
 	noteKeyName(ctx, k.Name)
 	return WithKey(ctx, k), nil, nil // loaders: per response, see responseLoaders
@@ -279,32 +283,58 @@ func closeWith(ctx context.Context, code int, reason string) context.Context {
 	return transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, code), reason)
 }
 
-// recheckLoop looks the session's key up every recheckEvery, until the socket ends, and
-// closes the socket once the key is revoked.
-func (sess *wsSession) recheckLoop() {
-	t := time.NewTicker(recheckEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-sess.ctx.Done():
-			return
-		case <-t.C:
-			if sess.revoked(sess.ctx) {
-				return
-			}
-		}
+// startRecheck starts recheckAll unless it runs. s.mu is held.
+func (s *wsSessions) startRecheck() {
+	if !s.checking {
+		s.checking = true
+		go s.recheckAll()
 	}
 }
 
-// revoked looks the session's key up again and, when it is no longer valid, closes the socket
-// with 4403. A failed lookup (the database) is not a revocation.
-func (sess *wsSession) revoked(ctx context.Context) bool {
-	_, err := sess.s.auth.Authenticate(ctx, sess.header)
+// recheckAll looks the key of every open session up again every recheckEvery, and closes the
+// sessions of a key no longer valid; it stops when no session is open (startRecheck starts it
+// again). The lookups go through the Authenticator's cache, so the sessions of one key cost one.
+func (s *wsSessions) recheckAll() {
+	t := time.NewTicker(recheckEvery)
+	defer t.Stop()
+	var open []*wsSession
+	for range t.C {
+		open = open[:0]
+		s.mu.Lock()
+		for _, set := range s.byKey {
+			for sess := range set {
+				open = append(open, sess)
+			}
+		}
+		if len(open) == 0 {
+			s.checking = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		for _, sess := range open {
+			if sess.ctx.Err() == nil {
+				sess.recheckKey()
+			}
+		}
+		clear(open) // no session is kept past its end
+	}
+}
+
+// recheckKey looks the session's key up again and, when it is no longer valid, closes the
+// socket with 4403. A failed lookup (the database) is not a revocation; a session whose
+// connection_init is not through has nothing to look up.
+func (sess *wsSession) recheckKey() {
+	sess.mu.Lock()
+	header := sess.header
+	sess.mu.Unlock()
+	if header == "" {
+		return
+	}
+	_, err := sess.s.auth.Authenticate(sess.ctx, header)
 	if _, ok := model.AsError(err); err != nil && ok {
 		sess.close(wsCloseForbidden, errKeyGone)
-		return true
 	}
-	return false
 }
 
 // closeKey closes the sockets of a key (revoked through this process) at once.

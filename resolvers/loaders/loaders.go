@@ -153,25 +153,48 @@ func Middleware(d *db.DB, next http.Handler) http.Handler {
 	})
 }
 
-// NewContext returns ctx carrying fresh loaders (also used for each WebSocket response and
-// subscription event, and by tests).
+// NewContext returns ctx carrying fresh loaders (also used by tests).
 func NewContext(ctx context.Context, d *db.DB) context.Context {
 	return context.WithValue(ctx, ctxKey{}, New(d))
 }
 
+// NewLazyContext returns ctx carrying loaders that are made on first use (For), for each
+// WebSocket response and subscription event: a subscription's response waits in its context
+// for the next event, and an idle subscription then holds no set (New makes ~17 KB of them).
+func NewLazyContext(ctx context.Context, d *db.DB) context.Context {
+	return context.WithValue(ctx, ctxKey{}, &lazy{d: d})
+}
+
+// lazy is a set of loaders made on first use.
+type lazy struct {
+	once sync.Once
+	d    *db.DB
+	l    *Loaders
+}
+
+func (z *lazy) get() *Loaders {
+	z.once.Do(func() { z.l = New(z.d) })
+	return z.l
+}
+
 // Has reports whether ctx carries loaders.
 func Has(ctx context.Context) bool {
-	_, ok := ctx.Value(ctxKey{}).(*Loaders)
-	return ok
+	switch ctx.Value(ctxKey{}).(type) {
+	case *Loaders, *lazy:
+		return true
+	}
+	return false
 }
 
 // For returns the request's loaders.
 func For(ctx context.Context) *Loaders {
-	l, _ := ctx.Value(ctxKey{}).(*Loaders)
-	if l == nil {
-		panic("loaders: no loaders in context; wrap the handler with loaders.Middleware")
+	switch l := ctx.Value(ctxKey{}).(type) {
+	case *Loaders:
+		return l
+	case *lazy:
+		return l.get()
 	}
-	return l
+	panic("loaders: no loaders in context; wrap the handler with loaders.Middleware")
 }
 
 // Load loads one key (from the primed values, else through the dataloader) and forgets a
