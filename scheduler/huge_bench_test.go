@@ -58,7 +58,7 @@ func reconcileHugeOnce(b *testing.B, e dbtest.Engine, latency time.Duration, n, 
 	b.StopTimer()
 	defer b.StartTimer()
 	ctx := context.Background()
-	sim := startSimProcess(b, n, apps)
+	sim := startHugeSim(b, n, apps)
 	d := e.Open(b)
 	mdmID, _, err := d.ClaimSetting(ctx, "mdm_id", "orchard-bench-instance")
 	if err != nil {
@@ -85,24 +85,24 @@ func reconcileHugeOnce(b *testing.B, e dbtest.Engine, latency time.Duration, n, 
 	return f
 }
 
-// simProcess is a simulator running in a child process.
-type simProcess struct {
+// hugeSim is a simulator running in a child process.
+type hugeSim struct {
 	url, token string
 	cmd        *exec.Cmd
 }
 
-// simProcessEnv carries the simulator's flags to TestApplesimProcess in the child.
-const simProcessEnv = "ORCHARD_BENCH_APPLESIM_ARGS"
+// hugeSimEnv carries the simulator's flags to TestApplesimProcess in the child.
+const hugeSimEnv = "ORCHARD_BENCH_APPLESIM_ARGS"
 
-// startSimProcess runs this test binary again as the simulator (TestApplesimProcess) with one
+// startHugeSim runs this test binary again as the simulator (TestApplesimProcess) with one
 // generated token of n assignments over apps assets, and waits until it listens. It is
 // stopped at cleanup (and stops by itself when this process dies: its stdin closes).
-func startSimProcess(b *testing.B, n, apps int) *simProcess {
+func startHugeSim(b *testing.B, n, apps int) *hugeSim {
 	b.Helper()
 	dir := b.TempDir()
 	args := fmt.Sprintf("-listen 127.0.0.1:0 -tokens 1 -apps %d -assignments %d -seed 1 -countries US -token-dir %s -event-delay 20ms", apps, n, dir)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestApplesimProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), simProcessEnv+"="+args)
+	cmd.Env = append(os.Environ(), hugeSimEnv+"="+args)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -126,7 +126,7 @@ func startSimProcess(b *testing.B, n, apps int) *simProcess {
 			<-done
 		}
 	})
-	p := &simProcess{cmd: cmd}
+	p := &hugeSim{cmd: cmd}
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var tokenPath string
@@ -155,7 +155,7 @@ func startSimProcess(b *testing.B, n, apps int) *simProcess {
 }
 
 // control calls the simulator's control API.
-func (p *simProcess) control(b *testing.B, method, path string, body any) {
+func (p *hugeSim) control(b *testing.B, method, path string, body any) {
 	b.Helper()
 	buf, err := json.Marshal(body)
 	if err != nil {
@@ -178,7 +178,7 @@ func (p *simProcess) control(b *testing.B, method, path string, body any) {
 }
 
 // peakRSS reads the simulator process's peak resident set (VmHWM, Linux); 0 where unknown.
-func (p *simProcess) peakRSS(b *testing.B) uint64 {
+func (p *hugeSim) peakRSS(b *testing.B) uint64 {
 	b.Helper()
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
@@ -197,10 +197,10 @@ func (p *simProcess) peakRSS(b *testing.B) uint64 {
 }
 
 // TestApplesimProcess is not a test of its own: it is the simulator process of
-// BenchmarkReconcileHuge (this binary run again with simProcessEnv set), serving until its
+// BenchmarkReconcileHuge (this binary run again with hugeSimEnv set), serving until its
 // stdin closes. Without the variable it is skipped.
 func TestApplesimProcess(t *testing.T) {
-	args := os.Getenv(simProcessEnv)
+	args := os.Getenv(hugeSimEnv)
 	if args == "" {
 		t.Skip("the simulator process of BenchmarkReconcileHuge; it runs only as that")
 	}
