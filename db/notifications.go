@@ -87,7 +87,13 @@ func (d *DB) AdjustPoolTotal(ctx context.Context, accountID int64, adamID, prici
 			delta, delta, delta, delta, retired, Now(), accountID, adamID, pricingParam, false,
 			delta, maxPoolCount, delta, maxPoolCount, retired, maxPoolCount)
 		applied = res.RowsAffected > 0
-		return wrap("update pool", res.Error)
+		if res.Error != nil || !applied || delta <= 0 {
+			return wrap("update pool", res.Error)
+		}
+		// Licenses bought: holders waiting on a label may be served now. Queued with the
+		// count, in its transaction, since the pass that follows finds the count already
+		// written and so nothing changed that would queue them.
+		return tx.EnqueueWaitingApps(ctx, accountID, "licenses bought (Apple's notification)")
 	})
 	return applied && err == nil, wrap("adjust pool total", err)
 }

@@ -267,10 +267,10 @@ func (d *DB) MembersOfGroups(ctx context.Context, groupIDs []int64) (*GroupMembe
 		return nil
 	}
 	if err := read("members", d.with(ctx).Model(&model.GroupMember{}).Select("user_id, group_id").Where("group_id IN ?", groupIDs).Order("user_id, group_id"), out.Users); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("members of groups: %w", err)
 	}
 	if err := read("devices", d.with(ctx).Model(&model.GroupDevice{}).Select("device_id, group_id").Where("group_id IN ?", groupIDs).Order("device_id, group_id"), out.Devices); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("members of groups: %w", err)
 	}
 	return out, nil
 }

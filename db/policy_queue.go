@@ -258,10 +258,13 @@ func (d *DB) WaitingOfHoldersAndAhead(ctx context.Context, appID int64, keys []s
 	if len(keys) == 0 || len(keys) > d.inChunk() {
 		rows, err := d.WaitingOfHolders(ctx, appID, keys)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("waiting of holders and ahead: %w", err)
 		}
 		ahead, err := d.ShortWaitingOfApp(ctx, appID, keys)
-		return rows, ahead, err
+		if err != nil {
+			return nil, nil, fmt.Errorf("waiting of holders and ahead: %w", err)
+		}
+		return rows, ahead, nil
 	}
 	short := []model.Code{model.CodeNoLicensesAvailable, model.CodeLabelCapReached}
 	q := "SELECT 0 AS agg, label_id, holder_key, kind, device_id, user_id, code, reason, first_covered_at AS first, updated_at AS updated, 1 AS n" +
