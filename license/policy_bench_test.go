@@ -40,6 +40,8 @@ import (
 //	                    DEVICE label) to a group over GraphQL: associates (the associate
 //	                    requests Apple saw; the goal is one per 1,000 holders) and assigned-s
 //	                    (from the call to the last one ASSIGNED)
+//	add-users/latency=L the same for users under a USER label, and user-creates (the
+//	                    users/create requests that register them with Apple first)
 func BenchmarkPolicy(b *testing.B) {
 	devices := benchEnvInt(b, "ORCHARD_BENCH_POLICY_DEVICES", 100000)
 	add := benchEnvInt(b, "ORCHARD_BENCH_POLICY_ADD", min(10000, max(100, devices/10)))
@@ -111,23 +113,30 @@ func BenchmarkPolicy(b *testing.B) {
 				b.ReportMetric(float64(devLeave)/n, "device-leave-stmts")
 			})
 		}
-		for _, lat := range benchLatencies {
-			b.Run(fmt.Sprintf("%s/add/latency=%s", e.Name, lat), func(b *testing.B) {
-				b.StopTimer()
-				var sum struct {
-					associates int
-					assigned   time.Duration
-				}
-				for range b.N {
-					associates, assigned := benchAddToGroup(b, e, add, lat)
-					sum.associates += associates
-					sum.assigned += assigned
-				}
-				n := float64(b.N)
-				b.ReportMetric(0, "ns/op")
-				b.ReportMetric(float64(sum.associates)/n, "associates")
-				b.ReportMetric(sum.assigned.Seconds()/n, "assigned-s")
-			})
+		for _, kind := range []string{"DEVICE", "USER"} {
+			name := map[string]string{"DEVICE": "add", "USER": "add-users"}[kind]
+			for _, lat := range benchLatencies {
+				b.Run(fmt.Sprintf("%s/%s/latency=%s", e.Name, name, lat), func(b *testing.B) {
+					b.StopTimer()
+					var sum struct {
+						associates, registrations int
+						assigned                  time.Duration
+					}
+					for range b.N {
+						r := benchAddToGroup(b, e, kind, add, lat)
+						sum.associates += r.associates
+						sum.registrations += r.registrations
+						sum.assigned += r.assigned
+					}
+					n := float64(b.N)
+					b.ReportMetric(0, "ns/op")
+					b.ReportMetric(float64(sum.associates)/n, "associates")
+					if kind == "USER" {
+						b.ReportMetric(float64(sum.registrations)/n, "user-creates")
+					}
+					b.ReportMetric(sum.assigned.Seconds()/n, "assigned-s")
+				})
+			}
 		}
 	}
 }
@@ -328,16 +337,32 @@ func (w *bulkInserter) flush() {
 	w.rows = w.rows[:0]
 }
 
-// benchAddToGroup adds n devices to a group under a DEVICE label with one addGroupMembers call
-// over GraphQL and waits until all are ASSIGNED at the simulator; it returns the associate
-// requests Apple saw and the time until the last was ASSIGNED.
-func benchAddToGroup(b *testing.B, e dbtest.Engine, n int, lat time.Duration) (int, time.Duration) {
+// addFigures is what adding holders to a labelled group cost: the associate requests and the
+// user registrations (users/create) Apple saw, and the time until the last was ASSIGNED.
+type addFigures struct {
+	associates, registrations int
+	assigned                  time.Duration
+}
+
+// benchAddToGroup adds n holders — devices under a DEVICE label, or users under a USER label —
+// to a group with one addGroupMembers call over GraphQL and waits until all are ASSIGNED at the
+// simulator.
+func benchAddToGroup(b *testing.B, e dbtest.Engine, kind string, n int, lat time.Duration) addFigures {
 	d := e.Open(b)
 	st := gqltest.NewStack(b, d, gqltest.StackOptions{})
 	tok := st.Sim.AddToken(applesim.TokenSpec{OrgName: "Bench", LocationName: "Main", Country: "US", ExpiresAt: time.Now().Add(365 * 24 * time.Hour)})
 	st.Sim.AddAsset(tok, applesim.Asset{AdamID: "995001", PricingParam: "STDQ", ProductType: "App", Total: n, DeviceAssignable: true, Revocable: true, Name: "Policy bench"})
 	benchAccount(b, st, tok)
-	serials := benchDevices(b, st, "PADD", 0, n)
+	var members []map[string]any
+	if kind == "USER" {
+		for _, id := range benchUsers(b, st, "PADDU", n) {
+			members = append(members, map[string]any{"externalId": id})
+		}
+	} else {
+		for _, sn := range benchDevices(b, st, "PADD", 0, n) {
+			members = append(members, map[string]any{"serialNumber": sn})
+		}
+	}
 	op := st.Keys[model.RoleOperator]
 	var g struct {
 		UpsertGroup struct{ Group struct{ ID string } }
@@ -349,8 +374,8 @@ func benchAddToGroup(b *testing.B, e dbtest.Engine, n int, lat time.Duration) (i
 			UserErrors []struct{ Code, Message string }
 		}
 	}
-	st.Do(b, op, `mutation($g: ID!) { createLicenseLabel(input: {name: "bench", adamId: "995001", kind: DEVICE, groupIds: [$g]}) { label { id } userErrors { code message } } }`,
-		map[string]any{"g": g.UpsertGroup.Group.ID}).MustData(b, &l)
+	st.Do(b, op, `mutation($g: ID!, $k: LicenseKind!) { createLicenseLabel(input: {name: "bench", adamId: "995001", kind: $k, groupIds: [$g]}) { label { id } userErrors { code message } } }`,
+		map[string]any{"g": g.UpsertGroup.Group.ID, "k": kind}).MustData(b, &l)
 	if l.CreateLicenseLabel.Label == nil {
 		b.Fatalf("createLicenseLabel: %+v", l.CreateLicenseLabel.UserErrors)
 	}
@@ -362,10 +387,6 @@ func benchAddToGroup(b *testing.B, e dbtest.Engine, n int, lat time.Duration) (i
 		st.Sim.SetFault(tok, applesim.Fault{Kind: applesim.FaultSlow, Delay: lat})
 	}
 	st.Sim.ResetRequests()
-	members := make([]map[string]any, len(serials))
-	for i, sn := range serials {
-		members[i] = map[string]any{"serialNumber": sn}
-	}
 	b.StartTimer()
 	start := time.Now()
 	var out struct {
@@ -383,6 +404,37 @@ func benchAddToGroup(b *testing.B, e dbtest.Engine, n int, lat time.Duration) (i
 	gqltest.WaitFor(b, "all ASSIGNED", 10*time.Minute, func() bool { return benchCount(b, d, q) == int64(n) })
 	took := time.Since(start)
 	b.StopTimer()
-	associates, _, _ := benchRequests(st.Sim.Requests())
-	return associates, took
+	reqs := st.Sim.Requests()
+	associates, _, _ := benchRequests(reqs)
+	registrations := 0
+	for _, r := range reqs {
+		if r.Method == "POST" && r.Path == "/mdm/v2/users/create" {
+			registrations++
+		}
+	}
+	return addFigures{associates: associates, registrations: registrations, assigned: took}
+}
+
+// benchUsers creates n users (external ids prefix0000000…) through upsertUsers, 1,000 a call.
+func benchUsers(b *testing.B, st *gqltest.Stack, prefix string, n int) []string {
+	ids := make([]string, 0, n)
+	for start := 0; start < n; start += 1000 {
+		var us []map[string]any
+		for i := start; i < min(start+1000, n); i++ {
+			id := fmt.Sprintf("%s%07d", prefix, i)
+			ids = append(ids, id)
+			us = append(us, map[string]any{"externalId": id, "email": strings.ToLower(id) + "@example.com"})
+		}
+		var out struct {
+			UpsertUsers struct {
+				UserErrors []struct{ Code, Message string }
+			}
+		}
+		st.Do(b, st.Keys[model.RoleOperator], `mutation($u: [UserInput!]!) { upsertUsers(input: {users: $u}) { userErrors { code message } } }`,
+			map[string]any{"u": us}).MustData(b, &out)
+		if len(out.UpsertUsers.UserErrors) > 0 {
+			b.Fatal(out.UpsertUsers.UserErrors)
+		}
+	}
+	return ids
 }
