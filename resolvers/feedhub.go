@@ -240,6 +240,11 @@ func (h *feedHub) deliver(s *feedSub, e *feedEvent) bool {
 	if s.end != nil {
 		s.end.drop(h.opt.stuck)
 	}
+	// Nothing is sent to a dropped subscriber any more (it has left h.subs, and every send
+	// is made here under h.mu), so its channel can be closed: a transport waiting on it
+	// wakes and ends the subscription (with the error, endDroppedFeeds) instead of waiting
+	// for an event that will not come.
+	close(s.out)
 	logFrom(s.ctx).WarnContext(s.ctx, "licenseEvents subscriber dropped: its buffer is full", "buffer", h.opt.buffer)
 	return false
 }

@@ -119,18 +119,31 @@ func endDroppedFeeds(ctx context.Context, next graphql.OperationHandler) graphql
 	}
 	responses := next(context.WithValue(ctx, feedEndKey{}, end))
 	return func(ctx context.Context) *graphql.Response {
-		tell, ended := end.take()
-		switch {
-		case tell:
-			graphqlErrors.WithLabelValues(string(codeSubscriberTooSlow)).Inc()
-			if end.sess != nil {
-				transport.AddSubscriptionError(ctx, codedError(errSubscriberTooSlow))
-				return nil
-			}
-			return &graphql.Response{Errors: gqlerror.List{codedError(errSubscriberTooSlow)}}
-		case ended:
-			return nil
+		if r, ended := end.ending(ctx); ended {
+			return r
 		}
-		return responses(ctx)
+		r := responses(ctx)
+		if r == nil {
+			// The stream ended: the hub closes a dropped subscriber's channel, which may
+			// have been waited on when it dropped it.
+			r, _ = end.ending(ctx)
+		}
+		return r
 	}
+}
+
+// ending is what a dropped subscription answers instead of its next event: the error, once
+// (on a WebSocket graphql-transport-ws's error message for the operation, so no response),
+// then nothing (ended). It is not ended while the hub has not dropped it.
+func (e *feedEnd) ending(ctx context.Context) (*graphql.Response, bool) {
+	tell, ended := e.take()
+	if !tell {
+		return nil, ended
+	}
+	graphqlErrors.WithLabelValues(string(codeSubscriberTooSlow)).Inc()
+	if e.sess != nil {
+		transport.AddSubscriptionError(ctx, codedError(errSubscriberTooSlow))
+		return nil, true
+	}
+	return &graphql.Response{Errors: gqlerror.List{codedError(errSubscriberTooSlow)}}, true
 }
