@@ -2,11 +2,13 @@ package scheduler_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"orchard/apple"
 	"orchard/apple/applesim"
 	"orchard/db"
 	"orchard/resolvers/gqltest"
@@ -207,7 +209,11 @@ func TestRetryAfterHoldsOneAccount(t *testing.T) {
 				}
 			}
 			if (nHeld < 1 && !backoffWithinPass) || nHeld > len(throttled) {
-				t.Errorf("%d HELD runs of A for %d throttled answers", nHeld, len(throttled))
+				var sb strings.Builder
+				for _, r := range runs(t, st, idA) {
+					fmt.Fprintf(&sb, "  %s %s %s %s %s %v\n", r.ID, r.Kind, r.Trigger, r.Status, r.StartedAt.Format("15:04:05.000000"), deref(r.Error))
+				}
+				t.Errorf("%d HELD runs of A for %d throttled answers; A's requests:\n%s runs:\n%s", nHeld, len(throttled), logText(reqs), sb.String())
 			}
 			// Afterwards A is as Apple has it, and its status is OK again.
 			checkMatchesSim(t, st, idA, tokA)
@@ -222,4 +228,59 @@ func logText(reqs []applesim.Request) string {
 		fmt.Fprintf(&sb, "  %s %s %s %d %d\n", r.Time.Format("15:04:05.000000"), r.Method, r.Path, r.Status, r.ErrorNumber)
 	}
 	return sb.String()
+}
+
+// A hold the Apple client knows of and the database does not (its write failed, say) keeps
+// passes off the account all the same: the pass asked for meanwhile is put off, not run to a
+// HELD end that sent nothing; the hold is recorded; the pass runs once the hold is over.
+func TestClientHoldPutsOffThePass(t *testing.T) {
+	t.Parallel()
+	onEngines(t, func(t *testing.T, d *db.DB) {
+		st := newStack(t, d, gqltest.StackOptions{})
+		g := st.Sim.Generate(applesim.GenSpec{Tokens: 1, AppsPerToken: 1, AssignmentsPerToken: 5, Seed: 22, Countries: []string{"US"}})
+		id := addSynced(t, st, "A", g.TokenFiles[0])
+
+		// Apple throttles a request of the client's own, outside any pass: the client holds
+		// the token for 2 s; the database knows nothing of it.
+		tok, err := apple.ParseToken([]byte(g.TokenFiles[0]), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Sim.SetFault(g.TokenFiles[0], applesim.Fault{Kind: applesim.FaultUnavailable503, RetryAfterSeconds: 2, Count: 1})
+		if _, err := st.Apple.ClientConfig(context.Background(), tok); !errors.Is(err, apple.ErrThrottled) {
+			t.Fatalf("client config under the fault: %v, want a throttle", err)
+		}
+		until, held := st.Apple.HeldUntil(tok)
+		if !held {
+			t.Fatal("the client does not hold the token after Apple's 503")
+		}
+
+		start := time.Now()
+		queued := syncAccount(t, st, id, "FULL")
+		r := waitRun(t, st, queued.ID)
+		if r.Status != "SUCCEEDED" {
+			t.Fatalf("the pass asked for during the client's hold ended %s (%v), want SUCCEEDED", r.Status, deref(r.Error))
+		}
+		if r.StartedAt.Before(until) {
+			t.Errorf("the pass started at %v, before the client's hold ended at %v", r.StartedAt, until)
+		}
+		for _, run := range runs(t, st, id) {
+			if run.Status == "HELD" && run.StartedAt.After(start) {
+				t.Errorf("a pass ran into the client's hold: %s %s %v", run.ID, run.Status, deref(run.Error))
+			}
+		}
+		acc, err := st.DB.AccountByID(context.Background(), dbID(t, id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acc.ThrottledUntil == nil || acc.ThrottledUntil.Before(until) {
+			t.Errorf("the database's hold is %v, want the client's (%v) recorded", acc.ThrottledUntil, until)
+		}
+		for _, q := range requestsSince(st.Sim, g.TokenFiles[0], start) {
+			if q.Time.Before(until) {
+				t.Errorf("request for A at %s, during the client's hold (until %s)", q.Time.Format(time.RFC3339Nano), until.Format(time.RFC3339Nano))
+			}
+		}
+		checkMatchesSim(t, st, id, g.TokenFiles[0])
+	})
 }

@@ -73,6 +73,9 @@ func (s *Scheduler) syncAccount(ctx context.Context, accountID int64) error {
 	if a.HeldAt(now) {
 		return nil
 	}
+	if held, err := s.clientHolds(ctx, a); held || err != nil {
+		return err
+	}
 	run := queued
 	if run == nil && len(stale) > 0 {
 		run, err = s.db.QueuedSyncRun(ctx, a.ID)
@@ -110,6 +113,29 @@ func (s *Scheduler) syncAccount(ctx context.Context, accountID int64) error {
 	syncRuns.WithLabelValues(fmt.Sprint(a.ID), string(run.Kind), string(run.Status)).Inc()
 	logPass(s.log, s.cfg.Holder, a, run, d)
 	return nil
+}
+
+// clientHolds reports whether the Apple client holds the account's token (R3) although the
+// database does not: the client records a hold when Apple's answer arrives, the database when
+// the pass that met it ends, and that write can fail. A pass started then would send nothing
+// and end HELD at once, and be queued again, as often as the ticks came until the hold's end;
+// instead the hold is recorded again (so that every replica keeps off the account) and the
+// pass, left queued or due, starts once it is over.
+func (s *Scheduler) clientHolds(ctx context.Context, a *model.Account) (bool, error) {
+	tok, err := s.token(a)
+	if err != nil {
+		return false, nil // the pass records what is wrong with the token
+	}
+	until, held := s.api.HeldUntil(tok)
+	if !held {
+		return false, nil
+	}
+	s.log.Warn("Apple client holds the account the database does not; pass put off", "account", a.ID, "until", until)
+	if err := s.db.HoldAccount(ctx, a.ID, until, "held after an earlier answer of Apple's"); err != nil {
+		return true, fmt.Errorf("record the hold of account %d: %w", a.ID, err)
+	}
+	s.wakeAt(until)
+	return true, nil
 }
 
 // passResult is what a pass learnt besides its counts.
