@@ -108,11 +108,12 @@ func (d *DB) UpsertAssets(ctx context.Context, accountID, runID int64, rows []As
 				return fmt.Errorf("insert pools: %w", err)
 			}
 		}
-		if len(seen) > 0 {
-			cols := map[string]any{"last_seen_at": now}
-			if runID != 0 {
-				cols["seen_run_id"] = runID
-			}
+		// Only a full pass marks what it saw: the sweep that follows it finds the pools it did
+		// not see gone, and lastSeenAt is "when a full pass last saw the asset". An incremental
+		// pass's mark would be one more write of every pool of the account per pass, read by
+		// nothing (the quiet pass of doc/scale-accounts.md).
+		if len(seen) > 0 && runID != 0 {
+			cols := map[string]any{"last_seen_at": now, "seen_run_id": runID}
 			if err := tx.with(ctx).Model(&model.LicensePool{}).Where("id IN ?", seen).UpdateColumns(cols).Error; err != nil {
 				return fmt.Errorf("mark pools seen: %w", err)
 			}
