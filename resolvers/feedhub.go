@@ -22,7 +22,8 @@ import (
 // one interval of its commit.
 //
 // Each subscriber has a bounded buffer, which the transport (gqlgen's WebSocket or event stream)
-// drains as fast as the client reads. The hub never waits for a subscriber: one whose buffer is
+// drains as fast as the client reads: a small channel, and behind it a backlog that grows only
+// while the client is behind (an idle subscriber's memory does not grow with the bound). The hub never waits for a subscriber: one whose buffer is
 // full when an event comes is dropped at once — the others are not delayed — and its
 // subscription ends with one error, code SUBSCRIBER_TOO_SLOW, and no more events (on a
 // WebSocket an error message for the operation, graphql-transport-ws's "error"; on an event
@@ -86,9 +87,11 @@ type feedHub struct {
 	log *slog.Logger
 	opt feedOptions
 
-	mu      sync.Mutex
-	subs    map[*feedSub]struct{}
-	running bool
+	mu   sync.Mutex
+	subs map[*feedSub]struct{}
+	// backlogged are the subscribers with a backlog (feedSub.backlog), moved on at every poll.
+	backlogged map[*feedSub]struct{}
+	running    bool
 	// recent are the events fanned out within the overlap window: one who subscribes gets
 	// those after its start, which a poll between its reading of the clock and its
 	// registration has already fanned out.
@@ -101,15 +104,19 @@ type feedSub struct {
 	accountID, appID int64
 	start            time.Time
 	out              chan *graph.LicenseEvent
-	end              *feedEnd // nil: the operation has no place for its end (dropping just stops events)
-	stop             func() bool
+	// backlog holds, oldest first, the events that found out full: out has room for a
+	// usual poll's events (feedChannel), the backlog for the rest of the buffer, so that an
+	// idle subscriber holds a small channel rather than a whole buffer's slots.
+	backlog []*graph.LicenseEvent
+	end     *feedEnd // nil: the operation has no place for its end (dropping just stops events)
+	stop    func() bool
 }
 
 func newFeedHub(d *db.DB, log *slog.Logger, opt feedOptions) *feedHub {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &feedHub{db: d, log: log, opt: opt, subs: map[*feedSub]struct{}{}}
+	return &feedHub{db: d, log: log, opt: opt, subs: map[*feedSub]struct{}{}, backlogged: map[*feedSub]struct{}{}}
 }
 
 // subscribe registers a subscriber of the changes after now (the database's clock) to the
@@ -120,7 +127,7 @@ func (h *feedHub) subscribe(ctx context.Context, accountID, appID int64) (<-chan
 		return nil, err
 	}
 	s := &feedSub{ctx: ctx, accountID: accountID, appID: appID, start: start,
-		out: make(chan *graph.LicenseEvent, h.opt.buffer), end: feedEndFrom(ctx)}
+		out: make(chan *graph.LicenseEvent, min(h.opt.buffer, feedChannel)), end: feedEndFrom(ctx)}
 	s.stop = context.AfterFunc(ctx, func() { h.remove(s) })
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -146,6 +153,7 @@ func (h *feedHub) remove(s *feedSub) {
 		delete(h.subs, s)
 		feedSubscribers.Dec()
 	}
+	delete(h.backlogged, s)
 }
 
 // run polls while the hub has subscribers.
@@ -196,6 +204,9 @@ func (h *feedHub) run() {
 func (h *feedHub) fanOut(evs []feedEvent) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for s := range h.backlogged {
+		h.flush(s)
+	}
 	for s := range h.subs {
 		for i := range evs {
 			if !h.deliver(s, &evs[i]) {
@@ -218,21 +229,64 @@ func (h *feedHub) fanOut(evs []feedEvent) {
 	}
 }
 
+// feedChannel is the room of a subscriber's channel: a poll's events for one subscriber at
+// 200 changes/s (about 20 every 100 ms) fit in it, and a burst beyond it waits in the
+// subscriber's backlog, up to its buffer, for the next poll or event.
+const feedChannel = 64
+
+// push queues an event for the subscriber: in its channel when the backlog is empty and the
+// channel has room, else at the end of the backlog while the two hold less than the buffer.
+// It reports false when the buffer is full. The hub's lock is held.
+func (h *feedHub) push(s *feedSub, ev *graph.LicenseEvent) bool {
+	if len(s.backlog) > 0 {
+		h.flush(s)
+	}
+	if len(s.backlog) == 0 {
+		select {
+		case s.out <- ev:
+			return true
+		default:
+		}
+	}
+	if len(s.out)+len(s.backlog) >= h.opt.buffer {
+		return false
+	}
+	s.backlog = append(s.backlog, ev)
+	h.backlogged[s] = struct{}{}
+	return true
+}
+
+// flush moves what the subscriber's channel has room for from its backlog, oldest first.
+// The hub's lock is held.
+func (h *feedHub) flush(s *feedSub) {
+	for len(s.backlog) > 0 {
+		select {
+		case s.out <- s.backlog[0]:
+			s.backlog[0] = nil
+			s.backlog = s.backlog[1:]
+		default:
+			return
+		}
+	}
+	s.backlog = nil
+	delete(h.backlogged, s)
+}
+
 // deliver puts the event in the subscriber's buffer when it matches its filter and start,
 // without waiting: a full buffer drops the subscriber (false). The hub's lock is held.
 func (h *feedHub) deliver(s *feedSub, e *feedEvent) bool {
 	if !e.changed.After(s.start) || !e.matches(s.accountID, s.appID) {
 		return true
 	}
-	select {
-	case s.out <- e.ev:
+	if h.push(s, e.ev) {
 		return true
-	default:
 	}
 	if _, ok := h.subs[s]; ok {
 		delete(h.subs, s)
 		feedSubscribers.Dec()
 	}
+	delete(h.backlogged, s)
+	s.backlog = nil
 	feedDropped.Inc()
 	if s.stop != nil {
 		s.stop()

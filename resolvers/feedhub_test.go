@@ -195,3 +195,76 @@ func TestFeedHubDropsSlowSubscriber(t *testing.T) {
 		}
 	})
 }
+
+// A burst beyond a subscriber's channel (feedChannel) and within its buffer waits in its
+// backlog and reaches it whole and in order, without a drop; an idle subscriber holds no
+// backlog.
+func TestFeedHubBacklogKeepsABurst(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		_, pool := feedEstate(t, d)
+		const n = 150 // two events each (PENDING, then ASSIGNED): 300, over 64 and under 400
+		h := newFeedHub(d, dbtest.Quiet(), feedOptions{interval: 20 * time.Millisecond, accounts: time.Second, buffer: 400,
+			overlap: time.Second, stuck: time.Second})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ch, err := h.subscribe(ctx, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		now := db.Now()
+		rows := make([]*model.LicenseAssignment, n)
+		for i := range rows {
+			serial := fmt.Sprintf("B%03d", i)
+			key := model.HolderKeyFor(model.LicenseKindDevice, serial, "")
+			rows[i] = &model.LicenseAssignment{PoolID: pool.ID, AccountID: pool.AccountID, AppID: pool.AppID, Kind: model.LicenseKindDevice,
+				SerialNumber: &serial, HolderKey: &key, Status: model.AssignmentAssigned, Origin: model.OriginAdmin,
+				Reason: "test", CausedBy: "test", AssignedAt: &now, CreatedAt: now, UpdatedAt: now}
+		}
+		if err := d.InsertRows(ctx, rows); err != nil {
+			t.Fatal(err)
+		}
+		// Nobody reads until the polls have brought the burst: the channel is full, the rest waits.
+		deadline := time.Now().Add(10 * time.Second)
+		for len(ch) < feedChannel && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond)
+		h.mu.Lock()
+		backlogged := len(h.backlogged) == 1
+		h.mu.Unlock()
+		if len(ch) != feedChannel || !backlogged {
+			t.Fatalf("after the burst the channel holds %d events (backlog: %v), want %d and a backlog", len(ch), backlogged, feedChannel)
+		}
+		pending := map[int64]bool{}
+		var last int64
+		for i := range 2 * n {
+			var ev *graph.LicenseEvent
+			select {
+			case ev = <-ch:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%d events of %d arrived", i, 2*n)
+			}
+			if ev == nil {
+				t.Fatalf("the channel closed after %d events: the subscriber was dropped", i)
+			}
+			a := ev.Assignment
+			switch a.Status {
+			case model.AssignmentPending:
+				pending[a.ID] = true
+			case model.AssignmentAssigned:
+				if !pending[a.ID] || a.ID < last {
+					t.Fatalf("event %d: assignment %d ASSIGNED out of order (PENDING seen: %v, last ASSIGNED %d)", i, a.ID, pending[a.ID], last)
+				}
+				last = a.ID
+			}
+		}
+		h.mu.Lock()
+		nb, ns := len(h.backlogged), len(h.subs)
+		h.mu.Unlock()
+		if nb != 0 || ns != 1 {
+			t.Errorf("after the burst was read: %d backlogged, %d subscribers; want 0 and 1", nb, ns)
+		}
+	})
+}
