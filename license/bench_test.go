@@ -151,7 +151,7 @@ func BenchmarkAssignLicenseConcurrent(b *testing.B) {
 							UserErrors []struct{ Code, Message string }
 						}
 					}
-					if err := concPost(f.st, f.op, `mutation($sn: String!) { assignLicense(input: {adamId: "910001", kind: DEVICE, target: {serialNumber: $sn}}) {
+					if err := f.st.Post(f.op, `mutation($sn: String!) { assignLicense(input: {adamId: "910001", kind: DEVICE, target: {serialNumber: $sn}}) {
   assignment { status } userErrors { code message } } }`, map[string]any{"sn": sn}, &out); err != nil {
 						return err
 					}

@@ -1,12 +1,8 @@
 package license_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,7 +66,7 @@ func TestConcurrentAssignNeverOverAssigns(t *testing.T) {
 					}
 				}
 				answers[i].serial = sn
-				if err := concPost(st, op, `mutation($sn: String!) { assignLicense(input: {adamId: "2001", kind: DEVICE, target: {serialNumber: $sn}}) {
+				if err := st.Post(op, `mutation($sn: String!) { assignLicense(input: {adamId: "2001", kind: DEVICE, target: {serialNumber: $sn}}) {
   assignment { id status } userErrors { code message } } }`, map[string]any{"sn": sn}, &out); err != nil {
 					answers[i].err = err.Error()
 					return
@@ -171,33 +167,4 @@ func concSerials(t testing.TB, st *gqltest.Stack, key, status string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// concPost sends a GraphQL request from any goroutine (no testing.T) and decodes its data.
-func concPost(st *gqltest.Stack, key, query string, vars map[string]any, into any) error {
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	resp, err := st.Raw(key, bytes.NewReader(body), "application/json")
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	var out struct {
-		Data   json.RawMessage `json:"data"`
-		Errors []gqltest.Error `json:"errors"`
-	}
-	if err := json.Unmarshal(b, &out); err != nil {
-		return fmt.Errorf("status %d: %s", resp.StatusCode, b)
-	}
-	if len(out.Errors) > 0 {
-		var msgs []string
-		for _, e := range out.Errors {
-			msgs = append(msgs, e.Code()+": "+e.Message)
-		}
-		return fmt.Errorf("status %d: %s", resp.StatusCode, strings.Join(msgs, "; "))
-	}
-	return json.Unmarshal(out.Data, into)
 }

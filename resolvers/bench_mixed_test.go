@@ -1,10 +1,7 @@
 package resolvers_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -49,7 +46,7 @@ func BenchmarkMixedReads(b *testing.B) {
 			key := s.Keys[model.RoleViewer]
 			mix := mixedReads(f)
 			for _, r := range mix { // each answers, without errors, before the clock starts
-				if err := postQuery(s, key, r.query, r.vars(0)); err != nil {
+				if err := s.Post(key, r.query, r.vars(0), nil); err != nil {
 					b.Fatalf("%s: %v", r.name, err)
 				}
 			}
@@ -84,7 +81,7 @@ func mixedLoad(b *testing.B, s *gqltest.Server, key string, mix []mixedRead, cli
 				}
 				k := i % len(mix)
 				t0 := time.Now()
-				if err := postQuery(s, key, mix[k].query, mix[k].vars(i)); err != nil {
+				if err := s.Post(key, mix[k].query, mix[k].vars(i), nil); err != nil {
 					err = fmt.Errorf("%s: %w", mix[k].name, err)
 					failed.Store(&err)
 					return
@@ -166,35 +163,6 @@ func mixedReads(f *gqltest.Fixture) []mixedRead {
   edges { node { id kind device { serialNumber } user { email } } } } }`,
 			func(i int) map[string]any { return map[string]any{"app": f.Apps[i%len(f.Apps)].NodeID()} }},
 	}
-}
-
-// postQuery sends a query and fails on a transport error, a status other than 200 or a
-// GraphQL error (it may run outside the benchmark's goroutine, so it returns the error).
-func postQuery(s *gqltest.Server, key, query string, vars map[string]any) error {
-	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
-	if err != nil {
-		return err
-	}
-	resp, err := s.Raw(key, bytes.NewReader(body), "application/json")
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	var out struct {
-		Data   json.RawMessage `json:"data"`
-		Errors []gqltest.Error `json:"errors"`
-	}
-	if err := json.Unmarshal(b, &out); err != nil {
-		return fmt.Errorf("status %d, not JSON: %.200s", resp.StatusCode, b)
-	}
-	if resp.StatusCode != 200 || len(out.Errors) > 0 || len(out.Data) < 10 {
-		return fmt.Errorf("status %d: %.300s", resp.StatusCode, b)
-	}
-	return nil
 }
 
 // quantileMS is the q-quantile of ds, in milliseconds (nearest rank).

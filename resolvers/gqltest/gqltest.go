@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -181,6 +182,46 @@ func (s *Server) DoRecorded(t testing.TB, key, query string, vars map[string]any
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return r, s.recorded
+}
+
+// Post sends a query from any goroutine (it takes no testing.TB, so load generators can call
+// it) and decodes its data into into (nil: not decoded). A transport error, a status other
+// than 200, an answer that is not JSON and GraphQL errors (with their codes) are errors.
+func (s *Server) Post(key, query string, vars map[string]any, into any) error {
+	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
+	if err != nil {
+		return err
+	}
+	resp, err := s.Raw(key, bytes.NewReader(body), "application/json")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Data   json.RawMessage `json:"data"`
+		Errors []Error         `json:"errors"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return fmt.Errorf("status %d, not JSON: %.200s", resp.StatusCode, b)
+	}
+	if len(out.Errors) > 0 {
+		msgs := make([]string, 0, len(out.Errors))
+		for _, e := range out.Errors {
+			msgs = append(msgs, e.Code()+": "+e.Message)
+		}
+		return fmt.Errorf("status %d: %s", resp.StatusCode, strings.Join(msgs, "; "))
+	}
+	if resp.StatusCode != http.StatusOK || len(out.Data) == 0 || string(out.Data) == "null" {
+		return fmt.Errorf("status %d: %.300s", resp.StatusCode, b)
+	}
+	if into == nil {
+		return nil
+	}
+	return json.Unmarshal(out.Data, into)
 }
 
 // Raw posts a body as it is.
