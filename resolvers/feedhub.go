@@ -23,11 +23,12 @@ import (
 //
 // Each subscriber has a bounded buffer, which the transport (gqlgen's WebSocket or event stream)
 // drains as fast as the client reads: a small channel, and behind it a backlog that grows only
-// while the client is behind (an idle subscriber's memory does not grow with the bound). The hub never waits for a subscriber: one whose buffer is
-// full when an event comes is dropped at once — the others are not delayed — and its
-// subscription ends with one error, code SUBSCRIBER_TOO_SLOW, and no more events (on a
-// WebSocket an error message for the operation, graphql-transport-ws's "error"; on an event
-// stream a last "next" with the error, then "complete"). The client may subscribe again; what
+// while the client is behind (an idle subscriber's memory does not grow with the bound). The
+// hub never waits for a subscriber: one whose buffer is full when an event comes is dropped at
+// once — the others are not delayed — its channel is closed, and its subscription ends with
+// one error, code SUBSCRIBER_TOO_SLOW, and no more events (on a WebSocket an error message for
+// the operation, graphql-transport-ws's "error"; on an event stream a last "next" with the
+// error, then "complete"). The client may subscribe again; what
 // changed in between it reads with a query. A WebSocket that does not even take that error
 // within feedOptions.stuck is closed with 1013 (try again later), so that a client that stopped
 // reading altogether does not hold its connection.
