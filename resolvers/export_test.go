@@ -3,9 +3,9 @@ package resolvers
 import "time"
 
 // WithFeed returns cfg with the licenseEvents feed hub polling every interval, with buffer
-// events per subscriber and the given overlap (zero values keep the defaults), for tests and
-// benchmarks of the feed.
-func WithFeed(cfg Config, interval time.Duration, buffer int, overlap time.Duration) Config {
+// events per subscriber, the given overlap and the given time a dropped WebSocket has to take
+// its error (zero values keep the defaults), for tests and benchmarks of the feed.
+func WithFeed(cfg Config, interval time.Duration, buffer int, overlap, stuck time.Duration) Config {
 	o := defaultFeedOptions
 	if interval > 0 {
 		o.interval = interval
@@ -15,6 +15,9 @@ func WithFeed(cfg Config, interval time.Duration, buffer int, overlap time.Durat
 	}
 	if overlap > 0 {
 		o.overlap = overlap
+	}
+	if stuck > 0 {
+		o.stuck = stuck
 	}
 	cfg.feed = o
 	return cfg
