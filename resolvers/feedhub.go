@@ -93,6 +93,9 @@ type feedHub struct {
 	// backlogged are the subscribers with a backlog (feedSub.backlog), moved on at every poll.
 	backlogged map[*feedSub]struct{}
 	running    bool
+	// clock and clockSent are the database's clock at the last poll and this process's when
+	// the poll asked for it (clockNow).
+	clock, clockSent time.Time
 	// recent are the events fanned out within the overlap window: one who subscribes gets
 	// those after its start, which a poll between its reading of the clock and its
 	// registration has already fanned out.
@@ -123,9 +126,12 @@ func newFeedHub(d *db.DB, log *slog.Logger, opt feedOptions) *feedHub {
 // subscribe registers a subscriber of the changes after now (the database's clock) to the
 // account and app (0: any), until ctx ends.
 func (h *feedHub) subscribe(ctx context.Context, accountID, appID int64) (<-chan *graph.LicenseEvent, error) {
-	start, err := h.db.ClockNow(ctx)
-	if err != nil {
-		return nil, err
+	start, ok := h.clockNow()
+	if !ok {
+		var err error
+		if start, err = h.db.ClockNow(ctx); err != nil {
+			return nil, err
+		}
 	}
 	s := &feedSub{ctx: ctx, accountID: accountID, appID: appID, start: start,
 		out: make(chan *graph.LicenseEvent, min(h.opt.buffer, feedChannel)), end: feedEndFrom(ctx)}
@@ -144,6 +150,24 @@ func (h *feedHub) subscribe(ctx context.Context, accountID, appID int64) (<-chan
 		go h.run()
 	}
 	return s.out, nil
+}
+
+// clockFresh is how old the last poll's clock may be for clockNow to count from it.
+const clockFresh = 5 * time.Second
+
+// clockNow is the database's clock now as the hub knows it while it polls: the last poll's,
+// plus the time since that poll asked for it — never after the database's clock (the answer
+// came later than the question), behind it by at most the question's trip. A subscriber's start
+// read from it costs no statement: a thousand subscribing at once would otherwise each ask the
+// database, and grow its connection pool for that alone.
+func (h *feedHub) clockNow() (time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	since := time.Since(h.clockSent)
+	if !h.running || h.clock.IsZero() || since > clockFresh {
+		return time.Time{}, false
+	}
+	return h.clock.Add(since), true
 }
 
 // remove forgets a subscriber.
@@ -169,7 +193,7 @@ func (h *feedHub) run() {
 	for {
 		h.mu.Lock()
 		if len(h.subs) == 0 {
-			h.running, h.recent = false, nil
+			h.running, h.recent, h.clock = false, nil, time.Time{}
 			h.mu.Unlock()
 			return
 		}
@@ -194,6 +218,9 @@ func (h *feedHub) run() {
 			if withAccounts {
 				lastAccounts = time.Now()
 			}
+			h.mu.Lock()
+			h.clock, h.clockSent = p.runsNow, p.sentAt
+			h.mu.Unlock()
 			h.fanOut(evs)
 		}
 		<-t.C

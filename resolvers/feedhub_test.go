@@ -268,3 +268,61 @@ func TestFeedHubBacklogKeepsABurst(t *testing.T) {
 		}
 	})
 }
+
+// While the hub polls, a subscriber's start comes from the last poll's clock, with no statement
+// of its own, and is not after the database's clock; a change after it reaches it.
+func TestFeedHubSubscribeReadsNoClock(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, d *db.DB) {
+		_, pool := feedEstate(t, d)
+		h := newFeedHub(d, dbtest.Quiet(), feedOptions{interval: 20 * time.Millisecond, accounts: time.Second, buffer: 8,
+			overlap: time.Second, stuck: time.Second})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if _, err := h.subscribe(ctx, 0, 0); err != nil { // the first one starts the hub
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, ok := h.clockNow(); ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the hub has no clock after its polls")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		var stmts db.StatementCounter
+		ch, err := h.subscribe(db.WithStatementCounter(ctx, &stmts), 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := stmts.Count(); n != 0 {
+			t.Errorf("a subscription while the hub polls issued %d statements, want 0", n)
+		}
+		dbNow, err := d.ClockNow(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.mu.Lock()
+		var start time.Time
+		for s := range h.subs {
+			if s.out == ch {
+				start = s.start
+			}
+		}
+		h.mu.Unlock()
+		if start.IsZero() || start.After(dbNow) || dbNow.Sub(start) > time.Second {
+			t.Errorf("the subscriber starts at %v; the database's clock read after it is %v", start, dbNow)
+		}
+		a := insertAssignment(t, d, pool, "AFTER1", db.Now())
+		select {
+		case ev := <-ch:
+			if ev.Assignment == nil || ev.Assignment.ID != a.ID {
+				t.Errorf("first event %+v, want assignment %d", ev, a.ID)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the change after the subscription did not reach it")
+		}
+	})
+}

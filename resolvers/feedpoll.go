@@ -38,6 +38,9 @@ type feedPoller struct {
 
 	// runsNow is the previous poll's clock: each poll reads from overlap before it.
 	runsNow time.Time
+	// sentAt is this process's clock when the previous poll asked for runsNow (before the
+	// answer): runsNow plus the time since sentAt is never after the database's clock.
+	sentAt time.Time
 
 	// Assignments: where a poll that stopped at its budget left off, what was delivered
 	// within the window, and the ones delivered PENDING (by creation time), so that a
@@ -138,6 +141,7 @@ func (p *feedPoller) poll(ctx context.Context, withAccounts bool) ([]feedEvent, 
 			return nil, fmt.Errorf("start the feed: %w", err)
 		}
 	}
+	sent := time.Now()
 	now, err := p.db.ClockNow(ctx)
 	if err != nil {
 		return nil, err
@@ -157,7 +161,7 @@ func (p *feedPoller) poll(ctx context.Context, withAccounts bool) ([]feedEvent, 
 	if out, err = p.assignmentChanges(ctx, now, out); err != nil {
 		return nil, err
 	}
-	p.runsNow = now
+	p.runsNow, p.sentAt = now, sent
 	return out, nil
 }
 
