@@ -93,9 +93,9 @@ type feedHub struct {
 	// backlogged are the subscribers with a backlog (feedSub.backlog), moved on at every poll.
 	backlogged map[*feedSub]struct{}
 	running    bool
-	// clock and clockSent are the database's clock at the last poll and this process's when
-	// the poll asked for it (clockNow).
-	clock, clockSent time.Time
+	// clock and clockRead are the database's clock at the last poll and this process's when
+	// the poll's answer with it arrived (clockNow).
+	clock, clockRead time.Time
 	// recent are the events fanned out within the overlap window: one who subscribes gets
 	// those after its start, which a poll between its reading of the clock and its
 	// registration has already fanned out.
@@ -156,14 +156,14 @@ func (h *feedHub) subscribe(ctx context.Context, accountID, appID int64) (<-chan
 const clockFresh = 5 * time.Second
 
 // clockNow is the database's clock now as the hub knows it while it polls: the last poll's,
-// plus the time since that poll asked for it — never after the database's clock (the answer
-// came later than the question), behind it by at most the question's trip. A subscriber's start
+// plus the time since its answer arrived — never after the database's clock (the database read
+// it before the answer left), behind it by at most the answer's trip. A subscriber's start
 // read from it costs no statement: a thousand subscribing at once would otherwise each ask the
 // database, and grow its connection pool for that alone.
 func (h *feedHub) clockNow() (time.Time, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	since := time.Since(h.clockSent)
+	since := time.Since(h.clockRead)
 	if !h.running || h.clock.IsZero() || since > clockFresh {
 		return time.Time{}, false
 	}
@@ -219,7 +219,7 @@ func (h *feedHub) run() {
 				lastAccounts = time.Now()
 			}
 			h.mu.Lock()
-			h.clock, h.clockSent = p.runsNow, p.sentAt
+			h.clock, h.clockRead = p.runsNow, p.readAt
 			h.mu.Unlock()
 			h.fanOut(evs)
 		}

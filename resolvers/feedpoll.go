@@ -38,9 +38,10 @@ type feedPoller struct {
 
 	// runsNow is the previous poll's clock: each poll reads from overlap before it.
 	runsNow time.Time
-	// sentAt is this process's clock when the previous poll asked for runsNow (before the
-	// answer): runsNow plus the time since sentAt is never after the database's clock.
-	sentAt time.Time
+	// readAt is this process's clock when the answer with runsNow arrived: the database read
+	// its clock before that, so runsNow plus the time since readAt is never after the
+	// database's clock.
+	readAt time.Time
 
 	// Assignments: where a poll that stopped at its budget left off, what was delivered
 	// within the window, and the ones delivered PENDING (by creation time), so that a
@@ -141,11 +142,11 @@ func (p *feedPoller) poll(ctx context.Context, withAccounts bool) ([]feedEvent, 
 			return nil, fmt.Errorf("start the feed: %w", err)
 		}
 	}
-	sent := time.Now()
 	now, err := p.db.ClockNow(ctx)
 	if err != nil {
 		return nil, err
 	}
+	read := time.Now()
 	var out []feedEvent
 	if withAccounts {
 		if out, err = p.accountChanges(ctx, now, out); err != nil {
@@ -161,7 +162,7 @@ func (p *feedPoller) poll(ctx context.Context, withAccounts bool) ([]feedEvent, 
 	if out, err = p.assignmentChanges(ctx, now, out); err != nil {
 		return nil, err
 	}
-	p.runsNow, p.sentAt = now, sent
+	p.runsNow, p.readAt = now, read
 	return out, nil
 }
 
