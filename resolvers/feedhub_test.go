@@ -35,6 +35,12 @@ func feedEstate(t *testing.T, d *db.DB) (*model.Account, *model.LicensePool) {
 	return a, p
 }
 
+// testHub is a feed hub that polls every 20 ms, with buffer events per subscriber.
+func testHub(d *db.DB, buffer int) *feedHub {
+	return newFeedHub(d, dbtest.Quiet(), feedOptions{interval: 20 * time.Millisecond, accounts: time.Second, buffer: buffer,
+		overlap: time.Second, stuck: time.Second})
+}
+
 // insertAssignment writes an ASSIGNED device assignment changed (and created) at at, as a
 // transaction that stamped it then would when it commits.
 func insertAssignment(t *testing.T, d *db.DB, p *model.LicensePool, serial string, at time.Time) *model.LicenseAssignment {
@@ -135,8 +141,7 @@ func TestFeedHubDropsSlowSubscriber(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, d *db.DB) {
 		acct, pool := feedEstate(t, d)
-		h := newFeedHub(d, dbtest.Quiet(), feedOptions{interval: 20 * time.Millisecond, accounts: time.Second, buffer: 8,
-			overlap: time.Second, stuck: time.Second})
+		h := testHub(d, 8)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		slow, err := h.subscribe(ctx, 0, 0)
@@ -204,8 +209,7 @@ func TestFeedHubBacklogKeepsABurst(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, d *db.DB) {
 		_, pool := feedEstate(t, d)
 		const n = 150 // two events each (PENDING, then ASSIGNED): 300, over 64 and under 400
-		h := newFeedHub(d, dbtest.Quiet(), feedOptions{interval: 20 * time.Millisecond, accounts: time.Second, buffer: 400,
-			overlap: time.Second, stuck: time.Second})
+		h := testHub(d, 400)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		ch, err := h.subscribe(ctx, 0, 0)
@@ -275,8 +279,7 @@ func TestFeedHubSubscribeReadsNoClock(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, d *db.DB) {
 		_, pool := feedEstate(t, d)
-		h := newFeedHub(d, dbtest.Quiet(), feedOptions{interval: 20 * time.Millisecond, accounts: time.Second, buffer: 8,
-			overlap: time.Second, stuck: time.Second})
+		h := testHub(d, 8)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		if _, err := h.subscribe(ctx, 0, 0); err != nil { // the first one starts the hub
