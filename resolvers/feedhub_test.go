@@ -198,6 +198,19 @@ func TestFeedHubDropsSlowSubscriber(t *testing.T) {
 		if len(slow) != 8 {
 			t.Errorf("the slow subscriber holds %d events, want its buffer's 8", len(slow))
 		}
+		// Its channel is closed behind what it holds: a transport waiting on it ends the
+		// subscription (with SUBSCRIBER_TOO_SLOW) instead of waiting for more.
+		for range len(slow) {
+			<-slow
+		}
+		select {
+		case ev, ok := <-slow:
+			if ok {
+				t.Errorf("the dropped subscriber's channel gave %+v after its buffer, want it closed", ev)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("the dropped subscriber's channel is still open")
+		}
 	})
 }
 
