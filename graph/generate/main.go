@@ -1,6 +1,7 @@
 // Command generate runs gqlgen (the version go.mod declares as a tool) with gqlgen.yml and one
 // plugin of Orchard's: the fields of the schema's object types are resolved one after the other
-// in the goroutine that resolves the object, instead of each in a goroutine of its own.
+// in the goroutine that resolves the object, instead of each in a goroutine of its own. It then
+// patches gqlgen's executor for the read fast paths (see fastpaths.go).
 //
 // Why: the list resolvers load every to-one relation of a page in one statement per relation,
 // level by level, before the fields are resolved (resolvers/prefetch.go), so a relation field
@@ -31,6 +32,7 @@ import (
 // it found one group in each (see dropDeferredGroups).
 type sequentialFields struct {
 	objects int
+	plain   []string // the executor functions of the plain fields: see plainFields
 }
 
 func (*sequentialFields) Name() string { return "orchard-sequential-fields" }
@@ -46,6 +48,7 @@ func (p *sequentialFields) GenerateCode(data *codegen.Data) error {
 			o.DisableConcurrency = true
 		}
 	}
+	p.plain = plainFields(data)
 	return nil
 }
 
@@ -59,7 +62,19 @@ func main() {
 		err = api.Generate(cfg, api.AddPlugin(plugin))
 	}
 	if err == nil {
-		err = patchFile(cfg.Exec.Filename, func(src []byte) ([]byte, error) { return dropDeferredGroups(src, plugin.objects) })
+		err = patchFile(cfg.Exec.Filename, func(src []byte) ([]byte, error) {
+			src, err := dropDeferredGroups(src, plugin.objects)
+			if err == nil {
+				src, err = readPlainFields(src, plugin.plain)
+			}
+			if err == nil {
+				src, err = marshalListsInOrder(src)
+			}
+			if err == nil {
+				src, err = writeFieldSets(src, plugin.objects)
+			}
+			return src, err
+		})
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "generate:", err)

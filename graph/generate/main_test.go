@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -79,5 +80,128 @@ func TestPatchFileLeavesFileOnFailure(t *testing.T) {
 	}
 	if diff := cmp.Diff(src, string(got)); diff != "" {
 		t.Errorf("file after a failed patch mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// plainFieldFn is gqlgen's executor function for a plain field, as readPlainFields expects it.
+func plainFieldFn(name, value, marshal string) string {
+	return `func (ec *executionContext) ` + name + `(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext` + name + `(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ` + value + `, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ` + marshal + `(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+`
+}
+
+// The plain-field patch replaces the executor function of exactly the fields the plugin
+// found plain, and fails — naming itself and the fields — when one of them is not in the
+// form it was written for.
+func TestReadPlainFields(t *testing.T) {
+	t.Parallel()
+	email := plainFieldFn("_User_email", "obj.Email", "ec.marshalOString2ᚖstring")
+	id := plainFieldFn("_User_id", "obj.NodeID()", "ec.marshalNID2string")
+	resolved := strings.Replace(plainFieldFn("_User_name", "obj.Name", "ec.marshalOString2ᚖstring"), "return obj.Name, nil", "return ec.Resolvers.User().Name(ctx, obj)", 1)
+	tests := []struct {
+		name    string
+		src     string
+		fields  []string
+		want    string
+		wantErr string
+	}{
+		{name: "struct field and method", src: email + id, fields: []string{"_User_email", "_User_id"},
+			want: `func (ec *executionContext) _User_email(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
+	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.Email) // a plain field: see graph/generate
+}
+func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
+	return ec.marshalNID2string(ctx, field.Selections, obj.NodeID()) // a plain field: see graph/generate
+}
+`},
+		{name: "a field not listed is left alone", src: email + id, fields: []string{"_User_id"},
+			want: email + `func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
+	return ec.marshalNID2string(ctx, field.Selections, obj.NodeID()) // a plain field: see graph/generate
+}
+`},
+		{name: "a listed field with a resolver", src: email + resolved, fields: []string{"_User_email", "_User_name"},
+			wantErr: "patch read-plain-fields: 1 plain fields not in the form written for (did gqlgen change?): _User_name"},
+		{name: "no plain fields", src: email, fields: nil, wantErr: "patch read-plain-fields: the schema has no plain fields"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readPlainFields([]byte(tt.src), tt.fields)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, string(got)); diff != "" {
+				t.Errorf("patched executor mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// The list patch makes every list marshal its items in order, and fails when a list is
+// marshalled concurrently in a form it does not know.
+func TestMarshalListsInOrder(t *testing.T) {
+	t.Parallel()
+	list := "\tret := " + sliceConcurrently + "func(ctx context.Context, i int) graphql.Marshaler {\n"
+	other := "\tret := graphql.MarshalSliceConcurrently(ctx, len(v), 8, false, func(ctx context.Context, i int) graphql.Marshaler {\n"
+	got, err := marshalListsInOrder([]byte(list + list))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Repeat("\tret := "+sliceInOrder+"func(ctx context.Context, i int) graphql.Marshaler {\n", 2)
+	if diff := cmp.Diff(want, string(got)); diff != "" {
+		t.Errorf("patched executor mismatch (-want +got):\n%s", diff)
+	}
+	for _, c := range []struct{ src, wantErr string }{
+		{"", "patch marshal-lists-in-order: " + strconv.Quote(sliceConcurrently) + " not found"},
+		{list + other, "patch marshal-lists-in-order: 1 of 2 calls of MarshalSliceConcurrently not in the form"},
+	} {
+		if _, err := marshalListsInOrder([]byte(c.src)); err == nil || !strings.Contains(err.Error(), c.wantErr) {
+			t.Errorf("err = %v, want one containing %q", err, c.wantErr)
+		}
+	}
+}
+
+// The field-set patch replaces every object's return, once per object.
+func TestWriteFieldSets(t *testing.T) {
+	t.Parallel()
+	got, err := writeFieldSets([]byte(fieldSetReturn+fieldSetReturn), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(fieldSetReturnOurs+fieldSetReturnOurs, string(got)); diff != "" {
+		t.Errorf("patched executor mismatch (-want +got):\n%s", diff)
+	}
+	for _, c := range []struct {
+		src     string
+		objects int
+		wantErr string
+	}{
+		{"", 1, `patch write-field-sets: an object's "return out" not found`},
+		{fieldSetReturn, 2, `patch write-field-sets: an object's "return out" found 1 times, want once in each of the 2 objects`},
+	} {
+		if _, err := writeFieldSets([]byte(c.src), c.objects); err == nil || !strings.Contains(err.Error(), c.wantErr) {
+			t.Errorf("err = %v, want one containing %q", err, c.wantErr)
+		}
 	}
 }

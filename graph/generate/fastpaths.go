@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/99designs/gqlgen/codegen"
+)
+
+// The read fast paths. A page of 100 assignments with their pool, account, app, device and
+// users is about 1,500 fields and 800 objects, and gqlgen's executor costs more per field than
+// the page's SQL costs per row: for each field a field context, a context, the middleware
+// chain, a boxed value and a closure; for each object a map of the aliases it wrote; for each
+// item of a list a goroutine of its own, whose stack grows twice on the way down. The nested
+// page cost 2.2× its SQL issued from Go (resolvers/bench_test.go, BenchmarkNestedPage); these
+// three patches of gqlgen's output bring it to about 1.5×, with the executor otherwise as
+// gqlgen wrote it:
+//
+//   - readPlainFields: a plain field — a scalar or enum read straight off its object (a struct
+//     field, or a method without a context, arguments or an error), with no resolver and no
+//     directive — is marshalled at once, without graphql.ResolveField. What that skips cannot
+//     apply to such a field: it has no error to place at its path and no resolver to time, and
+//     a panic (only a method could) is recovered by the enclosing field, one level up. The
+//     field middleware (resolvers.meterField, the response-size meter) does not see plain
+//     fields: their values are already in memory, in their object, and the response's JSON is
+//     still held to the bound as a whole.
+//   - marshalListsInOrder: the items of a list are marshalled one after the other in the
+//     goroutine of the list (graph/fastpaths.go, marshalInOrder), not each in a goroutine of
+//     its own. The concurrency bought nothing: the list resolvers prime every relation of a
+//     page before its items are marshalled (resolvers/prefetch.go), so no item waits for a
+//     loader. A relation the prefetch did not prime would wait a loader's batch window per
+//     item and load in a statement per item; resolvers/nplus1_test.go selects every relation of
+//     the schema and fails on a statement per item.
+//   - writeFieldSets: an object's fields are written by graph.fieldSet, which checks for a
+//     repeated alias among the few before it instead of keeping a map of them per object.
+//
+// Each patch fails the generation, naming itself, when gqlgen's output is not the text it was
+// written for (a gqlgen upgrade that changed it), rather than leave the executor half patched.
+
+// plainFields returns the functions, named as gqlgen names them (_Object_field), of the plain
+// fields of the schema's objects: see readPlainFields.
+func plainFields(data *codegen.Data) []string {
+	var out []string
+	for _, o := range data.Objects {
+		if o.Root || o.Stream {
+			continue
+		}
+		for _, f := range o.Fields {
+			if isPlain(f) {
+				out = append(out, "_"+o.Name+"_"+f.Name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// isPlain says whether a field is a scalar or enum that gqlgen reads straight off its object.
+func isPlain(f *codegen.Field) bool {
+	if f.IsResolver || f.IsBatch() || f.IsMap() || len(f.Args) > 0 || f.HasDirectives() || f.Stream {
+		return false
+	}
+	if f.TypeReference == nil || f.TypeReference.Definition == nil || !f.TypeReference.Definition.IsLeafType() {
+		return false
+	}
+	if f.IsMethod() {
+		return !f.MethodHasContext && f.NoErr && !f.VOkFunc && !f.HasHaser
+	}
+	return f.IsVariable()
+}
+
+// plainField is gqlgen's executor function for a plain field; its groups are the function's
+// name, its signature, the value it reads off the object and the marshaller of that value.
+var plainField = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (_\w+)(\(ctx context\.Context, field graphql\.CollectedField, obj [^\n]*\) \(ret graphql\.Marshaler\)) \{
+	return graphql\.ResolveField\(
+		ctx,
+		ec\.OperationContext,
+		field,
+		func\(ctx context\.Context, field graphql\.CollectedField\) \(\*graphql\.FieldContext, error\) \{
+			return ec\.fieldContext\w+\(ctx, field\)
+		\},
+		func\(ctx context\.Context\) \(any, error\) \{
+			return (obj\.\w+(?:\(\))?), nil
+		\},
+		nil,
+		func\(ctx context\.Context, selections ast\.SelectionSet, v [^\n]*\) graphql\.Marshaler \{
+			return (ec\.[^(\s]+)\(ctx, selections, v\)
+		\},
+		true,
+		(?:true|false),
+	\)
+}
+`)
+
+// readPlainFields replaces the executor function of each of the plain fields (named as
+// plainFields names them) by one that marshals the field's value at once.
+func readPlainFields(src []byte, fields []string) ([]byte, error) {
+	const name = "read-plain-fields"
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("patch %s: the schema has no plain fields (did the plugin run?)", name)
+	}
+	want := map[string]bool{}
+	for _, f := range fields {
+		want[f] = true
+	}
+	done := map[string]bool{}
+	out := plainField.ReplaceAllFunc(src, func(fn []byte) []byte {
+		m := plainField.FindSubmatch(fn)
+		if !want[string(m[1])] {
+			return fn
+		}
+		done[string(m[1])] = true
+		return fmt.Appendf(nil, "func (ec *executionContext) %s%s {\n\treturn %s(ctx, field.Selections, %s) // a plain field: see graph/generate\n}\n", m[1], m[2], m[4], m[3])
+	})
+	var missing []string
+	for _, f := range fields {
+		if !done[f] {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("patch %s: %d plain fields not in the form written for (did gqlgen change?): %s", name, len(missing), strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+// The text marshalListsInOrder replaces in gqlgen's list marshallers, and what it puts instead.
+const (
+	sliceConcurrently = "graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, "
+	sliceInOrder      = "marshalInOrder(ctx, len(v), "
+)
+
+// marshalListsInOrder makes every list marshaller of the executor marshal its items in order.
+func marshalListsInOrder(src []byte) ([]byte, error) {
+	const name = "marshal-lists-in-order"
+	n := bytes.Count(src, []byte(sliceConcurrently))
+	if n == 0 {
+		return nil, fmt.Errorf("patch %s: %q not found in gqlgen's output (did gqlgen change?)", name, sliceConcurrently)
+	}
+	if all := bytes.Count(src, []byte("MarshalSliceConcurrently(")); all != n {
+		return nil, fmt.Errorf("patch %s: %d of %d calls of MarshalSliceConcurrently not in the form %q (did gqlgen change?)", name, all-n, all, sliceConcurrently)
+	}
+	return bytes.ReplaceAll(src, []byte(sliceConcurrently), []byte(sliceInOrder)), nil
+}
+
+// The text writeFieldSets replaces at the end of every object's executor function (after the
+// @defer group that dropDeferredGroups emptied), and what it puts instead.
+const (
+	fieldSetReturn     = "\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn out\n}\n"
+	fieldSetReturnOurs = "\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn fieldSet{fields: fields, values: out.Values} // see graph/generate\n}\n"
+)
+
+// writeFieldSets makes each of the objects' executor functions return its fields as a
+// graph.fieldSet.
+func writeFieldSets(src []byte, objects int) ([]byte, error) {
+	const name = "write-field-sets"
+	switch n := bytes.Count(src, []byte(fieldSetReturn)); {
+	case n == 0:
+		return nil, fmt.Errorf("patch %s: an object's %q not found in gqlgen's output (did gqlgen change?)", name, "return out")
+	case n != objects:
+		return nil, fmt.Errorf("patch %s: an object's %q found %d times, want once in each of the %d objects that are not streamed (did gqlgen change?)", name, "return out", n, objects)
+	}
+	return bytes.ReplaceAll(src, []byte(fieldSetReturn), []byte(fieldSetReturnOurs)), nil
+}
