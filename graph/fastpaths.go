@@ -32,6 +32,20 @@ func marshalItem(ctx context.Context, i int, item func(ctx context.Context, i in
 	return item(ctx, i)
 }
 
+// objectFields holds the values of the fields of an object that is not a root while they
+// resolve: in order, in the object's goroutine, so that there is nothing to dispatch.
+type objectFields struct {
+	Values   []graphql.Marshaler
+	Invalids uint32 // the non-null fields that resolved to null
+}
+
+func newObjectFields(fields []graphql.CollectedField) objectFields {
+	return objectFields{Values: make([]graphql.Marshaler, len(fields))}
+}
+
+// Dispatch does nothing: every field has resolved when it is called.
+func (objectFields) Dispatch(context.Context) {}
+
 // fieldSet writes an object's fields, in the order the query selected them, each alias once
 // (gqlgen's FieldSet keeps a map of the aliases it wrote, per object; an object has a few
 // fields, and looking back over them costs less than the map).

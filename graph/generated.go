@@ -7515,23 +7515,13 @@ func (ec *executionContext) fieldContext_Account_licenseAssignments(ctx context.
 }
 
 func (ec *executionContext) _AccountConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Account]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AccountConnection_edges(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Edges, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.Account]) graphql.Marshaler {
-			return ec.marshalNAccountEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AccountConnection_edges(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Edges
+	fc.Result = res
+	return ec.marshalNAccountEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AccountConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -7547,23 +7537,13 @@ func (ec *executionContext) fieldContext_AccountConnection_edges(_ context.Conte
 }
 
 func (ec *executionContext) _AccountConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Account]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AccountConnection_nodes(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Nodes(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Account) graphql.Marshaler {
-			return ec.marshalNAccount2ᚕᚖorchardᚋmodelᚐAccountᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AccountConnection_nodes(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Nodes()
+	fc.Result = res
+	return ec.marshalNAccount2ᚕᚖorchardᚋmodelᚐAccountᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AccountConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -7579,23 +7559,13 @@ func (ec *executionContext) fieldContext_AccountConnection_nodes(_ context.Conte
 }
 
 func (ec *executionContext) _AccountConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Account]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AccountConnection_pageInfo(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PageInfo, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
-			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AccountConnection_pageInfo(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PageInfo
+	fc.Result = res
+	return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AccountConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -7641,23 +7611,13 @@ func (ec *executionContext) fieldContext_AccountEdge_cursor(_ context.Context, f
 }
 
 func (ec *executionContext) _AccountEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.Account]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AccountEdge_node(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Node, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
-			return ec.marshalNAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AccountEdge_node(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Node
+	fc.Result = res
+	return ec.marshalNAccount2ᚖorchardᚋmodelᚐAccount(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AccountEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -7673,23 +7633,13 @@ func (ec *executionContext) fieldContext_AccountEdge_node(_ context.Context, fie
 }
 
 func (ec *executionContext) _AcknowledgeDeviceCommandsPayload_commands(ctx context.Context, field graphql.CollectedField, obj *AcknowledgeDeviceCommandsPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AcknowledgeDeviceCommandsPayload_commands(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Commands, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.DeviceCommand) graphql.Marshaler {
-			return ec.marshalNDeviceCommand2ᚕᚖorchardᚋmodelᚐDeviceCommandᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AcknowledgeDeviceCommandsPayload_commands(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Commands
+	fc.Result = res
+	return ec.marshalNDeviceCommand2ᚕᚖorchardᚋmodelᚐDeviceCommandᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AcknowledgeDeviceCommandsPayload_commands(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -7705,23 +7655,13 @@ func (ec *executionContext) fieldContext_AcknowledgeDeviceCommandsPayload_comman
 }
 
 func (ec *executionContext) _AcknowledgeDeviceCommandsPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *AcknowledgeDeviceCommandsPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AcknowledgeDeviceCommandsPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AcknowledgeDeviceCommandsPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AcknowledgeDeviceCommandsPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -7737,23 +7677,13 @@ func (ec *executionContext) fieldContext_AcknowledgeDeviceCommandsPayload_userEr
 }
 
 func (ec *executionContext) _AddAccountPayload_account(ctx context.Context, field graphql.CollectedField, obj *AddAccountPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AddAccountPayload_account(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Account, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
-			return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_AddAccountPayload_account(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Account
+	fc.Result = res
+	return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AddAccountPayload_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -7769,23 +7699,13 @@ func (ec *executionContext) fieldContext_AddAccountPayload_account(_ context.Con
 }
 
 func (ec *executionContext) _AddAccountPayload_syncRun(ctx context.Context, field graphql.CollectedField, obj *AddAccountPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AddAccountPayload_syncRun(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.SyncRun, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.SyncRun) graphql.Marshaler {
-			return ec.marshalOSyncRun2ᚖorchardᚋmodelᚐSyncRun(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_AddAccountPayload_syncRun(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.SyncRun
+	fc.Result = res
+	return ec.marshalOSyncRun2ᚖorchardᚋmodelᚐSyncRun(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AddAccountPayload_syncRun(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -7801,23 +7721,13 @@ func (ec *executionContext) fieldContext_AddAccountPayload_syncRun(_ context.Con
 }
 
 func (ec *executionContext) _AddAccountPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *AddAccountPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AddAccountPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AddAccountPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AddAccountPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -7889,23 +7799,13 @@ func (ec *executionContext) fieldContext_ApiKey_revokedAt(_ context.Context, fie
 }
 
 func (ec *executionContext) _ApiKeyConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.APIKey]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_ApiKeyConnection_edges(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Edges, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.APIKey]) graphql.Marshaler {
-			return ec.marshalNApiKeyEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_ApiKeyConnection_edges(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Edges
+	fc.Result = res
+	return ec.marshalNApiKeyEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_ApiKeyConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -7921,23 +7821,13 @@ func (ec *executionContext) fieldContext_ApiKeyConnection_edges(_ context.Contex
 }
 
 func (ec *executionContext) _ApiKeyConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.APIKey]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_ApiKeyConnection_nodes(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Nodes(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.APIKey) graphql.Marshaler {
-			return ec.marshalNApiKey2ᚕᚖorchardᚋmodelᚐAPIKeyᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_ApiKeyConnection_nodes(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Nodes()
+	fc.Result = res
+	return ec.marshalNApiKey2ᚕᚖorchardᚋmodelᚐAPIKeyᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_ApiKeyConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -7953,23 +7843,13 @@ func (ec *executionContext) fieldContext_ApiKeyConnection_nodes(_ context.Contex
 }
 
 func (ec *executionContext) _ApiKeyConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.APIKey]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_ApiKeyConnection_pageInfo(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PageInfo, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
-			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_ApiKeyConnection_pageInfo(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PageInfo
+	fc.Result = res
+	return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_ApiKeyConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8015,23 +7895,13 @@ func (ec *executionContext) fieldContext_ApiKeyEdge_cursor(_ context.Context, fi
 }
 
 func (ec *executionContext) _ApiKeyEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.APIKey]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_ApiKeyEdge_node(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Node, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.APIKey) graphql.Marshaler {
-			return ec.marshalNApiKey2ᚖorchardᚋmodelᚐAPIKey(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_ApiKeyEdge_node(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Node
+	fc.Result = res
+	return ec.marshalNApiKey2ᚖorchardᚋmodelᚐAPIKey(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_ApiKeyEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8191,23 +8061,13 @@ func (ec *executionContext) fieldContext_App_licensePools(ctx context.Context, f
 }
 
 func (ec *executionContext) _AppConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.App]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AppConnection_edges(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Edges, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.App]) graphql.Marshaler {
-			return ec.marshalNAppEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AppConnection_edges(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Edges
+	fc.Result = res
+	return ec.marshalNAppEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AppConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8223,23 +8083,13 @@ func (ec *executionContext) fieldContext_AppConnection_edges(_ context.Context, 
 }
 
 func (ec *executionContext) _AppConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.App]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AppConnection_nodes(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Nodes(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.App) graphql.Marshaler {
-			return ec.marshalNApp2ᚕᚖorchardᚋmodelᚐAppᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AppConnection_nodes(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Nodes()
+	fc.Result = res
+	return ec.marshalNApp2ᚕᚖorchardᚋmodelᚐAppᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AppConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8255,23 +8105,13 @@ func (ec *executionContext) fieldContext_AppConnection_nodes(_ context.Context, 
 }
 
 func (ec *executionContext) _AppConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.App]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AppConnection_pageInfo(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PageInfo, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
-			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AppConnection_pageInfo(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PageInfo
+	fc.Result = res
+	return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AppConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8317,23 +8157,13 @@ func (ec *executionContext) fieldContext_AppEdge_cursor(_ context.Context, field
 }
 
 func (ec *executionContext) _AppEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.App]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AppEdge_node(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Node, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
-			return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AppEdge_node(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Node
+	fc.Result = res
+	return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AppEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8503,23 +8333,13 @@ func (ec *executionContext) fieldContext_AppleRegistration_error(_ context.Conte
 }
 
 func (ec *executionContext) _AssignLicensePayload_assignment(ctx context.Context, field graphql.CollectedField, obj *AssignLicensePayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AssignLicensePayload_assignment(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Assignment, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
-			return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_AssignLicensePayload_assignment(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Assignment
+	fc.Result = res
+	return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AssignLicensePayload_assignment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8535,23 +8355,13 @@ func (ec *executionContext) fieldContext_AssignLicensePayload_assignment(_ conte
 }
 
 func (ec *executionContext) _AssignLicensePayload_account(ctx context.Context, field graphql.CollectedField, obj *AssignLicensePayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AssignLicensePayload_account(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Account, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
-			return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_AssignLicensePayload_account(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Account
+	fc.Result = res
+	return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AssignLicensePayload_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8581,23 +8391,13 @@ func (ec *executionContext) fieldContext_AssignLicensePayload_note(_ context.Con
 }
 
 func (ec *executionContext) _AssignLicensePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *AssignLicensePayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AssignLicensePayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AssignLicensePayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AssignLicensePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8620,23 +8420,13 @@ func (ec *executionContext) fieldContext_AssignLicenseResult_index(_ context.Con
 }
 
 func (ec *executionContext) _AssignLicenseResult_assignment(ctx context.Context, field graphql.CollectedField, obj *AssignLicenseResult) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AssignLicenseResult_assignment(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Assignment, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
-			return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_AssignLicenseResult_assignment(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Assignment
+	fc.Result = res
+	return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AssignLicenseResult_assignment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8652,23 +8442,13 @@ func (ec *executionContext) fieldContext_AssignLicenseResult_assignment(_ contex
 }
 
 func (ec *executionContext) _AssignLicenseResult_userErrors(ctx context.Context, field graphql.CollectedField, obj *AssignLicenseResult) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AssignLicenseResult_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AssignLicenseResult_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AssignLicenseResult_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8684,23 +8464,13 @@ func (ec *executionContext) fieldContext_AssignLicenseResult_userErrors(_ contex
 }
 
 func (ec *executionContext) _AssignLicensesPayload_results(ctx context.Context, field graphql.CollectedField, obj *AssignLicensesPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AssignLicensesPayload_results(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Results, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*AssignLicenseResult) graphql.Marshaler {
-			return ec.marshalNAssignLicenseResult2ᚕᚖorchardᚋgraphᚐAssignLicenseResultᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AssignLicensesPayload_results(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Results
+	fc.Result = res
+	return ec.marshalNAssignLicenseResult2ᚕᚖorchardᚋgraphᚐAssignLicenseResultᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AssignLicensesPayload_results(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8730,23 +8500,13 @@ func (ec *executionContext) fieldContext_AssignLicensesPayload_failedCount(_ con
 }
 
 func (ec *executionContext) _AssignLicensesPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *AssignLicensesPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AssignLicensesPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AssignLicensesPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AssignLicensesPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8880,23 +8640,13 @@ func (ec *executionContext) fieldContext_AuditEvent_details(_ context.Context, f
 }
 
 func (ec *executionContext) _AuditEventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.AuditEvent]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AuditEventConnection_edges(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Edges, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.AuditEvent]) graphql.Marshaler {
-			return ec.marshalNAuditEventEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AuditEventConnection_edges(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Edges
+	fc.Result = res
+	return ec.marshalNAuditEventEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AuditEventConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8912,23 +8662,13 @@ func (ec *executionContext) fieldContext_AuditEventConnection_edges(_ context.Co
 }
 
 func (ec *executionContext) _AuditEventConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.AuditEvent]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AuditEventConnection_nodes(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Nodes(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.AuditEvent) graphql.Marshaler {
-			return ec.marshalNAuditEvent2ᚕᚖorchardᚋmodelᚐAuditEventᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AuditEventConnection_nodes(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Nodes()
+	fc.Result = res
+	return ec.marshalNAuditEvent2ᚕᚖorchardᚋmodelᚐAuditEventᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AuditEventConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8944,23 +8684,13 @@ func (ec *executionContext) fieldContext_AuditEventConnection_nodes(_ context.Co
 }
 
 func (ec *executionContext) _AuditEventConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.AuditEvent]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AuditEventConnection_pageInfo(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PageInfo, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
-			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AuditEventConnection_pageInfo(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PageInfo
+	fc.Result = res
+	return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AuditEventConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9006,23 +8736,13 @@ func (ec *executionContext) fieldContext_AuditEventEdge_cursor(_ context.Context
 }
 
 func (ec *executionContext) _AuditEventEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.AuditEvent]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AuditEventEdge_node(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Node, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEvent) graphql.Marshaler {
-			return ec.marshalNAuditEvent2ᚖorchardᚋmodelᚐAuditEvent(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AuditEventEdge_node(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Node
+	fc.Result = res
+	return ec.marshalNAuditEvent2ᚖorchardᚋmodelᚐAuditEvent(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AuditEventEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9038,23 +8758,13 @@ func (ec *executionContext) fieldContext_AuditEventEdge_node(_ context.Context, 
 }
 
 func (ec *executionContext) _ConversionCandidate_app(ctx context.Context, field graphql.CollectedField, obj *ConversionCandidate) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_ConversionCandidate_app(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.App, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
-			return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_ConversionCandidate_app(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.App
+	fc.Result = res
+	return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_ConversionCandidate_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9070,23 +8780,13 @@ func (ec *executionContext) fieldContext_ConversionCandidate_app(_ context.Conte
 }
 
 func (ec *executionContext) _ConversionCandidate_pools(ctx context.Context, field graphql.CollectedField, obj *ConversionCandidate) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_ConversionCandidate_pools(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Pools, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.LicensePool) graphql.Marshaler {
-			return ec.marshalNLicensePool2ᚕᚖorchardᚋmodelᚐLicensePoolᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_ConversionCandidate_pools(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Pools
+	fc.Result = res
+	return ec.marshalNLicensePool2ᚕᚖorchardᚋmodelᚐLicensePoolᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_ConversionCandidate_pools(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9102,23 +8802,13 @@ func (ec *executionContext) fieldContext_ConversionCandidate_pools(_ context.Con
 }
 
 func (ec *executionContext) _ConvertAppToManagedPayload_assignment(ctx context.Context, field graphql.CollectedField, obj *ConvertAppToManagedPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_ConvertAppToManagedPayload_assignment(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Assignment, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
-			return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_ConvertAppToManagedPayload_assignment(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Assignment
+	fc.Result = res
+	return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_ConvertAppToManagedPayload_assignment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9134,23 +8824,13 @@ func (ec *executionContext) fieldContext_ConvertAppToManagedPayload_assignment(_
 }
 
 func (ec *executionContext) _ConvertAppToManagedPayload_command(ctx context.Context, field graphql.CollectedField, obj *ConvertAppToManagedPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_ConvertAppToManagedPayload_command(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Command, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.DeviceCommand) graphql.Marshaler {
-			return ec.marshalODeviceCommand2ᚖorchardᚋmodelᚐDeviceCommand(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_ConvertAppToManagedPayload_command(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Command
+	fc.Result = res
+	return ec.marshalODeviceCommand2ᚖorchardᚋmodelᚐDeviceCommand(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_ConvertAppToManagedPayload_command(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9166,23 +8846,13 @@ func (ec *executionContext) fieldContext_ConvertAppToManagedPayload_command(_ co
 }
 
 func (ec *executionContext) _ConvertAppToManagedPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *ConvertAppToManagedPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_ConvertAppToManagedPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_ConvertAppToManagedPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_ConvertAppToManagedPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9198,23 +8868,13 @@ func (ec *executionContext) fieldContext_ConvertAppToManagedPayload_userErrors(_
 }
 
 func (ec *executionContext) _CoveringLabel_label(ctx context.Context, field graphql.CollectedField, obj *CoveringLabel) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_CoveringLabel_label(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Label, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Label) graphql.Marshaler {
-			return ec.marshalNLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_CoveringLabel_label(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Label
+	fc.Result = res
+	return ec.marshalNLicenseLabel2ᚖorchardᚋmodelᚐLabel(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_CoveringLabel_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9230,23 +8890,13 @@ func (ec *executionContext) fieldContext_CoveringLabel_label(_ context.Context, 
 }
 
 func (ec *executionContext) _CoveringLabel_group(ctx context.Context, field graphql.CollectedField, obj *CoveringLabel) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_CoveringLabel_group(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Group, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Group) graphql.Marshaler {
-			return ec.marshalOGroup2ᚖorchardᚋmodelᚐGroup(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_CoveringLabel_group(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Group
+	fc.Result = res
+	return ec.marshalOGroup2ᚖorchardᚋmodelᚐGroup(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_CoveringLabel_group(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9262,23 +8912,13 @@ func (ec *executionContext) fieldContext_CoveringLabel_group(_ context.Context, 
 }
 
 func (ec *executionContext) _CreateApiKeyPayload_apiKey(ctx context.Context, field graphql.CollectedField, obj *CreateAPIKeyPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_CreateApiKeyPayload_apiKey(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.APIKey, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.APIKey) graphql.Marshaler {
-			return ec.marshalOApiKey2ᚖorchardᚋmodelᚐAPIKey(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_CreateApiKeyPayload_apiKey(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.APIKey
+	fc.Result = res
+	return ec.marshalOApiKey2ᚖorchardᚋmodelᚐAPIKey(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_CreateApiKeyPayload_apiKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9301,23 +8941,13 @@ func (ec *executionContext) fieldContext_CreateApiKeyPayload_secret(_ context.Co
 }
 
 func (ec *executionContext) _CreateApiKeyPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *CreateAPIKeyPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_CreateApiKeyPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_CreateApiKeyPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_CreateApiKeyPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9632,23 +9262,13 @@ func (ec *executionContext) fieldContext_DeviceApp_app(_ context.Context, field 
 }
 
 func (ec *executionContext) _DeviceAppConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.DeviceApp]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceAppConnection_edges(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Edges, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.DeviceApp]) graphql.Marshaler {
-			return ec.marshalNDeviceAppEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_DeviceAppConnection_edges(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Edges
+	fc.Result = res
+	return ec.marshalNDeviceAppEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceAppConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9664,23 +9284,13 @@ func (ec *executionContext) fieldContext_DeviceAppConnection_edges(_ context.Con
 }
 
 func (ec *executionContext) _DeviceAppConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.DeviceApp]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceAppConnection_nodes(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Nodes(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.DeviceApp) graphql.Marshaler {
-			return ec.marshalNDeviceApp2ᚕᚖorchardᚋmodelᚐDeviceAppᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_DeviceAppConnection_nodes(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Nodes()
+	fc.Result = res
+	return ec.marshalNDeviceApp2ᚕᚖorchardᚋmodelᚐDeviceAppᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceAppConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9696,23 +9306,13 @@ func (ec *executionContext) fieldContext_DeviceAppConnection_nodes(_ context.Con
 }
 
 func (ec *executionContext) _DeviceAppConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.DeviceApp]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceAppConnection_pageInfo(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PageInfo, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
-			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_DeviceAppConnection_pageInfo(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PageInfo
+	fc.Result = res
+	return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceAppConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9758,23 +9358,13 @@ func (ec *executionContext) fieldContext_DeviceAppEdge_cursor(_ context.Context,
 }
 
 func (ec *executionContext) _DeviceAppEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.DeviceApp]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceAppEdge_node(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Node, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.DeviceApp) graphql.Marshaler {
-			return ec.marshalNDeviceApp2ᚖorchardᚋmodelᚐDeviceApp(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_DeviceAppEdge_node(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Node
+	fc.Result = res
+	return ec.marshalNDeviceApp2ᚖorchardᚋmodelᚐDeviceApp(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceAppEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9942,23 +9532,13 @@ func (ec *executionContext) fieldContext_DeviceCommand_acknowledgedAt(_ context.
 }
 
 func (ec *executionContext) _DeviceCommandConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.DeviceCommand]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceCommandConnection_edges(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Edges, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.DeviceCommand]) graphql.Marshaler {
-			return ec.marshalNDeviceCommandEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_DeviceCommandConnection_edges(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Edges
+	fc.Result = res
+	return ec.marshalNDeviceCommandEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceCommandConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9974,23 +9554,13 @@ func (ec *executionContext) fieldContext_DeviceCommandConnection_edges(_ context
 }
 
 func (ec *executionContext) _DeviceCommandConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.DeviceCommand]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceCommandConnection_nodes(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Nodes(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.DeviceCommand) graphql.Marshaler {
-			return ec.marshalNDeviceCommand2ᚕᚖorchardᚋmodelᚐDeviceCommandᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_DeviceCommandConnection_nodes(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Nodes()
+	fc.Result = res
+	return ec.marshalNDeviceCommand2ᚕᚖorchardᚋmodelᚐDeviceCommandᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceCommandConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10006,23 +9576,13 @@ func (ec *executionContext) fieldContext_DeviceCommandConnection_nodes(_ context
 }
 
 func (ec *executionContext) _DeviceCommandConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.DeviceCommand]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceCommandConnection_pageInfo(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PageInfo, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
-			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_DeviceCommandConnection_pageInfo(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PageInfo
+	fc.Result = res
+	return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceCommandConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10068,23 +9628,13 @@ func (ec *executionContext) fieldContext_DeviceCommandEdge_cursor(_ context.Cont
 }
 
 func (ec *executionContext) _DeviceCommandEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.DeviceCommand]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceCommandEdge_node(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Node, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.DeviceCommand) graphql.Marshaler {
-			return ec.marshalNDeviceCommand2ᚖorchardᚋmodelᚐDeviceCommand(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_DeviceCommandEdge_node(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Node
+	fc.Result = res
+	return ec.marshalNDeviceCommand2ᚖorchardᚋmodelᚐDeviceCommand(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceCommandEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10100,23 +9650,13 @@ func (ec *executionContext) fieldContext_DeviceCommandEdge_node(_ context.Contex
 }
 
 func (ec *executionContext) _DeviceConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Device]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceConnection_edges(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Edges, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.Device]) graphql.Marshaler {
-			return ec.marshalNDeviceEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_DeviceConnection_edges(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Edges
+	fc.Result = res
+	return ec.marshalNDeviceEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10132,23 +9672,13 @@ func (ec *executionContext) fieldContext_DeviceConnection_edges(_ context.Contex
 }
 
 func (ec *executionContext) _DeviceConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Device]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceConnection_nodes(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Nodes(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Device) graphql.Marshaler {
-			return ec.marshalNDevice2ᚕᚖorchardᚋmodelᚐDeviceᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_DeviceConnection_nodes(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Nodes()
+	fc.Result = res
+	return ec.marshalNDevice2ᚕᚖorchardᚋmodelᚐDeviceᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10164,23 +9694,13 @@ func (ec *executionContext) fieldContext_DeviceConnection_nodes(_ context.Contex
 }
 
 func (ec *executionContext) _DeviceConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Device]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceConnection_pageInfo(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PageInfo, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
-			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_DeviceConnection_pageInfo(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PageInfo
+	fc.Result = res
+	return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10226,23 +9746,13 @@ func (ec *executionContext) fieldContext_DeviceEdge_cursor(_ context.Context, fi
 }
 
 func (ec *executionContext) _DeviceEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.Device]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceEdge_node(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Node, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Device) graphql.Marshaler {
-			return ec.marshalNDevice2ᚖorchardᚋmodelᚐDevice(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_DeviceEdge_node(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Node
+	fc.Result = res
+	return ec.marshalNDevice2ᚖorchardᚋmodelᚐDevice(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10445,23 +9955,13 @@ func (ec *executionContext) fieldContext_Group_licenseLabels(_ context.Context, 
 }
 
 func (ec *executionContext) _GroupConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Group]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_GroupConnection_edges(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Edges, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.Group]) graphql.Marshaler {
-			return ec.marshalNGroupEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_GroupConnection_edges(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Edges
+	fc.Result = res
+	return ec.marshalNGroupEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_GroupConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10477,23 +9977,13 @@ func (ec *executionContext) fieldContext_GroupConnection_edges(_ context.Context
 }
 
 func (ec *executionContext) _GroupConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Group]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_GroupConnection_nodes(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Nodes(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Group) graphql.Marshaler {
-			return ec.marshalNGroup2ᚕᚖorchardᚋmodelᚐGroupᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_GroupConnection_nodes(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Nodes()
+	fc.Result = res
+	return ec.marshalNGroup2ᚕᚖorchardᚋmodelᚐGroupᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_GroupConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10509,23 +9999,13 @@ func (ec *executionContext) fieldContext_GroupConnection_nodes(_ context.Context
 }
 
 func (ec *executionContext) _GroupConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Group]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_GroupConnection_pageInfo(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PageInfo, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
-			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_GroupConnection_pageInfo(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PageInfo
+	fc.Result = res
+	return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_GroupConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10571,23 +10051,13 @@ func (ec *executionContext) fieldContext_GroupEdge_cursor(_ context.Context, fie
 }
 
 func (ec *executionContext) _GroupEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.Group]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_GroupEdge_node(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Node, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Group) graphql.Marshaler {
-			return ec.marshalNGroup2ᚖorchardᚋmodelᚐGroup(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_GroupEdge_node(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Node
+	fc.Result = res
+	return ec.marshalNGroup2ᚖorchardᚋmodelᚐGroup(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_GroupEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10603,23 +10073,13 @@ func (ec *executionContext) fieldContext_GroupEdge_node(_ context.Context, field
 }
 
 func (ec *executionContext) _GroupMembersPayload_group(ctx context.Context, field graphql.CollectedField, obj *GroupMembersPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_GroupMembersPayload_group(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Group, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Group) graphql.Marshaler {
-			return ec.marshalOGroup2ᚖorchardᚋmodelᚐGroup(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_GroupMembersPayload_group(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Group
+	fc.Result = res
+	return ec.marshalOGroup2ᚖorchardᚋmodelᚐGroup(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_GroupMembersPayload_group(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10649,23 +10109,13 @@ func (ec *executionContext) fieldContext_GroupMembersPayload_removed(_ context.C
 }
 
 func (ec *executionContext) _GroupMembersPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *GroupMembersPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_GroupMembersPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_GroupMembersPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_GroupMembersPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11041,23 +10491,13 @@ func (ec *executionContext) fieldContext_LicenseAssignment_labelOutSince(_ conte
 }
 
 func (ec *executionContext) _LicenseAssignmentConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.LicenseAssignment]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseAssignmentConnection_edges(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Edges, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.LicenseAssignment]) graphql.Marshaler {
-			return ec.marshalNLicenseAssignmentEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseAssignmentConnection_edges(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Edges
+	fc.Result = res
+	return ec.marshalNLicenseAssignmentEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseAssignmentConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11073,23 +10513,13 @@ func (ec *executionContext) fieldContext_LicenseAssignmentConnection_edges(_ con
 }
 
 func (ec *executionContext) _LicenseAssignmentConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.LicenseAssignment]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseAssignmentConnection_nodes(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Nodes(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.LicenseAssignment) graphql.Marshaler {
-			return ec.marshalNLicenseAssignment2ᚕᚖorchardᚋmodelᚐLicenseAssignmentᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseAssignmentConnection_nodes(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Nodes()
+	fc.Result = res
+	return ec.marshalNLicenseAssignment2ᚕᚖorchardᚋmodelᚐLicenseAssignmentᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseAssignmentConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11105,23 +10535,13 @@ func (ec *executionContext) fieldContext_LicenseAssignmentConnection_nodes(_ con
 }
 
 func (ec *executionContext) _LicenseAssignmentConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.LicenseAssignment]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseAssignmentConnection_pageInfo(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PageInfo, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
-			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseAssignmentConnection_pageInfo(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PageInfo
+	fc.Result = res
+	return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseAssignmentConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11167,23 +10587,13 @@ func (ec *executionContext) fieldContext_LicenseAssignmentEdge_cursor(_ context.
 }
 
 func (ec *executionContext) _LicenseAssignmentEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.LicenseAssignment]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseAssignmentEdge_node(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Node, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
-			return ec.marshalNLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseAssignmentEdge_node(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Node
+	fc.Result = res
+	return ec.marshalNLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseAssignmentEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11213,23 +10623,13 @@ func (ec *executionContext) fieldContext_LicenseEvent_at(_ context.Context, fiel
 }
 
 func (ec *executionContext) _LicenseEvent_assignment(ctx context.Context, field graphql.CollectedField, obj *LicenseEvent) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseEvent_assignment(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Assignment, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
-			return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_LicenseEvent_assignment(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Assignment
+	fc.Result = res
+	return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseEvent_assignment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11245,23 +10645,13 @@ func (ec *executionContext) fieldContext_LicenseEvent_assignment(_ context.Conte
 }
 
 func (ec *executionContext) _LicenseEvent_syncRun(ctx context.Context, field graphql.CollectedField, obj *LicenseEvent) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseEvent_syncRun(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.SyncRun, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.SyncRun) graphql.Marshaler {
-			return ec.marshalOSyncRun2ᚖorchardᚋmodelᚐSyncRun(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_LicenseEvent_syncRun(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.SyncRun
+	fc.Result = res
+	return ec.marshalOSyncRun2ᚖorchardᚋmodelᚐSyncRun(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseEvent_syncRun(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11277,23 +10667,13 @@ func (ec *executionContext) fieldContext_LicenseEvent_syncRun(_ context.Context,
 }
 
 func (ec *executionContext) _LicenseEvent_account(ctx context.Context, field graphql.CollectedField, obj *LicenseEvent) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseEvent_account(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Account, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
-			return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_LicenseEvent_account(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Account
+	fc.Result = res
+	return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseEvent_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11309,23 +10689,13 @@ func (ec *executionContext) fieldContext_LicenseEvent_account(_ context.Context,
 }
 
 func (ec *executionContext) _LicenseEvent_labelEvaluation(ctx context.Context, field graphql.CollectedField, obj *LicenseEvent) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseEvent_labelEvaluation(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.LabelEvaluation, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEvent) graphql.Marshaler {
-			return ec.marshalOAuditEvent2ᚖorchardᚋmodelᚐAuditEvent(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_LicenseEvent_labelEvaluation(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.LabelEvaluation
+	fc.Result = res
+	return ec.marshalOAuditEvent2ᚖorchardᚋmodelᚐAuditEvent(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseEvent_labelEvaluation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11341,23 +10711,13 @@ func (ec *executionContext) fieldContext_LicenseEvent_labelEvaluation(_ context.
 }
 
 func (ec *executionContext) _LicenseExplanation_app(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseExplanation_app(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.App, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
-			return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseExplanation_app(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.App
+	fc.Result = res
+	return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseExplanation_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11373,23 +10733,13 @@ func (ec *executionContext) fieldContext_LicenseExplanation_app(_ context.Contex
 }
 
 func (ec *executionContext) _LicenseExplanation_device(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseExplanation_device(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Device, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Device) graphql.Marshaler {
-			return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_LicenseExplanation_device(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Device
+	fc.Result = res
+	return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseExplanation_device(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11405,23 +10755,13 @@ func (ec *executionContext) fieldContext_LicenseExplanation_device(_ context.Con
 }
 
 func (ec *executionContext) _LicenseExplanation_user(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseExplanation_user(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.User, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_LicenseExplanation_user(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.User
+	fc.Result = res
+	return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseExplanation_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11437,23 +10777,13 @@ func (ec *executionContext) fieldContext_LicenseExplanation_user(_ context.Conte
 }
 
 func (ec *executionContext) _LicenseExplanation_holds(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseExplanation_holds(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Holds, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
-			return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_LicenseExplanation_holds(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Holds
+	fc.Result = res
+	return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseExplanation_holds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11469,23 +10799,13 @@ func (ec *executionContext) fieldContext_LicenseExplanation_holds(_ context.Cont
 }
 
 func (ec *executionContext) _LicenseExplanation_covering(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseExplanation_covering(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Covering, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*CoveringLabel) graphql.Marshaler {
-			return ec.marshalNCoveringLabel2ᚕᚖorchardᚋgraphᚐCoveringLabelᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseExplanation_covering(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Covering
+	fc.Result = res
+	return ec.marshalNCoveringLabel2ᚕᚖorchardᚋgraphᚐCoveringLabelᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseExplanation_covering(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11501,23 +10821,13 @@ func (ec *executionContext) fieldContext_LicenseExplanation_covering(_ context.C
 }
 
 func (ec *executionContext) _LicenseExplanation_leftOut(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseExplanation_leftOut(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.LeftOut, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.PolicyWaiting) graphql.Marshaler {
-			return ec.marshalNWaitingHolder2ᚕᚖorchardᚋmodelᚐPolicyWaitingᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseExplanation_leftOut(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.LeftOut
+	fc.Result = res
+	return ec.marshalNWaitingHolder2ᚕᚖorchardᚋmodelᚐPolicyWaitingᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseExplanation_leftOut(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11533,23 +10843,13 @@ func (ec *executionContext) fieldContext_LicenseExplanation_leftOut(_ context.Co
 }
 
 func (ec *executionContext) _LicenseExplanation_appLabels(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseExplanation_appLabels(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.AppLabels, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Label) graphql.Marshaler {
-			return ec.marshalNAppLabel2ᚕᚖorchardᚋmodelᚐLabelᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseExplanation_appLabels(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.AppLabels
+	fc.Result = res
+	return ec.marshalNAppLabel2ᚕᚖorchardᚋmodelᚐLabelᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseExplanation_appLabels(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11565,23 +10865,13 @@ func (ec *executionContext) fieldContext_LicenseExplanation_appLabels(_ context.
 }
 
 func (ec *executionContext) _LicenseExplanation_wouldAssign(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseExplanation_wouldAssign(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.WouldAssign, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PolicyChange) graphql.Marshaler {
-			return ec.marshalOPolicyChange2ᚖorchardᚋgraphᚐPolicyChange(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_LicenseExplanation_wouldAssign(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.WouldAssign
+	fc.Result = res
+	return ec.marshalOPolicyChange2ᚖorchardᚋgraphᚐPolicyChange(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseExplanation_wouldAssign(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11597,23 +10887,13 @@ func (ec *executionContext) fieldContext_LicenseExplanation_wouldAssign(_ contex
 }
 
 func (ec *executionContext) _LicenseExplanation_wouldReclaim(ctx context.Context, field graphql.CollectedField, obj *LicenseExplanation) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseExplanation_wouldReclaim(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.WouldReclaim, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PolicyChange) graphql.Marshaler {
-			return ec.marshalOPolicyChange2ᚖorchardᚋgraphᚐPolicyChange(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_LicenseExplanation_wouldReclaim(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.WouldReclaim
+	fc.Result = res
+	return ec.marshalOPolicyChange2ᚖorchardᚋgraphᚐPolicyChange(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseExplanation_wouldReclaim(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11910,23 +11190,13 @@ func (ec *executionContext) fieldContext_LicenseLabel_updatedAt(_ context.Contex
 }
 
 func (ec *executionContext) _LicenseLabelConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Label]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseLabelConnection_edges(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Edges, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.Label]) graphql.Marshaler {
-			return ec.marshalNLicenseLabelEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseLabelConnection_edges(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Edges
+	fc.Result = res
+	return ec.marshalNLicenseLabelEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseLabelConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11942,23 +11212,13 @@ func (ec *executionContext) fieldContext_LicenseLabelConnection_edges(_ context.
 }
 
 func (ec *executionContext) _LicenseLabelConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Label]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseLabelConnection_nodes(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Nodes(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Label) graphql.Marshaler {
-			return ec.marshalNLicenseLabel2ᚕᚖorchardᚋmodelᚐLabelᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseLabelConnection_nodes(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Nodes()
+	fc.Result = res
+	return ec.marshalNLicenseLabel2ᚕᚖorchardᚋmodelᚐLabelᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseLabelConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11974,23 +11234,13 @@ func (ec *executionContext) fieldContext_LicenseLabelConnection_nodes(_ context.
 }
 
 func (ec *executionContext) _LicenseLabelConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.Label]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseLabelConnection_pageInfo(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PageInfo, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
-			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseLabelConnection_pageInfo(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PageInfo
+	fc.Result = res
+	return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseLabelConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -12036,23 +11286,13 @@ func (ec *executionContext) fieldContext_LicenseLabelEdge_cursor(_ context.Conte
 }
 
 func (ec *executionContext) _LicenseLabelEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.Label]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseLabelEdge_node(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Node, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Label) graphql.Marshaler {
-			return ec.marshalNLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseLabelEdge_node(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Node
+	fc.Result = res
+	return ec.marshalNLicenseLabel2ᚖorchardᚋmodelᚐLabel(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseLabelEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -12068,23 +11308,13 @@ func (ec *executionContext) fieldContext_LicenseLabelEdge_node(_ context.Context
 }
 
 func (ec *executionContext) _LicenseLabelPayload_label(ctx context.Context, field graphql.CollectedField, obj *LicenseLabelPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseLabelPayload_label(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Label, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Label) graphql.Marshaler {
-			return ec.marshalOLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_LicenseLabelPayload_label(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Label
+	fc.Result = res
+	return ec.marshalOLicenseLabel2ᚖorchardᚋmodelᚐLabel(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseLabelPayload_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -12100,23 +11330,13 @@ func (ec *executionContext) fieldContext_LicenseLabelPayload_label(_ context.Con
 }
 
 func (ec *executionContext) _LicenseLabelPayload_preview(ctx context.Context, field graphql.CollectedField, obj *LicenseLabelPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseLabelPayload_preview(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Preview, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PolicyPreview) graphql.Marshaler {
-			return ec.marshalOPolicyPreview2ᚖorchardᚋgraphᚐPolicyPreview(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_LicenseLabelPayload_preview(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Preview
+	fc.Result = res
+	return ec.marshalOPolicyPreview2ᚖorchardᚋgraphᚐPolicyPreview(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseLabelPayload_preview(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -12132,23 +11352,13 @@ func (ec *executionContext) fieldContext_LicenseLabelPayload_preview(_ context.C
 }
 
 func (ec *executionContext) _LicenseLabelPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *LicenseLabelPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseLabelPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseLabelPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseLabelPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -12384,23 +11594,13 @@ func (ec *executionContext) fieldContext_LicensePool_assignments(ctx context.Con
 }
 
 func (ec *executionContext) _LicensePoolConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.LicensePool]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicensePoolConnection_edges(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Edges, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.LicensePool]) graphql.Marshaler {
-			return ec.marshalNLicensePoolEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicensePoolConnection_edges(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Edges
+	fc.Result = res
+	return ec.marshalNLicensePoolEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicensePoolConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -12416,23 +11616,13 @@ func (ec *executionContext) fieldContext_LicensePoolConnection_edges(_ context.C
 }
 
 func (ec *executionContext) _LicensePoolConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.LicensePool]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicensePoolConnection_nodes(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Nodes(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.LicensePool) graphql.Marshaler {
-			return ec.marshalNLicensePool2ᚕᚖorchardᚋmodelᚐLicensePoolᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicensePoolConnection_nodes(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Nodes()
+	fc.Result = res
+	return ec.marshalNLicensePool2ᚕᚖorchardᚋmodelᚐLicensePoolᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicensePoolConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -12448,23 +11638,13 @@ func (ec *executionContext) fieldContext_LicensePoolConnection_nodes(_ context.C
 }
 
 func (ec *executionContext) _LicensePoolConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.LicensePool]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicensePoolConnection_pageInfo(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PageInfo, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
-			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicensePoolConnection_pageInfo(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PageInfo
+	fc.Result = res
+	return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicensePoolConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -12510,23 +11690,13 @@ func (ec *executionContext) fieldContext_LicensePoolEdge_cursor(_ context.Contex
 }
 
 func (ec *executionContext) _LicensePoolEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.LicensePool]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicensePoolEdge_node(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Node, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.LicensePool) graphql.Marshaler {
-			return ec.marshalNLicensePool2ᚖorchardᚋmodelᚐLicensePool(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicensePoolEdge_node(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Node
+	fc.Result = res
+	return ec.marshalNLicensePool2ᚖorchardᚋmodelᚐLicensePool(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicensePoolEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -14320,23 +13490,13 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 }
 
 func (ec *executionContext) _PolicyAccountCounts_account(ctx context.Context, field graphql.CollectedField, obj *PolicyAccountCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_PolicyAccountCounts_account(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Account, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
-			return ec.marshalNAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_PolicyAccountCounts_account(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Account
+	fc.Result = res
+	return ec.marshalNAccount2ᚖorchardᚋmodelᚐAccount(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_PolicyAccountCounts_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -14366,23 +13526,13 @@ func (ec *executionContext) fieldContext_PolicyAccountCounts_reclaim(_ context.C
 }
 
 func (ec *executionContext) _PolicyChange_label(ctx context.Context, field graphql.CollectedField, obj *PolicyChange) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_PolicyChange_label(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Label, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Label) graphql.Marshaler {
-			return ec.marshalOLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_PolicyChange_label(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Label
+	fc.Result = res
+	return ec.marshalOLicenseLabel2ᚖorchardᚋmodelᚐLabel(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_PolicyChange_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -14405,23 +13555,13 @@ func (ec *executionContext) fieldContext_PolicyChange_kind(_ context.Context, fi
 }
 
 func (ec *executionContext) _PolicyChange_device(ctx context.Context, field graphql.CollectedField, obj *PolicyChange) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_PolicyChange_device(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Device, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Device) graphql.Marshaler {
-			return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_PolicyChange_device(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Device
+	fc.Result = res
+	return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_PolicyChange_device(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -14437,23 +13577,13 @@ func (ec *executionContext) fieldContext_PolicyChange_device(_ context.Context, 
 }
 
 func (ec *executionContext) _PolicyChange_user(ctx context.Context, field graphql.CollectedField, obj *PolicyChange) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_PolicyChange_user(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.User, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_PolicyChange_user(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.User
+	fc.Result = res
+	return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_PolicyChange_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -14469,23 +13599,13 @@ func (ec *executionContext) fieldContext_PolicyChange_user(_ context.Context, fi
 }
 
 func (ec *executionContext) _PolicyChange_account(ctx context.Context, field graphql.CollectedField, obj *PolicyChange) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_PolicyChange_account(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Account, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
-			return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_PolicyChange_account(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Account
+	fc.Result = res
+	return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_PolicyChange_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -14501,23 +13621,13 @@ func (ec *executionContext) fieldContext_PolicyChange_account(_ context.Context,
 }
 
 func (ec *executionContext) _PolicyChange_assignment(ctx context.Context, field graphql.CollectedField, obj *PolicyChange) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_PolicyChange_assignment(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Assignment, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
-			return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_PolicyChange_assignment(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Assignment
+	fc.Result = res
+	return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_PolicyChange_assignment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -14582,23 +13692,13 @@ func (ec *executionContext) fieldContext_PolicyPreview_installCommands(_ context
 }
 
 func (ec *executionContext) _PolicyPreview_accounts(ctx context.Context, field graphql.CollectedField, obj *PolicyPreview) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_PolicyPreview_accounts(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Accounts, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*PolicyAccountCounts) graphql.Marshaler {
-			return ec.marshalNPolicyAccountCounts2ᚕᚖorchardᚋgraphᚐPolicyAccountCountsᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_PolicyPreview_accounts(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Accounts
+	fc.Result = res
+	return ec.marshalNPolicyAccountCounts2ᚕᚖorchardᚋgraphᚐPolicyAccountCountsᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_PolicyPreview_accounts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -14614,23 +13714,13 @@ func (ec *executionContext) fieldContext_PolicyPreview_accounts(_ context.Contex
 }
 
 func (ec *executionContext) _PolicyPreview_assignments(ctx context.Context, field graphql.CollectedField, obj *PolicyPreview) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_PolicyPreview_assignments(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Assignments, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*PolicyChange) graphql.Marshaler {
-			return ec.marshalNPolicyChange2ᚕᚖorchardᚋgraphᚐPolicyChangeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_PolicyPreview_assignments(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Assignments
+	fc.Result = res
+	return ec.marshalNPolicyChange2ᚕᚖorchardᚋgraphᚐPolicyChangeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_PolicyPreview_assignments(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -14646,23 +13736,13 @@ func (ec *executionContext) fieldContext_PolicyPreview_assignments(_ context.Con
 }
 
 func (ec *executionContext) _PolicyPreview_reclaims(ctx context.Context, field graphql.CollectedField, obj *PolicyPreview) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_PolicyPreview_reclaims(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Reclaims, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*PolicyChange) graphql.Marshaler {
-			return ec.marshalNPolicyChange2ᚕᚖorchardᚋgraphᚐPolicyChangeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_PolicyPreview_reclaims(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Reclaims
+	fc.Result = res
+	return ec.marshalNPolicyChange2ᚕᚖorchardᚋgraphᚐPolicyChangeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_PolicyPreview_reclaims(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -14678,23 +13758,13 @@ func (ec *executionContext) fieldContext_PolicyPreview_reclaims(_ context.Contex
 }
 
 func (ec *executionContext) _PolicyPreview_waiting(ctx context.Context, field graphql.CollectedField, obj *PolicyPreview) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_PolicyPreview_waiting(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Waiting, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.PolicyWaiting) graphql.Marshaler {
-			return ec.marshalNWaitingHolder2ᚕᚖorchardᚋmodelᚐPolicyWaitingᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_PolicyPreview_waiting(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Waiting
+	fc.Result = res
+	return ec.marshalNWaitingHolder2ᚕᚖorchardᚋmodelᚐPolicyWaitingᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_PolicyPreview_waiting(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16200,23 +15270,13 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 }
 
 func (ec *executionContext) _ReclaimLicensePayload_assignment(ctx context.Context, field graphql.CollectedField, obj *ReclaimLicensePayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_ReclaimLicensePayload_assignment(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Assignment, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
-			return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_ReclaimLicensePayload_assignment(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Assignment
+	fc.Result = res
+	return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_ReclaimLicensePayload_assignment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16232,23 +15292,13 @@ func (ec *executionContext) fieldContext_ReclaimLicensePayload_assignment(_ cont
 }
 
 func (ec *executionContext) _ReclaimLicensePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *ReclaimLicensePayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_ReclaimLicensePayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_ReclaimLicensePayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_ReclaimLicensePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16271,23 +15321,13 @@ func (ec *executionContext) fieldContext_ReclaimLicensesPayload_reclaimsQueued(_
 }
 
 func (ec *executionContext) _ReclaimLicensesPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *ReclaimLicensesPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_ReclaimLicensesPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_ReclaimLicensesPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_ReclaimLicensesPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16303,23 +15343,13 @@ func (ec *executionContext) fieldContext_ReclaimLicensesPayload_userErrors(_ con
 }
 
 func (ec *executionContext) _RecordDeviceSignInPayload_device(ctx context.Context, field graphql.CollectedField, obj *RecordDeviceSignInPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_RecordDeviceSignInPayload_device(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Device, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Device) graphql.Marshaler {
-			return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_RecordDeviceSignInPayload_device(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Device
+	fc.Result = res
+	return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_RecordDeviceSignInPayload_device(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16335,23 +15365,13 @@ func (ec *executionContext) fieldContext_RecordDeviceSignInPayload_device(_ cont
 }
 
 func (ec *executionContext) _RecordDeviceSignInPayload_commands(ctx context.Context, field graphql.CollectedField, obj *RecordDeviceSignInPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_RecordDeviceSignInPayload_commands(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Commands, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.DeviceCommand) graphql.Marshaler {
-			return ec.marshalNDeviceCommand2ᚕᚖorchardᚋmodelᚐDeviceCommandᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_RecordDeviceSignInPayload_commands(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Commands
+	fc.Result = res
+	return ec.marshalNDeviceCommand2ᚕᚖorchardᚋmodelᚐDeviceCommandᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_RecordDeviceSignInPayload_commands(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16367,23 +15387,13 @@ func (ec *executionContext) fieldContext_RecordDeviceSignInPayload_commands(_ co
 }
 
 func (ec *executionContext) _RecordDeviceSignInPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *RecordDeviceSignInPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_RecordDeviceSignInPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_RecordDeviceSignInPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_RecordDeviceSignInPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16399,23 +15409,13 @@ func (ec *executionContext) fieldContext_RecordDeviceSignInPayload_userErrors(_ 
 }
 
 func (ec *executionContext) _RemoveAccountPayload_account(ctx context.Context, field graphql.CollectedField, obj *RemoveAccountPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_RemoveAccountPayload_account(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Account, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
-			return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_RemoveAccountPayload_account(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Account
+	fc.Result = res
+	return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_RemoveAccountPayload_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16438,23 +15438,13 @@ func (ec *executionContext) fieldContext_RemoveAccountPayload_reclaimsQueued(_ c
 }
 
 func (ec *executionContext) _RemoveAccountPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *RemoveAccountPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_RemoveAccountPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_RemoveAccountPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_RemoveAccountPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16470,23 +15460,13 @@ func (ec *executionContext) fieldContext_RemoveAccountPayload_userErrors(_ conte
 }
 
 func (ec *executionContext) _RemoveUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *RemoveUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_RemoveUserPayload_user(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.User, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_RemoveUserPayload_user(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.User
+	fc.Result = res
+	return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_RemoveUserPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16509,23 +15489,13 @@ func (ec *executionContext) fieldContext_RemoveUserPayload_reclaimsQueued(_ cont
 }
 
 func (ec *executionContext) _RemoveUserPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *RemoveUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_RemoveUserPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_RemoveUserPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_RemoveUserPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16541,23 +15511,13 @@ func (ec *executionContext) fieldContext_RemoveUserPayload_userErrors(_ context.
 }
 
 func (ec *executionContext) _RenewAccountTokenPayload_account(ctx context.Context, field graphql.CollectedField, obj *RenewAccountTokenPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_RenewAccountTokenPayload_account(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Account, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
-			return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_RenewAccountTokenPayload_account(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Account
+	fc.Result = res
+	return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_RenewAccountTokenPayload_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16573,23 +15533,13 @@ func (ec *executionContext) fieldContext_RenewAccountTokenPayload_account(_ cont
 }
 
 func (ec *executionContext) _RenewAccountTokenPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *RenewAccountTokenPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_RenewAccountTokenPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_RenewAccountTokenPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_RenewAccountTokenPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16605,23 +15555,13 @@ func (ec *executionContext) fieldContext_RenewAccountTokenPayload_userErrors(_ c
 }
 
 func (ec *executionContext) _ReportDeviceAppsPayload_device(ctx context.Context, field graphql.CollectedField, obj *ReportDeviceAppsPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_ReportDeviceAppsPayload_device(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Device, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Device) graphql.Marshaler {
-			return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_ReportDeviceAppsPayload_device(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Device
+	fc.Result = res
+	return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_ReportDeviceAppsPayload_device(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16644,23 +15584,13 @@ func (ec *executionContext) fieldContext_ReportDeviceAppsPayload_reclaimsQueued(
 }
 
 func (ec *executionContext) _ReportDeviceAppsPayload_conversionCandidates(ctx context.Context, field graphql.CollectedField, obj *ReportDeviceAppsPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_ReportDeviceAppsPayload_conversionCandidates(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.ConversionCandidates, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*ConversionCandidate) graphql.Marshaler {
-			return ec.marshalNConversionCandidate2ᚕᚖorchardᚋgraphᚐConversionCandidateᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_ReportDeviceAppsPayload_conversionCandidates(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.ConversionCandidates
+	fc.Result = res
+	return ec.marshalNConversionCandidate2ᚕᚖorchardᚋgraphᚐConversionCandidateᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_ReportDeviceAppsPayload_conversionCandidates(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16676,23 +15606,13 @@ func (ec *executionContext) fieldContext_ReportDeviceAppsPayload_conversionCandi
 }
 
 func (ec *executionContext) _ReportDeviceAppsPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *ReportDeviceAppsPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_ReportDeviceAppsPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_ReportDeviceAppsPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_ReportDeviceAppsPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16708,23 +15628,13 @@ func (ec *executionContext) fieldContext_ReportDeviceAppsPayload_userErrors(_ co
 }
 
 func (ec *executionContext) _RetireDevicePayload_device(ctx context.Context, field graphql.CollectedField, obj *RetireDevicePayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_RetireDevicePayload_device(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Device, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Device) graphql.Marshaler {
-			return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_RetireDevicePayload_device(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Device
+	fc.Result = res
+	return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_RetireDevicePayload_device(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16747,23 +15657,13 @@ func (ec *executionContext) fieldContext_RetireDevicePayload_reclaimsQueued(_ co
 }
 
 func (ec *executionContext) _RetireDevicePayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *RetireDevicePayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_RetireDevicePayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_RetireDevicePayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_RetireDevicePayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16779,23 +15679,13 @@ func (ec *executionContext) fieldContext_RetireDevicePayload_userErrors(_ contex
 }
 
 func (ec *executionContext) _RevokeApiKeyPayload_apiKey(ctx context.Context, field graphql.CollectedField, obj *RevokeAPIKeyPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_RevokeApiKeyPayload_apiKey(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.APIKey, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.APIKey) graphql.Marshaler {
-			return ec.marshalOApiKey2ᚖorchardᚋmodelᚐAPIKey(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_RevokeApiKeyPayload_apiKey(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.APIKey
+	fc.Result = res
+	return ec.marshalOApiKey2ᚖorchardᚋmodelᚐAPIKey(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_RevokeApiKeyPayload_apiKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16811,23 +15701,13 @@ func (ec *executionContext) fieldContext_RevokeApiKeyPayload_apiKey(_ context.Co
 }
 
 func (ec *executionContext) _RevokeApiKeyPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *RevokeAPIKeyPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_RevokeApiKeyPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_RevokeApiKeyPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_RevokeApiKeyPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16843,23 +15723,13 @@ func (ec *executionContext) fieldContext_RevokeApiKeyPayload_userErrors(_ contex
 }
 
 func (ec *executionContext) _SendInstallRequestPayload_commands(ctx context.Context, field graphql.CollectedField, obj *SendInstallRequestPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_SendInstallRequestPayload_commands(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Commands, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.DeviceCommand) graphql.Marshaler {
-			return ec.marshalNDeviceCommand2ᚕᚖorchardᚋmodelᚐDeviceCommandᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_SendInstallRequestPayload_commands(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Commands
+	fc.Result = res
+	return ec.marshalNDeviceCommand2ᚕᚖorchardᚋmodelᚐDeviceCommandᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_SendInstallRequestPayload_commands(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16875,23 +15745,13 @@ func (ec *executionContext) fieldContext_SendInstallRequestPayload_commands(_ co
 }
 
 func (ec *executionContext) _SendInstallRequestPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *SendInstallRequestPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_SendInstallRequestPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_SendInstallRequestPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_SendInstallRequestPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16907,23 +15767,13 @@ func (ec *executionContext) fieldContext_SendInstallRequestPayload_userErrors(_ 
 }
 
 func (ec *executionContext) _SetAppLabelsPayload_appLabels(ctx context.Context, field graphql.CollectedField, obj *SetAppLabelsPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_SetAppLabelsPayload_appLabels(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.AppLabels, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Label) graphql.Marshaler {
-			return ec.marshalNAppLabel2ᚕᚖorchardᚋmodelᚐLabelᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_SetAppLabelsPayload_appLabels(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.AppLabels
+	fc.Result = res
+	return ec.marshalNAppLabel2ᚕᚖorchardᚋmodelᚐLabelᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_SetAppLabelsPayload_appLabels(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16939,23 +15789,13 @@ func (ec *executionContext) fieldContext_SetAppLabelsPayload_appLabels(_ context
 }
 
 func (ec *executionContext) _SetAppLabelsPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *SetAppLabelsPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_SetAppLabelsPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_SetAppLabelsPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_SetAppLabelsPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17033,23 +15873,13 @@ func (ec *executionContext) fieldContext_Subscription_licenseEvents(ctx context.
 }
 
 func (ec *executionContext) _SyncAccountPayload_syncRun(ctx context.Context, field graphql.CollectedField, obj *SyncAccountPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_SyncAccountPayload_syncRun(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.SyncRun, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.SyncRun) graphql.Marshaler {
-			return ec.marshalOSyncRun2ᚖorchardᚋmodelᚐSyncRun(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_SyncAccountPayload_syncRun(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.SyncRun
+	fc.Result = res
+	return ec.marshalOSyncRun2ᚖorchardᚋmodelᚐSyncRun(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_SyncAccountPayload_syncRun(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17065,23 +15895,13 @@ func (ec *executionContext) fieldContext_SyncAccountPayload_syncRun(_ context.Co
 }
 
 func (ec *executionContext) _SyncAccountPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *SyncAccountPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_SyncAccountPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_SyncAccountPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_SyncAccountPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17213,23 +16033,13 @@ func (ec *executionContext) fieldContext_SyncRun_error(_ context.Context, field 
 }
 
 func (ec *executionContext) _SyncRunConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.SyncRun]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_SyncRunConnection_edges(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Edges, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.SyncRun]) graphql.Marshaler {
-			return ec.marshalNSyncRunEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_SyncRunConnection_edges(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Edges
+	fc.Result = res
+	return ec.marshalNSyncRunEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_SyncRunConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17245,23 +16055,13 @@ func (ec *executionContext) fieldContext_SyncRunConnection_edges(_ context.Conte
 }
 
 func (ec *executionContext) _SyncRunConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.SyncRun]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_SyncRunConnection_nodes(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Nodes(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.SyncRun) graphql.Marshaler {
-			return ec.marshalNSyncRun2ᚕᚖorchardᚋmodelᚐSyncRunᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_SyncRunConnection_nodes(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Nodes()
+	fc.Result = res
+	return ec.marshalNSyncRun2ᚕᚖorchardᚋmodelᚐSyncRunᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_SyncRunConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17277,23 +16077,13 @@ func (ec *executionContext) fieldContext_SyncRunConnection_nodes(_ context.Conte
 }
 
 func (ec *executionContext) _SyncRunConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.SyncRun]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_SyncRunConnection_pageInfo(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PageInfo, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
-			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_SyncRunConnection_pageInfo(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PageInfo
+	fc.Result = res
+	return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_SyncRunConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17339,23 +16129,13 @@ func (ec *executionContext) fieldContext_SyncRunEdge_cursor(_ context.Context, f
 }
 
 func (ec *executionContext) _SyncRunEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.SyncRun]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_SyncRunEdge_node(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Node, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.SyncRun) graphql.Marshaler {
-			return ec.marshalNSyncRun2ᚖorchardᚋmodelᚐSyncRun(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_SyncRunEdge_node(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Node
+	fc.Result = res
+	return ec.marshalNSyncRun2ᚖorchardᚋmodelᚐSyncRun(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_SyncRunEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17371,23 +16151,13 @@ func (ec *executionContext) fieldContext_SyncRunEdge_node(_ context.Context, fie
 }
 
 func (ec *executionContext) _TakeOverAccountPayload_account(ctx context.Context, field graphql.CollectedField, obj *TakeOverAccountPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_TakeOverAccountPayload_account(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Account, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
-			return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_TakeOverAccountPayload_account(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Account
+	fc.Result = res
+	return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_TakeOverAccountPayload_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17403,23 +16173,13 @@ func (ec *executionContext) fieldContext_TakeOverAccountPayload_account(_ contex
 }
 
 func (ec *executionContext) _TakeOverAccountPayload_previousManager(ctx context.Context, field graphql.CollectedField, obj *TakeOverAccountPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_TakeOverAccountPayload_previousManager(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PreviousManager, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *Manager) graphql.Marshaler {
-			return ec.marshalOManager2ᚖorchardᚋgraphᚐManager(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_TakeOverAccountPayload_previousManager(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PreviousManager
+	fc.Result = res
+	return ec.marshalOManager2ᚖorchardᚋgraphᚐManager(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_TakeOverAccountPayload_previousManager(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17442,23 +16202,13 @@ func (ec *executionContext) fieldContext_TakeOverAccountPayload_tookOver(_ conte
 }
 
 func (ec *executionContext) _TakeOverAccountPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *TakeOverAccountPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_TakeOverAccountPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_TakeOverAccountPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_TakeOverAccountPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17474,23 +16224,13 @@ func (ec *executionContext) fieldContext_TakeOverAccountPayload_userErrors(_ con
 }
 
 func (ec *executionContext) _UpsertDevicesPayload_devices(ctx context.Context, field graphql.CollectedField, obj *UpsertDevicesPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_UpsertDevicesPayload_devices(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Devices, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Device) graphql.Marshaler {
-			return ec.marshalNDevice2ᚕᚖorchardᚋmodelᚐDevice(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_UpsertDevicesPayload_devices(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Devices
+	fc.Result = res
+	return ec.marshalNDevice2ᚕᚖorchardᚋmodelᚐDevice(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_UpsertDevicesPayload_devices(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17513,23 +16253,13 @@ func (ec *executionContext) fieldContext_UpsertDevicesPayload_reinstallCommands(
 }
 
 func (ec *executionContext) _UpsertDevicesPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *UpsertDevicesPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_UpsertDevicesPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_UpsertDevicesPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_UpsertDevicesPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17545,23 +16275,13 @@ func (ec *executionContext) fieldContext_UpsertDevicesPayload_userErrors(_ conte
 }
 
 func (ec *executionContext) _UpsertGroupPayload_group(ctx context.Context, field graphql.CollectedField, obj *UpsertGroupPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_UpsertGroupPayload_group(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Group, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Group) graphql.Marshaler {
-			return ec.marshalOGroup2ᚖorchardᚋmodelᚐGroup(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_UpsertGroupPayload_group(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Group
+	fc.Result = res
+	return ec.marshalOGroup2ᚖorchardᚋmodelᚐGroup(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_UpsertGroupPayload_group(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17577,23 +16297,13 @@ func (ec *executionContext) fieldContext_UpsertGroupPayload_group(_ context.Cont
 }
 
 func (ec *executionContext) _UpsertGroupPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *UpsertGroupPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_UpsertGroupPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_UpsertGroupPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_UpsertGroupPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17609,23 +16319,13 @@ func (ec *executionContext) fieldContext_UpsertGroupPayload_userErrors(_ context
 }
 
 func (ec *executionContext) _UpsertUsersPayload_users(ctx context.Context, field graphql.CollectedField, obj *UpsertUsersPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_UpsertUsersPayload_users(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Users, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.User) graphql.Marshaler {
-			return ec.marshalNUser2ᚕᚖorchardᚋmodelᚐUser(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_UpsertUsersPayload_users(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Users
+	fc.Result = res
+	return ec.marshalNUser2ᚕᚖorchardᚋmodelᚐUser(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_UpsertUsersPayload_users(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17641,23 +16341,13 @@ func (ec *executionContext) fieldContext_UpsertUsersPayload_users(_ context.Cont
 }
 
 func (ec *executionContext) _UpsertUsersPayload_userErrors(ctx context.Context, field graphql.CollectedField, obj *UpsertUsersPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_UpsertUsersPayload_userErrors(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.UserErrors, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.Error) graphql.Marshaler {
-			return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_UpsertUsersPayload_userErrors(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.UserErrors
+	fc.Result = res
+	return ec.marshalNUserError2ᚕᚖorchardᚋmodelᚐErrorᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_UpsertUsersPayload_userErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17900,23 +16590,13 @@ func (ec *executionContext) fieldContext_User_appleRegistrations(_ context.Conte
 }
 
 func (ec *executionContext) _UserConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.User]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_UserConnection_edges(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Edges, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.User]) graphql.Marshaler {
-			return ec.marshalNUserEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_UserConnection_edges(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Edges
+	fc.Result = res
+	return ec.marshalNUserEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_UserConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17932,23 +16612,13 @@ func (ec *executionContext) fieldContext_UserConnection_edges(_ context.Context,
 }
 
 func (ec *executionContext) _UserConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.User]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_UserConnection_nodes(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Nodes(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.User) graphql.Marshaler {
-			return ec.marshalNUser2ᚕᚖorchardᚋmodelᚐUserᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_UserConnection_nodes(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Nodes()
+	fc.Result = res
+	return ec.marshalNUser2ᚕᚖorchardᚋmodelᚐUserᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_UserConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -17964,23 +16634,13 @@ func (ec *executionContext) fieldContext_UserConnection_nodes(_ context.Context,
 }
 
 func (ec *executionContext) _UserConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.User]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_UserConnection_pageInfo(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PageInfo, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
-			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_UserConnection_pageInfo(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PageInfo
+	fc.Result = res
+	return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_UserConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -18026,23 +16686,13 @@ func (ec *executionContext) fieldContext_UserEdge_cursor(_ context.Context, fiel
 }
 
 func (ec *executionContext) _UserEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.User]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_UserEdge_node(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Node, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.User) graphql.Marshaler {
-			return ec.marshalNUser2ᚖorchardᚋmodelᚐUser(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_UserEdge_node(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Node
+	fc.Result = res
+	return ec.marshalNUser2ᚖorchardᚋmodelᚐUser(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_UserEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -18079,23 +16729,13 @@ func (ec *executionContext) fieldContext_UserError_code(_ context.Context, field
 }
 
 func (ec *executionContext) _Viewer_apiKey(ctx context.Context, field graphql.CollectedField, obj *Viewer) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Viewer_apiKey(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.APIKey, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.APIKey) graphql.Marshaler {
-			return ec.marshalNApiKey2ᚖorchardᚋmodelᚐAPIKey(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_Viewer_apiKey(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.APIKey
+	fc.Result = res
+	return ec.marshalNApiKey2ᚖorchardᚋmodelᚐAPIKey(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_Viewer_apiKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -18242,23 +16882,13 @@ func (ec *executionContext) fieldContext_WaitingHolder_since(_ context.Context, 
 }
 
 func (ec *executionContext) _WaitingHolderConnection_edges(ctx context.Context, field graphql.CollectedField, obj *Connection[model.PolicyWaiting]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_WaitingHolderConnection_edges(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Edges, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*Edge[model.PolicyWaiting]) graphql.Marshaler {
-			return ec.marshalNWaitingHolderEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_WaitingHolderConnection_edges(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Edges
+	fc.Result = res
+	return ec.marshalNWaitingHolderEdge2ᚕᚖorchardᚋgraphᚐEdgeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_WaitingHolderConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -18274,23 +16904,13 @@ func (ec *executionContext) fieldContext_WaitingHolderConnection_edges(_ context
 }
 
 func (ec *executionContext) _WaitingHolderConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *Connection[model.PolicyWaiting]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_WaitingHolderConnection_nodes(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Nodes(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.PolicyWaiting) graphql.Marshaler {
-			return ec.marshalNWaitingHolder2ᚕᚖorchardᚋmodelᚐPolicyWaitingᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_WaitingHolderConnection_nodes(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Nodes()
+	fc.Result = res
+	return ec.marshalNWaitingHolder2ᚕᚖorchardᚋmodelᚐPolicyWaitingᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_WaitingHolderConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -18306,23 +16926,13 @@ func (ec *executionContext) fieldContext_WaitingHolderConnection_nodes(_ context
 }
 
 func (ec *executionContext) _WaitingHolderConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *Connection[model.PolicyWaiting]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_WaitingHolderConnection_pageInfo(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PageInfo, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
-			return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_WaitingHolderConnection_pageInfo(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PageInfo
+	fc.Result = res
+	return ec.marshalNPageInfo2ᚖorchardᚋgraphᚐPageInfo(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_WaitingHolderConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -18368,23 +16978,13 @@ func (ec *executionContext) fieldContext_WaitingHolderEdge_cursor(_ context.Cont
 }
 
 func (ec *executionContext) _WaitingHolderEdge_node(ctx context.Context, field graphql.CollectedField, obj *Edge[model.PolicyWaiting]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_WaitingHolderEdge_node(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Node, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.PolicyWaiting) graphql.Marshaler {
-			return ec.marshalNWaitingHolder2ᚖorchardᚋmodelᚐPolicyWaiting(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_WaitingHolderEdge_node(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Node
+	fc.Result = res
+	return ec.marshalNWaitingHolder2ᚖorchardᚋmodelᚐPolicyWaiting(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext_WaitingHolderEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -18558,23 +17158,13 @@ func (ec *executionContext) fieldContext___Field_args(ctx context.Context, field
 }
 
 func (ec *executionContext) ___Field_type(ctx context.Context, field graphql.CollectedField, obj *introspection.Field) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext___Field_type(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Type, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *introspection.Type) graphql.Marshaler {
-			return ec.marshalN__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext___Field_type(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Type
+	fc.Result = res
+	return ec.marshalN__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext___Field_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -18618,23 +17208,13 @@ func (ec *executionContext) fieldContext___InputValue_description(_ context.Cont
 }
 
 func (ec *executionContext) ___InputValue_type(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext___InputValue_type(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Type, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *introspection.Type) graphql.Marshaler {
-			return ec.marshalN__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext___InputValue_type(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Type
+	fc.Result = res
+	return ec.marshalN__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext___InputValue_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -18678,23 +17258,13 @@ func (ec *executionContext) fieldContext___Schema_description(_ context.Context,
 }
 
 func (ec *executionContext) ___Schema_types(ctx context.Context, field graphql.CollectedField, obj *introspection.Schema) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext___Schema_types(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Types(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []introspection.Type) graphql.Marshaler {
-			return ec.marshalN__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐTypeᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext___Schema_types(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Types()
+	fc.Result = res
+	return ec.marshalN__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐTypeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext___Schema_types(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -18710,23 +17280,13 @@ func (ec *executionContext) fieldContext___Schema_types(_ context.Context, field
 }
 
 func (ec *executionContext) ___Schema_queryType(ctx context.Context, field graphql.CollectedField, obj *introspection.Schema) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext___Schema_queryType(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.QueryType(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *introspection.Type) graphql.Marshaler {
-			return ec.marshalN__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext___Schema_queryType(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.QueryType()
+	fc.Result = res
+	return ec.marshalN__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext___Schema_queryType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -18742,23 +17302,13 @@ func (ec *executionContext) fieldContext___Schema_queryType(_ context.Context, f
 }
 
 func (ec *executionContext) ___Schema_mutationType(ctx context.Context, field graphql.CollectedField, obj *introspection.Schema) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext___Schema_mutationType(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.MutationType(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *introspection.Type) graphql.Marshaler {
-			return ec.marshalO__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext___Schema_mutationType(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.MutationType()
+	fc.Result = res
+	return ec.marshalO__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext___Schema_mutationType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -18774,23 +17324,13 @@ func (ec *executionContext) fieldContext___Schema_mutationType(_ context.Context
 }
 
 func (ec *executionContext) ___Schema_subscriptionType(ctx context.Context, field graphql.CollectedField, obj *introspection.Schema) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext___Schema_subscriptionType(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.SubscriptionType(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *introspection.Type) graphql.Marshaler {
-			return ec.marshalO__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext___Schema_subscriptionType(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.SubscriptionType()
+	fc.Result = res
+	return ec.marshalO__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext___Schema_subscriptionType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -18806,23 +17346,13 @@ func (ec *executionContext) fieldContext___Schema_subscriptionType(_ context.Con
 }
 
 func (ec *executionContext) ___Schema_directives(ctx context.Context, field graphql.CollectedField, obj *introspection.Schema) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext___Schema_directives(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Directives(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []introspection.Directive) graphql.Marshaler {
-			return ec.marshalN__Directive2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirectiveᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext___Schema_directives(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Directives()
+	fc.Result = res
+	return ec.marshalN__Directive2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirectiveᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext___Schema_directives(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -18910,23 +17440,13 @@ func (ec *executionContext) fieldContext___Type_fields(ctx context.Context, fiel
 }
 
 func (ec *executionContext) ___Type_interfaces(ctx context.Context, field graphql.CollectedField, obj *introspection.Type) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext___Type_interfaces(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Interfaces(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []introspection.Type) graphql.Marshaler {
-			return ec.marshalO__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐTypeᚄ(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext___Type_interfaces(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Interfaces()
+	fc.Result = res
+	return ec.marshalO__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐTypeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext___Type_interfaces(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -18942,23 +17462,13 @@ func (ec *executionContext) fieldContext___Type_interfaces(_ context.Context, fi
 }
 
 func (ec *executionContext) ___Type_possibleTypes(ctx context.Context, field graphql.CollectedField, obj *introspection.Type) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext___Type_possibleTypes(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PossibleTypes(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []introspection.Type) graphql.Marshaler {
-			return ec.marshalO__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐTypeᚄ(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext___Type_possibleTypes(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.PossibleTypes()
+	fc.Result = res
+	return ec.marshalO__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐTypeᚄ(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext___Type_possibleTypes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -19062,23 +17572,13 @@ func (ec *executionContext) fieldContext___Type_inputFields(ctx context.Context,
 }
 
 func (ec *executionContext) ___Type_ofType(ctx context.Context, field graphql.CollectedField, obj *introspection.Type) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext___Type_ofType(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.OfType(), nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *introspection.Type) graphql.Marshaler {
-			return ec.marshalO__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext___Type_ofType(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.OfType()
+	fc.Result = res
+	return ec.marshalO__Type2ᚖgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
 func (ec *executionContext) fieldContext___Type_ofType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -22011,7 +20511,7 @@ var accountImplementors = []string{"Account", "Node"}
 func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, obj *model.Account) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, accountImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22159,7 +20659,7 @@ var accountConnectionImplementors = []string{"AccountConnection"}
 func (ec *executionContext) _AccountConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.Account]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, accountConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22207,7 +20707,7 @@ var accountEdgeImplementors = []string{"AccountEdge"}
 func (ec *executionContext) _AccountEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.Account]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, accountEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22245,7 +20745,7 @@ var acknowledgeDeviceCommandsPayloadImplementors = []string{"AcknowledgeDeviceCo
 func (ec *executionContext) _AcknowledgeDeviceCommandsPayload(ctx context.Context, sel ast.SelectionSet, obj *AcknowledgeDeviceCommandsPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, acknowledgeDeviceCommandsPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22283,7 +20783,7 @@ var addAccountPayloadImplementors = []string{"AddAccountPayload"}
 func (ec *executionContext) _AddAccountPayload(ctx context.Context, sel ast.SelectionSet, obj *AddAccountPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, addAccountPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22326,7 +20826,7 @@ var apiKeyImplementors = []string{"ApiKey", "Node"}
 func (ec *executionContext) _ApiKey(ctx context.Context, sel ast.SelectionSet, obj *model.APIKey) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, apiKeyImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22394,7 +20894,7 @@ var apiKeyConnectionImplementors = []string{"ApiKeyConnection"}
 func (ec *executionContext) _ApiKeyConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.APIKey]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, apiKeyConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22442,7 +20942,7 @@ var apiKeyEdgeImplementors = []string{"ApiKeyEdge"}
 func (ec *executionContext) _ApiKeyEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.APIKey]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, apiKeyEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22480,7 +20980,7 @@ var appImplementors = []string{"App", "Node"}
 func (ec *executionContext) _App(ctx context.Context, sel ast.SelectionSet, obj *model.App) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, appImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22573,7 +21073,7 @@ var appConnectionImplementors = []string{"AppConnection"}
 func (ec *executionContext) _AppConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.App]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, appConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22621,7 +21121,7 @@ var appEdgeImplementors = []string{"AppEdge"}
 func (ec *executionContext) _AppEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.App]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, appEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22659,7 +21159,7 @@ var appLabelImplementors = []string{"AppLabel"}
 func (ec *executionContext) _AppLabel(ctx context.Context, sel ast.SelectionSet, obj *model.Label) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, appLabelImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22712,7 +21212,7 @@ var appleRegistrationImplementors = []string{"AppleRegistration"}
 func (ec *executionContext) _AppleRegistration(ctx context.Context, sel ast.SelectionSet, obj *model.AppleUser) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, appleRegistrationImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22760,7 +21260,7 @@ var assignLicensePayloadImplementors = []string{"AssignLicensePayload"}
 func (ec *executionContext) _AssignLicensePayload(ctx context.Context, sel ast.SelectionSet, obj *AssignLicensePayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, assignLicensePayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22813,7 +21313,7 @@ var assignLicenseResultImplementors = []string{"AssignLicenseResult"}
 func (ec *executionContext) _AssignLicenseResult(ctx context.Context, sel ast.SelectionSet, obj *AssignLicenseResult) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, assignLicenseResultImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22856,7 +21356,7 @@ var assignLicensesPayloadImplementors = []string{"AssignLicensesPayload"}
 func (ec *executionContext) _AssignLicensesPayload(ctx context.Context, sel ast.SelectionSet, obj *AssignLicensesPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, assignLicensesPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22904,7 +21404,7 @@ var auditEventImplementors = []string{"AuditEvent", "Node"}
 func (ec *executionContext) _AuditEvent(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEvent) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22987,7 +21487,7 @@ var auditEventConnectionImplementors = []string{"AuditEventConnection"}
 func (ec *executionContext) _AuditEventConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.AuditEvent]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23035,7 +21535,7 @@ var auditEventEdgeImplementors = []string{"AuditEventEdge"}
 func (ec *executionContext) _AuditEventEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.AuditEvent]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23073,7 +21573,7 @@ var conversionCandidateImplementors = []string{"ConversionCandidate"}
 func (ec *executionContext) _ConversionCandidate(ctx context.Context, sel ast.SelectionSet, obj *ConversionCandidate) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, conversionCandidateImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23111,7 +21611,7 @@ var convertAppToManagedPayloadImplementors = []string{"ConvertAppToManagedPayloa
 func (ec *executionContext) _ConvertAppToManagedPayload(ctx context.Context, sel ast.SelectionSet, obj *ConvertAppToManagedPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, convertAppToManagedPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23154,7 +21654,7 @@ var coveringLabelImplementors = []string{"CoveringLabel"}
 func (ec *executionContext) _CoveringLabel(ctx context.Context, sel ast.SelectionSet, obj *CoveringLabel) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, coveringLabelImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23192,7 +21692,7 @@ var createApiKeyPayloadImplementors = []string{"CreateApiKeyPayload"}
 func (ec *executionContext) _CreateApiKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *CreateAPIKeyPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, createApiKeyPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23235,7 +21735,7 @@ var deviceImplementors = []string{"Device", "Node"}
 func (ec *executionContext) _Device(ctx context.Context, sel ast.SelectionSet, obj *model.Device) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23358,7 +21858,7 @@ var deviceAppImplementors = []string{"DeviceApp"}
 func (ec *executionContext) _DeviceApp(ctx context.Context, sel ast.SelectionSet, obj *model.DeviceApp) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceAppImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23416,7 +21916,7 @@ var deviceAppConnectionImplementors = []string{"DeviceAppConnection"}
 func (ec *executionContext) _DeviceAppConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.DeviceApp]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceAppConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23464,7 +21964,7 @@ var deviceAppEdgeImplementors = []string{"DeviceAppEdge"}
 func (ec *executionContext) _DeviceAppEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.DeviceApp]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceAppEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23502,7 +22002,7 @@ var deviceCommandImplementors = []string{"DeviceCommand", "Node"}
 func (ec *executionContext) _DeviceCommand(ctx context.Context, sel ast.SelectionSet, obj *model.DeviceCommand) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceCommandImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23585,7 +22085,7 @@ var deviceCommandConnectionImplementors = []string{"DeviceCommandConnection"}
 func (ec *executionContext) _DeviceCommandConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.DeviceCommand]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceCommandConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23633,7 +22133,7 @@ var deviceCommandEdgeImplementors = []string{"DeviceCommandEdge"}
 func (ec *executionContext) _DeviceCommandEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.DeviceCommand]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceCommandEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23671,7 +22171,7 @@ var deviceConnectionImplementors = []string{"DeviceConnection"}
 func (ec *executionContext) _DeviceConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.Device]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23719,7 +22219,7 @@ var deviceEdgeImplementors = []string{"DeviceEdge"}
 func (ec *executionContext) _DeviceEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.Device]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23757,7 +22257,7 @@ var groupImplementors = []string{"Group", "Node"}
 func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, obj *model.Group) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, groupImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23830,7 +22330,7 @@ var groupConnectionImplementors = []string{"GroupConnection"}
 func (ec *executionContext) _GroupConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.Group]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, groupConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23878,7 +22378,7 @@ var groupEdgeImplementors = []string{"GroupEdge"}
 func (ec *executionContext) _GroupEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.Group]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, groupEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23916,7 +22416,7 @@ var groupMembersPayloadImplementors = []string{"GroupMembersPayload"}
 func (ec *executionContext) _GroupMembersPayload(ctx context.Context, sel ast.SelectionSet, obj *GroupMembersPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, groupMembersPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23964,7 +22464,7 @@ var groupRuleImplementors = []string{"GroupRule"}
 func (ec *executionContext) _GroupRule(ctx context.Context, sel ast.SelectionSet, obj *model.GroupRule) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, groupRuleImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24022,7 +22522,7 @@ var licenseAssignmentImplementors = []string{"LicenseAssignment", "Node"}
 func (ec *executionContext) _LicenseAssignment(ctx context.Context, sel ast.SelectionSet, obj *model.LicenseAssignment) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseAssignmentImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24170,7 +22670,7 @@ var licenseAssignmentConnectionImplementors = []string{"LicenseAssignmentConnect
 func (ec *executionContext) _LicenseAssignmentConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.LicenseAssignment]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseAssignmentConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24218,7 +22718,7 @@ var licenseAssignmentEdgeImplementors = []string{"LicenseAssignmentEdge"}
 func (ec *executionContext) _LicenseAssignmentEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.LicenseAssignment]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseAssignmentEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24256,7 +22756,7 @@ var licenseEventImplementors = []string{"LicenseEvent"}
 func (ec *executionContext) _LicenseEvent(ctx context.Context, sel ast.SelectionSet, obj *LicenseEvent) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseEventImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24314,7 +22814,7 @@ var licenseExplanationImplementors = []string{"LicenseExplanation"}
 func (ec *executionContext) _LicenseExplanation(ctx context.Context, sel ast.SelectionSet, obj *LicenseExplanation) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseExplanationImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24392,7 +22892,7 @@ var licenseLabelImplementors = []string{"LicenseLabel", "Node"}
 func (ec *executionContext) _LicenseLabel(ctx context.Context, sel ast.SelectionSet, obj *model.Label) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseLabelImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24490,7 +22990,7 @@ var licenseLabelConnectionImplementors = []string{"LicenseLabelConnection"}
 func (ec *executionContext) _LicenseLabelConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.Label]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseLabelConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24538,7 +23038,7 @@ var licenseLabelEdgeImplementors = []string{"LicenseLabelEdge"}
 func (ec *executionContext) _LicenseLabelEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.Label]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseLabelEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24576,7 +23076,7 @@ var licenseLabelPayloadImplementors = []string{"LicenseLabelPayload"}
 func (ec *executionContext) _LicenseLabelPayload(ctx context.Context, sel ast.SelectionSet, obj *LicenseLabelPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseLabelPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24619,7 +23119,7 @@ var licensePoolImplementors = []string{"LicensePool", "Node"}
 func (ec *executionContext) _LicensePool(ctx context.Context, sel ast.SelectionSet, obj *model.LicensePool) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licensePoolImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24742,7 +23242,7 @@ var licensePoolConnectionImplementors = []string{"LicensePoolConnection"}
 func (ec *executionContext) _LicensePoolConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.LicensePool]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licensePoolConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24790,7 +23290,7 @@ var licensePoolEdgeImplementors = []string{"LicensePoolEdge"}
 func (ec *executionContext) _LicensePoolEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.LicensePool]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licensePoolEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24828,7 +23328,7 @@ var managerImplementors = []string{"Manager"}
 func (ec *executionContext) _Manager(ctx context.Context, sel ast.SelectionSet, obj *Manager) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, managerImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25098,7 +23598,7 @@ var pageInfoImplementors = []string{"PageInfo"}
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *PageInfo) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, pageInfoImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25146,7 +23646,7 @@ var policyAccountCountsImplementors = []string{"PolicyAccountCounts"}
 func (ec *executionContext) _PolicyAccountCounts(ctx context.Context, sel ast.SelectionSet, obj *PolicyAccountCounts) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, policyAccountCountsImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25189,7 +23689,7 @@ var policyChangeImplementors = []string{"PolicyChange"}
 func (ec *executionContext) _PolicyChange(ctx context.Context, sel ast.SelectionSet, obj *PolicyChange) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, policyChangeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25252,7 +23752,7 @@ var policyPreviewImplementors = []string{"PolicyPreview"}
 func (ec *executionContext) _PolicyPreview(ctx context.Context, sel ast.SelectionSet, obj *PolicyPreview) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, policyPreviewImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25518,7 +24018,7 @@ var reclaimLicensePayloadImplementors = []string{"ReclaimLicensePayload"}
 func (ec *executionContext) _ReclaimLicensePayload(ctx context.Context, sel ast.SelectionSet, obj *ReclaimLicensePayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, reclaimLicensePayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25556,7 +24056,7 @@ var reclaimLicensesPayloadImplementors = []string{"ReclaimLicensesPayload"}
 func (ec *executionContext) _ReclaimLicensesPayload(ctx context.Context, sel ast.SelectionSet, obj *ReclaimLicensesPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, reclaimLicensesPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25594,7 +24094,7 @@ var recordDeviceSignInPayloadImplementors = []string{"RecordDeviceSignInPayload"
 func (ec *executionContext) _RecordDeviceSignInPayload(ctx context.Context, sel ast.SelectionSet, obj *RecordDeviceSignInPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, recordDeviceSignInPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25637,7 +24137,7 @@ var removeAccountPayloadImplementors = []string{"RemoveAccountPayload"}
 func (ec *executionContext) _RemoveAccountPayload(ctx context.Context, sel ast.SelectionSet, obj *RemoveAccountPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, removeAccountPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25680,7 +24180,7 @@ var removeUserPayloadImplementors = []string{"RemoveUserPayload"}
 func (ec *executionContext) _RemoveUserPayload(ctx context.Context, sel ast.SelectionSet, obj *RemoveUserPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, removeUserPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25723,7 +24223,7 @@ var renewAccountTokenPayloadImplementors = []string{"RenewAccountTokenPayload"}
 func (ec *executionContext) _RenewAccountTokenPayload(ctx context.Context, sel ast.SelectionSet, obj *RenewAccountTokenPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, renewAccountTokenPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25761,7 +24261,7 @@ var reportDeviceAppsPayloadImplementors = []string{"ReportDeviceAppsPayload"}
 func (ec *executionContext) _ReportDeviceAppsPayload(ctx context.Context, sel ast.SelectionSet, obj *ReportDeviceAppsPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, reportDeviceAppsPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25809,7 +24309,7 @@ var retireDevicePayloadImplementors = []string{"RetireDevicePayload"}
 func (ec *executionContext) _RetireDevicePayload(ctx context.Context, sel ast.SelectionSet, obj *RetireDevicePayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, retireDevicePayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25852,7 +24352,7 @@ var revokeApiKeyPayloadImplementors = []string{"RevokeApiKeyPayload"}
 func (ec *executionContext) _RevokeApiKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *RevokeAPIKeyPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, revokeApiKeyPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25890,7 +24390,7 @@ var sendInstallRequestPayloadImplementors = []string{"SendInstallRequestPayload"
 func (ec *executionContext) _SendInstallRequestPayload(ctx context.Context, sel ast.SelectionSet, obj *SendInstallRequestPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, sendInstallRequestPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25928,7 +24428,7 @@ var setAppLabelsPayloadImplementors = []string{"SetAppLabelsPayload"}
 func (ec *executionContext) _SetAppLabelsPayload(ctx context.Context, sel ast.SelectionSet, obj *SetAppLabelsPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, setAppLabelsPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25986,7 +24486,7 @@ var syncAccountPayloadImplementors = []string{"SyncAccountPayload"}
 func (ec *executionContext) _SyncAccountPayload(ctx context.Context, sel ast.SelectionSet, obj *SyncAccountPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, syncAccountPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26024,7 +24524,7 @@ var syncRunImplementors = []string{"SyncRun", "Node"}
 func (ec *executionContext) _SyncRun(ctx context.Context, sel ast.SelectionSet, obj *model.SyncRun) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, syncRunImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26117,7 +24617,7 @@ var syncRunConnectionImplementors = []string{"SyncRunConnection"}
 func (ec *executionContext) _SyncRunConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.SyncRun]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, syncRunConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26165,7 +24665,7 @@ var syncRunEdgeImplementors = []string{"SyncRunEdge"}
 func (ec *executionContext) _SyncRunEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.SyncRun]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, syncRunEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26203,7 +24703,7 @@ var takeOverAccountPayloadImplementors = []string{"TakeOverAccountPayload"}
 func (ec *executionContext) _TakeOverAccountPayload(ctx context.Context, sel ast.SelectionSet, obj *TakeOverAccountPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, takeOverAccountPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26251,7 +24751,7 @@ var upsertDevicesPayloadImplementors = []string{"UpsertDevicesPayload"}
 func (ec *executionContext) _UpsertDevicesPayload(ctx context.Context, sel ast.SelectionSet, obj *UpsertDevicesPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, upsertDevicesPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26294,7 +24794,7 @@ var upsertGroupPayloadImplementors = []string{"UpsertGroupPayload"}
 func (ec *executionContext) _UpsertGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *UpsertGroupPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, upsertGroupPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26332,7 +24832,7 @@ var upsertUsersPayloadImplementors = []string{"UpsertUsersPayload"}
 func (ec *executionContext) _UpsertUsersPayload(ctx context.Context, sel ast.SelectionSet, obj *UpsertUsersPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, upsertUsersPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26370,7 +24870,7 @@ var userImplementors = []string{"User", "Node"}
 func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *model.User) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, userImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26463,7 +24963,7 @@ var userConnectionImplementors = []string{"UserConnection"}
 func (ec *executionContext) _UserConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.User]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, userConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26511,7 +25011,7 @@ var userEdgeImplementors = []string{"UserEdge"}
 func (ec *executionContext) _UserEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.User]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, userEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26549,7 +25049,7 @@ var userErrorImplementors = []string{"UserError"}
 func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet, obj *model.Error) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, userErrorImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26592,7 +25092,7 @@ var viewerImplementors = []string{"Viewer"}
 func (ec *executionContext) _Viewer(ctx context.Context, sel ast.SelectionSet, obj *Viewer) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, viewerImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26630,7 +25130,7 @@ var waitingHolderImplementors = []string{"WaitingHolder"}
 func (ec *executionContext) _WaitingHolder(ctx context.Context, sel ast.SelectionSet, obj *model.PolicyWaiting) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, waitingHolderImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26693,7 +25193,7 @@ var waitingHolderConnectionImplementors = []string{"WaitingHolderConnection"}
 func (ec *executionContext) _WaitingHolderConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.PolicyWaiting]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, waitingHolderConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26741,7 +25241,7 @@ var waitingHolderEdgeImplementors = []string{"WaitingHolderEdge"}
 func (ec *executionContext) _WaitingHolderEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.PolicyWaiting]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, waitingHolderEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26779,7 +25279,7 @@ var __DirectiveImplementors = []string{"__Directive"}
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __DirectiveImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26832,7 +25332,7 @@ var __EnumValueImplementors = []string{"__EnumValue"}
 func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.EnumValue) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __EnumValueImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26880,7 +25380,7 @@ var __FieldImplementors = []string{"__Field"}
 func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, obj *introspection.Field) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __FieldImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26938,7 +25438,7 @@ var __InputValueImplementors = []string{"__InputValue"}
 func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.InputValue) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __InputValueImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -26996,7 +25496,7 @@ var __SchemaImplementors = []string{"__Schema"}
 func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet, obj *introspection.Schema) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __SchemaImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -27054,7 +25554,7 @@ var __TypeImplementors = []string{"__Type"}
 func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, obj *introspection.Type) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __TypeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := newObjectFields(fields) // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {

@@ -35,35 +35,38 @@ import (
 //     item and load in a statement per item; resolvers/nplus1_test.go selects every relation of
 //     the schema and fails on a statement per item.
 //   - writeFieldSets: an object's fields are written by graph.fieldSet, which checks for a
-//     repeated alias among the few before it instead of keeping a map of them per object.
+//     repeated alias among the few before it instead of keeping a map of them per object; and
+//     an object that is not a root holds its values while they resolve in a graph.objectFields
+//     (a slice, and the count of the non-null ones that came out null) rather than in gqlgen's
+//     FieldSet, whose bookkeeping is for fields resolved concurrently or deferred — which, here,
+//     they never are.
 //
 // Each patch fails the generation, naming itself, when gqlgen's output is not the text it was
 // written for (a gqlgen upgrade that changed it), rather than leave the executor half patched.
 
 // plainFields returns the functions, named as gqlgen names them (_Object_field), of the plain
-// fields of the schema's objects: see readPlainFields.
-func plainFields(data *codegen.Data) []string {
-	var out []string
+// fields of the schema's objects (see readPlainFields), and whether each is a leaf.
+func plainFields(data *codegen.Data) map[string]bool {
+	out := map[string]bool{}
 	for _, o := range data.Objects {
 		if o.Root || o.Stream {
 			continue
 		}
 		for _, f := range o.Fields {
 			if isPlain(f) {
-				out = append(out, "_"+o.Name+"_"+f.Name)
+				out["_"+o.Name+"_"+f.Name] = f.TypeReference.Definition.IsLeafType()
 			}
 		}
 	}
-	sort.Strings(out)
 	return out
 }
 
-// isPlain says whether a field is a scalar or enum that gqlgen reads straight off its object.
+// isPlain says whether gqlgen reads a field straight off its object.
 func isPlain(f *codegen.Field) bool {
 	if f.IsResolver || f.IsBatch() || f.IsMap() || len(f.Args) > 0 || f.HasDirectives() || f.Stream {
 		return false
 	}
-	if f.TypeReference == nil || f.TypeReference.Definition == nil || !f.TypeReference.Definition.IsLeafType() {
+	if f.TypeReference == nil || f.TypeReference.Definition == nil {
 		return false
 	}
 	if f.IsMethod() {
@@ -96,31 +99,43 @@ var plainField = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (_\w+)(
 `)
 
 // readPlainFields replaces the executor function of each of the plain fields (named as
-// plainFields names them) by one that marshals the field's value at once.
-func readPlainFields(src []byte, fields []string) ([]byte, error) {
+// plainFields names them, true for a leaf) by one that marshals the field's value at once: a
+// leaf with the context of its object, an object (or a list of them) with a field context of
+// its own, as gqlgen gives it, so that the paths of what is below it are right.
+func readPlainFields(src []byte, fields map[string]bool) ([]byte, error) {
 	const name = "read-plain-fields"
 	if len(fields) == 0 {
 		return nil, fmt.Errorf("patch %s: the schema has no plain fields (did the plugin run?)", name)
 	}
-	want := map[string]bool{}
-	for _, f := range fields {
-		want[f] = true
-	}
 	done := map[string]bool{}
 	out := plainField.ReplaceAllFunc(src, func(fn []byte) []byte {
 		m := plainField.FindSubmatch(fn)
-		if !want[string(m[1])] {
+		leaf, ok := fields[string(m[1])]
+		if !ok {
 			return fn
 		}
 		done[string(m[1])] = true
-		return fmt.Appendf(nil, "func (ec *executionContext) %s%s {\n\treturn %s(ctx, field.Selections, %s) // a plain field: see graph/generate\n}\n", m[1], m[2], m[4], m[3])
+		if leaf {
+			return fmt.Appendf(nil, "func (ec *executionContext) %s%s {\n\treturn %s(ctx, field.Selections, %s) // a plain field: see graph/generate\n}\n", m[1], m[2], m[4], m[3])
+		}
+		return fmt.Appendf(nil, `func (ec *executionContext) %[1]s%[2]s {
+	fc, err := ec.fieldContext%[1]s(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := %[3]s
+	fc.Result = res
+	return %[4]s(graphql.WithFieldContext(ctx, fc), field.Selections, res)
+}
+`, m[1], m[2], m[3], m[4])
 	})
 	var missing []string
-	for _, f := range fields {
+	for f := range fields {
 		if !done[f] {
 			missing = append(missing, f)
 		}
 	}
+	sort.Strings(missing)
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("patch %s: %d plain fields not in the form written for (did gqlgen change?): %s", name, len(missing), strings.Join(missing, ", "))
 	}
@@ -153,9 +168,17 @@ const (
 	fieldSetReturnOurs = "\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn fieldSet{fields: fields, values: out.Values} // see graph/generate\n}\n"
 )
 
+// objectStart is the start of the executor function of an object that is not a root (it has
+// an obj); its group is what comes before the construction of its FieldSet.
+var objectStart = regexp.MustCompile(`(?m)(^func \(ec \*executionContext\) _\w+\(ctx context\.Context, sel ast\.SelectionSet, obj [^\n]*\) graphql\.Marshaler \{
+	fields := graphql\.CollectFields\(ec\.OperationContext, sel, \w+Implementors\)
+
+	)out := graphql\.NewFieldSet\(fields\)\n`)
+
 // writeFieldSets makes each of the objects' executor functions return its fields as a
-// graph.fieldSet.
-func writeFieldSets(src []byte, objects int) ([]byte, error) {
+// graph.fieldSet, and each of those that are not roots (inPlace of them) hold its values in a
+// graph.objectFields.
+func writeFieldSets(src []byte, objects, inPlace int) ([]byte, error) {
 	const name = "write-field-sets"
 	switch n := bytes.Count(src, []byte(fieldSetReturn)); {
 	case n == 0:
@@ -163,5 +186,9 @@ func writeFieldSets(src []byte, objects int) ([]byte, error) {
 	case n != objects:
 		return nil, fmt.Errorf("patch %s: an object's %q found %d times, want once in each of the %d objects that are not streamed (did gqlgen change?)", name, "return out", n, objects)
 	}
+	if n := len(objectStart.FindAllIndex(src, -1)); n != inPlace {
+		return nil, fmt.Errorf("patch %s: the FieldSet of an object found %d times, want once in each of the %d objects that are not roots (did gqlgen change?)", name, n, inPlace)
+	}
+	src = objectStart.ReplaceAll(src, []byte("${1}out := newObjectFields(fields) // see graph/generate\n"))
 	return bytes.ReplaceAll(src, []byte(fieldSetReturn), []byte(fieldSetReturnOurs)), nil
 }

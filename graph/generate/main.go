@@ -32,7 +32,8 @@ import (
 // it found one group in each (see dropDeferredGroups).
 type sequentialFields struct {
 	objects int
-	plain   []string // the executor functions of the plain fields: see plainFields
+	inPlace int             // the objects that are neither streamed nor roots
+	plain   map[string]bool // the executor functions of the plain fields: see plainFields
 }
 
 func (*sequentialFields) Name() string { return "orchard-sequential-fields" }
@@ -46,6 +47,9 @@ func (p *sequentialFields) GenerateCode(data *codegen.Data) error {
 		}
 		if !o.Root {
 			o.DisableConcurrency = true
+			if !o.Stream {
+				p.inPlace++
+			}
 		}
 	}
 	p.plain = plainFields(data)
@@ -71,7 +75,7 @@ func main() {
 				src, err = marshalListsInOrder(src)
 			}
 			if err == nil {
-				src, err = writeFieldSets(src, plugin.objects)
+				src, err = writeFieldSets(src, plugin.objects, plugin.inPlace)
 			}
 			return src, err
 		})

@@ -114,15 +114,16 @@ func TestReadPlainFields(t *testing.T) {
 	t.Parallel()
 	email := plainFieldFn("_User_email", "obj.Email", "ec.marshalOString2ᚖstring")
 	id := plainFieldFn("_User_id", "obj.NodeID()", "ec.marshalNID2string")
+	group := plainFieldFn("_User_group", "obj.Group", "ec.marshalOGroup2ᚖorchardᚋmodelᚐGroup")
 	resolved := strings.Replace(plainFieldFn("_User_name", "obj.Name", "ec.marshalOString2ᚖstring"), "return obj.Name, nil", "return ec.Resolvers.User().Name(ctx, obj)", 1)
 	tests := []struct {
 		name    string
 		src     string
-		fields  []string
+		fields  map[string]bool
 		want    string
 		wantErr string
 	}{
-		{name: "struct field and method", src: email + id, fields: []string{"_User_email", "_User_id"},
+		{name: "struct field and method", src: email + id, fields: map[string]bool{"_User_email": true, "_User_id": true},
 			want: `func (ec *executionContext) _User_email(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
 	return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.Email) // a plain field: see graph/generate
 }
@@ -130,12 +131,23 @@ func (ec *executionContext) _User_id(ctx context.Context, field graphql.Collecte
 	return ec.marshalNID2string(ctx, field.Selections, obj.NodeID()) // a plain field: see graph/generate
 }
 `},
-		{name: "a field not listed is left alone", src: email + id, fields: []string{"_User_id"},
+		{name: "a field not listed is left alone", src: email + id, fields: map[string]bool{"_User_id": true},
 			want: email + `func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
 	return ec.marshalNID2string(ctx, field.Selections, obj.NodeID()) // a plain field: see graph/generate
 }
 `},
-		{name: "a listed field with a resolver", src: email + resolved, fields: []string{"_User_email", "_User_name"},
+		{name: "an object", src: group, fields: map[string]bool{"_User_group": false},
+			want: `func (ec *executionContext) _User_group(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
+	fc, err := ec.fieldContext_User_group(ctx, field) // a plain field: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	res := obj.Group
+	fc.Result = res
+	return ec.marshalOGroup2ᚖorchardᚋmodelᚐGroup(graphql.WithFieldContext(ctx, fc), field.Selections, res)
+}
+`},
+		{name: "a listed field with a resolver", src: email + resolved, fields: map[string]bool{"_User_email": true, "_User_name": true},
 			wantErr: "patch read-plain-fields: 1 plain fields not in the form written for (did gqlgen change?): _User_name"},
 		{name: "no plain fields", src: email, fields: nil, wantErr: "patch read-plain-fields: the schema has no plain fields"},
 	}
@@ -182,25 +194,34 @@ func TestMarshalListsInOrder(t *testing.T) {
 	}
 }
 
-// The field-set patch replaces every object's return, once per object.
+// The field-set patch replaces every object's return, once per object, and the FieldSet of
+// every object that is not a root.
 func TestWriteFieldSets(t *testing.T) {
 	t.Parallel()
-	got, err := writeFieldSets([]byte(fieldSetReturn+fieldSetReturn), 2)
+	start := func(sig string) string {
+		return "func (ec *executionContext) " + sig + " graphql.Marshaler {\n\tfields := graphql.CollectFields(ec.OperationContext, sel, xImplementors)\n\n\tout := graphql.NewFieldSet(fields)\n"
+	}
+	object := start("_X(ctx context.Context, sel ast.SelectionSet, obj *model.X)") + fieldSetReturn
+	root := start("_Query(ctx context.Context, sel ast.SelectionSet)") + fieldSetReturn
+	got, err := writeFieldSets([]byte(object+root), 2, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(fieldSetReturnOurs+fieldSetReturnOurs, string(got)); diff != "" {
+	want := strings.Replace(strings.Replace(object, "graphql.NewFieldSet(fields)", "newObjectFields(fields) // see graph/generate", 1), fieldSetReturn, fieldSetReturnOurs, 1) +
+		strings.Replace(root, fieldSetReturn, fieldSetReturnOurs, 1)
+	if diff := cmp.Diff(want, string(got)); diff != "" {
 		t.Errorf("patched executor mismatch (-want +got):\n%s", diff)
 	}
 	for _, c := range []struct {
-		src     string
-		objects int
-		wantErr string
+		src              string
+		objects, inPlace int
+		wantErr          string
 	}{
-		{"", 1, `patch write-field-sets: an object's "return out" not found`},
-		{fieldSetReturn, 2, `patch write-field-sets: an object's "return out" found 1 times, want once in each of the 2 objects`},
+		{"", 1, 0, `patch write-field-sets: an object's "return out" not found`},
+		{fieldSetReturn, 2, 0, `patch write-field-sets: an object's "return out" found 1 times, want once in each of the 2 objects`},
+		{root + root, 2, 1, `patch write-field-sets: the FieldSet of an object found 0 times, want once in each of the 1 objects that are not roots`},
 	} {
-		if _, err := writeFieldSets([]byte(c.src), c.objects); err == nil || !strings.Contains(err.Error(), c.wantErr) {
+		if _, err := writeFieldSets([]byte(c.src), c.objects, c.inPlace); err == nil || !strings.Contains(err.Error(), c.wantErr) {
 			t.Errorf("err = %v, want one containing %q", err, c.wantErr)
 		}
 	}
