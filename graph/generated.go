@@ -20511,7 +20511,7 @@ var accountImplementors = []string{"Account", "Node"}
 func (ec *executionContext) _Account(ctx context.Context, sel ast.SelectionSet, obj *model.Account) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, accountImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -20659,7 +20659,7 @@ var accountConnectionImplementors = []string{"AccountConnection"}
 func (ec *executionContext) _AccountConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.Account]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, accountConnectionImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -20707,7 +20707,7 @@ var accountEdgeImplementors = []string{"AccountEdge"}
 func (ec *executionContext) _AccountEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.Account]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, accountEdgeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -20745,7 +20745,7 @@ var acknowledgeDeviceCommandsPayloadImplementors = []string{"AcknowledgeDeviceCo
 func (ec *executionContext) _AcknowledgeDeviceCommandsPayload(ctx context.Context, sel ast.SelectionSet, obj *AcknowledgeDeviceCommandsPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, acknowledgeDeviceCommandsPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -20783,7 +20783,7 @@ var addAccountPayloadImplementors = []string{"AddAccountPayload"}
 func (ec *executionContext) _AddAccountPayload(ctx context.Context, sel ast.SelectionSet, obj *AddAccountPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, addAccountPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -20826,7 +20826,7 @@ var apiKeyImplementors = []string{"ApiKey", "Node"}
 func (ec *executionContext) _ApiKey(ctx context.Context, sel ast.SelectionSet, obj *model.APIKey) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, apiKeyImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -20894,7 +20894,7 @@ var apiKeyConnectionImplementors = []string{"ApiKeyConnection"}
 func (ec *executionContext) _ApiKeyConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.APIKey]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, apiKeyConnectionImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -20942,7 +20942,7 @@ var apiKeyEdgeImplementors = []string{"ApiKeyEdge"}
 func (ec *executionContext) _ApiKeyEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.APIKey]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, apiKeyEdgeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -20980,7 +20980,7 @@ var appImplementors = []string{"App", "Node"}
 func (ec *executionContext) _App(ctx context.Context, sel ast.SelectionSet, obj *model.App) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, appImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21073,7 +21073,7 @@ var appConnectionImplementors = []string{"AppConnection"}
 func (ec *executionContext) _AppConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.App]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, appConnectionImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21121,7 +21121,7 @@ var appEdgeImplementors = []string{"AppEdge"}
 func (ec *executionContext) _AppEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.App]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, appEdgeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21159,7 +21159,7 @@ var appLabelImplementors = []string{"AppLabel"}
 func (ec *executionContext) _AppLabel(ctx context.Context, sel ast.SelectionSet, obj *model.Label) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, appLabelImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21212,7 +21212,7 @@ var appleRegistrationImplementors = []string{"AppleRegistration"}
 func (ec *executionContext) _AppleRegistration(ctx context.Context, sel ast.SelectionSet, obj *model.AppleUser) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, appleRegistrationImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21260,7 +21260,7 @@ var assignLicensePayloadImplementors = []string{"AssignLicensePayload"}
 func (ec *executionContext) _AssignLicensePayload(ctx context.Context, sel ast.SelectionSet, obj *AssignLicensePayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, assignLicensePayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21313,7 +21313,7 @@ var assignLicenseResultImplementors = []string{"AssignLicenseResult"}
 func (ec *executionContext) _AssignLicenseResult(ctx context.Context, sel ast.SelectionSet, obj *AssignLicenseResult) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, assignLicenseResultImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21356,7 +21356,7 @@ var assignLicensesPayloadImplementors = []string{"AssignLicensesPayload"}
 func (ec *executionContext) _AssignLicensesPayload(ctx context.Context, sel ast.SelectionSet, obj *AssignLicensesPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, assignLicensesPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21404,7 +21404,7 @@ var auditEventImplementors = []string{"AuditEvent", "Node"}
 func (ec *executionContext) _AuditEvent(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEvent) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21487,7 +21487,7 @@ var auditEventConnectionImplementors = []string{"AuditEventConnection"}
 func (ec *executionContext) _AuditEventConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.AuditEvent]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventConnectionImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21535,7 +21535,7 @@ var auditEventEdgeImplementors = []string{"AuditEventEdge"}
 func (ec *executionContext) _AuditEventEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.AuditEvent]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventEdgeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21573,7 +21573,7 @@ var conversionCandidateImplementors = []string{"ConversionCandidate"}
 func (ec *executionContext) _ConversionCandidate(ctx context.Context, sel ast.SelectionSet, obj *ConversionCandidate) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, conversionCandidateImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21611,7 +21611,7 @@ var convertAppToManagedPayloadImplementors = []string{"ConvertAppToManagedPayloa
 func (ec *executionContext) _ConvertAppToManagedPayload(ctx context.Context, sel ast.SelectionSet, obj *ConvertAppToManagedPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, convertAppToManagedPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21654,7 +21654,7 @@ var coveringLabelImplementors = []string{"CoveringLabel"}
 func (ec *executionContext) _CoveringLabel(ctx context.Context, sel ast.SelectionSet, obj *CoveringLabel) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, coveringLabelImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21692,7 +21692,7 @@ var createApiKeyPayloadImplementors = []string{"CreateApiKeyPayload"}
 func (ec *executionContext) _CreateApiKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *CreateAPIKeyPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, createApiKeyPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21735,7 +21735,7 @@ var deviceImplementors = []string{"Device", "Node"}
 func (ec *executionContext) _Device(ctx context.Context, sel ast.SelectionSet, obj *model.Device) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21858,7 +21858,7 @@ var deviceAppImplementors = []string{"DeviceApp"}
 func (ec *executionContext) _DeviceApp(ctx context.Context, sel ast.SelectionSet, obj *model.DeviceApp) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceAppImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21916,7 +21916,7 @@ var deviceAppConnectionImplementors = []string{"DeviceAppConnection"}
 func (ec *executionContext) _DeviceAppConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.DeviceApp]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceAppConnectionImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -21964,7 +21964,7 @@ var deviceAppEdgeImplementors = []string{"DeviceAppEdge"}
 func (ec *executionContext) _DeviceAppEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.DeviceApp]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceAppEdgeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22002,7 +22002,7 @@ var deviceCommandImplementors = []string{"DeviceCommand", "Node"}
 func (ec *executionContext) _DeviceCommand(ctx context.Context, sel ast.SelectionSet, obj *model.DeviceCommand) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceCommandImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22085,7 +22085,7 @@ var deviceCommandConnectionImplementors = []string{"DeviceCommandConnection"}
 func (ec *executionContext) _DeviceCommandConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.DeviceCommand]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceCommandConnectionImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22133,7 +22133,7 @@ var deviceCommandEdgeImplementors = []string{"DeviceCommandEdge"}
 func (ec *executionContext) _DeviceCommandEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.DeviceCommand]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceCommandEdgeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22171,7 +22171,7 @@ var deviceConnectionImplementors = []string{"DeviceConnection"}
 func (ec *executionContext) _DeviceConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.Device]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceConnectionImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22219,7 +22219,7 @@ var deviceEdgeImplementors = []string{"DeviceEdge"}
 func (ec *executionContext) _DeviceEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.Device]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, deviceEdgeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22257,7 +22257,7 @@ var groupImplementors = []string{"Group", "Node"}
 func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, obj *model.Group) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, groupImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22330,7 +22330,7 @@ var groupConnectionImplementors = []string{"GroupConnection"}
 func (ec *executionContext) _GroupConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.Group]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, groupConnectionImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22378,7 +22378,7 @@ var groupEdgeImplementors = []string{"GroupEdge"}
 func (ec *executionContext) _GroupEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.Group]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, groupEdgeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22416,7 +22416,7 @@ var groupMembersPayloadImplementors = []string{"GroupMembersPayload"}
 func (ec *executionContext) _GroupMembersPayload(ctx context.Context, sel ast.SelectionSet, obj *GroupMembersPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, groupMembersPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22464,7 +22464,7 @@ var groupRuleImplementors = []string{"GroupRule"}
 func (ec *executionContext) _GroupRule(ctx context.Context, sel ast.SelectionSet, obj *model.GroupRule) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, groupRuleImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22522,7 +22522,7 @@ var licenseAssignmentImplementors = []string{"LicenseAssignment", "Node"}
 func (ec *executionContext) _LicenseAssignment(ctx context.Context, sel ast.SelectionSet, obj *model.LicenseAssignment) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseAssignmentImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22670,7 +22670,7 @@ var licenseAssignmentConnectionImplementors = []string{"LicenseAssignmentConnect
 func (ec *executionContext) _LicenseAssignmentConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.LicenseAssignment]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseAssignmentConnectionImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22718,7 +22718,7 @@ var licenseAssignmentEdgeImplementors = []string{"LicenseAssignmentEdge"}
 func (ec *executionContext) _LicenseAssignmentEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.LicenseAssignment]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseAssignmentEdgeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22756,7 +22756,7 @@ var licenseEventImplementors = []string{"LicenseEvent"}
 func (ec *executionContext) _LicenseEvent(ctx context.Context, sel ast.SelectionSet, obj *LicenseEvent) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseEventImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22814,7 +22814,7 @@ var licenseExplanationImplementors = []string{"LicenseExplanation"}
 func (ec *executionContext) _LicenseExplanation(ctx context.Context, sel ast.SelectionSet, obj *LicenseExplanation) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseExplanationImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22892,7 +22892,7 @@ var licenseLabelImplementors = []string{"LicenseLabel", "Node"}
 func (ec *executionContext) _LicenseLabel(ctx context.Context, sel ast.SelectionSet, obj *model.Label) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseLabelImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -22990,7 +22990,7 @@ var licenseLabelConnectionImplementors = []string{"LicenseLabelConnection"}
 func (ec *executionContext) _LicenseLabelConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.Label]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseLabelConnectionImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23038,7 +23038,7 @@ var licenseLabelEdgeImplementors = []string{"LicenseLabelEdge"}
 func (ec *executionContext) _LicenseLabelEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.Label]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseLabelEdgeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23076,7 +23076,7 @@ var licenseLabelPayloadImplementors = []string{"LicenseLabelPayload"}
 func (ec *executionContext) _LicenseLabelPayload(ctx context.Context, sel ast.SelectionSet, obj *LicenseLabelPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licenseLabelPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23119,7 +23119,7 @@ var licensePoolImplementors = []string{"LicensePool", "Node"}
 func (ec *executionContext) _LicensePool(ctx context.Context, sel ast.SelectionSet, obj *model.LicensePool) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licensePoolImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23242,7 +23242,7 @@ var licensePoolConnectionImplementors = []string{"LicensePoolConnection"}
 func (ec *executionContext) _LicensePoolConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.LicensePool]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licensePoolConnectionImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23290,7 +23290,7 @@ var licensePoolEdgeImplementors = []string{"LicensePoolEdge"}
 func (ec *executionContext) _LicensePoolEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.LicensePool]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, licensePoolEdgeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23328,7 +23328,7 @@ var managerImplementors = []string{"Manager"}
 func (ec *executionContext) _Manager(ctx context.Context, sel ast.SelectionSet, obj *Manager) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, managerImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23598,7 +23598,7 @@ var pageInfoImplementors = []string{"PageInfo"}
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *PageInfo) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, pageInfoImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23646,7 +23646,7 @@ var policyAccountCountsImplementors = []string{"PolicyAccountCounts"}
 func (ec *executionContext) _PolicyAccountCounts(ctx context.Context, sel ast.SelectionSet, obj *PolicyAccountCounts) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, policyAccountCountsImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23689,7 +23689,7 @@ var policyChangeImplementors = []string{"PolicyChange"}
 func (ec *executionContext) _PolicyChange(ctx context.Context, sel ast.SelectionSet, obj *PolicyChange) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, policyChangeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -23752,7 +23752,7 @@ var policyPreviewImplementors = []string{"PolicyPreview"}
 func (ec *executionContext) _PolicyPreview(ctx context.Context, sel ast.SelectionSet, obj *PolicyPreview) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, policyPreviewImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24018,7 +24018,7 @@ var reclaimLicensePayloadImplementors = []string{"ReclaimLicensePayload"}
 func (ec *executionContext) _ReclaimLicensePayload(ctx context.Context, sel ast.SelectionSet, obj *ReclaimLicensePayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, reclaimLicensePayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24056,7 +24056,7 @@ var reclaimLicensesPayloadImplementors = []string{"ReclaimLicensesPayload"}
 func (ec *executionContext) _ReclaimLicensesPayload(ctx context.Context, sel ast.SelectionSet, obj *ReclaimLicensesPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, reclaimLicensesPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24094,7 +24094,7 @@ var recordDeviceSignInPayloadImplementors = []string{"RecordDeviceSignInPayload"
 func (ec *executionContext) _RecordDeviceSignInPayload(ctx context.Context, sel ast.SelectionSet, obj *RecordDeviceSignInPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, recordDeviceSignInPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24137,7 +24137,7 @@ var removeAccountPayloadImplementors = []string{"RemoveAccountPayload"}
 func (ec *executionContext) _RemoveAccountPayload(ctx context.Context, sel ast.SelectionSet, obj *RemoveAccountPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, removeAccountPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24180,7 +24180,7 @@ var removeUserPayloadImplementors = []string{"RemoveUserPayload"}
 func (ec *executionContext) _RemoveUserPayload(ctx context.Context, sel ast.SelectionSet, obj *RemoveUserPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, removeUserPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24223,7 +24223,7 @@ var renewAccountTokenPayloadImplementors = []string{"RenewAccountTokenPayload"}
 func (ec *executionContext) _RenewAccountTokenPayload(ctx context.Context, sel ast.SelectionSet, obj *RenewAccountTokenPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, renewAccountTokenPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24261,7 +24261,7 @@ var reportDeviceAppsPayloadImplementors = []string{"ReportDeviceAppsPayload"}
 func (ec *executionContext) _ReportDeviceAppsPayload(ctx context.Context, sel ast.SelectionSet, obj *ReportDeviceAppsPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, reportDeviceAppsPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24309,7 +24309,7 @@ var retireDevicePayloadImplementors = []string{"RetireDevicePayload"}
 func (ec *executionContext) _RetireDevicePayload(ctx context.Context, sel ast.SelectionSet, obj *RetireDevicePayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, retireDevicePayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24352,7 +24352,7 @@ var revokeApiKeyPayloadImplementors = []string{"RevokeApiKeyPayload"}
 func (ec *executionContext) _RevokeApiKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *RevokeAPIKeyPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, revokeApiKeyPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24390,7 +24390,7 @@ var sendInstallRequestPayloadImplementors = []string{"SendInstallRequestPayload"
 func (ec *executionContext) _SendInstallRequestPayload(ctx context.Context, sel ast.SelectionSet, obj *SendInstallRequestPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, sendInstallRequestPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24428,7 +24428,7 @@ var setAppLabelsPayloadImplementors = []string{"SetAppLabelsPayload"}
 func (ec *executionContext) _SetAppLabelsPayload(ctx context.Context, sel ast.SelectionSet, obj *SetAppLabelsPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, setAppLabelsPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24486,7 +24486,7 @@ var syncAccountPayloadImplementors = []string{"SyncAccountPayload"}
 func (ec *executionContext) _SyncAccountPayload(ctx context.Context, sel ast.SelectionSet, obj *SyncAccountPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, syncAccountPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24524,7 +24524,7 @@ var syncRunImplementors = []string{"SyncRun", "Node"}
 func (ec *executionContext) _SyncRun(ctx context.Context, sel ast.SelectionSet, obj *model.SyncRun) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, syncRunImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24617,7 +24617,7 @@ var syncRunConnectionImplementors = []string{"SyncRunConnection"}
 func (ec *executionContext) _SyncRunConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.SyncRun]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, syncRunConnectionImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24665,7 +24665,7 @@ var syncRunEdgeImplementors = []string{"SyncRunEdge"}
 func (ec *executionContext) _SyncRunEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.SyncRun]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, syncRunEdgeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24703,7 +24703,7 @@ var takeOverAccountPayloadImplementors = []string{"TakeOverAccountPayload"}
 func (ec *executionContext) _TakeOverAccountPayload(ctx context.Context, sel ast.SelectionSet, obj *TakeOverAccountPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, takeOverAccountPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24751,7 +24751,7 @@ var upsertDevicesPayloadImplementors = []string{"UpsertDevicesPayload"}
 func (ec *executionContext) _UpsertDevicesPayload(ctx context.Context, sel ast.SelectionSet, obj *UpsertDevicesPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, upsertDevicesPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24794,7 +24794,7 @@ var upsertGroupPayloadImplementors = []string{"UpsertGroupPayload"}
 func (ec *executionContext) _UpsertGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *UpsertGroupPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, upsertGroupPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24832,7 +24832,7 @@ var upsertUsersPayloadImplementors = []string{"UpsertUsersPayload"}
 func (ec *executionContext) _UpsertUsersPayload(ctx context.Context, sel ast.SelectionSet, obj *UpsertUsersPayload) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, upsertUsersPayloadImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24870,7 +24870,7 @@ var userImplementors = []string{"User", "Node"}
 func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *model.User) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, userImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -24963,7 +24963,7 @@ var userConnectionImplementors = []string{"UserConnection"}
 func (ec *executionContext) _UserConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.User]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, userConnectionImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25011,7 +25011,7 @@ var userEdgeImplementors = []string{"UserEdge"}
 func (ec *executionContext) _UserEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.User]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, userEdgeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25049,7 +25049,7 @@ var userErrorImplementors = []string{"UserError"}
 func (ec *executionContext) _UserError(ctx context.Context, sel ast.SelectionSet, obj *model.Error) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, userErrorImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25092,7 +25092,7 @@ var viewerImplementors = []string{"Viewer"}
 func (ec *executionContext) _Viewer(ctx context.Context, sel ast.SelectionSet, obj *Viewer) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, viewerImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25130,7 +25130,7 @@ var waitingHolderImplementors = []string{"WaitingHolder"}
 func (ec *executionContext) _WaitingHolder(ctx context.Context, sel ast.SelectionSet, obj *model.PolicyWaiting) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, waitingHolderImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25193,7 +25193,7 @@ var waitingHolderConnectionImplementors = []string{"WaitingHolderConnection"}
 func (ec *executionContext) _WaitingHolderConnection(ctx context.Context, sel ast.SelectionSet, obj *Connection[model.PolicyWaiting]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, waitingHolderConnectionImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25241,7 +25241,7 @@ var waitingHolderEdgeImplementors = []string{"WaitingHolderEdge"}
 func (ec *executionContext) _WaitingHolderEdge(ctx context.Context, sel ast.SelectionSet, obj *Edge[model.PolicyWaiting]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, waitingHolderEdgeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25279,7 +25279,7 @@ var __DirectiveImplementors = []string{"__Directive"}
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __DirectiveImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25332,7 +25332,7 @@ var __EnumValueImplementors = []string{"__EnumValue"}
 func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.EnumValue) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __EnumValueImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25380,7 +25380,7 @@ var __FieldImplementors = []string{"__Field"}
 func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, obj *introspection.Field) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __FieldImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25438,7 +25438,7 @@ var __InputValueImplementors = []string{"__InputValue"}
 func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.InputValue) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __InputValueImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25496,7 +25496,7 @@ var __SchemaImplementors = []string{"__Schema"}
 func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet, obj *introspection.Schema) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __SchemaImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {
@@ -25554,7 +25554,7 @@ var __TypeImplementors = []string{"__Type"}
 func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, obj *introspection.Type) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, __TypeImplementors)
 
-	out := newObjectFields(fields) // see graph/generate
+	out := newObjectFields(fields)     // see graph/generate
 	var deferred graphql.DeferredGroup // fields resolve in order: see graph/generate
 	for i, field := range fields {
 		switch field.Name {

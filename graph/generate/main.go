@@ -19,6 +19,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"go/format"
 	"io/fs"
 	"os"
 
@@ -86,13 +87,17 @@ func main() {
 	}
 }
 
-// patchFile rewrites file with what patch makes of it, and leaves it alone if patch fails.
+// patchFile rewrites file with what patch makes of it, formatted, and leaves it alone if
+// patch fails or its output is not Go.
 func patchFile(file string, patch func([]byte) ([]byte, error)) error {
 	src, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
 	out, err := patch(src)
+	if err == nil {
+		out, err = format.Source(out)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
