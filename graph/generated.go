@@ -7226,23 +7226,24 @@ func (ec *executionContext) fieldContext_Account_health(_ context.Context, field
 }
 
 func (ec *executionContext) _Account_claimedBy(ctx context.Context, field graphql.CollectedField, obj *model.Account) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Account_claimedBy(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Account().ClaimedBy(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *Manager) graphql.Marshaler {
-			return ec.marshalOManager2ᚖorchardᚋgraphᚐManager(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_Account_claimedBy(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.Account().ClaimedBy(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalOManager2ᚖorchardᚋgraphᚐManager(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_Account_claimedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8186,23 +8187,24 @@ func (ec *executionContext) fieldContext_AppLabel_name(_ context.Context, field 
 }
 
 func (ec *executionContext) _AppLabel_app(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AppLabel_app(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.AppLabel().App(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
-			return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AppLabel_app(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.AppLabel().App(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AppLabel_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8264,23 +8266,24 @@ func (ec *executionContext) fieldContext_AppLabel_installOnSignIn(_ context.Cont
 }
 
 func (ec *executionContext) _AppleRegistration_account(ctx context.Context, field graphql.CollectedField, obj *model.AppleUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AppleRegistration_account(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.AppleRegistration().Account(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
-			return ec.marshalNAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_AppleRegistration_account(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.AppleRegistration().Account(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalNAccount2ᚖorchardᚋmodelᚐAccount(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AppleRegistration_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -8594,23 +8597,24 @@ func (ec *executionContext) fieldContext_AuditEvent_subjectId(_ context.Context,
 }
 
 func (ec *executionContext) _AuditEvent_account(ctx context.Context, field graphql.CollectedField, obj *model.AuditEvent) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_AuditEvent_account(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.AuditEvent().Account(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
-			return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_AuditEvent_account(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.AuditEvent().Account(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalOAccount2ᚖorchardᚋmodelᚐAccount(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_AuditEvent_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9040,23 +9044,24 @@ func (ec *executionContext) fieldContext_Device_status(_ context.Context, field 
 }
 
 func (ec *executionContext) _Device_user(ctx context.Context, field graphql.CollectedField, obj *model.Device) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Device_user(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Device().User(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_Device_user(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.Device().User(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_Device_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9230,23 +9235,24 @@ func (ec *executionContext) fieldContext_DeviceApp_reportedAt(_ context.Context,
 }
 
 func (ec *executionContext) _DeviceApp_app(ctx context.Context, field graphql.CollectedField, obj *model.DeviceApp) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceApp_app(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.DeviceApp().App(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
-			return ec.marshalOApp2ᚖorchardᚋmodelᚐApp(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_DeviceApp_app(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.DeviceApp().App(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalOApp2ᚖorchardᚋmodelᚐApp(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceApp_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9387,23 +9393,24 @@ func (ec *executionContext) fieldContext_DeviceCommand_id(_ context.Context, fie
 }
 
 func (ec *executionContext) _DeviceCommand_device(ctx context.Context, field graphql.CollectedField, obj *model.DeviceCommand) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceCommand_device(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.DeviceCommand().Device(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Device) graphql.Marshaler {
-			return ec.marshalNDevice2ᚖorchardᚋmodelᚐDevice(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_DeviceCommand_device(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.DeviceCommand().Device(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalNDevice2ᚖorchardᚋmodelᚐDevice(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceCommand_device(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9419,23 +9426,24 @@ func (ec *executionContext) fieldContext_DeviceCommand_device(_ context.Context,
 }
 
 func (ec *executionContext) _DeviceCommand_app(ctx context.Context, field graphql.CollectedField, obj *model.DeviceCommand) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceCommand_app(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.DeviceCommand().App(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
-			return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_DeviceCommand_app(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.DeviceCommand().App(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceCommand_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9451,23 +9459,24 @@ func (ec *executionContext) fieldContext_DeviceCommand_app(_ context.Context, fi
 }
 
 func (ec *executionContext) _DeviceCommand_assignment(ctx context.Context, field graphql.CollectedField, obj *model.DeviceCommand) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_DeviceCommand_assignment(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.DeviceCommand().Assignment(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.LicenseAssignment) graphql.Marshaler {
-			return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_DeviceCommand_assignment(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.DeviceCommand().Assignment(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalOLicenseAssignment2ᚖorchardᚋmodelᚐLicenseAssignment(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_DeviceCommand_assignment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -9847,23 +9856,24 @@ func (ec *executionContext) fieldContext_Group_dynamic(_ context.Context, field 
 }
 
 func (ec *executionContext) _Group_rule(ctx context.Context, field graphql.CollectedField, obj *model.Group) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Group_rule(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Group().Rule(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.GroupRule) graphql.Marshaler {
-			return ec.marshalOGroupRule2ᚖorchardᚋmodelᚐGroupRule(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_Group_rule(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.Group().Rule(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalOGroupRule2ᚖorchardᚋmodelᚐGroupRule(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_Group_rule(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10180,23 +10190,24 @@ func (ec *executionContext) fieldContext_LicenseAssignment_id(_ context.Context,
 }
 
 func (ec *executionContext) _LicenseAssignment_pool(ctx context.Context, field graphql.CollectedField, obj *model.LicenseAssignment) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseAssignment_pool(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.LicenseAssignment().Pool(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.LicensePool) graphql.Marshaler {
-			return ec.marshalNLicensePool2ᚖorchardᚋmodelᚐLicensePool(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseAssignment_pool(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.LicenseAssignment().Pool(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalNLicensePool2ᚖorchardᚋmodelᚐLicensePool(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseAssignment_pool(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10212,23 +10223,24 @@ func (ec *executionContext) fieldContext_LicenseAssignment_pool(_ context.Contex
 }
 
 func (ec *executionContext) _LicenseAssignment_account(ctx context.Context, field graphql.CollectedField, obj *model.LicenseAssignment) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseAssignment_account(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.LicenseAssignment().Account(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
-			return ec.marshalNAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseAssignment_account(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.LicenseAssignment().Account(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalNAccount2ᚖorchardᚋmodelᚐAccount(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseAssignment_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10244,23 +10256,24 @@ func (ec *executionContext) fieldContext_LicenseAssignment_account(_ context.Con
 }
 
 func (ec *executionContext) _LicenseAssignment_app(ctx context.Context, field graphql.CollectedField, obj *model.LicenseAssignment) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseAssignment_app(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.LicenseAssignment().App(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
-			return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseAssignment_app(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.LicenseAssignment().App(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseAssignment_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10311,23 +10324,24 @@ func (ec *executionContext) fieldContext_LicenseAssignment_clientUserId(_ contex
 }
 
 func (ec *executionContext) _LicenseAssignment_device(ctx context.Context, field graphql.CollectedField, obj *model.LicenseAssignment) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseAssignment_device(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.LicenseAssignment().Device(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Device) graphql.Marshaler {
-			return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_LicenseAssignment_device(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.LicenseAssignment().Device(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseAssignment_device(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10343,23 +10357,24 @@ func (ec *executionContext) fieldContext_LicenseAssignment_device(_ context.Cont
 }
 
 func (ec *executionContext) _LicenseAssignment_user(ctx context.Context, field graphql.CollectedField, obj *model.LicenseAssignment) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseAssignment_user(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.LicenseAssignment().User(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_LicenseAssignment_user(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.LicenseAssignment().User(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseAssignment_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10452,23 +10467,24 @@ func (ec *executionContext) fieldContext_LicenseAssignment_updatedAt(_ context.C
 }
 
 func (ec *executionContext) _LicenseAssignment_label(ctx context.Context, field graphql.CollectedField, obj *model.LicenseAssignment) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseAssignment_label(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.LicenseAssignment().Label(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Label) graphql.Marshaler {
-			return ec.marshalOLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_LicenseAssignment_label(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.LicenseAssignment().Label(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalOLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseAssignment_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -10930,23 +10946,24 @@ func (ec *executionContext) fieldContext_LicenseLabel_name(_ context.Context, fi
 }
 
 func (ec *executionContext) _LicenseLabel_app(ctx context.Context, field graphql.CollectedField, obj *model.Label) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicenseLabel_app(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.LicenseLabel().App(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
-			return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicenseLabel_app(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.LicenseLabel().App(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicenseLabel_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11381,23 +11398,24 @@ func (ec *executionContext) fieldContext_LicensePool_id(_ context.Context, field
 }
 
 func (ec *executionContext) _LicensePool_account(ctx context.Context, field graphql.CollectedField, obj *model.LicensePool) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicensePool_account(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.LicensePool().Account(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
-			return ec.marshalNAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicensePool_account(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.LicensePool().Account(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalNAccount2ᚖorchardᚋmodelᚐAccount(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicensePool_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -11413,23 +11431,24 @@ func (ec *executionContext) fieldContext_LicensePool_account(_ context.Context, 
 }
 
 func (ec *executionContext) _LicensePool_app(ctx context.Context, field graphql.CollectedField, obj *model.LicensePool) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_LicensePool_app(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.LicensePool().App(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.App) graphql.Marshaler {
-			return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_LicensePool_app(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.LicensePool().App(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalNApp2ᚖorchardᚋmodelᚐApp(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_LicensePool_app(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -15924,23 +15943,24 @@ func (ec *executionContext) fieldContext_SyncRun_id(_ context.Context, field gra
 }
 
 func (ec *executionContext) _SyncRun_account(ctx context.Context, field graphql.CollectedField, obj *model.SyncRun) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_SyncRun_account(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.SyncRun().Account(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Account) graphql.Marshaler {
-			return ec.marshalNAccount2ᚖorchardᚋmodelᚐAccount(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_SyncRun_account(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.SyncRun().Account(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalNAccount2ᚖorchardᚋmodelᚐAccount(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_SyncRun_account(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16758,23 +16778,24 @@ func (ec *executionContext) fieldContext_Viewer_role(_ context.Context, field gr
 }
 
 func (ec *executionContext) _WaitingHolder_label(ctx context.Context, field graphql.CollectedField, obj *model.PolicyWaiting) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_WaitingHolder_label(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.WaitingHolder().Label(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Label) graphql.Marshaler {
-			return ec.marshalNLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx, selections, v)
-		},
-		true,
-		true,
-	)
+	fc, err := ec.fieldContext_WaitingHolder_label(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.WaitingHolder().Label(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalNLicenseLabel2ᚖorchardᚋmodelᚐLabel(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_WaitingHolder_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16797,23 +16818,24 @@ func (ec *executionContext) fieldContext_WaitingHolder_kind(_ context.Context, f
 }
 
 func (ec *executionContext) _WaitingHolder_device(ctx context.Context, field graphql.CollectedField, obj *model.PolicyWaiting) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_WaitingHolder_device(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.WaitingHolder().Device(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Device) graphql.Marshaler {
-			return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_WaitingHolder_device(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.WaitingHolder().Device(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalODevice2ᚖorchardᚋmodelᚐDevice(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_WaitingHolder_device(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
@@ -16829,23 +16851,24 @@ func (ec *executionContext) fieldContext_WaitingHolder_device(_ context.Context,
 }
 
 func (ec *executionContext) _WaitingHolder_user(ctx context.Context, field graphql.CollectedField, obj *model.PolicyWaiting) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_WaitingHolder_user(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.WaitingHolder().User(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(ctx, selections, v)
-		},
-		true,
-		false,
-	)
+	fc, err := ec.fieldContext_WaitingHolder_user(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.WaitingHolder().User(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalOUser2ᚖorchardᚋmodelᚐUser(ctx, field.Selections, res)
 }
 func (ec *executionContext) fieldContext_WaitingHolder_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{

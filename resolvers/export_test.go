@@ -1,6 +1,10 @@
 package resolvers
 
-import "time"
+import (
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+)
 
 // WithFeed returns cfg with the licenseEvents feed hub polling every interval, with buffer
 // events per subscriber, the given overlap and the given time a dropped WebSocket has to take
@@ -20,5 +24,11 @@ func WithFeed(cfg Config, interval time.Duration, buffer int, overlap, stuck tim
 		o.stuck = stuck
 	}
 	cfg.feed = o
+	return cfg
+}
+
+// WithFieldProbe returns cfg with a field middleware after the server's own.
+func WithFieldProbe(cfg Config, probe graphql.FieldMiddleware) Config {
+	cfg.fieldProbe = probe
 	return cfg
 }

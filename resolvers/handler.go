@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -111,6 +112,8 @@ type Config struct {
 
 	// feed tunes the licenseEvents feed hub (tests); zero: defaultFeedOptions.
 	feed feedOptions
+	// fieldProbe, if set, is a field middleware after meterField (tests: what it sees).
+	fieldProbe graphql.FieldMiddleware
 }
 
 // apqCacheSize bounds the automatic persisted queries held (least recently used go first;
@@ -172,7 +175,13 @@ func NewHandler(cfg Config) http.Handler {
 	srv.AroundResponses(observeResponses)
 	srv.AroundResponses(responseLoaders(cfg.DB))
 	srv.AroundResponses(limitResponse(lim.ResponseBytes))
+	// The executor's fast paths (graph/generate) resolve plain fields and to-one relations
+	// without the field middleware: it sees the root fields, the fields with arguments, the
+	// lists and the computed scalars (TestFieldMiddlewareSees).
 	srv.AroundFields(meterField)
+	if cfg.fieldProbe != nil {
+		srv.AroundFields(cfg.fieldProbe)
+	}
 
 	var h http.Handler = srv
 	h = requestLoaders(cfg.DB, h)

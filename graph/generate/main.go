@@ -32,9 +32,10 @@ import (
 // (all but the subscription root, which streams), so that the patch of the executor can check
 // it found one group in each (see dropDeferredGroups).
 type sequentialFields struct {
-	objects int
-	inPlace int             // the objects that are neither streamed nor roots
-	plain   map[string]bool // the executor functions of the plain fields: see plainFields
+	objects   int
+	inPlace   int             // the objects that are neither streamed nor roots
+	plain     map[string]bool // the executor functions of the plain fields: see plainFields
+	relations map[string]bool // and of the to-one relations: see relations
 }
 
 func (*sequentialFields) Name() string { return "orchard-sequential-fields" }
@@ -54,6 +55,7 @@ func (p *sequentialFields) GenerateCode(data *codegen.Data) error {
 		}
 	}
 	p.plain = plainFields(data)
+	p.relations = relations(data)
 	return nil
 }
 
@@ -71,6 +73,9 @@ func main() {
 			src, err := dropDeferredGroups(src, plugin.objects)
 			if err == nil {
 				src, err = readPlainFields(src, plugin.plain)
+			}
+			if err == nil {
+				src, err = resolveRelations(src, plugin.relations)
 			}
 			if err == nil {
 				src, err = marshalListsInOrder(src)

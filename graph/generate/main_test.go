@@ -226,3 +226,53 @@ func TestWriteFieldSets(t *testing.T) {
 		}
 	}
 }
+
+// The relation patch replaces the executor function of exactly the relations the plugin
+// found, and fails — naming itself and the fields — when one is not in the form it expects.
+func TestResolveRelations(t *testing.T) {
+	t.Parallel()
+	relation := func(name, call string) string {
+		return strings.Replace(plainFieldFn(name, "obj.X", "ec.marshalNGroup2ᚖorchardᚋmodelᚐGroup"), "return obj.X, nil", "return "+call, 1)
+	}
+	group := relation("_User_group", "ec.Resolvers.User().Group(ctx, obj)")
+	plain := plainFieldFn("_User_email", "obj.Email", "ec.marshalOString2ᚖstring")
+	got, err := resolveRelations([]byte(group+plain), map[string]bool{"_User_group": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `func (ec *executionContext) _User_group(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
+	fc, err := ec.fieldContext_User_group(ctx, field) // a to-one relation: see graph/generate
+	if err != nil {
+		return graphql.Null
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	defer func() {
+		if r := recover(); r != nil {
+			ec.Error(ctx, ec.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	res, err := ec.Resolvers.User().Group(ctx, obj)
+	if err != nil {
+		ec.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+		return graphql.Null
+	}
+	fc.Result = res
+	return ec.marshalNGroup2ᚖorchardᚋmodelᚐGroup(ctx, field.Selections, res)
+}
+` + plain
+	if diff := cmp.Diff(want, string(got)); diff != "" {
+		t.Errorf("patched executor mismatch (-want +got):\n%s", diff)
+	}
+	for _, c := range []struct {
+		fields  map[string]bool
+		wantErr string
+	}{
+		{nil, "patch resolve-relations: the schema has no to-one relations"},
+		{map[string]bool{"_User_group": true, "_User_email": true}, "patch resolve-relations: 1 relations not in the form written for (did gqlgen change?): _User_email"},
+	} {
+		if _, err := resolveRelations([]byte(group+plain), c.fields); err == nil || !strings.Contains(err.Error(), c.wantErr) {
+			t.Errorf("err = %v, want one containing %q", err, c.wantErr)
+		}
+	}
+}
