@@ -101,9 +101,11 @@ func relations(data *codegen.Data) map[string]bool {
 	return out
 }
 
-// relationField is gqlgen's executor function for a to-one relation; its groups are the
-// function's name, its signature, the resolver's call and the marshaller of its value.
-var relationField = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (_\w+)(\(ctx context\.Context, field graphql\.CollectedField, obj [^\n]*\) \(ret graphql\.Marshaler\)) \{
+// fieldFn is gqlgen's executor function for a field with neither arguments nor directives;
+// its groups are the function's name, its signature, what the field resolves (a value read
+// off the object, "obj.X, nil" or "obj.X(), nil", or a resolver's call) and the marshaller of
+// that value.
+var fieldFn = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (_\w+)(\(ctx context\.Context, field graphql\.CollectedField, obj [^\n]*\) \(ret graphql\.Marshaler\)) \{
 	return graphql\.ResolveField\(
 		ctx,
 		ec\.OperationContext,
@@ -112,7 +114,7 @@ var relationField = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (_\w
 			return ec\.fieldContext\w+\(ctx, field\)
 		\},
 		func\(ctx context\.Context\) \(any, error\) \{
-			return (ec\.Resolvers\.\w+\(\)\.\w+\(ctx, obj\))
+			return (obj\.\w+(?:\(\))?, nil|ec\.Resolvers\.\w+\(\)\.\w+\(ctx, obj\))
 		\},
 		nil,
 		func\(ctx context\.Context, selections ast\.SelectionSet, v [^\n]*\) graphql\.Marshaler \{
@@ -124,20 +126,49 @@ var relationField = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (_\w
 }
 `)
 
+// field is what rewriteFields tells a patch of one executor function: its name and signature,
+// what the field resolves (a value read off obj, or a resolver's call) and its marshaller.
+type field struct {
+	name, signature, resolves, marshal string
+	resolver                           bool // resolves is a resolver's call
+}
+
+// rewriteFields replaces the executor function of each of the fields (named as gqlgen names
+// them) by what rewrite makes of it, and fails, naming the patch and the fields, when one of
+// them is not in the form fieldFn matches or is not of the kind the patch is for (resolver).
+func rewriteFields(patch, what string, src []byte, fields map[string]bool, resolver bool, rewrite func(f field, flag bool) []byte) ([]byte, error) {
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("patch %s: the schema has no %s (did the plugin run?)", patch, what)
+	}
+	done := map[string]bool{}
+	out := fieldFn.ReplaceAllFunc(src, func(fn []byte) []byte {
+		m := fieldFn.FindSubmatch(fn)
+		f := field{name: string(m[1]), signature: string(m[2]), resolves: strings.TrimSuffix(string(m[3]), ", nil"), marshal: string(m[4]),
+			resolver: bytes.HasPrefix(m[3], []byte("ec.Resolvers."))}
+		flag, ok := fields[f.name]
+		if !ok || f.resolver != resolver {
+			return fn
+		}
+		done[f.name] = true
+		return rewrite(f, flag)
+	})
+	var missing []string
+	for f := range fields {
+		if !done[f] {
+			missing = append(missing, f)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("patch %s: %d %s not in the form written for (did gqlgen change?): %s", patch, len(missing), what, strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
 // resolveRelations replaces the executor function of each of the to-one relations (named as
 // relations names them) by one that resolves it without the field middleware.
 func resolveRelations(src []byte, fields map[string]bool) ([]byte, error) {
-	const name = "resolve-relations"
-	if len(fields) == 0 {
-		return nil, fmt.Errorf("patch %s: the schema has no to-one relations (did the plugin run?)", name)
-	}
-	done := map[string]bool{}
-	out := relationField.ReplaceAllFunc(src, func(fn []byte) []byte {
-		m := relationField.FindSubmatch(fn)
-		if !fields[string(m[1])] {
-			return fn
-		}
-		done[string(m[1])] = true
+	return rewriteFields("resolve-relations", "to-one relations", src, fields, true, func(f field, _ bool) []byte {
 		return fmt.Appendf(nil, `func (ec *executionContext) %[1]s%[2]s {
 	fc, err := ec.fieldContext%[1]s(ctx, field) // a to-one relation: see graph/generate
 	if err != nil {
@@ -158,63 +189,18 @@ func resolveRelations(src []byte, fields map[string]bool) ([]byte, error) {
 	fc.Result = res
 	return %[4]s(ctx, field.Selections, res)
 }
-`, m[1], m[2], m[3], m[4])
+`, f.name, f.signature, f.resolves, f.marshal)
 	})
-	var missing []string
-	for f := range fields {
-		if !done[f] {
-			missing = append(missing, f)
-		}
-	}
-	sort.Strings(missing)
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("patch %s: %d relations not in the form written for (did gqlgen change?): %s", name, len(missing), strings.Join(missing, ", "))
-	}
-	return out, nil
 }
-
-// plainField is gqlgen's executor function for a plain field; its groups are the function's
-// name, its signature, the value it reads off the object and the marshaller of that value.
-var plainField = regexp.MustCompile(`(?m)^func \(ec \*executionContext\) (_\w+)(\(ctx context\.Context, field graphql\.CollectedField, obj [^\n]*\) \(ret graphql\.Marshaler\)) \{
-	return graphql\.ResolveField\(
-		ctx,
-		ec\.OperationContext,
-		field,
-		func\(ctx context\.Context, field graphql\.CollectedField\) \(\*graphql\.FieldContext, error\) \{
-			return ec\.fieldContext\w+\(ctx, field\)
-		\},
-		func\(ctx context\.Context\) \(any, error\) \{
-			return (obj\.\w+(?:\(\))?), nil
-		\},
-		nil,
-		func\(ctx context\.Context, selections ast\.SelectionSet, v [^\n]*\) graphql\.Marshaler \{
-			return (ec\.[^(\s]+)\(ctx, selections, v\)
-		\},
-		true,
-		(?:true|false),
-	\)
-}
-`)
 
 // readPlainFields replaces the executor function of each of the plain fields (named as
 // plainFields names them, true for a leaf) by one that marshals the field's value at once: a
 // leaf with the context of its object, an object (or a list of them) with a field context of
 // its own, as gqlgen gives it, so that the paths of what is below it are right.
 func readPlainFields(src []byte, fields map[string]bool) ([]byte, error) {
-	const name = "read-plain-fields"
-	if len(fields) == 0 {
-		return nil, fmt.Errorf("patch %s: the schema has no plain fields (did the plugin run?)", name)
-	}
-	done := map[string]bool{}
-	out := plainField.ReplaceAllFunc(src, func(fn []byte) []byte {
-		m := plainField.FindSubmatch(fn)
-		leaf, ok := fields[string(m[1])]
-		if !ok {
-			return fn
-		}
-		done[string(m[1])] = true
+	return rewriteFields("read-plain-fields", "plain fields", src, fields, false, func(f field, leaf bool) []byte {
 		if leaf {
-			return fmt.Appendf(nil, "func (ec *executionContext) %s%s {\n\treturn %s(ctx, field.Selections, %s) // a plain field: see graph/generate\n}\n", m[1], m[2], m[4], m[3])
+			return fmt.Appendf(nil, "func (ec *executionContext) %s%s {\n\treturn %s(ctx, field.Selections, %s) // a plain field: see graph/generate\n}\n", f.name, f.signature, f.marshal, f.resolves)
 		}
 		return fmt.Appendf(nil, `func (ec *executionContext) %[1]s%[2]s {
 	fc, err := ec.fieldContext%[1]s(ctx, field) // a plain field: see graph/generate
@@ -225,19 +211,8 @@ func readPlainFields(src []byte, fields map[string]bool) ([]byte, error) {
 	fc.Result = res
 	return %[4]s(graphql.WithFieldContext(ctx, fc), field.Selections, res)
 }
-`, m[1], m[2], m[3], m[4])
+`, f.name, f.signature, f.resolves, f.marshal)
 	})
-	var missing []string
-	for f := range fields {
-		if !done[f] {
-			missing = append(missing, f)
-		}
-	}
-	sort.Strings(missing)
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("patch %s: %d plain fields not in the form written for (did gqlgen change?): %s", name, len(missing), strings.Join(missing, ", "))
-	}
-	return out, nil
 }
 
 // The text marshalListsInOrder replaces in gqlgen's list marshallers, and what it puts instead.

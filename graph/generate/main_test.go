@@ -269,7 +269,7 @@ func TestResolveRelations(t *testing.T) {
 		wantErr string
 	}{
 		{nil, "patch resolve-relations: the schema has no to-one relations"},
-		{map[string]bool{"_User_group": true, "_User_email": true}, "patch resolve-relations: 1 relations not in the form written for (did gqlgen change?): _User_email"},
+		{map[string]bool{"_User_group": true, "_User_email": true}, "patch resolve-relations: 1 to-one relations not in the form written for (did gqlgen change?): _User_email"},
 	} {
 		if _, err := resolveRelations([]byte(group+plain), c.fields); err == nil || !strings.Contains(err.Error(), c.wantErr) {
 			t.Errorf("err = %v, want one containing %q", err, c.wantErr)
