@@ -313,6 +313,30 @@ type crashPool struct {
 
 // crashPools reads the pools' counts straight from the database (errors, such as a busy SQLite
 // file while a run is being killed, give no rows).
+// fullPass asks for a full pass of the harness's one account and waits until it succeeded.
+func fullPass(t *testing.T, cl *crashClient, d *db.DB) {
+	t.Helper()
+	var acct struct {
+		Accounts struct{ Nodes []struct{ ID string } }
+	}
+	cl.must(t, `{ accounts { nodes { id } } }`, nil, &acct)
+	runsBefore := crashCount(t, d, "SELECT COUNT(*) FROM sync_runs WHERE kind = 'FULL' AND status = 'SUCCEEDED'")
+	var synced struct {
+		SyncAccount struct {
+			SyncRun    *struct{ ID string }
+			UserErrors []struct{ Code, Message string }
+		}
+	}
+	cl.must(t, `mutation($id: ID!) { syncAccount(input: {accountId: $id, kind: FULL}) { syncRun { id } userErrors { code message } } }`,
+		map[string]any{"id": acct.Accounts.Nodes[0].ID}, &synced)
+	if synced.SyncAccount.SyncRun == nil {
+		t.Fatalf("syncAccount: %+v", synced.SyncAccount.UserErrors)
+	}
+	crashWait(t, "a full pass", 60*time.Second, func() bool {
+		return crashCount(t, d, "SELECT COUNT(*) FROM sync_runs WHERE kind = 'FULL' AND status = 'SUCCEEDED'") > runsBefore
+	})
+}
+
 func crashPools(ctx context.Context, d *db.DB) []crashPool {
 	rs, err := d.SQL().QueryContext(ctx, "SELECT adam_id, total_count, assigned_count, reserved_count, apple_assigned_count FROM license_pools")
 	if err != nil {

@@ -188,25 +188,7 @@ func policyCrashRun(t *testing.T, bin string, e dbtest.Engine) {
 	// and a pass whose read of the assets crossed a reclaim batch at Apple writes the count
 	// from before the batch (CI saw 1,100 for 1,000 held, once): the next pass puts it right.
 	// So it is checked after a full pass, as TestCrashSafety ends.
-	var acct struct {
-		Accounts struct{ Nodes []struct{ ID string } }
-	}
-	cl.must(t, `{ accounts { nodes { id } } }`, nil, &acct)
-	runsBefore := crashCount(t, d, "SELECT COUNT(*) FROM sync_runs WHERE kind = 'FULL' AND status = 'SUCCEEDED'")
-	var synced struct {
-		SyncAccount struct {
-			SyncRun    *struct{ ID string }
-			UserErrors []struct{ Code, Message string }
-		}
-	}
-	cl.must(t, `mutation($id: ID!) { syncAccount(input: {accountId: $id, kind: FULL}) { syncRun { id } userErrors { code message } } }`,
-		map[string]any{"id": acct.Accounts.Nodes[0].ID}, &synced)
-	if synced.SyncAccount.SyncRun == nil {
-		t.Fatalf("syncAccount: %+v", synced.SyncAccount.UserErrors)
-	}
-	crashWait(t, "a full pass", 60*time.Second, func() bool {
-		return crashCount(t, d, "SELECT COUNT(*) FROM sync_runs WHERE kind = 'FULL' AND status = 'SUCCEEDED'") > runsBefore
-	})
+	fullPass(t, cl, d)
 	for _, p := range crashPools(context.Background(), d) {
 		if p.appleAssigned != 1000 {
 			t.Errorf("pool %s: Apple's assigned %d after a full pass; want 1000", p.adamID, p.appleAssigned)
