@@ -7,8 +7,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 )
 
-// The two pieces of the executor that graph/generate puts in place of gqlgen's on the read
-// path (why: see the package comment of graph/generate, "The read fast paths").
+// The pieces of the executor that graph/generate puts in place of gqlgen's on the read path
+// (what each replaces and why: graph/generate/fastpaths.go, "The read fast paths").
 
 // marshalInOrder marshals the items of a list one after the other, each with the field
 // context gqlgen gives a list item (its index, for paths), and turns an item's panic into an

@@ -19,14 +19,16 @@ import (
 // four patches of gqlgen's output bring it to about 1.4×, with the executor otherwise as
 // gqlgen wrote it:
 //
-//   - readPlainFields: a plain field — a scalar or enum read straight off its object (a struct
-//     field, or a method without a context, arguments or an error), with no resolver and no
-//     directive — is marshalled at once, without graphql.ResolveField. What that skips cannot
-//     apply to such a field: it has no error to place at its path and no resolver to time, and
-//     a panic (only a method could) is recovered by the enclosing field, one level up. The
-//     field middleware (resolvers.meterField, the response-size meter) does not see plain
-//     fields: their values are already in memory, in their object, and the response's JSON is
-//     still held to the bound as a whole.
+//   - readPlainFields: a plain field — a value read straight off its object (a struct field,
+//     or a method without a context, arguments or an error), with no resolver and no
+//     directive — is marshalled at once, without graphql.ResolveField: a scalar or enum with
+//     its object's context, an object or a list (edges, node, pageInfo) with a field context
+//     of its own, so that the paths below it are right. What that skips cannot apply to such a
+//     field: it has no error to place at its path and no resolver to time, and a panic (only a
+//     method could) is recovered by the enclosing field, one level up. The field middleware
+//     (resolvers.meterField, the response-size meter) does not see plain fields: their values
+//     are already in memory, in their object, and the response's JSON is still held to the
+//     bound as a whole.
 //   - resolveRelations: a to-one relation — an object a resolver returns, without arguments
 //     or directives — is resolved as graphql.ResolveField resolves it (its field context, the
 //     panic recovered to a null and an error at its path, the resolver's error at its path and
