@@ -56,14 +56,31 @@ import (
 // plainFields returns the functions, named as gqlgen names them (_Object_field), of the plain
 // fields of the schema's objects (see readPlainFields), and whether each is a leaf.
 func plainFields(data *codegen.Data) map[string]bool {
+	return pickFields(data, func(f *codegen.Field) (bool, bool) {
+		return f.TypeReference.Definition.IsLeafType(), isPlain(f)
+	})
+}
+
+// relations returns the functions (_Object_field) of the to-one relations of the schema's
+// objects: see resolveRelations.
+func relations(data *codegen.Data) map[string]bool {
+	return pickFields(data, func(f *codegen.Field) (bool, bool) { return true, isRelation(f) })
+}
+
+// pickFields returns, by executor function (_Object_field), the value pick gives each field of
+// the objects that are neither roots nor streamed, for the fields it picks (ok).
+func pickFields(data *codegen.Data, pick func(*codegen.Field) (v, ok bool)) map[string]bool {
 	out := map[string]bool{}
 	for _, o := range data.Objects {
 		if o.Root || o.Stream {
 			continue
 		}
 		for _, f := range o.Fields {
-			if isPlain(f) {
-				out["_"+o.Name+"_"+f.Name] = f.TypeReference.Definition.IsLeafType()
+			if f.TypeReference == nil || f.TypeReference.Definition == nil {
+				continue
+			}
+			if v, ok := pick(f); ok {
+				out["_"+o.Name+"_"+f.Name] = v
 			}
 		}
 	}
@@ -75,32 +92,17 @@ func isPlain(f *codegen.Field) bool {
 	if f.IsResolver || f.IsBatch() || f.IsMap() || len(f.Args) > 0 || f.HasDirectives() || f.Stream {
 		return false
 	}
-	if f.TypeReference == nil || f.TypeReference.Definition == nil {
-		return false
-	}
 	if f.IsMethod() {
 		return !f.MethodHasContext && f.NoErr && !f.VOkFunc && !f.HasHaser
 	}
 	return f.IsVariable()
 }
 
-// relations returns the functions (_Object_field) of the to-one relations of the schema's
-// objects: see resolveRelations.
-func relations(data *codegen.Data) map[string]bool {
-	out := map[string]bool{}
-	for _, o := range data.Objects {
-		if o.Root || o.Stream {
-			continue
-		}
-		for _, f := range o.Fields {
-			if f.IsResolver && !f.IsBatch() && len(f.Args) == 0 && !f.HasDirectives() && !f.Stream &&
-				f.TypeReference != nil && f.TypeReference.Definition != nil &&
-				!f.TypeReference.Definition.IsLeafType() && !f.TypeReference.IsSlice() {
-				out["_"+o.Name+"_"+f.Name] = true
-			}
-		}
-	}
-	return out
+// isRelation says whether a field is a to-one relation: one object a resolver returns, without
+// arguments or directives.
+func isRelation(f *codegen.Field) bool {
+	return f.IsResolver && !f.IsBatch() && len(f.Args) == 0 && !f.HasDirectives() && !f.Stream &&
+		!f.TypeReference.Definition.IsLeafType() && !f.TypeReference.IsSlice()
 }
 
 // fieldFn is gqlgen's executor function for a field with neither arguments nor directives;
